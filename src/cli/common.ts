@@ -1,0 +1,83 @@
+/**
+ * Helpers shared by every command group: global options, the Reporter, result rendering,
+ * examples in help, and error → exit code mapping.
+ */
+import type { Command } from "commander";
+import { type DockpackError, toDockpackError } from "../core/errors.js";
+import { createReporter, type LogLevel, printResult, type Reporter } from "../core/output.js";
+
+/** Global options every command inherits from the root program. */
+export interface GlobalOptions {
+  json: boolean;
+  logLevel: LogLevel;
+  color: boolean;
+  quiet: boolean;
+}
+
+/** Reads the root program's global options from any (sub)command. */
+export function globalOptions(cmd: Command): GlobalOptions {
+  const o = cmd.optsWithGlobals() as {
+    json?: boolean;
+    logLevel?: LogLevel;
+    color?: boolean;
+    quiet?: boolean;
+  };
+  return {
+    json: Boolean(o.json),
+    logLevel: o.logLevel ?? "info",
+    color: o.color !== false && !process.env.NO_COLOR,
+    quiet: Boolean(o.quiet),
+  };
+}
+
+/** Creates the Reporter for a command from its global options. */
+export function reporterFor(cmd: Command): Reporter {
+  const g = globalOptions(cmd);
+  return createReporter({
+    json: g.json,
+    level: g.logLevel,
+    quiet: g.quiet,
+    color: g.color && Boolean(process.stderr.isTTY),
+  });
+}
+
+/** Appends an "Examples:" section to a command's help. */
+export function withExamples(cmd: Command, examples: string[]): Command {
+  cmd.addHelpText("after", `\nExamples:\n${examples.map((e) => `  $ ${e}`).join("\n")}\n`);
+  return cmd;
+}
+
+/** Prints an error as the CLI does: `error:`/`hint:` on stderr, and JSON on stdout under --json. */
+export function reportError(err: DockpackError, g: GlobalOptions): void {
+  if (g.json) process.stdout.write(`${JSON.stringify({ error: err.toJSON() }, null, 2)}\n`);
+  const red = (s: string) => (g.color && process.stderr.isTTY ? `\u001b[31m${s}\u001b[0m` : s);
+  process.stderr.write(`${red("error:")} ${err.message}\n`);
+  if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+  if (g.logLevel === "debug" || g.logLevel === "trace") {
+    const stack = (err.cause instanceof Error ? err.cause.stack : undefined) ?? err.stack;
+    if (stack) process.stderr.write(`${stack}\n`);
+  }
+}
+
+/**
+ * Wraps a command action: builds the Reporter, runs `fn`, prints its result (JSON under --json,
+ * else the text from `human`), and maps errors to exit codes (1, or 2 for usage errors).
+ */
+export function action<T>(
+  fn: (reporter: Reporter, cmd: Command, ...args: any[]) => Promise<T>,
+  human?: (result: T) => string,
+): (...args: any[]) => Promise<void> {
+  return async (...args: any[]) => {
+    const cmd = args[args.length - 1] as Command;
+    const g = globalOptions(cmd);
+    const reporter = reporterFor(cmd);
+    try {
+      const result = await fn(reporter, cmd, ...args.slice(0, -1));
+      printResult(g.json, result, human ? human(result) : undefined);
+    } catch (e) {
+      const err = toDockpackError(e);
+      reportError(err, g);
+      process.exitCode = err.usage ? 2 : 1;
+    }
+  };
+}

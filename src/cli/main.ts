@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+/**
+ * The `dockpack` command: the root program, global options, lazy loading of command groups and
+ * exit codes (0 success, 1 failure, 2 usage error).
+ */
+import { readFileSync } from "node:fs";
+import { Command, CommanderError, Option } from "commander";
+import { GROUPS } from "./groups.js";
+
+const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
+
+/** Finds the first positional word of argv (the group name), skipping global options. */
+function firstCommand(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--log-level") {
+      i++;
+      continue;
+    }
+    if (!a.startsWith("-")) return a;
+  }
+  return undefined;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const wantsJson = argv.includes("--json");
+  const program = new Command("dockpack")
+    .description(
+      "Package container environments and move them elsewhere: per-branch environments and their\n" +
+        "packages, image deltas, Dev Container Features, packaging targets and tool services.",
+    )
+    .version(pkg.version, "-V, --version", "print the dockpack version")
+    .option("--json", "print the result as one JSON document on stdout (logs stay on stderr)")
+    .addOption(
+      new Option("--log-level <level>", "how much to log on stderr")
+        .choices(["error", "warn", "info", "debug", "trace"])
+        .default("info"),
+    )
+    .option("--no-color", "no colours in the output (also when NO_COLOR is set)")
+    .option("-q, --quiet", "log only errors and draw no progress bars")
+    .showSuggestionAfterError(true)
+    .enablePositionalOptions(false)
+    .exitOverride()
+    .configureOutput({
+      outputError: (str, write) => {
+        write(str);
+        if (wantsJson) {
+          const message = str.replace(/^error: /, "").trim();
+          process.stdout.write(`${JSON.stringify({ error: { code: "USAGE_ERROR", message } }, null, 2)}\n`);
+        }
+      },
+    });
+  program.addHelpText(
+    "after",
+    "\nExamples:\n  $ dockpack --help\n  $ dockpack --version\n" +
+      GROUPS.map((g) => `  $ dockpack ${g.name} --help`).join("\n") +
+      "\n",
+  );
+
+  const selected = firstCommand(argv);
+  for (const group of GROUPS) {
+    if (group.name === selected) (await group.load()).register(program);
+    else program.command(group.name).description(group.summary);
+  }
+
+  try {
+    await program.parseAsync(argv, { from: "user" });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      const ok = ["commander.helpDisplayed", "commander.version", "commander.help"].includes(e.code);
+      process.exitCode = ok ? 0 : e.code === "commander.executeSubCommandAsync" ? e.exitCode : 2;
+      return;
+    }
+    throw e;
+  }
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});
