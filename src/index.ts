@@ -1,0 +1,6 @@
+/**
+ * dockpack's public library API. The CLI and the MCP server are thin front ends over these
+ * functions. Each domain adds its `export * from "./<domain>/index.js"` line.
+ */
+export * from "./core/errors.js";
+export * from "./core/output.js";
