@@ -5,7 +5,6 @@
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { DockpackError } from "./errors.js";
 
 /** A sha256 digest string: `sha256:` followed by 64 lowercase hex digits. */
@@ -72,13 +71,7 @@ export async function digestStream(readable: Readable): Promise<{ digest: string
  * @throws DockpackError `FS_ENOENT` etc. (via the caller's toDockpackError) when it cannot be read.
  */
 export async function digestFile(path: string): Promise<{ digest: string; size: number }> {
-  const ds = new DigestStream();
-  await pipeline(createReadStream(path), ds, async function* (src) {
-    for await (const _ of src) {
-      // drain
-    }
-  });
-  return { digest: ds.digest, size: ds.size };
+  return digestStream(createReadStream(path, { highWaterMark: 1024 * 1024 }));
 }
 
 /**
