@@ -1,0 +1,53 @@
+/**
+ * Bundles the tool service runtime (`runtime/entry.ts`: HTTP server, tool runner, manifest
+ * and schema validation) with esbuild into one self-contained CommonJS file for Node 20, used
+ * as `server.cjs` in the container and as the main script of the single executable.
+ */
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+import { DockpackError } from "../core/errors.js";
+
+function entryPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const name of ["entry.ts", "entry.js"]) {
+    const p = join(here, "runtime", name);
+    if (existsSync(p)) return p;
+  }
+  throw new DockpackError(
+    "BUNDLE_ENTRY_MISSING",
+    `The tool runtime entry is missing in ${join(here, "runtime")}.`,
+    {
+      hint: "Reinstall dockpack.",
+    },
+  );
+}
+
+/**
+ * Builds the runtime bundle for `toolId` (its default tool).
+ * @returns the bundle text (deterministic: same sources and id → same bytes); a few hundred KiB
+ * @throws DockpackError `BUNDLE_FAILED` with esbuild's messages
+ */
+export async function bundleRuntime(toolId: string): Promise<string> {
+  try {
+    const res = await build({
+      entryPoints: [entryPath()],
+      bundle: true,
+      platform: "node",
+      format: "cjs",
+      target: "node20",
+      write: false,
+      minify: true,
+      legalComments: "none",
+      logLevel: "silent",
+      define: { __DOCKPACK_TOOL_ID__: JSON.stringify(toolId) },
+      banner: { js: "// dockpack tool service runtime (bundled with esbuild; see docs/commands/tool.md)" },
+    });
+    return res.outputFiles[0].text;
+  } catch (e) {
+    throw new DockpackError("BUNDLE_FAILED", `Bundling the tool runtime failed: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+}

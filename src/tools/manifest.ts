@@ -1,0 +1,251 @@
+/**
+ * Tool manifests: the `tool.yaml` file that describes a tool, its schema (zod), loading with
+ * errors that name the file and the field, and discovery of every tool in a tools directory.
+ *
+ * A tool is a folder holding `tool.yaml` and the tool's own files. An `executable` tool is a
+ * program that reads one JSON object (on stdin, or as an argument) and prints one JSON object on
+ * stdout; a `workflow` is an ordered list of steps that call other tools.
+ */
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { parseDocument } from "yaml";
+import { z } from "zod";
+import { DockpackError } from "../core/errors.js";
+
+/** The file name of a tool manifest inside a tool folder. */
+export const MANIFEST_NAME = "tool.yaml";
+
+/** Placeholders a tool's `command` may use. */
+export const PLACEHOLDERS = ["{tool_dir}", "{input_json}", "{input_file}"] as const;
+
+const jsonSchema = z
+  .record(z.string(), z.unknown())
+  .describe("a JSON Schema (draft 2020-12 or draft-07) describing a JSON object");
+
+const workflowStep = z.strictObject({
+  id: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "lower-case letters, digits, '-' or '_'"),
+  tool: z.string().min(1),
+  /** Step input: literal values; strings `$input.<path>` / `$steps.<id>.<path>` are mapped. */
+  input: z.record(z.string(), z.unknown()).default({}),
+});
+
+/** The zod schema of `tool.yaml`. Unknown keys are errors (they are usually typos). */
+export const ToolManifestSchema = z
+  .strictObject({
+    id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "lower-case letters, digits, '-' or '_', at most 63"),
+    name: z.string().min(1),
+    description: z.string().default(""),
+    version: z.string().min(1).default("0.0.0"),
+    type: z.enum(["executable", "workflow"]),
+    command: z.array(z.string().min(1)).min(1).optional(),
+    /** How the input reaches the program: `stdin` (default), or `argument` ({input_json}/{input_file} in command). */
+    input_mode: z.enum(["stdin", "argument"]).default("stdin"),
+    input_schema: jsonSchema.default({ type: "object" }),
+    output_schema: jsonSchema.default({ type: "object" }),
+    timeout_seconds: z.number().positive().max(86_400).default(30),
+    env: z
+      .strictObject({
+        required: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)).default([]),
+        set: z.record(z.string(), z.string()).default({}),
+      })
+      .default({ required: [], set: {} }),
+    dependencies: z
+      .strictObject({
+        npm: z.array(z.string()).default([]),
+        pip: z.array(z.string()).default([]),
+        apt: z.array(z.string()).default([]),
+      })
+      .default({ npm: [], pip: [], apt: [] }),
+    /** The string property of the input that `--prompt TEXT` fills; default: the first string property. */
+    prompt_field: z.string().optional(),
+    steps: z.array(workflowStep).min(1).optional(),
+    /** Workflow result: a mapping like a step input; default: the last step's output. */
+    output: z.unknown().optional(),
+  })
+  .superRefine((m, ctx) => {
+    if (m.type === "executable" && !m.command)
+      ctx.addIssue({ code: "custom", path: ["command"], message: "an executable tool needs a command" });
+    if (m.type === "workflow" && !m.steps)
+      ctx.addIssue({ code: "custom", path: ["steps"], message: "a workflow needs steps" });
+    if (m.type === "workflow" && m.command)
+      ctx.addIssue({ code: "custom", path: ["command"], message: "a workflow has steps, not a command" });
+    if (m.command && m.input_mode === "argument" && !m.command.some((a) => /\{input_(json|file)\}/.test(a)))
+      ctx.addIssue({
+        code: "custom",
+        path: ["command"],
+        message: "input_mode 'argument' needs {input_json} or {input_file} in the command",
+      });
+    const ids = new Set<string>();
+    for (const [i, s] of (m.steps ?? []).entries()) {
+      if (ids.has(s.id))
+        ctx.addIssue({ code: "custom", path: ["steps", i, "id"], message: `duplicate step id '${s.id}'` });
+      ids.add(s.id);
+    }
+  });
+
+/** A parsed, validated `tool.yaml` (defaults applied). */
+export type ToolManifest = z.infer<typeof ToolManifestSchema>;
+
+/** A tool found on disk: its manifest plus where it lives. */
+export interface Tool {
+  manifest: ToolManifest;
+  /** Absolute path of the tool folder (`{tool_dir}`). */
+  dir: string;
+  /** Absolute path of its `tool.yaml`. */
+  manifestPath: string;
+}
+
+/** The short summary `tool list` prints for each tool. */
+export interface ToolSummary {
+  id: string;
+  name: string;
+  type: "executable" | "workflow";
+  version: string;
+  description: string;
+  dir: string;
+}
+
+/**
+ * Resolves the tools directory: the given one, else `$DOCKPACK_TOOLS_DIR`, else `./tools`.
+ * @returns an absolute path (not checked for existence)
+ */
+export function resolveToolsDir(toolsDir?: string): string {
+  return resolve(toolsDir ?? process.env.DOCKPACK_TOOLS_DIR ?? "tools");
+}
+
+function pathText(path: readonly PropertyKey[]): string {
+  return path.length === 0 ? "(top level)" : path.map((p) => String(p)).join(".");
+}
+
+/**
+ * Parses and validates the text of a `tool.yaml`.
+ * @param text YAML text
+ * @param label the file name used in messages
+ * @throws DockpackError `TOOL_MANIFEST_INVALID` naming the file and each bad field (`details.issues`)
+ */
+export function parseManifest(text: string, label: string): ToolManifest {
+  const doc = parseDocument(text, { prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new DockpackError("TOOL_MANIFEST_INVALID", `${label}: not valid YAML: ${doc.errors[0].message}`, {
+      hint: "Fix the YAML syntax of the tool manifest.",
+    });
+  }
+  const data = doc.toJS();
+  const parsed = ToolManifestSchema.safeParse(data);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${pathText(i.path)}: ${i.message}`);
+    throw new DockpackError("TOOL_MANIFEST_INVALID", `${label}: ${issues.join("; ")}`, {
+      hint: "Fix these fields of the tool manifest (see docs/commands/tool.md for the tool.yaml format).",
+      details: { file: label, issues },
+    });
+  }
+  return parsed.data;
+}
+
+/**
+ * Loads the tool in folder `dir`.
+ * @throws DockpackError `TOOL_NOT_FOUND` when `dir/tool.yaml` is missing, `TOOL_MANIFEST_INVALID`
+ */
+export async function loadTool(dir: string): Promise<Tool> {
+  const abs = resolve(dir);
+  const manifestPath = join(abs, MANIFEST_NAME);
+  let text: string;
+  try {
+    text = await readFile(manifestPath, "utf8");
+  } catch (e) {
+    throw new DockpackError("TOOL_NOT_FOUND", `No ${MANIFEST_NAME} in ${abs}.`, {
+      hint: "A tool is a folder holding tool.yaml.",
+      cause: e,
+    });
+  }
+  return { manifest: parseManifest(text, manifestPath), dir: abs, manifestPath };
+}
+
+/**
+ * Loads every tool in `toolsDir` (each sub-folder holding a `tool.yaml`), sorted by id.
+ * @throws DockpackError `TOOLS_DIR_MISSING`, `TOOL_MANIFEST_INVALID`, `TOOL_ID_DUPLICATE`
+ */
+export async function loadTools(toolsDir?: string): Promise<Tool[]> {
+  const dir = resolveToolsDir(toolsDir);
+  let names: string[];
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new Error("not a directory");
+    names = (await readdir(dir)).sort();
+  } catch (e) {
+    throw new DockpackError(
+      "TOOLS_DIR_MISSING",
+      `The tools directory ${dir} does not exist or is not a directory.`,
+      {
+        hint: "Pass --tools-dir DIR (or set DOCKPACK_TOOLS_DIR) to a folder of tool folders.",
+        cause: e,
+      },
+    );
+  }
+  const tools: Tool[] = [];
+  const seen = new Map<string, string>();
+  for (const name of names) {
+    const sub = join(dir, name);
+    try {
+      await stat(join(sub, MANIFEST_NAME));
+    } catch {
+      continue;
+    }
+    const tool = await loadTool(sub);
+    const prev = seen.get(tool.manifest.id);
+    if (prev)
+      throw new DockpackError(
+        "TOOL_ID_DUPLICATE",
+        `Tool id '${tool.manifest.id}' is used by ${prev} and ${sub}.`,
+        {
+          hint: "Give each tool a unique id.",
+        },
+      );
+    seen.set(tool.manifest.id, sub);
+    tools.push(tool);
+  }
+  return tools.sort((a, b) => a.manifest.id.localeCompare(b.manifest.id));
+}
+
+/**
+ * Finds tool `id` in `toolsDir`.
+ * @throws DockpackError `TOOL_NOT_FOUND` listing the known ids, plus the errors of {@link loadTools}
+ */
+export async function findTool(id: string, toolsDir?: string): Promise<Tool> {
+  const tools = await loadTools(toolsDir);
+  const hit = tools.find((t) => t.manifest.id === id);
+  if (!hit) {
+    const known = tools.map((t) => t.manifest.id);
+    throw new DockpackError("TOOL_NOT_FOUND", `No tool '${id}' in ${resolveToolsDir(toolsDir)}.`, {
+      hint: known.length
+        ? `Known tools: ${known.join(", ")}.`
+        : "That directory holds no tools (folders with tool.yaml).",
+      details: { known },
+    });
+  }
+  return hit;
+}
+
+/** The summary row of a tool. */
+export function summarize(tool: Tool): ToolSummary {
+  const m = tool.manifest;
+  return {
+    id: m.id,
+    name: m.name,
+    type: m.type,
+    version: m.version,
+    description: m.description,
+    dir: tool.dir,
+  };
+}
+
+/**
+ * Lists the tools of a directory (see {@link loadTools}).
+ * @returns `{ toolsDir, tools: ToolSummary[] }`
+ */
+export async function listTools(options: { toolsDir?: string } = {}): Promise<{
+  toolsDir: string;
+  tools: ToolSummary[];
+}> {
+  const tools = await loadTools(options.toolsDir);
+  return { toolsDir: resolveToolsDir(options.toolsDir), tools: tools.map(summarize) };
+}

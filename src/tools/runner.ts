@@ -1,0 +1,172 @@
+/**
+ * Runs an executable tool once: fills the command's placeholders, passes the input (stdin or an
+ * argument), enforces the timeout, and parses the one JSON object the program prints on stdout.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa } from "execa";
+import { DockpackError } from "../core/errors.js";
+import type { Tool } from "./manifest.js";
+
+/** Largest stdout / stderr a tool may print, in bytes (16 MiB). */
+export const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
+
+/** Options of {@link runExecutable}. */
+export interface RunToolOptions {
+  /** Overrides the manifest's `timeout_seconds` (seconds). */
+  timeoutSeconds?: number;
+  /** Extra environment for the program (on top of process.env and the manifest's `env.set`). */
+  env?: Record<string, string>;
+  /** Aborts the run (the program is killed). */
+  signal?: AbortSignal;
+}
+
+/** What one run of a program produced. */
+export interface RunOutcome {
+  /** The parsed JSON object from stdout. */
+  output: Record<string, unknown>;
+  /** Its stderr (the last 64 KiB at most), for logs and `tool recover`. */
+  stderr: string;
+  /** Wall time, in seconds. */
+  durationSeconds: number;
+}
+
+/** The program used for `node` in a command: `$DOCKPACK_NODE`, else this process's node. */
+function nodeProgram(): string {
+  return process.env.DOCKPACK_NODE || process.execPath;
+}
+
+/**
+ * Parses a tool's stdout: the whole text as JSON, else its last non-empty line (tools that log
+ * to stdout before the result).
+ * @returns the object, or null when no JSON object is found
+ */
+export function parseToolStdout(stdout: string): Record<string, unknown> | null {
+  const tryParse = (s: string) => {
+    try {
+      const v = JSON.parse(s) as unknown;
+      return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+    } catch {
+      return null;
+    }
+  };
+  const whole = tryParse(stdout.trim());
+  if (whole) return whole;
+  const lines = stdout.split("\n").filter((l) => l.trim() !== "");
+  return lines.length ? tryParse(lines[lines.length - 1]) : null;
+}
+
+function tail(text: string, lines = 12): string {
+  return text.split("\n").slice(-lines).join("\n").trim();
+}
+
+/**
+ * Runs executable tool `tool` with `input` (already validated).
+ * Placeholders: `{tool_dir}` (absolute tool folder), `{input_json}` (the input as JSON text),
+ * `{input_file}` (a temp file holding it). The program runs in the tool folder.
+ * @throws DockpackError `TOOL_ENV_MISSING` (a required env var is unset), `TOOL_TIMEOUT`,
+ *   `TOOL_FAILED` (non-zero exit; message carries the stderr tail, `details.stderr` more),
+ *   `TOOL_OUTPUT_NOT_JSON`, `TOOL_OUTPUT_TOO_LARGE`, `PROGRAM_MISSING`
+ */
+export async function runExecutable(
+  tool: Tool,
+  input: Record<string, unknown>,
+  options: RunToolOptions = {},
+): Promise<RunOutcome> {
+  const m = tool.manifest;
+  if (!m.command) throw new DockpackError("TOOL_NOT_EXECUTABLE", `Tool '${m.id}' has no command.`);
+  const env: Record<string, string> = { ...m.env.set, ...options.env };
+  const missing = m.env.required.filter((k) => !(env[k] ?? process.env[k]));
+  if (missing.length)
+    throw new DockpackError(
+      "TOOL_ENV_MISSING",
+      `Tool '${m.id}' needs the environment variable(s) ${missing.join(", ")}, which are not set.`,
+      { hint: `Set ${missing.join(", ")} in the environment (or in .env for a compiled service).` },
+    );
+  const json = JSON.stringify(input);
+  let tmp: string | undefined;
+  const argv: string[] = [];
+  for (const arg of m.command) {
+    let a = arg.replaceAll("{tool_dir}", tool.dir).replaceAll("{input_json}", json);
+    if (a.includes("{input_file}")) {
+      if (!tmp) {
+        tmp = await mkdtemp(join(tmpdir(), "dockpack-tool-"));
+        await writeFile(join(tmp, "input.json"), json);
+      }
+      a = a.replaceAll("{input_file}", join(tmp, "input.json"));
+    }
+    argv.push(a);
+  }
+  const program = argv[0] === "node" ? nodeProgram() : argv[0];
+  const timeoutSeconds = options.timeoutSeconds ?? m.timeout_seconds;
+  const started = performance.now();
+  try {
+    const res = await execa(program, argv.slice(1), {
+      cwd: tool.dir,
+      env,
+      input: m.input_mode === "stdin" ? json : "",
+      timeout: Math.round(timeoutSeconds * 1000),
+      forceKillAfterDelay: 2000,
+      cancelSignal: options.signal,
+      maxBuffer: MAX_OUTPUT_BYTES,
+      reject: false,
+      stripFinalNewline: false,
+    });
+    const durationSeconds = (performance.now() - started) / 1000;
+    const stdout = String(res.stdout ?? "");
+    const stderr = String(res.stderr ?? "").slice(-65536);
+    if (res.timedOut)
+      throw new DockpackError(
+        "TOOL_TIMEOUT",
+        `Tool '${m.id}' did not finish within ${timeoutSeconds} s and was stopped.`,
+        {
+          hint: "Raise timeout_seconds in tool.yaml if the tool needs longer.",
+          details: { timeoutSeconds, stderr: tail(stderr) },
+        },
+      );
+    if (res.isMaxBuffer)
+      throw new DockpackError(
+        "TOOL_OUTPUT_TOO_LARGE",
+        `Tool '${m.id}' printed more than ${MAX_OUTPUT_BYTES} bytes.`,
+        {
+          hint: "A tool prints one JSON object on stdout; write large data to files instead.",
+        },
+      );
+    if (res.isCanceled) throw new DockpackError("TOOL_CANCELED", `Tool '${m.id}' was canceled.`);
+    const spawnCode = (res.cause as NodeJS.ErrnoException | undefined)?.code;
+    if (spawnCode === "ENOENT")
+      throw new DockpackError(
+        "PROGRAM_MISSING",
+        `Tool '${m.id}': spawn ${argv[0]} ENOENT (program not found).`,
+        {
+          hint: `Install '${argv[0]}' or fix the command in ${tool.manifestPath}; 'dockpack tool recover ${m.id}' suggests packages.`,
+          details: { program: argv[0], stderr: `spawn ${argv[0]} ENOENT` },
+        },
+      );
+    if (res.exitCode !== 0) {
+      const t = tail(stderr);
+      throw new DockpackError(
+        "TOOL_FAILED",
+        `Tool '${m.id}' failed with exit code ${res.exitCode ?? res.signal}${t ? `:\n${t}` : ""}`,
+        {
+          hint: `Run 'dockpack tool recover ${m.id} --input …' to look for missing modules or programs.`,
+          details: { exitCode: res.exitCode, signal: res.signal, stderr },
+        },
+      );
+    }
+    const output = parseToolStdout(stdout);
+    if (!output)
+      throw new DockpackError(
+        "TOOL_OUTPUT_NOT_JSON",
+        `Tool '${m.id}' did not print a JSON object on stdout.`,
+        {
+          hint: "The program must print exactly one JSON object (logs go to stderr).",
+          details: { stdout: stdout.slice(0, 2000) },
+        },
+      );
+    return { output, stderr, durationSeconds };
+  } finally {
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  }
+}
