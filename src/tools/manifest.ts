@@ -56,6 +56,8 @@ export const ToolManifestSchema = z
         apt: z.array(z.string()).default([]),
       })
       .default({ npm: [], pip: [], apt: [] }),
+    /** A valid input, used by generated test.sh and docs; default: built from input_schema. */
+    example_input: z.record(z.string(), z.unknown()).optional(),
     /** The string property of the input that `--prompt TEXT` fills; default: the first string property. */
     prompt_field: z.string().optional(),
     steps: z.array(workflowStep).min(1).optional(),

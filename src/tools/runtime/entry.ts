@@ -147,8 +147,8 @@ async function readStdin(): Promise<string> {
 }
 
 main().catch((e: unknown) => {
-  const err = e as Error & { usage?: boolean; hint?: string };
+  const err = e as Error & { usage?: boolean; code?: string };
   process.stderr.write(`error: ${err.message}\n`);
   if (isDockpackError(e) && e.hint) process.stderr.write(`hint: ${e.hint}\n`);
-  process.exitCode = err.usage || (isDockpackError(e) && e.usage) ? 2 : 1;
+  process.exitCode = err.usage || String(err.code).startsWith("ERR_PARSE_ARGS") ? 2 : 1;
 });

@@ -1,0 +1,301 @@
+/**
+ * `tool compile`: turns a tool into a deployable package — a Docker build context (Dockerfile,
+ * compose file, scripts, README, .env) and/or a standalone executable (Node SEA). Every file
+ * comes from `templates/tools/` and the tool's folder: the same input gives the same files.
+ * The package is staged beside OUTPUT_PATH and moved into place only when complete.
+ */
+import { chmod, copyFile, lstat, mkdir, readdir, readlink, stat, symlink, writeFile } from "node:fs/promises";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import { DockpackError } from "../core/errors.js";
+import type { Reporter } from "../core/output.js";
+import { silentReporter } from "../core/output.js";
+import { bundleRuntime } from "./bundle.js";
+import { buildExecutable, type ExeInfo } from "./compile-exe.js";
+import { directoryResolver } from "./invoke.js";
+import type { Tool } from "./manifest.js";
+import { sampleInput } from "./sample.js";
+import { checkOutputPath, createStage } from "./stage.js";
+import { renderTemplate } from "./templates.js";
+
+/** The base image of generated Dockerfiles unless `--base-image` is given (pinned tag). */
+export const DEFAULT_BASE_IMAGE = "node:20.20.2-bookworm-slim";
+
+/** What `compile` produces. */
+export const COMPILE_TARGETS = ["docker", "exe", "both"] as const;
+/** One of {@link COMPILE_TARGETS}. */
+export type CompileTarget = (typeof COMPILE_TARGETS)[number];
+
+/** Options of {@link compileTool}. */
+export interface CompileOptions {
+  /** Tool id, looked up in `toolsDir`. */
+  id: string;
+  /** Folder of tool folders (default `$DOCKPACK_TOOLS_DIR` or `./tools`). */
+  toolsDir?: string;
+  /** Output folder (default `./docker-package`). */
+  output?: string;
+  /** `docker` (default), `exe` or `both`. */
+  target?: CompileTarget;
+  /** Base image of the Dockerfile (default {@link DEFAULT_BASE_IMAGE}). */
+  baseImage?: string;
+  /** API port (default 8080). */
+  port?: number;
+  /** Also write a CI workflow: `github` (.github/workflows/docker-image.yml). */
+  ci?: "github";
+  /** Replace an existing non-empty output folder. */
+  force?: boolean;
+}
+
+/** One generated file. */
+export interface GeneratedFile {
+  /** Path relative to the output folder, `/`-separated. */
+  path: string;
+  /** Size in bytes. */
+  bytes: number;
+}
+
+/** Result of {@link compileTool}. */
+export interface CompileResult {
+  tool_id: string;
+  target: CompileTarget;
+  /** Absolute output folder. */
+  output: string;
+  /** The image name build.sh and compose use (docker, both). */
+  image?: string;
+  base_image?: string;
+  port: number;
+  /** The executable (exe, both). */
+  exe?: ExeInfo;
+  /** Every file written, sorted by path. */
+  files: GeneratedFile[];
+}
+
+/** Collects `tool` and, for workflows, every tool its steps call (recursively), sorted by id. */
+export async function toolClosure(tool: Tool, toolsDir?: string): Promise<Tool[]> {
+  const resolveTool = directoryResolver(toolsDir);
+  const found = new Map<string, Tool>([[tool.manifest.id, tool]]);
+  const queue = [tool];
+  while (queue.length) {
+    const t = queue.shift() as Tool;
+    for (const step of t.manifest.steps ?? []) {
+      if (found.has(step.tool)) continue;
+      const sub = await resolveTool(step.tool);
+      found.set(step.tool, sub);
+      queue.push(sub);
+    }
+  }
+  return [...found.values()].sort((a, b) => a.manifest.id.localeCompare(b.manifest.id));
+}
+
+const SKIP = new Set([".git", ".DS_Store", "__pycache__", ".env"]);
+
+/** Copies a tool folder (streams; modes normalised to 0755/0644; symlinks kept if inside). */
+async function copyToolDir(src: string, dest: string): Promise<void> {
+  await mkdir(dest, { recursive: true });
+  for (const name of (await readdir(src)).sort()) {
+    if (SKIP.has(name)) continue;
+    const from = join(src, name);
+    const to = join(dest, name);
+    const st = await lstat(from);
+    if (st.isDirectory()) await copyToolDir(from, to);
+    else if (st.isSymbolicLink()) {
+      const target = await readlink(from);
+      const abs = resolve(dirname(from), target);
+      if (target.startsWith("/") || !(abs + sep).startsWith(src + sep))
+        throw new DockpackError(
+          "TOOL_SYMLINK_OUTSIDE",
+          `${from} links outside the tool folder (${target}).`,
+          {
+            hint: "Copy the file into the tool folder instead of linking to it.",
+          },
+        );
+      await symlink(target, to);
+    } else if (st.isFile()) {
+      await copyFile(from, to);
+      await chmod(to, st.mode & 0o111 ? 0o755 : 0o644);
+    }
+  }
+}
+
+async function listFiles(root: string, dir = root): Promise<GeneratedFile[]> {
+  const out: GeneratedFile[] = [];
+  for (const name of (await readdir(dir)).sort()) {
+    const p = join(dir, name);
+    const st = await lstat(p);
+    if (st.isDirectory()) out.push(...(await listFiles(root, p)));
+    else out.push({ path: relative(root, p).split(sep).join("/"), bytes: st.size });
+  }
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+function imageName(tool: Tool): string {
+  const tag = tool.manifest.version.replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 128);
+  return `dockpack-tool-${tool.manifest.id}:${tag}`;
+}
+
+function dependencyLines(tools: Tool[]): { system: string; npm: string } {
+  const apt = [...new Set(tools.flatMap((t) => t.manifest.dependencies.apt))].sort();
+  const pip = [...new Set(tools.flatMap((t) => t.manifest.dependencies.pip))].sort();
+  const system: string[] = [];
+  if (apt.length)
+    system.push(
+      "# System packages the tool declares (dependencies.apt).",
+      `RUN apt-get update && apt-get install -y --no-install-recommends ${apt.join(" ")} && rm -rf /var/lib/apt/lists/*`,
+    );
+  if (pip.length)
+    system.push(
+      "# Python packages the tool declares (dependencies.pip).",
+      `RUN python3 -m pip install --no-cache-dir ${pip.join(" ")}`,
+    );
+  const npm = tools
+    .filter((t) => t.manifest.dependencies.npm.length)
+    .map(
+      (t) =>
+        `RUN cd /app/tools/${t.manifest.id} && npm install --omit=dev --no-audit --no-fund ${t.manifest.dependencies.npm.join(" ")}`,
+    );
+  return {
+    system: system.length ? `\n${system.join("\n")}\n` : "",
+    npm: npm.length ? `${["# npm packages the tool declares (dependencies.npm).", ...npm].join("\n")}\n` : "",
+  };
+}
+
+const sq = (s: string) => s.replaceAll("'", "'\\''");
+
+/**
+ * Compiles tool `id` into a package in `output`.
+ * @returns what was written (paths relative to `output`, sizes in bytes)
+ * @throws DockpackError `TOOL_NOT_FOUND`, `TOOL_MANIFEST_INVALID`, `OUTPUT_EXISTS` (non-empty
+ *   output without `force`), `COMPILE_OPTION_INVALID` (usage), `BUNDLE_FAILED`, `SEA_*`;
+ *   on any error nothing is left at `output` (an existing one is untouched)
+ */
+export async function compileTool(
+  options: CompileOptions,
+  reporter: Reporter = silentReporter(),
+): Promise<CompileResult> {
+  const target = options.target ?? "docker";
+  if (!COMPILE_TARGETS.includes(target))
+    throw new DockpackError("COMPILE_OPTION_INVALID", `Unknown target '${target}'.`, {
+      hint: "Use docker, exe or both.",
+      usage: true,
+    });
+  const port = options.port ?? 8080;
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new DockpackError(
+      "COMPILE_OPTION_INVALID",
+      `Port ${options.port} is not an integer from 1 to 65535.`,
+      {
+        usage: true,
+      },
+    );
+  const baseImage = options.baseImage ?? DEFAULT_BASE_IMAGE;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._/:@-]*$/.test(baseImage))
+    throw new DockpackError("COMPILE_OPTION_INVALID", `'${baseImage}' is not an image reference.`, {
+      usage: true,
+    });
+  const resolveTool = directoryResolver(options.toolsDir);
+  const tool = await resolveTool(options.id);
+  const tools = await toolClosure(tool, options.toolsDir);
+  const output = resolve(options.output ?? "docker-package");
+  await checkOutputPath(output, Boolean(options.force));
+  try {
+    if ((await stat(output)).isFile() && !options.force)
+      throw new DockpackError("OUTPUT_EXISTS", `${output} is a file.`, { hint: "Choose a folder path." });
+  } catch (e) {
+    if (e instanceof DockpackError) throw e;
+  }
+
+  const m = tool.manifest;
+  const image = imageName(tool);
+  const sample = JSON.stringify(sampleInput(tool));
+  const workdir = relative(process.cwd(), output).split(sep).join("/") || ".";
+  const deps = dependencyLines(tools);
+  const values: Record<string, string> = {
+    TOOL_ID: m.id,
+    TOOL_NAME: m.name,
+    TOOL_DESCRIPTION: m.description || m.name,
+    TOOL_VERSION: m.version,
+    TOOL_COMMAND: m.command?.join(" ") ?? `workflow: ${(m.steps ?? []).map((s) => s.tool).join(" → ")}`,
+    BASE_IMAGE: baseImage,
+    PORT: String(port),
+    IMAGE: image,
+    IMAGE_NAME: `dockpack-tool-${m.id}`,
+    CONTAINER: `dockpack-tool-${m.id}`,
+    SAMPLE_INPUT: sq(sample),
+    TIMEOUT: String(m.timeout_seconds),
+    INPUT_SCHEMA: JSON.stringify(m.input_schema, null, 2),
+    WORKFLOW_NOTE:
+      tools.length > 1
+        ? ` (and the tools its workflow steps call: ${tools
+            .filter((t) => t !== tool)
+            .map((t) => t.manifest.id)
+            .join(", ")})`
+        : "",
+    SYSTEM_DEPENDENCIES: deps.system,
+    TOOL_DEPENDENCIES: deps.npm,
+    REQUIRED_ENV: (() => {
+      const req = [...new Set(tools.flatMap((t) => t.manifest.env.required))].sort();
+      return req.length
+        ? `\n# Required by the tool (it fails without them):\n${req.map((k) => `${k}=`).join("\n")}\n`
+        : "";
+    })(),
+    WORKDIR: workdir,
+  };
+
+  const stage = await createStage(output);
+  try {
+    const dir = stage.dir;
+    const write = async (rel: string, text: string, mode = 0o644) => {
+      const p = join(dir, rel);
+      await mkdir(dirname(p), { recursive: true });
+      await writeFile(p, text);
+      await chmod(p, mode);
+    };
+    reporter.info(`bundling the service runtime for '${m.id}' (esbuild)`);
+    await write("server.cjs", await bundleRuntime(m.id));
+    for (const t of tools) await copyToolDir(t.dir, join(dir, "tools", t.manifest.id));
+    const envExample = await renderTemplate("env.example.tmpl", values);
+    await write(".env.example", envExample);
+    await write(".env", envExample);
+    await write(".gitignore", await renderTemplate("gitignore.tmpl", values));
+    if (target === "docker" || target === "both") {
+      await write("Dockerfile", await renderTemplate("Dockerfile.tmpl", values));
+      await write(".dockerignore", await renderTemplate("dockerignore.tmpl", values));
+      await write("docker-compose.yml", await renderTemplate("docker-compose.yml.tmpl", values));
+      await write("README.md", await renderTemplate("README.md.tmpl", values));
+      for (const s of ["build.sh", "run.sh", "test.sh", "stop.sh", "docker-compose-up.sh"])
+        await write(s, await renderTemplate(`${s}.tmpl`, values), 0o755);
+      if (options.ci === "github")
+        await write(
+          ".github/workflows/docker-image.yml",
+          await renderTemplate("github-workflow.yml.tmpl", values),
+        );
+    }
+    let exe: ExeInfo | undefined;
+    if (target === "exe" || target === "both") {
+      exe = await buildExecutable(dir, tool, reporter);
+      await write(
+        "BUILD_INSTRUCTIONS.md",
+        await renderTemplate("BUILD_INSTRUCTIONS.md.tmpl", {
+          ...values,
+          EXE_NAME: exe.name,
+          NODE_VERSION: process.versions.node,
+          PLATFORM: `${process.platform}-${process.arch}`,
+        }),
+      );
+    }
+    const files = await listFiles(dir);
+    await stage.commit();
+    reporter.info(`wrote ${files.length} files to ${output}`);
+    return {
+      tool_id: m.id,
+      target,
+      output,
+      ...(target !== "exe" ? { image, base_image: baseImage } : {}),
+      port,
+      ...(exe ? { exe: { ...exe, path: join(output, exe.path) } } : {}),
+      files,
+    };
+  } catch (e) {
+    await stage.abort();
+    throw e;
+  }
+}
