@@ -14,7 +14,7 @@
  * chown every file to the container's user, so it is left off to keep the owners in the tar.
  */
 import { randomBytes } from "node:crypto";
-import { PassThrough, type Readable } from "node:stream";
+import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type Docker from "dockerode";
 import tar from "tar-stream";
@@ -181,13 +181,21 @@ export async function readVolumeTar(name: string): Promise<Readable> {
   }
   const extract = tar.extract();
   const pack = tar.pack();
-  const out = new PassThrough();
-  let cleaned = false;
+  let removal: Promise<void> | undefined;
   const cleanup = () => {
-    if (cleaned) return;
-    cleaned = true;
-    void removeQuietly(container);
+    removal ??= removeQuietly(container);
+    return removal;
   };
+  // The output ends only after the helper container is gone, so a caller that sees `end` sees
+  // no leftover container.
+  const out = new Transform({
+    transform(chunk, _enc, cb) {
+      cb(null, chunk);
+    },
+    flush(cb) {
+      cleanup().then(() => cb());
+    },
+  });
   extract.on("entry", (header, body, next) => {
     const renamed = { ...header, name: relName(header.name) };
     if (header.linkname && header.type === "link") renamed.linkname = relName(header.linkname);
@@ -208,11 +216,11 @@ export async function readVolumeTar(name: string): Promise<Readable> {
     .catch((err) => {
       pack.destroy(engineError("reading files", name, err));
     });
-  pipeline(pack, out).then(cleanup, (err) => {
-    cleanup();
-    out.destroy(err);
+  pipeline(pack, out).catch(() => {});
+  out.on("close", () => {
+    (raw as unknown as Readable).destroy?.();
+    void cleanup();
   });
-  out.on("close", cleanup);
   return out;
 }
 

@@ -1,0 +1,214 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { after, test } from "node:test";
+import tar from "tar-stream";
+import { HELPER_LABEL } from "../../../src/core/docker/helper-image.js";
+import {
+  createVolume,
+  readVolumeTar,
+  removeVolume,
+  volumeExists,
+  volumeSize,
+  writeVolumeTar,
+} from "../../../src/core/docker/volumes.js";
+import { needsEngine } from "../../helpers/engine.js";
+import { ensureFixture } from "../../helpers/fixtures.js";
+
+const prefix = `dpt-vol-${randomBytes(4).toString("hex")}`;
+const created: string[] = [];
+
+function docker(...args: string[]): string {
+  return execFileSync("docker", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+}
+
+after(() => {
+  for (const v of created) {
+    try {
+      docker("volume", "rm", "-f", v);
+    } catch {
+      // gone
+    }
+  }
+});
+
+interface Entry {
+  name: string;
+  type: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  linkname: string | null;
+  size: number;
+}
+
+async function entries(stream: Readable): Promise<Entry[]> {
+  const out: Entry[] = [];
+  const extract = tar.extract();
+  extract.on("entry", (h, body, next) => {
+    out.push({
+      name: h.name,
+      type: h.type ?? "file",
+      mode: (h.mode ?? 0) & 0o7777,
+      uid: h.uid ?? -1,
+      gid: h.gid ?? -1,
+      linkname: h.linkname ?? null,
+      size: h.size ?? 0,
+    });
+    body.on("end", next);
+    body.resume();
+  });
+  await pipeline(stream, extract);
+  return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+function helpersFor(volume: string): string {
+  return docker(
+    "ps",
+    "-aq",
+    "--filter",
+    `label=${HELPER_LABEL}`,
+    "--filter",
+    `label=io.dockpack.volume=${volume}`,
+  );
+}
+
+const POPULATE = [
+  "set -e",
+  "cd /data",
+  "chown 999:998 . && chmod 0750 .",
+  "mkdir -p app/sub empty",
+  "chmod 0700 empty && chown 33:33 empty",
+  "echo hello > app/a.txt && chown 1000:1000 app/a.txt && chmod 0640 app/a.txt",
+  "head -c 70000 /dev/urandom > app/big.bin && chmod 0600 app/big.bin",
+  "echo tool > suid && chmod 4755 suid",
+  "echo g > sgid && chown 0:50 sgid && chmod 2711 sgid",
+  "echo linked > app/sub/orig && chown 7:7 app/sub/orig && chmod 4750 app/sub/orig",
+  "ln app/sub/orig hard",
+  "ln -s app/a.txt link",
+  "mkdir sticky && chmod 1777 sticky",
+].join("; ");
+
+test("a volume round-trips through readVolumeTar/writeVolumeTar with owners, modes, links and empty dirs", async (t) => {
+  if (!needsEngine(t)) return;
+  const busybox = await ensureFixture("busybox");
+  const src = `${prefix}-src`;
+  const dst = `${prefix}-dst`;
+  created.push(src, dst);
+  await createVolume(src, { "io.dockpack.test": "1" });
+  docker("run", "--rm", "--network", "none", "-v", `${src}:/data`, busybox, "sh", "-c", POPULATE);
+
+  const read = await entries(await readVolumeTar(src));
+  const byName = new Map(read.map((e) => [e.name, e]));
+  // Names are relative to the volume root; the root itself is "./".
+  assert.deepEqual(
+    read.map((e) => e.name),
+    [
+      "./",
+      "app/",
+      "app/a.txt",
+      "app/big.bin",
+      "app/sub/",
+      "app/sub/orig",
+      "empty/",
+      "hard",
+      "link",
+      "sgid",
+      "sticky/",
+      "suid",
+    ],
+  );
+  assert.deepEqual(
+    { mode: byName.get("./")?.mode, uid: byName.get("./")?.uid, gid: byName.get("./")?.gid },
+    { mode: 0o750, uid: 999, gid: 998 },
+  );
+  assert.equal(byName.get("app/a.txt")?.uid, 1000);
+  assert.equal(byName.get("app/a.txt")?.mode, 0o640);
+  assert.equal(byName.get("app/big.bin")?.size, 70000);
+  assert.equal(byName.get("suid")?.mode, 0o4755);
+  assert.equal(byName.get("sgid")?.mode, 0o2711);
+  assert.equal(byName.get("app/sub/orig")?.mode, 0o4750);
+  assert.equal(byName.get("empty/")?.mode, 0o700);
+  assert.equal(byName.get("sticky/")?.mode, 0o1777);
+  assert.equal(byName.get("link")?.type, "symlink");
+  assert.equal(byName.get("link")?.linkname, "app/a.txt");
+  // GNU tar order puts the first path of an inode first; the other is a hardlink entry to it.
+  const hard = [byName.get("hard"), byName.get("app/sub/orig")].find((e) => e?.type === "link");
+  assert.ok(hard, "one of the two hardlinked paths is a link entry");
+  assert.ok(["hard", "app/sub/orig"].includes(hard.linkname ?? ""));
+  assert.equal(helpersFor(src), "", "the helper container is removed after reading");
+
+  await createVolume(dst);
+  await writeVolumeTar(dst, await readVolumeTar(src));
+  assert.equal(helpersFor(dst), "", "the helper container is removed after writing");
+  assert.equal(helpersFor(src), "");
+
+  const copy = await entries(await readVolumeTar(dst));
+  assert.deepEqual(copy, read, "the copy has the same entries, owners, modes and links");
+  // Check on the engine side too: setuid kept (also on the hardlinked inode), one inode for both links.
+  const stat = docker(
+    "run",
+    "--rm",
+    "--network",
+    "none",
+    "-v",
+    `${dst}:/data:ro`,
+    busybox,
+    "sh",
+    "-c",
+    "cd /data && stat -c '%n %a %u:%g %h' . suid sgid hard app/sub/orig empty && cat app/a.txt && readlink link && [ $(stat -c %i hard) = $(stat -c %i app/sub/orig) ] && echo same-inode",
+  );
+  const lines = stat.split("\n");
+  assert.match(lines[0] ?? "", /^\. 750 999:998 \d+$/, "the root keeps its owner and mode");
+  assert.deepEqual(lines.slice(1), [
+    "suid 4755 0:0 1",
+    "sgid 2711 0:50 1",
+    "hard 4750 7:7 2",
+    "app/sub/orig 4750 7:7 2",
+    "empty 700 33:33 2",
+    "hello",
+    "app/a.txt",
+    "same-inode",
+  ]);
+
+  const size = await volumeSize(src);
+  assert.ok(size >= 70000 && size < 1_000_000, `volumeSize ${size} counts the file bytes`);
+});
+
+test("missing volumes and bad input fail clearly, without creating anything", async (t) => {
+  if (!needsEngine(t)) return;
+  const missing = `${prefix}-missing`;
+  created.push(missing);
+  for (const fn of [
+    () => readVolumeTar(missing),
+    () => volumeSize(missing),
+    () => removeVolume(missing),
+    () => writeVolumeTar(missing, Readable.from([Buffer.alloc(1024)])),
+  ]) {
+    await assert.rejects(fn, (err: Error & { code?: string; hint?: string }) => {
+      assert.equal(err.code, "VOLUME_NOT_FOUND");
+      assert.match(err.message, new RegExp(missing));
+      assert.ok(err.hint);
+      return true;
+    });
+  }
+  assert.equal(await volumeExists(missing), false, "reading a missing volume does not create it");
+
+  const vol = `${prefix}-bad`;
+  created.push(vol);
+  await createVolume(vol);
+  await assert.rejects(() => createVolume(vol), { code: "VOLUME_EXISTS" });
+  await assert.rejects(
+    () => writeVolumeTar(vol, Readable.from([Buffer.from("this is not a tar archive at all ".repeat(40))])),
+    (err: Error & { code?: string }) => {
+      assert.match(err.code ?? "", /^VOLUME_(TAR_INVALID|FAILED)$/);
+      assert.match(err.message, /volume|tar/);
+      return true;
+    },
+  );
+  assert.equal(helpersFor(vol), "", "the helper container is removed after a failed write");
+  await removeVolume(vol);
+  assert.equal(await volumeExists(vol), false);
+});
