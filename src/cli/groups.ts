@@ -22,4 +22,9 @@ export interface GroupEntry {
 export const GROUPS: GroupEntry[] = [
   // Each domain adds its row here when its commands work end to end, e.g.:
   // { name: "env", summary: "…", load: () => import("./env.js") },
+  {
+    name: "tool",
+    summary: "tool services: list, invoke, serve as an HTTP API, compile to a container or executable, recover",
+    load: () => import("./tool.js"),
+  },
 ];
