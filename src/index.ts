@@ -4,3 +4,4 @@
  */
 export * from "./core/errors.js";
 export * from "./core/output.js";
+export * from "./tools/index.js";

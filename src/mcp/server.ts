@@ -11,6 +11,7 @@ export type ToolRegistrar = (server: McpServer) => void;
 /** Domain registrars, loaded when the server starts. Each domain adds its line. */
 const REGISTRARS: (() => Promise<{ register: ToolRegistrar }>)[] = [
   // () => import("./env.js"),
+  () => import("./tools.js"),
 ];
 
 /** Builds the server with every domain's tools registered. */

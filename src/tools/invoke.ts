@@ -52,7 +52,7 @@ export function validateInput(tool: Tool, input: unknown): Record<string, unknow
       "TOOL_INPUT_INVALID",
       `Input for tool '${tool.manifest.id}' does not match its input_schema: ${errors.join("; ")}`,
       {
-        hint: "See the schema with 'dockpack tool list --json' or GET /api/info.",
+        hint: `See input_schema in ${tool.manifestPath} (or GET /api/info of its service).`,
         usage: true,
         details: { errors },
       },
