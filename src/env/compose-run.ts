@@ -1,0 +1,71 @@
+/**
+ * Running an environment's compose project, and pausing it safely: every call to docker-compose
+ * and every container stop/start an environment makes is in this file.
+ *
+ * Compose runs with the per-environment file `.dockpack/compose.yml`, the compose project name of
+ * the environment, and `--project-directory <worktree>` so that relative paths in the user's
+ * compose files (build contexts, bind mounts, env_file) and the worktree's `.env` keep working.
+ */
+import { join } from "node:path";
+import { runCompose } from "../core/docker/compose.js";
+import { listContainers, startContainers, stopContainers } from "../core/docker/containers.js";
+import { onCleanup } from "../core/fs.js";
+import type { Reporter } from "../core/output.js";
+import { ENV_COMPOSE_FILE } from "./settings.js";
+
+function composeArgs(worktree: string, args: string[]) {
+  return {
+    cwd: worktree,
+    files: [join(worktree, ENV_COMPOSE_FILE)],
+    args: ["--project-directory", worktree, ...args],
+  };
+}
+
+/** `docker-compose up -d` for the environment in `worktree`. Throws `COMMAND_FAILED`. */
+export async function composeUp(worktree: string, composeProject: string): Promise<void> {
+  await runCompose({ projectName: composeProject, ...composeArgs(worktree, ["up", "-d", "--no-build"]) });
+}
+
+/** `docker-compose down` (containers and networks removed, named volumes kept). */
+export async function composeDown(worktree: string, composeProject: string): Promise<void> {
+  await runCompose({ projectName: composeProject, ...composeArgs(worktree, ["down", "--remove-orphans"]) });
+}
+
+/** Ids of the running containers of a compose project. */
+export async function runningContainers(composeProject: string): Promise<string[]> {
+  const list = await listContainers({ labels: { "com.docker.compose.project": composeProject } });
+  return list.filter((c) => c.state === "running").map((c) => c.id);
+}
+
+/**
+ * Runs `fn` with the running containers of `composeProject` stopped, and starts them again
+ * afterwards — also when `fn` fails and when the process is interrupted (SIGINT/SIGTERM), through
+ * a core/fs cleanup hook.
+ */
+export async function withStoppedContainers<T>(
+  composeProject: string,
+  reporter: Reporter,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const ids = await runningContainers(composeProject);
+  if (ids.length === 0) return fn();
+  reporter.info(`stopping ${ids.length} running container(s) of ${composeProject}`);
+  let restarted = false;
+  const restart = async () => {
+    if (restarted) return;
+    restarted = true;
+    await startContainers(ids);
+  };
+  const unregister = onCleanup(restart);
+  try {
+    await stopContainers(ids);
+    return await fn();
+  } finally {
+    try {
+      reporter.info(`starting ${ids.length} container(s) of ${composeProject} again`);
+      await restart();
+    } finally {
+      unregister();
+    }
+  }
+}

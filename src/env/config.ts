@@ -1,0 +1,121 @@
+/**
+ * The environment configuration `.dockpack/config.yml` of a git repository: which compose files
+ * make up the app, where per-branch worktrees live, which named volumes and env files an
+ * environment package carries, and which service/port gives the environment's URL.
+ *
+ * The file is YAML, validated with a strict zod schema: an unknown or mistyped key is an error
+ * (`ENV_CONFIG_INVALID`) naming its path, e.g. `.dockpack/config.yml: web.prot: unknown key`.
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import YAML from "yaml";
+import { z } from "zod";
+import { DockpackError } from "../core/errors.js";
+
+/** Folder (relative to a repository or worktree root) holding dockpack's files. */
+export const DOCKPACK_DIR = ".dockpack";
+/** The config file, relative to the repository root. */
+export const CONFIG_FILE = `${DOCKPACK_DIR}/config.yml`;
+
+/** The schema of `.dockpack/config.yml` (version 1). Unknown keys are rejected. */
+export const envConfigSchema = z.strictObject({
+  /** Config schema version; only 1 exists. */
+  version: z.literal(1),
+  /** Project name; the compose project of branch B is `<project>-<B>` (sanitised). */
+  project: z
+    .string()
+    .regex(
+      /^[a-z0-9][a-z0-9_-]*$/,
+      "lower-case letters, digits, '-' and '_', starting with a letter or digit",
+    ),
+  /** Compose files, relative to the repository root, in `-f` order. */
+  compose_files: z.array(z.string().min(1)).min(1),
+  /** Where `env create` puts worktrees, relative to the repository root. */
+  worktrees_dir: z.string().min(1).default("worktrees"),
+  /** Logical names of the named volumes (as declared in the compose files) that packages carry. */
+  volumes: z.array(z.string().min(1)),
+  /** Env files (relative paths) that packages carry; missing ones are skipped. */
+  env_files: z.array(z.string().min(1)).default([".env"]),
+  /** The service and container port whose published host port makes the environment's URL. */
+  web: z
+    .strictObject({
+      service: z.string().min(1),
+      port: z.number().int().min(1).max(65535),
+      scheme: z.enum(["http", "https"]).default("http"),
+    })
+    .optional(),
+  /** Host port range that per-environment published ports are taken from (inclusive). */
+  port_range: z
+    .tuple([z.number().int().min(1024).max(65535), z.number().int().min(1024).max(65535)])
+    .default([20000, 29999]),
+});
+
+/** A parsed, validated `.dockpack/config.yml`. */
+export type EnvConfig = z.infer<typeof envConfigSchema>;
+
+/**
+ * Validates a parsed YAML/JSON value as an {@link EnvConfig}.
+ * @param label the file named in errors
+ * @throws DockpackError `ENV_CONFIG_INVALID` listing every problem as `<path>: <problem>`
+ */
+export function parseEnvConfig(value: unknown, label = CONFIG_FILE): EnvConfig {
+  const res = envConfigSchema.safeParse(value);
+  if (res.success) {
+    const [lo, hi] = res.data.port_range;
+    if (lo > hi) throw configError(label, [`port_range: ${lo} is above ${hi}`]);
+    return res.data;
+  }
+  const problems = res.error.issues.flatMap((issue) => {
+    const base = issue.path.map(String).join(".");
+    if (issue.code === "unrecognized_keys")
+      return issue.keys.map((k) => `${base ? `${base}.` : ""}${k}: unknown key`);
+    return [`${base || "(root)"}: ${issue.message}`];
+  });
+  throw configError(label, problems);
+}
+
+function configError(label: string, problems: string[]): DockpackError {
+  return new DockpackError("ENV_CONFIG_INVALID", `${label}: ${problems.join("; ")}`, {
+    hint: "Fix the file (see docs/commands/env.md for its keys), or run 'dockpack env init --force'.",
+    details: { file: label, problems },
+  });
+}
+
+/**
+ * Reads and validates `<root>/.dockpack/config.yml`.
+ * @throws DockpackError `ENV_NOT_INITIALISED` when the file is missing, `ENV_CONFIG_INVALID`
+ *   when it is not YAML or does not match the schema
+ */
+export async function loadEnvConfig(root: string): Promise<EnvConfig> {
+  const path = join(root, CONFIG_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT")
+      throw new DockpackError("ENV_NOT_INITIALISED", `${path} does not exist.`, {
+        hint: "Run 'dockpack env init' in the repository first.",
+      });
+    throw err;
+  }
+  return parseEnvConfigText(text, path);
+}
+
+/** Parses the YAML text of a config file; see {@link parseEnvConfig}. */
+export function parseEnvConfigText(text: string, label = CONFIG_FILE): EnvConfig {
+  let value: unknown;
+  try {
+    value = YAML.parse(text);
+  } catch (err) {
+    throw new DockpackError("ENV_CONFIG_INVALID", `${label}: not valid YAML: ${(err as Error).message}`, {
+      hint: "Fix the YAML syntax.",
+      cause: err,
+    });
+  }
+  return parseEnvConfig(value, label);
+}
+
+/** Renders a config as YAML with a header comment. */
+export function renderEnvConfig(config: EnvConfig): string {
+  return `# dockpack environment configuration (docs/commands/env.md)\n${YAML.stringify(config)}`;
+}

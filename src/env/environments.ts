@@ -1,0 +1,449 @@
+/**
+ * Environments: one git worktree per branch with its own compose project, named volumes and host
+ * ports, so that several branches of one app run side by side.
+ *
+ * `initEnvironments` writes `.dockpack/config.yml`; `createEnvironment` adds the worktree and its
+ * settings (see settings.ts); `environmentUp`/`environmentDown` run docker-compose for it;
+ * `listEnvironments`/`environmentInfo` report status; `removeEnvironment` takes it away.
+ */
+import { access, copyFile, mkdir, writeFile } from "node:fs/promises";
+import { basename, dirname, join, relative, resolve } from "node:path";
+import { listContainers } from "../core/docker/containers.js";
+import {
+  createVolume,
+  readVolumeTar,
+  removeVolume,
+  volumeExists,
+  volumeSize,
+  writeVolumeTar,
+} from "../core/docker/volumes.js";
+import { DockpackError } from "../core/errors.js";
+import {
+  branchExists,
+  deleteBranch,
+  isRepo,
+  repoRoot,
+  status,
+  worktreeAdd,
+  worktreeList,
+  worktreeRemove,
+} from "../core/git.js";
+import { type Reporter, silentReporter } from "../core/output.js";
+import { readComposeModel } from "./compose-file.js";
+import { composeDown, composeUp, withStoppedContainers } from "./compose-run.js";
+import {
+  CONFIG_FILE,
+  DOCKPACK_DIR,
+  type EnvConfig,
+  loadEnvConfig,
+  parseEnvConfig,
+  renderEnvConfig,
+} from "./config.js";
+import { checkBranchName, sanitizeName, worktreeFolder } from "./naming.js";
+import { type EnvSettings, excludeFromGit, readEnvSettings, writeEnvSettings } from "./settings.js";
+
+const COMPOSE_CANDIDATES = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The repository root containing `cwd`.
+ * @throws DockpackError `ENV_NOT_A_REPO` when `cwd` is not inside a git repository
+ */
+export async function findRepoRoot(cwd: string): Promise<string> {
+  if (!(await isRepo(cwd)))
+    throw new DockpackError("ENV_NOT_A_REPO", `${resolve(cwd)} is not inside a git repository.`, {
+      hint: "Run dockpack in your project's git repository (git init; git commit first).",
+    });
+  return repoRoot(cwd);
+}
+
+/** Options of {@link initEnvironments}. */
+export interface InitOptions {
+  /** A folder inside the repository (default: process cwd). */
+  cwd?: string;
+  /** Project name (default: the repository folder's name, sanitised). */
+  project?: string;
+  /** Compose files (default: the first of compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml). */
+  composeFiles?: string[];
+  /** Worktrees folder (default `worktrees`). */
+  worktreesDir?: string;
+  /** Volumes to package (default: every named, non-external volume of the compose files). */
+  volumes?: string[];
+  /** Env files to carry (default `.env`). */
+  envFiles?: string[];
+  /** Web service for the URL (default: the first service publishing a port). */
+  webService?: string;
+  /** Container port of the web service (default: its first published port). */
+  webPort?: number;
+  /** Overwrite an existing config. */
+  force?: boolean;
+}
+
+/** Result of {@link initEnvironments}. */
+export interface InitResult {
+  /** Absolute path of the written config file. */
+  configPath: string;
+  config: EnvConfig;
+}
+
+/**
+ * Writes `.dockpack/config.yml` for the repository containing `cwd`, detecting compose files,
+ * named volumes and the web service.
+ * @throws DockpackError `ENV_NOT_A_REPO`, `COMPOSE_MISSING` (no compose file found),
+ *   `ENV_ALREADY_INITIALISED` (config exists, no `force`), `ENV_CONFIG_INVALID` (bad options)
+ */
+export async function initEnvironments(options: InitOptions = {}): Promise<InitResult> {
+  const root = await findRepoRoot(options.cwd ?? process.cwd());
+  const configPath = join(root, CONFIG_FILE);
+  if (!options.force && (await exists(configPath)))
+    throw new DockpackError("ENV_ALREADY_INITIALISED", `${configPath} already exists.`, {
+      hint: "Edit it, or pass --force to write it again.",
+    });
+  let composeFiles = options.composeFiles;
+  if (!composeFiles?.length) {
+    const found: string[] = [];
+    for (const c of COMPOSE_CANDIDATES) if (await exists(join(root, c))) found.push(c);
+    if (!found.length)
+      throw new DockpackError(
+        "COMPOSE_MISSING",
+        `No compose file in ${root} (looked for ${COMPOSE_CANDIDATES.join(", ")}).`,
+        {
+          hint: "Add a compose file, or name yours with --compose-file.",
+        },
+      );
+    composeFiles = [found[0]];
+  }
+  const model = await readComposeModel(root, composeFiles);
+  for (const v of options.volumes ?? [])
+    if (!model.volumes.includes(v))
+      throw new DockpackError(
+        "ENV_VOLUME_UNKNOWN",
+        `Volume '${v}' is not a named volume of ${composeFiles.join(", ")}.`,
+        {
+          hint: `Declared named volumes: ${model.volumes.join(", ") || "none"}.`,
+          usage: true,
+        },
+      );
+  const webPort = options.webService
+    ? model.ports.find(
+        (p) => p.service === options.webService && (!options.webPort || p.container === options.webPort),
+      )
+    : model.ports.find((p) => p.host !== 0);
+  if (options.webService && !webPort)
+    throw new DockpackError(
+      "ENV_WEB_UNKNOWN",
+      `Service '${options.webService}' publishes no${options.webPort ? ` ${options.webPort}` : ""} port.`,
+      {
+        hint: "Name a service with a 'ports:' entry.",
+        usage: true,
+      },
+    );
+  const config = parseEnvConfig(
+    {
+      version: 1,
+      project: options.project ?? (sanitizeName(basename(root)) || "app"),
+      compose_files: composeFiles,
+      worktrees_dir: options.worktreesDir ?? "worktrees",
+      volumes: options.volumes ?? model.volumes,
+      env_files: options.envFiles ?? [".env"],
+      ...(webPort
+        ? { web: { service: webPort.service, port: options.webPort ?? webPort.container, scheme: "http" } }
+        : {}),
+      port_range: [20000, 29999],
+    },
+    "options",
+  );
+  await mkdir(join(root, DOCKPACK_DIR), { recursive: true });
+  await writeFile(configPath, renderEnvConfig(config));
+  await excludeFromGit(root, config.worktrees_dir);
+  return { configPath, config };
+}
+
+/** An environment as `env list`/`env info` report it. */
+export interface EnvironmentInfo {
+  branch: string;
+  /** Absolute worktree path. */
+  path: string;
+  composeProject: string;
+  /** `running` when any container of the compose project runs, else `stopped`. */
+  status: "running" | "stopped";
+  /** Containers of the compose project: name, service, state. */
+  containers: { name: string; service: string; state: string }[];
+  /** Named volumes: logical name, Docker volume, whether it exists, size in bytes (null when absent). */
+  volumes: { name: string; volume: string; exists: boolean; size: number | null }[];
+  /** Published host ports: `service:container/proto` → host port. */
+  ports: Record<string, number>;
+  url: string | null;
+}
+
+/** The repository root, its config and the absolute worktrees folder. */
+export interface RepoContext {
+  root: string;
+  config: EnvConfig;
+  worktreesRoot: string;
+}
+
+/** Loads the config of the repository containing `cwd`. Throws `ENV_NOT_A_REPO`, `ENV_NOT_INITIALISED`. */
+export async function repoContext(cwd: string): Promise<RepoContext> {
+  const root = await mainRoot(await findRepoRoot(cwd));
+  const config = await loadEnvConfig(root);
+  return { root, config, worktreesRoot: resolve(root, config.worktrees_dir) };
+}
+
+/** The main worktree of the repository whose (possibly linked) worktree is `root`. */
+async function mainRoot(root: string): Promise<string> {
+  const list = await worktreeList(root);
+  return list[0]?.path ?? root;
+}
+
+/** Finds the worktree of `branch` that has environment settings. Throws `ENV_NOT_FOUND`. */
+export async function findEnvironment(
+  ctx: RepoContext,
+  branch: string,
+): Promise<{ path: string; settings: EnvSettings }> {
+  for (const wt of await worktreeList(ctx.root)) {
+    if (wt.branch !== branch) continue;
+    const settings = await readEnvSettings(wt.path);
+    if (settings) return { path: wt.path, settings };
+  }
+  throw new DockpackError("ENV_NOT_FOUND", `No environment for branch '${branch}' in ${ctx.root}.`, {
+    hint: "List environments with 'dockpack env list'; create one with 'dockpack env create BRANCH'.",
+  });
+}
+
+/** Options of {@link createEnvironment}. */
+export interface CreateOptions {
+  cwd?: string;
+  /** Branch of the environment; created from `from` (default HEAD) when it does not exist. */
+  branch: string;
+  /** Start point for a new branch. */
+  from?: string;
+  /** Copy the volume data of this other environment into the new one. */
+  copyDataFrom?: string;
+}
+
+/**
+ * Creates the environment of `branch`: `git worktree add` under the worktrees folder, the config
+ * copied in when the branch does not carry it, `.dockpack/env.yml` and `.dockpack/compose.yml`
+ * with the environment's own compose project, volume names and free host ports, and optionally
+ * a copy of another environment's volumes (its containers are stopped meanwhile and started
+ * again). On failure, what was created is removed again.
+ * @throws DockpackError `ENV_EXISTS`, `ENV_BRANCH_INVALID`, `ENV_NOT_FOUND` (copy source),
+ *   `GIT_FAILED`, `ENV_NO_FREE_PORT`, `VOLUME_*`
+ */
+export async function createEnvironment(
+  options: CreateOptions,
+  reporter: Reporter = silentReporter(),
+): Promise<EnvironmentInfo> {
+  checkBranchName(options.branch);
+  const ctx = await repoContext(options.cwd ?? process.cwd());
+  const { branch } = options;
+  for (const wt of await worktreeList(ctx.root))
+    if (wt.branch === branch)
+      throw new DockpackError("ENV_EXISTS", `Branch '${branch}' is already checked out at ${wt.path}.`, {
+        hint: "Use 'dockpack env info' for it, or remove it first with 'dockpack env remove'.",
+      });
+  const source = options.copyDataFrom ? await findEnvironment(ctx, options.copyDataFrom) : undefined;
+  const path = join(ctx.worktreesRoot, worktreeFolder(branch));
+  if (await exists(path))
+    throw new DockpackError("ENV_EXISTS", `${path} already exists.`, {
+      hint: "Remove it or choose another branch name.",
+    });
+  const hadBranch = await branchExists(branch, ctx.root);
+  await mkdir(ctx.worktreesRoot, { recursive: true });
+  await excludeFromGit(ctx.root, ctx.config.worktrees_dir);
+  reporter.info(`creating worktree ${relative(ctx.root, path)} for branch ${branch}`);
+  await worktreeAdd(ctx.root, path, {
+    branch,
+    from: hadBranch ? undefined : options.from,
+    createBranch: !hadBranch,
+  });
+  const createdVolumes: string[] = [];
+  try {
+    await ensureConfigIn(ctx, path);
+    const settings = await writeEnvSettings(ctx.config, path, ctx.worktreesRoot, branch);
+    if (source) {
+      await withStoppedContainers(source.settings.compose_project, reporter, async () => {
+        for (const name of ctx.config.volumes) {
+          const from = source.settings.volumes[name];
+          const to = settings.volumes[name];
+          if (!from || !to || !(await volumeExists(from))) continue;
+          reporter.info(`copying volume ${from} → ${to}`);
+          await createVolume(to, {
+            "com.docker.compose.project": settings.compose_project,
+            "com.docker.compose.volume": name,
+          });
+          createdVolumes.push(to);
+          await writeVolumeTar(to, await readVolumeTar(from));
+        }
+      });
+    }
+    return await describe(path, settings);
+  } catch (err) {
+    reporter.warn(`creating environment ${branch} failed; removing what was created`);
+    for (const v of createdVolumes) await removeVolume(v).catch(() => {});
+    await worktreeRemove(ctx.root, path, { force: true }).catch(() => {});
+    if (!hadBranch) await deleteBranch(branch, ctx.root, true).catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * Copies the main checkout's config into a worktree whose branch does not carry it, and the env
+ * files (usually git-ignored, so not checked out) that the worktree lacks.
+ */
+async function ensureConfigIn(ctx: RepoContext, worktree: string): Promise<void> {
+  const target = join(worktree, CONFIG_FILE);
+  if (!(await exists(target))) {
+    await mkdir(join(worktree, DOCKPACK_DIR), { recursive: true });
+    await writeFile(target, renderEnvConfig(ctx.config));
+  }
+  for (const f of ctx.config.env_files) {
+    const from = join(ctx.root, f);
+    const to = join(worktree, f);
+    if ((await exists(from)) && !(await exists(to))) {
+      await mkdir(dirname(to), { recursive: true });
+      await copyFile(from, to);
+    }
+  }
+}
+
+/** Builds the {@link EnvironmentInfo} of a worktree from its settings and the engine's state. */
+export async function describe(path: string, settings: EnvSettings): Promise<EnvironmentInfo> {
+  const containers = (
+    await listContainers({ labels: { "com.docker.compose.project": settings.compose_project } })
+  ).map((c) => ({
+    name: c.name,
+    service: c.labels["com.docker.compose.service"] ?? "",
+    state: c.state,
+  }));
+  const volumes = [];
+  for (const [name, volume] of Object.entries(settings.volumes)) {
+    const present = await volumeExists(volume);
+    volumes.push({ name, volume, exists: present, size: present ? await volumeSize(volume) : null });
+  }
+  return {
+    branch: settings.branch,
+    path,
+    composeProject: settings.compose_project,
+    status: containers.some((c) => c.state === "running") ? "running" : "stopped",
+    containers,
+    volumes,
+    ports: settings.ports,
+    url: settings.url,
+  };
+}
+
+/** Options naming one environment. */
+export interface EnvRef {
+  cwd?: string;
+  branch: string;
+}
+
+/** Starts the environment (`docker-compose up -d`) and returns its info. Throws `ENV_NOT_FOUND`, `COMMAND_FAILED`. */
+export async function environmentUp(
+  ref: EnvRef,
+  reporter: Reporter = silentReporter(),
+): Promise<EnvironmentInfo> {
+  const ctx = await repoContext(ref.cwd ?? process.cwd());
+  const env = await findEnvironment(ctx, ref.branch);
+  reporter.info(`starting ${env.settings.compose_project}`);
+  await composeUp(env.path, env.settings.compose_project);
+  return describe(env.path, env.settings);
+}
+
+/** Stops and removes the environment's containers (`docker-compose down`; volumes kept). */
+export async function environmentDown(
+  ref: EnvRef,
+  reporter: Reporter = silentReporter(),
+): Promise<EnvironmentInfo> {
+  const ctx = await repoContext(ref.cwd ?? process.cwd());
+  const env = await findEnvironment(ctx, ref.branch);
+  reporter.info(`stopping ${env.settings.compose_project}`);
+  await composeDown(env.path, env.settings.compose_project);
+  return describe(env.path, env.settings);
+}
+
+/** The info of one environment. Throws `ENV_NOT_FOUND`. */
+export async function environmentInfo(ref: EnvRef): Promise<EnvironmentInfo> {
+  const ctx = await repoContext(ref.cwd ?? process.cwd());
+  const env = await findEnvironment(ctx, ref.branch);
+  return describe(env.path, env.settings);
+}
+
+/** Every environment of the repository containing `cwd` (worktrees with `.dockpack/env.yml`). */
+export async function listEnvironments(
+  options: { cwd?: string } = {},
+): Promise<{ environments: EnvironmentInfo[] }> {
+  const ctx = await repoContext(options.cwd ?? process.cwd());
+  const environments: EnvironmentInfo[] = [];
+  for (const wt of await worktreeList(ctx.root)) {
+    const settings = await readEnvSettings(wt.path).catch(() => null);
+    if (settings) environments.push(await describe(wt.path, settings));
+  }
+  return { environments };
+}
+
+/** Options of {@link removeEnvironment}. */
+export interface RemoveOptions extends EnvRef {
+  /** Also remove the environment's named volumes. */
+  volumes?: boolean;
+  /** Also delete the git branch. */
+  deleteBranch?: boolean;
+  /** Remove a worktree with uncommitted changes (they are lost). */
+  force?: boolean;
+}
+
+/** Result of {@link removeEnvironment}. */
+export interface RemoveResult {
+  branch: string;
+  path: string;
+  removedVolumes: string[];
+  branchDeleted: boolean;
+}
+
+/**
+ * Removes an environment: `docker-compose down`, the worktree, and optionally its volumes and
+ * branch. Refuses a worktree with uncommitted or untracked changes unless `force`.
+ * @throws DockpackError `ENV_NOT_FOUND`, `ENV_DIRTY` (listing the changed files)
+ */
+export async function removeEnvironment(
+  options: RemoveOptions,
+  reporter: Reporter = silentReporter(),
+): Promise<RemoveResult> {
+  const ctx = await repoContext(options.cwd ?? process.cwd());
+  const env = await findEnvironment(ctx, options.branch);
+  const st = await status(env.path);
+  if (st.dirty && !options.force)
+    throw new DockpackError(
+      "ENV_DIRTY",
+      `The worktree ${env.path} has uncommitted changes: ${st.entries.slice(0, 10).join(", ")}${st.entries.length > 10 ? ", …" : ""}`,
+      { hint: "Commit or stash them, or pass --force to lose them.", details: { entries: st.entries } },
+    );
+  reporter.info(`stopping ${env.settings.compose_project}`);
+  await composeDown(env.path, env.settings.compose_project);
+  await worktreeRemove(ctx.root, env.path, { force: true });
+  const removedVolumes: string[] = [];
+  if (options.volumes) {
+    for (const v of Object.values(env.settings.volumes)) {
+      if (await volumeExists(v)) {
+        await removeVolume(v);
+        removedVolumes.push(v);
+      }
+    }
+  }
+  let branchDeleted = false;
+  if (options.deleteBranch) {
+    await deleteBranch(options.branch, ctx.root, true);
+    branchDeleted = true;
+  }
+  return { branch: options.branch, path: env.path, removedVolumes, branchDeleted };
+}

@@ -1,0 +1,272 @@
+/**
+ * `exportEnvironment`: writes one environment package (format: package-format.ts) of an
+ * environment — its env files, config and compose files, optionally its code, and the data of
+ * every configured named volume — atomically into an output folder.
+ *
+ * Order of work: check the volumes and free space (volume sizes + code, refused with the numbers
+ * when short) → stage the package in a hidden temp folder inside the output folder → write
+ * metadata.json's reserved space, environment/, code/ → stop the environment's running
+ * containers → stream each volume through the Engine (helper container, GET archive) into a
+ * compressed member, hashing on the way → start the containers again → checksums.sha256 →
+ * fill in metadata.json → fsync → hard-link the file under its final name (never replacing one)
+ * and drop the temp folder. An error, Ctrl-C or kill at any point removes the temp folder and
+ * starts the stopped containers again, so no partial package is ever visible.
+ */
+import { createReadStream } from "node:fs";
+import { link, lstat, mkdir, readFile, readlink, unlink } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { CODEC_EXTENSION, compressStream } from "../core/codec.js";
+import { DigestStream } from "../core/digest.js";
+import { readVolumeTar, volumeExists, volumeSize } from "../core/docker/volumes.js";
+import { DockpackError } from "../core/errors.js";
+import { ensureFreeSpace, makeTempDir, removeTempDir } from "../core/fs.js";
+import { listWorkingFiles, revParse, status } from "../core/git.js";
+import { type Reporter, silentReporter } from "../core/output.js";
+import { withStoppedContainers } from "./compose-run.js";
+import { CONFIG_FILE } from "./config.js";
+import { findEnvironment, repoContext } from "./environments.js";
+import { failAt } from "./fail-hook.js";
+import { sanitizeName } from "./naming.js";
+import {
+  CHECKSUMS_MEMBER,
+  METADATA_MEMBER,
+  METADATA_RESERVED_BYTES,
+  PACKAGE_FORMAT_NAME,
+  PACKAGE_FORMAT_VERSION,
+  type PackageMetadata,
+  type PackageVolume,
+  packageFileName,
+  renderChecksums,
+} from "./package-format.js";
+import { type MemberInfo, PackageTarWriter } from "./package-writer.js";
+import { dockpackVersion } from "./version.js";
+
+/** Options of {@link exportEnvironment}; the CLI flags and the MCP tool map onto these. */
+export interface ExportOptions {
+  /** A folder inside the repository (default: process cwd). */
+  cwd?: string;
+  /** Branch of the environment to export. */
+  branch: string;
+  /** Output folder (default `./packages`, created when missing). */
+  outputDir?: string;
+  /** Include the worktree's files under code/ (default true). */
+  includeCode?: boolean;
+  /** Volume codec: `zstd` (default), `gzip`, or `none` (`--no-compress`). */
+  codec?: "zstd" | "gzip" | "none";
+}
+
+/** Result of {@link exportEnvironment}. */
+export interface ExportResult {
+  /** Absolute path of the package file. */
+  package: string;
+  /** Package size in bytes. */
+  size: number;
+  metadata: PackageMetadata;
+  /** Wall time in seconds. */
+  seconds: number;
+}
+
+async function codeFiles(worktree: string): Promise<string[]> {
+  return listWorkingFiles(worktree);
+}
+
+async function addFileMember(w: PackageTarWriter, member: string, path: string): Promise<MemberInfo | null> {
+  const st = await lstat(path);
+  if (st.isSymbolicLink()) return w.addSymlink(member, await readlink(path));
+  if (!st.isFile()) return null;
+  const mode = st.mode & 0o111 ? 0o755 : 0o644;
+  if (st.size < 1024 * 1024) return w.addBuffer(member, await readFile(path), mode);
+  return w.addStream(member, createReadStream(path, { highWaterMark: 1024 * 1024 }), mode);
+}
+
+/**
+ * Exports the environment of `options.branch` as one package file. See the module docs for the
+ * steps and guarantees.
+ * @returns the package path, size (bytes), metadata and wall time (seconds)
+ * @throws DockpackError `ENV_NOT_FOUND`, `ENV_VOLUME_MISSING` (a configured volume does not
+ *   exist: start the environment once), `NO_SPACE` (with needed/available bytes), `VOLUME_*`,
+ *   `CODEC_*`, `INJECTED_FAILURE` (test hook `DOCKPACK_FAIL_AT=export:<step>`)
+ */
+export async function exportEnvironment(
+  options: ExportOptions,
+  reporter: Reporter = silentReporter(),
+): Promise<ExportResult> {
+  const started = Date.now();
+  const cwd = options.cwd ?? process.cwd();
+  const ctx = await repoContext(cwd);
+  const env = await findEnvironment(ctx, options.branch);
+  const codec = options.codec ?? "zstd";
+  const includeCode = options.includeCode ?? true;
+  const outputDir = resolve(cwd, options.outputDir ?? "packages");
+
+  const volumes: { name: string; source: string; size: number }[] = [];
+  for (const name of ctx.config.volumes) {
+    const source = env.settings.volumes[name];
+    if (!source || !(await volumeExists(source)))
+      throw new DockpackError(
+        "ENV_VOLUME_MISSING",
+        `Volume '${name}' of environment '${options.branch}' (${source ?? "not in the compose files"}) does not exist.`,
+        {
+          hint: `Start the environment once ('dockpack env up ${options.branch}'), or remove '${name}' from volumes in .dockpack/config.yml.`,
+        },
+      );
+    volumes.push({ name, source, size: await volumeSize(source) });
+  }
+  const files = includeCode ? await codeFiles(env.path) : [];
+  let codeBytes = 0;
+  for (const f of files) codeBytes += (await lstat(join(env.path, f)).catch(() => ({ size: 0 }))).size;
+  const needed = volumes.reduce((a, v) => a + v.size, 0) + codeBytes + METADATA_RESERVED_BYTES + 1024 * 1024;
+  await mkdir(outputDir, { recursive: true });
+  await ensureFreeSpace(outputDir, needed, `the package of environment '${options.branch}'`);
+  failAt("export:space");
+
+  const temp = await makeTempDir(".dockpack-export-", { parent: outputDir });
+  const stagePath = join(temp, "package.tar");
+  const now = new Date();
+  const writer = await PackageTarWriter.open(stagePath, Math.floor(now.getTime() / 1000));
+  try {
+    const members: MemberInfo[] = [];
+    const reservation = await writer.reserve(METADATA_MEMBER, METADATA_RESERVED_BYTES);
+
+    const environmentFiles: string[] = [];
+    const envPaths = [...new Set([...ctx.config.env_files, CONFIG_FILE, ...ctx.config.compose_files])];
+    for (const rel of envPaths) {
+      const info = await addFileMember(writer, `environment/${rel}`, join(env.path, rel)).catch((err) => {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+        throw err;
+      });
+      if (info) {
+        members.push(info);
+        environmentFiles.push(rel);
+      }
+    }
+    failAt("export:environment");
+
+    let codeCount = 0;
+    if (includeCode) {
+      reporter.info(`adding ${files.length} code file(s)`);
+      for (const rel of files) {
+        const info = await addFileMember(writer, `code/${rel}`, join(env.path, rel)).catch((err) => {
+          if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+          throw err;
+        });
+        if (info) {
+          members.push(info);
+          codeCount++;
+        }
+      }
+    }
+    failAt("export:code");
+
+    const packaged: PackageVolume[] = [];
+    await withStoppedContainers(env.settings.compose_project, reporter, async () => {
+      for (const v of volumes) {
+        const member = `volumes/${v.name}.tar${CODEC_EXTENSION[codec]}`;
+        reporter.info(`exporting volume ${v.source}`);
+        const bar = reporter.progress(`volume ${v.name}`, v.size);
+        const tarDigest = new DigestStream();
+        const source = await readVolumeTar(v.source);
+        const compressed = compressStream(codec);
+        const piping = pipeline(source, tarDigest, compressed);
+        let done = 0;
+        tarDigest.on("data", (c: Buffer) => {
+          done += c.length;
+          bar.update(Math.min(done, v.size));
+        });
+        const [info] = await Promise.all([writer.addStream(member, compressed), piping]).finally(() =>
+          bar.stop(),
+        );
+        members.push(info);
+        packaged.push({
+          name: v.name,
+          source_volume: v.source,
+          member,
+          codec,
+          size: tarDigest.size,
+          compressed_size: info.size,
+          sha256: info.sha256,
+          tar_sha256: tarDigest.digest,
+        });
+        failAt("export:volume");
+      }
+    });
+    failAt("export:volumes");
+
+    const commit = await revParse("HEAD", env.path).catch(() => null);
+    const dirty = (await status(env.path)).dirty;
+    const metadata: PackageMetadata = {
+      format: PACKAGE_FORMAT_NAME,
+      format_version: PACKAGE_FORMAT_VERSION,
+      dockpack_version: dockpackVersion(),
+      created_at: now.toISOString(),
+      project: ctx.config.project,
+      branch: options.branch,
+      compose_project: env.settings.compose_project,
+      commit,
+      dirty,
+      include_code: includeCode,
+      environment_files: environmentFiles,
+      code_files: codeCount,
+      volumes: packaged,
+      members: members.length + 1,
+    };
+    const json = Buffer.from(`${JSON.stringify(metadata, null, 2)}\n`);
+    if (json.length > METADATA_RESERVED_BYTES)
+      throw new DockpackError(
+        "PACKAGE_METADATA_TOO_LARGE",
+        `metadata.json needs ${json.length} bytes, over the ${METADATA_RESERVED_BYTES} reserved.`,
+        {
+          hint: "Package fewer volumes or env files.",
+        },
+      );
+    const metaInfo = await writer.fill(reservation, json);
+    await writer.addBuffer(
+      CHECKSUMS_MEMBER,
+      Buffer.from(renderChecksums([metaInfo, ...members].map((m) => ({ member: m.name, sha256: m.sha256 })))),
+    );
+    await writer.finish();
+    failAt("export:finish");
+
+    const finalPath = await publish(
+      stagePath,
+      outputDir,
+      ctx.config.project,
+      sanitizeName(options.branch),
+      now,
+    );
+    const size = (await lstat(finalPath)).size;
+    reporter.info(`wrote ${finalPath}`);
+    return { package: finalPath, size, metadata, seconds: (Date.now() - started) / 1000 };
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  } finally {
+    await removeTempDir(temp);
+  }
+}
+
+/** Hard-links the staged file under a fresh final name (never replacing a file), then unlinks the stage. */
+async function publish(
+  stage: string,
+  dir: string,
+  project: string,
+  branch: string,
+  date: Date,
+): Promise<string> {
+  const base = packageFileName(project, branch, date);
+  for (let i = 1; i < 100; i++) {
+    const name = i === 1 ? base : base.replace(/\.dockpack\.tar$/, `-${i}.dockpack.tar`);
+    const target = join(dir, name);
+    try {
+      await link(stage, target);
+      await unlink(stage);
+      return target;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+  }
+  throw new DockpackError("FS_EEXIST", `Too many packages named ${base} in ${dir}.`, {
+    hint: "Move some away.",
+  });
+}

@@ -1,0 +1,39 @@
+/**
+ * Environments and environment packages: the public library API of this domain.
+ */
+export { type EnvConfig, envConfigSchema, loadEnvConfig, parseEnvConfig } from "./config.js";
+export {
+  type CreateOptions,
+  createEnvironment,
+  type EnvironmentInfo,
+  type EnvRef,
+  environmentDown,
+  environmentInfo,
+  environmentUp,
+  type InitOptions,
+  type InitResult,
+  initEnvironments,
+  listEnvironments,
+  type RemoveOptions,
+  type RemoveResult,
+  removeEnvironment,
+} from "./environments.js";
+export { type ExportOptions, type ExportResult, exportEnvironment } from "./export.js";
+export { type ImportConflict, type ImportOptions, type ImportResult, importPackage } from "./import.js";
+export { type ListPackagesOptions, listPackages, type PackageRow } from "./list.js";
+export {
+  PACKAGE_FORMAT_VERSION,
+  type PackageMetadata,
+  type PackageVolume,
+  packageMetadataSchema,
+} from "./package-format.js";
+export { type PackageProblem, readPackageHead, verifyPackage } from "./package-reader.js";
+export {
+  createOptionsSchema,
+  envListOptionsSchema,
+  exportOptionsSchema,
+  importOptionsSchema,
+  listPackagesOptionsSchema,
+  validateOptionsSchema,
+} from "./schemas.js";
+export { type ValidateOptions, type ValidateResult, validatePackage } from "./validate.js";

@@ -1,0 +1,169 @@
+/**
+ * The environment package format (version 1.0): one uncompressed tar file whose members are
+ *
+ * ```
+ * metadata.json                 first member, so `packages list` reads only a file's head
+ * environment/<path>            env files, .dockpack/config.yml and the compose files
+ * code/<path>                   optional: the worktree's files (tracked + untracked, not ignored)
+ * volumes/<volume>.tar.<codec>  one tar of each named volume, compressed (zstd default, gzip)
+ * checksums.sha256              last member: `sha256sum` lines for every other member
+ * ```
+ *
+ * Integrity: `checksums.sha256` lists the sha256 of every member before it, *including*
+ * metadata.json itself (its exact stored bytes), so an edited metadata.json is caught. The
+ * checksums member is in turn cross-checked: metadata.json repeats each volume's sha256 and
+ * compressed size, and `members` (the count of members listed in checksums.sha256). We chose a
+ * trailing checksum member over a digest inside metadata.json because metadata.json must be
+ * written first while volume digests are known only after streaming them; the writer reserves
+ * metadata.json's space first and fills it in at the end (JSON padded with spaces).
+ * Symlink members are covered by the sha256 of their target text. Volume members are compressed
+ * once; the outer tar is not compressed again.
+ *
+ * Versioning: `format_version` is `major.minor`. A reader accepts any minor of its major and
+ * refuses another major (`PACKAGE_VERSION_UNSUPPORTED`).
+ */
+import { z } from "zod";
+import { DockpackError } from "../core/errors.js";
+
+/** The format version this dockpack writes. */
+export const PACKAGE_FORMAT_VERSION = "1.0";
+/** The value of metadata.json's `format` field. */
+export const PACKAGE_FORMAT_NAME = "dockpack-env-package";
+/** File name suffix of packages. */
+export const PACKAGE_EXTENSION = ".dockpack.tar";
+/** First member. */
+export const METADATA_MEMBER = "metadata.json";
+/** Last member. */
+export const CHECKSUMS_MEMBER = "checksums.sha256";
+/** Bytes reserved for metadata.json (the JSON is padded with spaces to this size). */
+export const METADATA_RESERVED_BYTES = 64 * 1024;
+
+const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/);
+
+/** One packaged volume as recorded in metadata.json. */
+export const packageVolumeSchema = z.object({
+  /** Logical name as declared in the compose files, e.g. `db`. */
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/),
+  /** The Docker volume it was read from, e.g. `shop-main_db`. */
+  source_volume: z.string(),
+  /** Member path in the package, e.g. `volumes/db.tar.zst`. */
+  member: z.string(),
+  /** Codec of the member: `zstd`, `gzip` or `none`. */
+  codec: z.enum(["zstd", "gzip", "none"]),
+  /** Bytes of the volume's tar before compression. */
+  size: z.number().int().nonnegative(),
+  /** Bytes of the member. */
+  compressed_size: z.number().int().nonnegative(),
+  /** sha256 of the member (compressed bytes). */
+  sha256: digest,
+  /** sha256 of the uncompressed tar. */
+  tar_sha256: digest,
+});
+
+/** metadata.json. Unknown keys are allowed (a newer minor version may add some). */
+export const packageMetadataSchema = z.object({
+  format: z.literal(PACKAGE_FORMAT_NAME),
+  format_version: z.string().regex(/^\d+\.\d+$/),
+  dockpack_version: z.string(),
+  /** ISO 8601 UTC time of the export. */
+  created_at: z.string(),
+  project: z.string(),
+  branch: z.string(),
+  compose_project: z.string(),
+  /** The worktree's HEAD commit (40 hex) or null when it had none. */
+  commit: z.string().nullable(),
+  /** True when the worktree had uncommitted or untracked changes at export. */
+  dirty: z.boolean(),
+  include_code: z.boolean(),
+  /** Paths (relative to the worktree) stored under environment/. */
+  environment_files: z.array(z.string()),
+  /** Number of files stored under code/. */
+  code_files: z.number().int().nonnegative(),
+  volumes: z.array(packageVolumeSchema),
+  /** Number of lines in checksums.sha256. */
+  members: z.number().int().positive(),
+});
+
+/** A package's metadata.json. */
+export type PackageMetadata = z.infer<typeof packageMetadataSchema>;
+/** One volume entry of {@link PackageMetadata}. */
+export type PackageVolume = z.infer<typeof packageVolumeSchema>;
+
+/**
+ * Parses metadata.json bytes and checks the format name and major version.
+ * @param label the package file, named in errors
+ * @throws DockpackError `PACKAGE_METADATA_INVALID` (not JSON / schema mismatch),
+ *   `PACKAGE_VERSION_UNSUPPORTED` (another major version)
+ */
+export function parseMetadata(bytes: Buffer | string, label: string): PackageMetadata {
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString());
+  } catch (err) {
+    throw new DockpackError("PACKAGE_METADATA_INVALID", `${label}: metadata.json is not valid JSON.`, {
+      hint: "The package is damaged; export it again.",
+      cause: err,
+    });
+  }
+  const version = (value as { format_version?: unknown } | null)?.format_version;
+  if (typeof version === "string" && /^\d+\.\d+$/.test(version)) checkFormatVersion(version, label);
+  const res = packageMetadataSchema.safeParse(value);
+  if (!res.success) {
+    const problems = res.error.issues.map((i) => `${i.path.map(String).join(".") || "(root)"}: ${i.message}`);
+    throw new DockpackError(
+      "PACKAGE_METADATA_INVALID",
+      `${label}: metadata.json is malformed: ${problems.join("; ")}`,
+      { hint: "The package is damaged or not a dockpack package; export it again.", details: { problems } },
+    );
+  }
+  return res.data;
+}
+
+/**
+ * Refuses a package whose major format version differs from {@link PACKAGE_FORMAT_VERSION}'s.
+ * @throws DockpackError `PACKAGE_VERSION_UNSUPPORTED`
+ */
+export function checkFormatVersion(version: string, label: string): void {
+  const major = Number(version.split(".")[0]);
+  const ours = Number(PACKAGE_FORMAT_VERSION.split(".")[0]);
+  if (major !== ours)
+    throw new DockpackError(
+      "PACKAGE_VERSION_UNSUPPORTED",
+      `${label}: package format version ${version} is not supported (this dockpack reads ${ours}.x).`,
+      { hint: `Use a dockpack version that reads format ${major}.x, or export the environment again.` },
+    );
+}
+
+/** Renders checksums.sha256: `<hex>  <member>` lines in member order. */
+export function renderChecksums(entries: { member: string; sha256: string }[]): string {
+  return entries.map((e) => `${e.sha256.slice("sha256:".length)}  ${e.member}\n`).join("");
+}
+
+/**
+ * Parses checksums.sha256 into member → `sha256:<hex>`.
+ * @throws DockpackError `PACKAGE_CHECKSUMS_INVALID` naming the first bad line
+ */
+export function parseChecksums(text: string, label: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const lines = text.split("\n").filter((l) => l !== "");
+  for (const [i, line] of lines.entries()) {
+    const m = /^([a-f0-9]{64}) {2}(.+)$/.exec(line);
+    if (!m || out.has(m[2]))
+      throw new DockpackError(
+        "PACKAGE_CHECKSUMS_INVALID",
+        `${label}: checksums.sha256 line ${i + 1} is malformed${m ? " (duplicate member)" : ""}.`,
+        { hint: "The package is damaged; export it again." },
+      );
+    out.set(m[2], `sha256:${m[1]}`);
+  }
+  return out;
+}
+
+/** The package file name for an export: `<project>-<branch>-<YYYYMMDDTHHMMSSZ>.dockpack.tar`. */
+export function packageFileName(project: string, branchSafe: string, date: Date): string {
+  const stamp = date
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
+  return `${project}-${branchSafe}-${stamp}${PACKAGE_EXTENSION}`;
+}

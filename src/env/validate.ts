@@ -1,0 +1,49 @@
+/**
+ * `validatePackage`: full streaming verification of one package (see package-reader.ts), as a
+ * result object that lists every problem; the CLI exits 1 when `valid` is false.
+ */
+import { resolve } from "node:path";
+import { DockpackError } from "../core/errors.js";
+import { type Reporter, silentReporter } from "../core/output.js";
+import type { PackageMetadata } from "./package-format.js";
+import { type PackageProblem, verifyPackage } from "./package-reader.js";
+
+/** Options of {@link validatePackage}. */
+export interface ValidateOptions {
+  cwd?: string;
+  /** The package file. */
+  package: string;
+}
+
+/** Result of {@link validatePackage}. */
+export interface ValidateResult {
+  package: string;
+  valid: boolean;
+  /** Bytes. */
+  size: number;
+  problems: PackageProblem[];
+  metadata: PackageMetadata | null;
+}
+
+/**
+ * Verifies a package completely and reports every problem found.
+ * @throws DockpackError `PACKAGE_NOT_FOUND` when the file does not exist (a bad package is a
+ *   result with `valid: false`, not an exception)
+ */
+export async function validatePackage(
+  options: ValidateOptions,
+  reporter: Reporter = silentReporter(),
+): Promise<ValidateResult> {
+  const file = resolve(options.cwd ?? process.cwd(), options.package);
+  let res: Awaited<ReturnType<typeof verifyPackage>>;
+  try {
+    res = await verifyPackage(file, reporter);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT")
+      throw new DockpackError("PACKAGE_NOT_FOUND", `Package ${file} does not exist.`, {
+        hint: "List packages with 'dockpack packages list'.",
+      });
+    throw err;
+  }
+  return { package: file, valid: res.valid, size: res.size, problems: res.problems, metadata: res.metadata };
+}
