@@ -156,7 +156,7 @@ export async function worktreeRemove(
 export interface GitStatus {
   /** True when there are staged, unstaged or untracked (not ignored) changes. */
   dirty: boolean;
-  /** `git status --porcelain=v1` lines, e.g. ` M src/a.ts`, `?? new.txt`, `R  new -> old`. */
+  /** `git status --porcelain=v1` lines, e.g. ` M src/a.ts`, `?? new.txt`, `R  old -> new`. */
   entries: string[];
 }
 
@@ -167,9 +167,9 @@ export async function status(cwd: string): Promise<GitStatus> {
   const entries: string[] = [];
   for (let i = 0; i < parts.length; i++) {
     const entry = parts[i];
-    // A rename or copy is followed by its source path as a separate field.
+    // With -z, a rename or copy is `XY new\0old`; it is shown as porcelain v1 shows it: `XY old -> new`.
     if (entry[0] === "R" || entry[0] === "C") {
-      entries.push(`${entry} -> ${parts[i + 1] ?? ""}`);
+      entries.push(`${entry.slice(0, 3)}${parts[i + 1] ?? ""} -> ${entry.slice(3)}`);
       i++;
     } else entries.push(entry);
   }
