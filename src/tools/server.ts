@@ -254,16 +254,20 @@ export async function serveUntilSignal(
   const running = await startToolServer(tool, config);
   log(`serving tool '${tool.manifest.id}' on ${running.url} (POST /api/invoke)`);
   await new Promise<void>((done) => {
-    const stop = (signal: string) => {
+    // The listeners stay installed until the process ends: removing them inside the signal
+    // would let signal-exit (used by execa) re-raise the signal and kill in-flight requests.
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        log(`${signal} again: stopping now`);
+        process.exit(signal === "SIGINT" ? 130 : 143);
+      }
+      stopping = true;
       log(`${signal}: finishing in-flight requests, then stopping`);
-      process.off("SIGTERM", onTerm);
-      process.off("SIGINT", onInt);
       running.close().then(done);
     };
-    const onTerm = () => stop("SIGTERM");
-    const onInt = () => stop("SIGINT");
-    process.on("SIGTERM", onTerm);
-    process.on("SIGINT", onInt);
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
   });
   return { url: running.url };
 }

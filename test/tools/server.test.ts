@@ -1,0 +1,195 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { directoryResolver } from "../../src/tools/invoke.js";
+import { findTool } from "../../src/tools/manifest.js";
+import { type RunningService, serviceConfigFromEnv, startToolServer } from "../../src/tools/server.js";
+import { EXAMPLES, FIXTURE_TOOLS, freePort, waitForHttp } from "./helpers.js";
+
+const services: RunningService[] = [];
+async function start(id: string, dir: string, config = {}): Promise<string> {
+  const tool = await findTool(id, dir);
+  const s = await startToolServer(tool, {
+    port: 0,
+    host: "127.0.0.1",
+    resolve: directoryResolver(dir),
+    ...config,
+  });
+  services.push(s);
+  return s.url;
+}
+const post = (url: string, body: string, headers: Record<string, string> = {}) =>
+  fetch(`${url}/api/invoke`, {
+    method: "POST",
+    body,
+    headers: { "content-type": "application/json", ...headers },
+  });
+
+let upper: string;
+before(async () => {
+  upper = await start("upper", EXAMPLES);
+});
+after(async () => {
+  await Promise.all(services.map((s) => s.close()));
+});
+
+test("GET /, /api/health, /api/info, /openapi.json answer as documented", async () => {
+  const root = await (await fetch(`${upper}/`)).json();
+  assert.equal(root.tool_id, "upper");
+  assert.ok(root.endpoints.includes("POST /api/invoke"));
+  assert.deepEqual(await (await fetch(`${upper}/api/health`)).json(), {
+    status: "healthy",
+    tool_id: "upper",
+    version: "1.0.0",
+  });
+  const info = await (await fetch(`${upper}/api/info`)).json();
+  assert.equal(info.type, "executable");
+  assert.deepEqual(info.input_schema.required, ["text"]);
+  assert.ok(info.output_schema.properties.length);
+  const api = await (await fetch(`${upper}/openapi.json`)).json();
+  assert.equal(api.openapi, "3.1.0");
+  assert.deepEqual(
+    api.paths["/api/invoke"].post.requestBody.content["application/json"].schema,
+    info.input_schema,
+  );
+  assert.equal((await fetch(`${upper}/nope`)).status, 404);
+});
+
+test("POST /api/invoke: 200 result, 400 not JSON, 422 schema errors, 413 too large", async () => {
+  const ok = await post(upper, JSON.stringify({ text: "hey" }));
+  assert.equal(ok.status, 200);
+  const body = await ok.json();
+  assert.equal(body.success, true);
+  assert.deepEqual(body.result, { text: "HEY", length: 3 });
+  const bad = await post(upper, "{nope");
+  assert.equal(bad.status, 400);
+  assert.equal((await bad.json()).success, false);
+  const invalid = await post(upper, JSON.stringify({ text: 1 }));
+  assert.equal(invalid.status, 422);
+  assert.deepEqual((await invalid.json()).errors, ["/text: must be string"]);
+  const big = await post(upper, JSON.stringify({ text: "x".repeat(1024 * 1024 + 10) }));
+  assert.equal(big.status, 413);
+});
+
+test("a crashing tool → 500 and the server keeps answering; a hanging tool → 500 timeout", async () => {
+  const crash = await start("crash", FIXTURE_TOOLS);
+  const r = await post(crash, "{}");
+  assert.equal(r.status, 500);
+  const body = await r.json();
+  assert.equal(body.success, false);
+  assert.equal(body.code, "TOOL_FAILED");
+  assert.match(body.error, /boom/);
+  assert.equal((await fetch(`${crash}/api/health`)).status, 200);
+  const hang = await start("hang", FIXTURE_TOOLS);
+  const t = Date.now();
+  const h = await post(hang, "{}");
+  assert.equal(h.status, 500);
+  assert.equal((await h.json()).code, "TOOL_TIMEOUT");
+  assert.ok(Date.now() - t < 5000);
+  assert.equal((await fetch(`${hang}/api/health`)).status, 200);
+  const metrics = await (await fetch(`${crash}/metrics`)).text();
+  assert.match(metrics, /tool_errors_total\{tool_id="crash"\} 1/);
+});
+
+test("a workflow service runs both steps", async () => {
+  const url = await start("shout-count", EXAMPLES);
+  const r = await (await post(url, JSON.stringify({ text: "a b c" }))).json();
+  assert.deepEqual(r.result, { text: "A B C", words: 3 });
+});
+
+test("/metrics is Prometheus text with requests, errors, uptime and a latency histogram", async () => {
+  const url = await start("upper", EXAMPLES);
+  await post(url, JSON.stringify({ text: "a" }));
+  await post(url, "x");
+  const res = await fetch(`${url}/metrics`);
+  assert.match(res.headers.get("content-type") ?? "", /text\/plain/);
+  const text = await res.text();
+  assert.match(text, /# TYPE tool_requests_total counter/);
+  assert.match(text, /tool_requests_total\{tool_id="upper",path="\/api\/invoke",status="200"\} 1/);
+  assert.match(text, /tool_requests_total\{tool_id="upper",path="\/api\/invoke",status="400"\} 1/);
+  assert.match(text, /tool_errors_total\{tool_id="upper"\} 0/);
+  assert.match(text, /tool_uptime_seconds\{tool_id="upper"\} \d+\.\d+/);
+  assert.match(text, /tool_invoke_duration_seconds_bucket\{tool_id="upper",le="\+Inf"\} 1/);
+  assert.match(text, /tool_invoke_duration_seconds_count\{tool_id="upper"\} 1/);
+});
+
+test("bearer token, CORS allow-list and rate limit (429)", async () => {
+  const url = await start("upper", EXAMPLES, {
+    token: "s3cret",
+    corsOrigins: ["https://ok.example"],
+    rateLimitPerMinute: 2,
+  });
+  const body = JSON.stringify({ text: "a" });
+  assert.equal((await post(url, body)).status, 401);
+  assert.equal((await post(url, body, { authorization: "Bearer wrong" })).status, 401);
+  assert.equal((await fetch(`${url}/api/info`)).status, 401);
+  assert.equal((await fetch(`${url}/api/health`)).status, 200);
+  assert.equal((await post(url, body, { authorization: "Bearer s3cret" })).status, 200);
+  const cors = await fetch(`${url}/api/health`, { headers: { origin: "https://ok.example" } });
+  assert.equal(cors.headers.get("access-control-allow-origin"), "https://ok.example");
+  const other = await fetch(`${url}/api/health`, { headers: { origin: "https://evil.example" } });
+  assert.equal(other.headers.get("access-control-allow-origin"), null);
+  assert.equal((await post(url, body, { authorization: "Bearer s3cret" })).status, 200);
+  const limited = await post(url, body, { authorization: "Bearer s3cret" });
+  assert.equal(limited.status, 429);
+  assert.ok(Number(limited.headers.get("retry-after")) > 0);
+  const noCors = await fetch(`${upper}/api/health`, { headers: { origin: "https://ok.example" } });
+  assert.equal(noCors.headers.get("access-control-allow-origin"), null);
+});
+
+test("settings come from the environment; bad values are usage errors naming the variable", () => {
+  const cfg = serviceConfigFromEnv({
+    API_PORT: "9000",
+    CORS_ORIGINS: "a, b",
+    API_TOKEN: "",
+    RATE_LIMIT_PER_MINUTE: "5",
+  });
+  assert.equal(cfg.port, 9000);
+  assert.deepEqual(cfg.corsOrigins, ["a", "b"]);
+  assert.equal(cfg.token, undefined);
+  assert.equal(cfg.rateLimitPerMinute, 5);
+  assert.throws(() => serviceConfigFromEnv({ API_PORT: "http" }), /API_PORT=http/);
+});
+
+test("CLI serve: SIGTERM lets the in-flight request finish, then exits 0", async () => {
+  const port = await freePort();
+  const main = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      main,
+      "tool",
+      "serve",
+      "sleep",
+      "--tools-dir",
+      EXAMPLES,
+      "--port",
+      String(port),
+      "--host",
+      "127.0.0.1",
+    ],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } },
+  );
+  let stderr = "";
+  child.stderr.on("data", (d) => {
+    stderr += d;
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  try {
+    await waitForHttp(`http://127.0.0.1:${port}/api/health`, 30);
+    const inflight = post(`http://127.0.0.1:${port}`, JSON.stringify({ seconds: 1 }));
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill("SIGTERM");
+    const res = await inflight;
+    assert.equal(res.status, 200);
+    assert.deepEqual((await res.json()).result, { slept: 1 });
+    assert.equal(await exited, 0);
+    assert.match(stderr, /SIGTERM: finishing in-flight requests/);
+    await assert.rejects(fetch(`http://127.0.0.1:${port}/api/health`));
+  } finally {
+    child.kill("SIGKILL");
+  }
+});
