@@ -1,0 +1,184 @@
+/**
+ * Finding the features to package and validating all of them before anything is written.
+ *
+ * Follows the devcontainer CLI's `features package` convention: the target is a single feature
+ * folder (it holds `devcontainer-feature.json`) or a collection folder whose sub-folders are
+ * features (the CLI's `src` folder). dockpack also accepts a repository root that holds `src/`.
+ */
+import { readdir, readFile, stat } from "node:fs/promises";
+import { basename, join, relative, resolve } from "node:path";
+import { DockpackError } from "../core/errors.js";
+import type { Reporter } from "../core/output.js";
+import {
+  FEATURE_FILE,
+  type FeatureMetadata,
+  type FeatureProblem,
+  INSTALL_SCRIPT,
+  parseJsonc,
+  publishedMetadata,
+  validateFeatureMetadata,
+} from "./metadata.js";
+
+/** A validated feature, ready to be packaged. */
+export interface FeatureSource {
+  /** The feature id (equal to its folder name). */
+  id: string;
+  /** Its semantic version. */
+  version: string;
+  /** The feature folder (absolute path). */
+  folder: string;
+  /** The metadata as published (parsed file, plus `currentId` when it has legacyIds). */
+  metadata: FeatureMetadata;
+  /** True when the packaged devcontainer-feature.json differs from the file (currentId added). */
+  rewritten: boolean;
+}
+
+/** What {@link discoverFeatures} found. */
+export interface FeatureDiscovery {
+  /** `single`: the target is one feature folder; `collection`: a folder of feature folders. */
+  mode: "single" | "collection";
+  /** The folder holding the feature folders (collection), or the feature folder (single). Absolute. */
+  root: string;
+  /** The features, sorted by id. */
+  features: FeatureSource[];
+}
+
+async function kindOf(path: string): Promise<"file" | "dir" | "other" | null> {
+  try {
+    const s = await stat(path);
+    return s.isFile() ? "file" : s.isDirectory() ? "dir" : "other";
+  } catch {
+    return null;
+  }
+}
+
+/** Renders problems as the lines of a FEATURES_INVALID message. */
+export function formatProblems(problems: FeatureProblem[], base = process.cwd()): string {
+  return problems
+    .map((p) => {
+      const file = relative(base, p.file) || ".";
+      return `  - ${file}${p.path ? ` ${p.path}` : ""}: ${p.message}`;
+    })
+    .join("\n");
+}
+
+async function readFeature(folder: string, problems: FeatureProblem[]): Promise<FeatureSource | undefined> {
+  const file = join(folder, FEATURE_FILE);
+  const name = basename(folder);
+  const before = problems.length;
+  const add = (p: Omit<FeatureProblem, "feature">) => problems.push({ feature: folder, ...p });
+  if ((await kindOf(join(folder, INSTALL_SCRIPT))) !== "file")
+    add({
+      file: join(folder, INSTALL_SCRIPT),
+      message: `the feature has no ${INSTALL_SCRIPT} (required entrypoint)`,
+    });
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    add({ file, message: `cannot read it: ${(e as Error).message}` });
+    return undefined;
+  }
+  const { value, errors } = parseJsonc(text);
+  if (errors.length > 0) {
+    for (const err of errors) add({ file, message: `not valid JSON (with comments) at ${err}` });
+    return undefined;
+  }
+  for (const p of validateFeatureMetadata(value, name)) add({ file, path: p.path, message: p.message });
+  if (problems.length > before) return undefined;
+  const { metadata, rewritten } = publishedMetadata(value as FeatureMetadata);
+  return { id: metadata.id, version: metadata.version, folder, metadata, rewritten };
+}
+
+/**
+ * Finds and validates the features under `target` (a path; default cwd) — reads files only.
+ * Mode: `single` when `target/devcontainer-feature.json` exists; otherwise `collection` over the
+ * non-hidden sub-folders of `target` that hold a devcontainer-feature.json or an install.sh, or,
+ * when there are none and `target/src` is a folder, over `target/src`. Sub-folders with neither
+ * file are skipped with a warning, as the devcontainer CLI does.
+ * @param exclude absolute paths never treated as feature folders (the output and staging folders)
+ * @throws DockpackError `FEATURES_TARGET_MISSING` (target absent or not a folder),
+ *   `FEATURES_NOT_FOUND` (no feature and no feature folders: empty collection),
+ *   `FEATURES_INVALID` listing every problem of every feature (details.problems).
+ */
+export async function discoverFeatures(
+  target: string,
+  reporter: Reporter,
+  exclude: string[] = [],
+): Promise<FeatureDiscovery> {
+  const abs = resolve(target);
+  const kind = await kindOf(abs);
+  if (kind !== "dir")
+    throw new DockpackError(
+      "FEATURES_TARGET_MISSING",
+      kind === null ? `The target folder ${abs} does not exist.` : `The target ${abs} is not a folder.`,
+      { hint: "Pass a feature folder or a folder of feature folders (such as src)." },
+    );
+  const problems: FeatureProblem[] = [];
+  let mode: FeatureDiscovery["mode"];
+  let root = abs;
+  let folders: string[];
+  if ((await kindOf(join(abs, FEATURE_FILE))) !== null) {
+    mode = "single";
+    folders = [abs];
+  } else {
+    mode = "collection";
+    const scan = async (dir: string) => {
+      const out: string[] = [];
+      for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) =>
+        a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+      )) {
+        const path = join(dir, entry.name);
+        if (entry.name.startsWith(".") || exclude.includes(path)) continue;
+        if ((await kindOf(path)) !== "dir") continue;
+        const hasMeta = (await kindOf(join(path, FEATURE_FILE))) !== null;
+        const hasInstall = (await kindOf(join(path, INSTALL_SCRIPT))) !== null;
+        if (hasMeta) out.push(path);
+        else if (hasInstall)
+          problems.push({
+            feature: path,
+            file: join(path, FEATURE_FILE),
+            message: `the feature folder has an ${INSTALL_SCRIPT} but no ${FEATURE_FILE}`,
+          });
+        else reporter.warn(`${path} holds no ${FEATURE_FILE}; skipped.`);
+      }
+      return out;
+    };
+    folders = await scan(abs);
+    if (folders.length === 0 && problems.length === 0 && (await kindOf(join(abs, "src"))) === "dir") {
+      root = join(abs, "src");
+      folders = await scan(root);
+    }
+    if (folders.length === 0 && problems.length === 0) {
+      const looksSingle = (await kindOf(join(abs, INSTALL_SCRIPT))) !== null;
+      throw new DockpackError(
+        "FEATURES_NOT_FOUND",
+        looksSingle
+          ? `${abs} has an ${INSTALL_SCRIPT} but no ${FEATURE_FILE}: it is not a complete feature.`
+          : `No features found in ${abs}: it has no ${FEATURE_FILE} and no feature folders${root === abs ? " (nor a src/ folder)" : ` (nor has ${root})`}.`,
+        {
+          hint: `A feature folder holds ${FEATURE_FILE} and ${INSTALL_SCRIPT}; pass one, or the folder holding them (usually src).`,
+          details: { target: abs },
+        },
+      );
+    }
+  }
+  const features: FeatureSource[] = [];
+  for (const folder of folders) {
+    const feature = await readFeature(folder, problems);
+    if (feature) features.push(feature);
+  }
+  if (problems.length > 0) {
+    const count = new Set(problems.map((p) => p.feature)).size;
+    throw new DockpackError(
+      "FEATURES_INVALID",
+      `${problems.length} problem${problems.length === 1 ? "" : "s"} in ${count} feature${count === 1 ? "" : "s"} (nothing was written):\n${formatProblems(problems)}`,
+      {
+        hint: "Fix the files listed above (see https://containers.dev/implementors/features/) and run again.",
+        details: { problems },
+      },
+    );
+  }
+  features.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return { mode, root, features };
+}
