@@ -1,0 +1,14 @@
+/**
+ * File-system building blocks: atomic writes, temp directories cleaned up on exit and signals,
+ * the cleanup registry, free-space checks and advisory locks. The code lives in `core/fs/`.
+ */
+export {
+  type AtomicWrite,
+  type AtomicWriteOptions,
+  atomicWriteFile,
+  createAtomicWriteStream,
+  listTempFiles,
+} from "./fs/atomic.js";
+export { onCleanup, pendingCleanups } from "./fs/cleanup.js";
+export { type LockOptions, withLock } from "./fs/lock.js";
+export { ensureFreeSpace, freeSpace, makeTempDir, removeTempDir } from "./fs/temp.js";
