@@ -62,7 +62,7 @@ test("invoke validates input, runs (stdin and argument modes) and validates outp
     (e: DockpackError) => {
       assert.equal(e.code, "TOOL_INPUT_INVALID");
       assert.equal(e.usage, true);
-      assert.deepEqual((e.details?.errors as string[]).sort(), [
+      assert.deepEqual([...((e.details?.errors as string[]) ?? [])].sort(), [
         "/: must NOT have additional properties 'x'",
         "/text: must be string",
       ]);

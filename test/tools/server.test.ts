@@ -26,6 +26,9 @@ const post = (url: string, body: string, headers: Record<string, string> = {}) =
     headers: { "content-type": "application/json", ...headers },
   });
 
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field
+const json = (res: Response): Promise<any> => res.json();
+
 let upper: string;
 before(async () => {
   upper = await start("upper", EXAMPLES);
@@ -35,19 +38,19 @@ after(async () => {
 });
 
 test("GET /, /api/health, /api/info, /openapi.json answer as documented", async () => {
-  const root = await (await fetch(`${upper}/`)).json();
+  const root = await json(await fetch(`${upper}/`));
   assert.equal(root.tool_id, "upper");
   assert.ok(root.endpoints.includes("POST /api/invoke"));
-  assert.deepEqual(await (await fetch(`${upper}/api/health`)).json(), {
+  assert.deepEqual(await json(await fetch(`${upper}/api/health`)), {
     status: "healthy",
     tool_id: "upper",
     version: "1.0.0",
   });
-  const info = await (await fetch(`${upper}/api/info`)).json();
+  const info = await json(await fetch(`${upper}/api/info`));
   assert.equal(info.type, "executable");
   assert.deepEqual(info.input_schema.required, ["text"]);
   assert.ok(info.output_schema.properties.length);
-  const api = await (await fetch(`${upper}/openapi.json`)).json();
+  const api = await json(await fetch(`${upper}/openapi.json`));
   assert.equal(api.openapi, "3.1.0");
   assert.deepEqual(
     api.paths["/api/invoke"].post.requestBody.content["application/json"].schema,
@@ -59,15 +62,15 @@ test("GET /, /api/health, /api/info, /openapi.json answer as documented", async 
 test("POST /api/invoke: 200 result, 400 not JSON, 422 schema errors, 413 too large", async () => {
   const ok = await post(upper, JSON.stringify({ text: "hey" }));
   assert.equal(ok.status, 200);
-  const body = await ok.json();
+  const body = await json(ok);
   assert.equal(body.success, true);
   assert.deepEqual(body.result, { text: "HEY", length: 3 });
   const bad = await post(upper, "{nope");
   assert.equal(bad.status, 400);
-  assert.equal((await bad.json()).success, false);
+  assert.equal((await json(bad)).success, false);
   const invalid = await post(upper, JSON.stringify({ text: 1 }));
   assert.equal(invalid.status, 422);
-  assert.deepEqual((await invalid.json()).errors, ["/text: must be string"]);
+  assert.deepEqual((await json(invalid)).errors, ["/text: must be string"]);
   const big = await post(upper, JSON.stringify({ text: "x".repeat(1024 * 1024 + 10) }));
   assert.equal(big.status, 413);
 });
@@ -76,7 +79,7 @@ test("a crashing tool → 500 and the server keeps answering; a hanging tool →
   const crash = await start("crash", FIXTURE_TOOLS);
   const r = await post(crash, "{}");
   assert.equal(r.status, 500);
-  const body = await r.json();
+  const body = await json(r);
   assert.equal(body.success, false);
   assert.equal(body.code, "TOOL_FAILED");
   assert.match(body.error, /boom/);
@@ -85,7 +88,7 @@ test("a crashing tool → 500 and the server keeps answering; a hanging tool →
   const t = Date.now();
   const h = await post(hang, "{}");
   assert.equal(h.status, 500);
-  assert.equal((await h.json()).code, "TOOL_TIMEOUT");
+  assert.equal((await json(h)).code, "TOOL_TIMEOUT");
   assert.ok(Date.now() - t < 5000);
   assert.equal((await fetch(`${hang}/api/health`)).status, 200);
   const metrics = await (await fetch(`${crash}/metrics`)).text();
@@ -94,7 +97,7 @@ test("a crashing tool → 500 and the server keeps answering; a hanging tool →
 
 test("a workflow service runs both steps", async () => {
   const url = await start("shout-count", EXAMPLES);
-  const r = await (await post(url, JSON.stringify({ text: "a b c" }))).json();
+  const r = await json(await post(url, JSON.stringify({ text: "a b c" })));
   assert.deepEqual(r.result, { text: "A B C", words: 3 });
 });
 
@@ -185,7 +188,7 @@ test("CLI serve: SIGTERM lets the in-flight request finish, then exits 0", async
     child.kill("SIGTERM");
     const res = await inflight;
     assert.equal(res.status, 200);
-    assert.deepEqual((await res.json()).result, { slept: 1 });
+    assert.deepEqual((await json(res)).result, { slept: 1 });
     assert.equal(await exited, 0);
     assert.match(stderr, /SIGTERM: finishing in-flight requests/);
     await assert.rejects(fetch(`http://127.0.0.1:${port}/api/health`));
