@@ -23,6 +23,31 @@ export const GROUPS: GroupEntry[] = [
   // Each domain adds its row here when its commands work end to end, e.g.:
   // { name: "env", summary: "…", load: () => import("./env.js") },
   {
+    name: "env",
+    summary: "per-branch environments: init, create, up, down, list, info, remove",
+    load: () => import("./env.js"),
+  },
+  {
+    name: "packages",
+    summary: "environment packages: export, import, list, validate",
+    load: () => import("./packages.js"),
+  },
+  {
+    name: "delta",
+    summary: "image deltas: ship only the layers a target lacks, rebuild the identical image",
+    load: () => import("./delta.js"),
+  },
+  {
+    name: "features",
+    summary: "Dev Container Features: package features and collection metadata, reproducibly",
+    load: () => import("./features.js"),
+  },
+  {
+    name: "mcp",
+    summary: "run the MCP server over stdio (every domain's tools)",
+    load: () => import("./mcp.js"),
+  },
+  {
     name: "tool",
     summary: "tool services: list, invoke, serve as an HTTP API, compile to a container or executable, recover",
     load: () => import("./tool.js"),

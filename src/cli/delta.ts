@@ -1,0 +1,277 @@
+/**
+ * `dockpack delta …`: image delta transfer (create, apply, list, info, inventory). Flags become
+ * the options of the library functions in src/delta; results print as text or, under --json,
+ * as the result object.
+ */
+import { type Command, Option } from "commander";
+import { CODECS } from "../core/codec.js";
+import { DockpackError } from "../core/errors.js";
+import { formatBytes, formatTable, type Reporter } from "../core/output.js";
+import {
+  applyDelta,
+  type CreateResult,
+  createDelta,
+  createInventory,
+  type DeltaInfo,
+  deltaInfo,
+  deltaList,
+  describeShip,
+} from "../delta/index.js";
+import { action, withExamples } from "./common.js";
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function parseLevel(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) {
+    throw new DockpackError("CODEC_LEVEL_INVALID", `Compression level '${value}' is not a whole number.`, {
+      hint: "Use 1–9 (zstd: 1–22, or -1 to -100 for the fast levels).",
+      usage: true,
+    });
+  }
+  return n;
+}
+
+/** With -v, per-layer decisions (logged at debug) are shown at info. */
+function verbose(reporter: Reporter, on: boolean): Reporter {
+  return on ? { ...reporter, debug: (m: string) => reporter.info(m) } : reporter;
+}
+
+const pct = (f: number | undefined) => (f === undefined ? "not measured" : `${(f * 100).toFixed(1)}%`);
+
+function renderCreate(r: CreateResult): string {
+  const md = r.metadata;
+  const rows = md.layers.map((l) => [
+    l.index,
+    l.diffId.slice(0, 19),
+    formatBytes(l.size),
+    describeShip(l),
+    l.memberSize === undefined ? "0 B" : `${r.estimated ? "≤ " : ""}${formatBytes(l.memberSize)}`,
+  ]);
+  const head = r.dryRun
+    ? `Dry run: would write ${r.output} (about ${formatBytes(r.packageSize)}; sizes are upper bounds, delta sizes are known only when created)`
+    : `Wrote ${r.output}: ${formatBytes(r.packageSize)} for an image of ${formatBytes(md.totals.imageSize)}`;
+  const save = `docker save ≈ ${formatBytes(md.totals.dockerSaveSize)} (package ${pct(r.packageSize / md.totals.dockerSaveSize)})`;
+  const gz = md.totals.dockerSaveGzipSize
+    ? `, docker save | gzip ${formatBytes(md.totals.dockerSaveGzipSize)} (package ${pct(r.packageSize / md.totals.dockerSaveGzipSize)})`
+    : "";
+  return `${formatTable(["#", "DIFF_ID", "SIZE", "SHIPS AS", "BYTES"], rows)}\n${head}\n${save}${gz}`;
+}
+
+function renderInfo(i: DeltaInfo): string {
+  const lines: [string, string][] = [
+    [
+      "package",
+      `${i.package} (format ${i.formatVersion}, dockpack ${i.dockpackVersion}, created ${i.created})`,
+    ],
+    [
+      "image",
+      `${i.source.repoTags.join(", ") || "(untagged)"} ${i.source.id} ${i.source.os ?? "?"}/${i.source.architecture ?? "?"}`,
+    ],
+    [
+      "bases",
+      i.bases.map((b) => `${b.repoTags[0] ?? b.id ?? b.ref} (${b.kind}, ${b.layers} layers)`).join("; ") ||
+        "none",
+    ],
+    [
+      "method",
+      `${i.method}, compression ${i.compression}${i.level !== undefined ? ` level ${i.level}` : ""}`,
+    ],
+    [
+      "layers",
+      `${i.layers.total}: ${i.layers.reused} reused, ${i.layers.delta} delta, ${i.layers.full} full, ${i.layers.duplicate} duplicate`,
+    ],
+    ["image size", formatBytes(i.imageSize)],
+    ["package size", formatBytes(i.packageSize)],
+    ["vs docker save", `${formatBytes(i.dockerSaveSize)} → ${pct(i.fractionOfDockerSave)}`],
+    [
+      "vs save | gzip",
+      i.dockerSaveGzipSize
+        ? `${formatBytes(i.dockerSaveGzipSize)} → ${pct(i.fractionOfDockerSaveGzip)}`
+        : "not measured",
+    ],
+  ];
+  return lines.map(([k, v]) => `${`${k}:`.padEnd(16)}${v}`).join("\n");
+}
+
+/** Adds `delta` and its subcommands to the root program. */
+export function register(program: Command): void {
+  const delta = program
+    .command("delta")
+    .description(
+      "ship only the image layers a target lacks, as binary deltas, and rebuild the identical image",
+    );
+  withExamples(delta, [
+    "dockpack delta create --base app:1 app:2 app-1-to-2.dpd",
+    "dockpack delta apply app-1-to-2.dpd",
+    "dockpack delta info app-1-to-2.dpd",
+  ]);
+
+  const create = delta
+    .command("create")
+    .description("write a delta package of IMAGE against what the target has (--base images or inventories)")
+    .argument("<image>", "name:tag, ID, docker-daemon:REF, docker-archive:FILE, oci:DIR or oci-archive:FILE")
+    .argument("<package>", "the delta package file to write")
+    .option(
+      "--base <image|inventory>",
+      "what the target already has (repeatable): an image in any form or an inventory file",
+      collect,
+      [],
+    )
+    .addOption(
+      new Option("-m, --method <method>", "per-layer method")
+        .choices(["xdelta3", "bsdiff", "zstd", "layer", "auto"])
+        .default("xdelta3"),
+    )
+    .addOption(
+      new Option("-c, --compression <codec>", "compression of full layers and xdelta3 patches")
+        .choices([...CODECS])
+        .default("zstd"),
+    )
+    .option(
+      "-l, --level <n>",
+      "compression level: 1–9; zstd 1–22 or -1…-100 (default zstd 9, others 6)",
+      parseLevel,
+    )
+    .option("-d, --dry-run", "print the plan and the bytes it would ship; write nothing")
+    .option("-f, --force", "overwrite an existing package")
+    .option("-v, --verbose", "log the decision for every layer")
+    .option("--no-gzip-measure", "skip measuring `docker save | gzip` (saves a pass over the image)")
+    .action(
+      action(async (reporter, c: Command, image: string, output: string) => {
+        const o = c.opts() as Record<string, unknown>;
+        return createDelta(
+          {
+            image,
+            output,
+            bases: o.base as string[],
+            method: o.method as "xdelta3",
+            compression: o.compression as "zstd",
+            ...(o.level !== undefined ? { level: o.level as number } : {}),
+            dryRun: Boolean(o.dryRun),
+            force: Boolean(o.force),
+            measureGzip: o.gzipMeasure !== false,
+          },
+          verbose(reporter, Boolean(o.verbose)),
+        );
+      }, renderCreate),
+    );
+  withExamples(create, [
+    "dockpack delta create --base app:1 app:2 app-2.dpd",
+    "dockpack delta create --base target-inventory.json --base old.tar app:2 app-2.dpd -m auto",
+    "dockpack delta create --base docker-archive:old.tar docker-archive:new.tar out.dpd -c xz -l 9",
+    "dockpack delta create -d --base app:1 app:2 app-2.dpd",
+  ]);
+
+  const apply = delta
+    .command("apply")
+    .description(
+      "rebuild the image from a delta package and the base layers; load it or write a docker-archive",
+    )
+    .argument("<package>", "the delta package")
+    .argument("[image-name]", "tag the rebuilt image (default: the original tags)")
+    .option(
+      "--base-archive <file>",
+      "an image file holding base layers (repeatable; docker-archive, oci:, oci-archive:)",
+      collect,
+      [],
+    )
+    .option("-o, --output <file>", "write a docker-archive file instead of loading into the engine")
+    .option("--load", "load into the Docker Engine (the default)")
+    .addOption(
+      new Option("--format <layout>", "layout of --output")
+        .choices(["docker-archive", "docker-archive-oci", "oci-archive"])
+        .default("docker-archive"),
+    )
+    .option("-f, --force", "overwrite an existing output file or move an existing tag")
+    .option("-v, --verbose", "log each step")
+    .action(
+      action(
+        async (reporter, c: Command, pkg: string, imageName: string | undefined) => {
+          const o = c.opts() as Record<string, unknown>;
+          if (o.load && o.output) {
+            throw new DockpackError("USAGE_CONFLICT", "--load and --output exclude each other.", {
+              usage: true,
+            });
+          }
+          return applyDelta(
+            {
+              package: pkg,
+              ...(imageName ? { imageName } : {}),
+              baseArchives: o.baseArchive as string[],
+              ...(o.output ? { output: o.output as string } : {}),
+              format: o.format as "docker-archive",
+              force: Boolean(o.force),
+            },
+            verbose(reporter, Boolean(o.verbose)),
+          );
+        },
+        (r) =>
+          `${r.loaded ? "Loaded" : `Wrote ${r.output}:`} ${r.imageId}${r.tags.length ? ` as ${r.tags.join(", ")}` : ""}\n` +
+          `layers: ${r.layers.total} (${r.layers.fromBase} from base, ${r.layers.fromDelta} rebuilt from deltas, ${r.layers.fromFull} from the package), image ${formatBytes(r.imageSize)}`,
+      ),
+    );
+  withExamples(apply, [
+    "dockpack delta apply app-2.dpd",
+    "dockpack delta apply app-2.dpd app:2-restored -f",
+    "dockpack delta apply app-2.dpd --base-archive old.tar -o app-2.tar",
+  ]);
+
+  const list = delta
+    .command("list")
+    .description(
+      "one row per layer: index, diff_id, size, how it ships, bytes in the package (reads metadata only)",
+    )
+    .argument("<package>", "the delta package")
+    .option("-v, --verbose", "add why each layer ships as it does")
+    .action(
+      action(
+        async (_r, c: Command, pkg: string) => ({
+          ...(await deltaList({ package: pkg })),
+          verbose: Boolean(c.opts().verbose),
+        }),
+        (r) =>
+          formatTable(
+            ["#", "DIFF_ID", "SIZE", "SHIPS AS", "BYTES", ...(r.verbose ? ["WHY"] : [])],
+            r.layers.map((l) => [
+              l.index,
+              l.diffId,
+              formatBytes(l.size),
+              l.how,
+              formatBytes(l.packageBytes),
+              ...(r.verbose ? [l.reason ?? ""] : []),
+            ]),
+          ),
+      ),
+    );
+  withExamples(list, ["dockpack delta list app-2.dpd", "dockpack --json delta list app-2.dpd"]);
+
+  const info = delta
+    .command("info")
+    .description("format, source image, bases, method, totals and savings (reads metadata only)")
+    .argument("<package>", "the delta package")
+    .action(action(async (_r, _c: Command, pkg: string) => deltaInfo({ package: pkg }), renderInfo));
+  withExamples(info, ["dockpack delta info app-2.dpd", "dockpack --json delta info app-2.dpd"]);
+
+  const inventory = delta
+    .command("inventory")
+    .description(
+      "write the layer inventory of images on this machine (default: every engine image) for --base",
+    )
+    .argument("[images...]", "images in any form (default: all images in the engine)")
+    .requiredOption("-o, --output <file>", "the inventory file to write (JSON)")
+    .option("-f, --force", "overwrite an existing file")
+    .action(
+      action(
+        async (reporter, c: Command, images: string[]) => {
+          const o = c.opts() as { output: string; force?: boolean };
+          return createInventory({ images, output: o.output, force: Boolean(o.force) }, reporter);
+        },
+        (r) => `Wrote ${r.output}: ${r.images} images, ${r.layers} distinct layers`,
+      ),
+    );
+  withExamples(inventory, [
+    "dockpack delta inventory -o target.json",
+    "dockpack delta inventory app:1 debian:bookworm -o target.json",
+  ]);
+}

@@ -1,0 +1,324 @@
+/**
+ * `delta apply`: rebuilds the exact image from a delta package and the layers the target has.
+ *
+ * Order of work, so nothing half-made reaches the engine or the disk:
+ * 1. read the metadata; check the config bytes against their digest and the layer list;
+ * 2. find every needed base layer (reused layers and delta bases) in `--base-archive` files,
+ *    else in the engine's images — missing ones fail with `DELTA_BASE_MISSING` listing them;
+ * 3. check every package member's digest, then rebuild every layer into a temporary directory
+ *    and check sha256 == diff_id for each;
+ * 4. only then load into the engine, or write a docker-archive atomically (`output`).
+ */
+import { createReadStream, createWriteStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { join } from "node:path";
+import { PassThrough, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { z } from "zod";
+import { decompressStream } from "../core/codec.js";
+import { digestFile, digestStream, sha256Hex, verifyingStream } from "../core/digest.js";
+import { inspectImage, loadImage } from "../core/docker/images.js";
+import { DockpackError } from "../core/errors.js";
+import { createAtomicWriteStream, makeTempDir, removeTempDir } from "../core/fs.js";
+import type { Reporter } from "../core/output.js";
+import type { Image } from "../image/image.js";
+import { openImage } from "../image/open.js";
+import { type ArchiveLayout, writeImageTar } from "../image/write.js";
+import { findInEngine } from "./engine-bases.js";
+import { CONFIG_MEMBER, type DeltaMetadata, type LayerEntry, openPackage } from "./format.js";
+import { decodeDelta, ZSTD_LONG_THRESHOLD } from "./methods.js";
+
+/** Options of {@link applyDelta} (also the MCP tool's input). */
+export const ApplyOptionsSchema = z.object({
+  package: z.string().describe("the delta package file"),
+  imageName: z
+    .string()
+    .optional()
+    .describe("tag the rebuilt image with this name (default: the original tags)"),
+  baseArchives: z
+    .array(z.string())
+    .default([])
+    .describe("images holding base layers: docker-archive/oci/oci-archive files"),
+  output: z.string().optional().describe("write a docker-archive here instead of loading into the engine"),
+  format: z
+    .enum(["docker-archive", "docker-archive-oci", "oci-archive"])
+    .default("docker-archive")
+    .describe("layout of --output"),
+  force: z.boolean().default(false).describe("overwrite an existing output file or image tag"),
+});
+/** Options of {@link applyDelta}. */
+export type ApplyOptions = z.input<typeof ApplyOptionsSchema>;
+
+/** Result of {@link applyDelta}. Sizes in bytes. */
+export interface ApplyResult {
+  /** Image ID of the rebuilt image (sha256 of its config); equals the source image's ID. */
+  imageId: string;
+  tags: string[];
+  /** The docker-archive written, or undefined when loaded into the engine. */
+  output?: string;
+  loaded: boolean;
+  layers: { total: number; fromBase: number; fromDelta: number; fromFull: number };
+  /** Where base layers came from (archives or engine images). */
+  baseSources: string[];
+  imageSize: number;
+}
+
+function normalizeTag(t: string): string {
+  const last = t.slice(t.lastIndexOf("/") + 1);
+  return last.includes(":") ? t : `${t}:latest`;
+}
+
+/**
+ * Applies a delta package (see the module doc). Throws `DELTA_PACKAGE_*`, `DELTA_FORMAT_UNSUPPORTED`,
+ * `DELTA_CONFIG_MISMATCH`, `DELTA_BASE_MISSING`, `DIGEST_MISMATCH` (a corrupted member or a
+ * rebuilt layer that does not match its diff_id, naming the layer), `DELTA_OUTPUT_EXISTS`,
+ * `DELTA_TAG_EXISTS`, `ENGINE_UNAVAILABLE` (only when the engine is needed).
+ */
+export async function applyDelta(input: ApplyOptions, reporter: Reporter): Promise<ApplyResult> {
+  const options = ApplyOptionsSchema.parse(input);
+  const pkg = await openPackage(options.package);
+  const md = pkg.metadata;
+  const config = await pkg.container.read(CONFIG_MEMBER);
+  const configDigest = `sha256:${sha256Hex(config)}`;
+  if (configDigest !== md.config.digest) {
+    throw new DockpackError(
+      "DELTA_CONFIG_MISMATCH",
+      `${options.package}: the image config has digest ${configDigest}, the metadata says ${md.config.digest}.`,
+      { hint: "The package is corrupted; copy it again." },
+    );
+  }
+  const configIds =
+    (JSON.parse(config.toString("utf8")) as { rootfs?: { diff_ids?: string[] } }).rootfs?.diff_ids ?? [];
+  if (configIds.join() !== md.layers.map((l) => l.diffId).join()) {
+    throw new DockpackError(
+      "DELTA_PACKAGE_INVALID",
+      `${options.package}: the layer list does not match the config's rootfs.diff_ids.`,
+    );
+  }
+  const tags = options.imageName ? [normalizeTag(options.imageName)] : md.source.repoTags;
+  if (options.output && !options.force && (await stat(options.output).catch(() => undefined))) {
+    throw new DockpackError("DELTA_OUTPUT_EXISTS", `The file '${options.output}' exists.`, {
+      hint: "Pass -f/--force to overwrite it, or choose another name.",
+    });
+  }
+  if (!options.output && !options.force) await checkTags(tags, md.source.id);
+
+  const needed = new Set<string>();
+  for (const l of md.layers) {
+    if (l.ship === "reused") needed.add(l.diffId);
+    if (l.ship === "delta" && l.base) needed.add(l.base.diffId);
+  }
+  const opened: Image[] = [];
+  const sources = new Map<string, { image: Image; index: number }>();
+  let tmp: string | undefined;
+  try {
+    const addSource = (image: Image) => {
+      opened.push(image);
+      for (const l of image.layers)
+        if (!sources.has(l.diffId)) sources.set(l.diffId, { image, index: l.index });
+    };
+    for (const ref of options.baseArchives) addSource(await openImage(ref, reporter));
+    let missing = [...needed].filter((d) => !sources.has(d));
+    if (missing.length > 0) {
+      const refs = await findInEngine(missing, md, options.output === undefined).catch((e) => {
+        if ((e as { code?: string }).code === "ENGINE_UNAVAILABLE" && options.output) return [] as string[];
+        throw e;
+      });
+      for (const ref of refs) {
+        reporter.info(`Reading base layers from the engine image ${ref}`);
+        addSource(await openImage(`docker-daemon:${ref}`, reporter));
+      }
+      missing = [...needed].filter((d) => !sources.has(d));
+    }
+    if (missing.length > 0) throw baseMissing(missing, md);
+
+    // Check every member's digest before rebuilding anything.
+    for (const l of md.layers) {
+      if (!l.member) continue;
+      const got = await digestStream(await pkg.container.open(l.member));
+      if (got.digest !== l.memberDigest || got.size !== l.memberSize) {
+        throw new DockpackError(
+          "DIGEST_MISMATCH",
+          `${options.package}: member ${l.member} of layer ${l.index} (${l.diffId}) is corrupted: expected ${l.memberDigest}, got ${got.digest}.`,
+          { hint: "The package is corrupted; copy it again." },
+        );
+      }
+    }
+
+    const work: string = await makeTempDir("dockpack-delta-apply-");
+    tmp = work;
+    const files = new Map<string, string>();
+    const counts = { total: md.layers.length, fromBase: 0, fromDelta: 0, fromFull: 0 };
+    const progress = reporter.progress("rebuild layers", md.layers.length, "items");
+    const baseFile = async (diffId: string): Promise<string> => {
+      const have = files.get(diffId);
+      if (have) return have;
+      const src = sources.get(diffId) as { image: Image; index: number };
+      const file = join(work, `${diffId.slice(7)}.tar`);
+      await pipeline(
+        await src.image.openLayer(src.index),
+        verifyingStream(diffId, `base layer ${diffId} from ${src.image.ref}`),
+        createWriteStream(file),
+      );
+      files.set(diffId, file);
+      return file;
+    };
+    for (const l of md.layers) {
+      if (l.ship === "duplicate" || files.has(l.diffId)) {
+        progress.increment(1);
+        continue;
+      }
+      if (l.ship === "reused") {
+        await baseFile(l.diffId);
+        counts.fromBase++;
+      } else {
+        await rebuildLayer(l, pkg.container, work, files, baseFile, options.package);
+        if (l.ship === "delta") counts.fromDelta++;
+        else counts.fromFull++;
+      }
+      progress.increment(1);
+    }
+    progress.stop();
+
+    const layers = await Promise.all(
+      md.layers.map(async (l) => {
+        const file = files.get(l.diffId) as string;
+        return {
+          diffId: l.diffId,
+          size: (await stat(file)).size,
+          open: async (): Promise<Readable> => createReadStream(file),
+        };
+      }),
+    );
+    const imageInput = { config, repoTags: tags, layers };
+    const imageSize = [...new Set(layers.map((l) => l.diffId))].reduce(
+      (a, d) => a + (layers.find((x) => x.diffId === d)?.size ?? 0),
+      0,
+    );
+    const result: ApplyResult = {
+      imageId: configDigest,
+      tags,
+      loaded: false,
+      layers: counts,
+      baseSources: opened.map((i) => i.ref),
+      imageSize,
+    };
+    if (options.output) {
+      const out = createAtomicWriteStream(options.output, { overwrite: options.force });
+      try {
+        await writeImageTar(imageInput, out.stream, options.format as ArchiveLayout);
+        await out.commit();
+      } catch (e) {
+        await out.abort();
+        throw e;
+      }
+      result.output = options.output;
+      return result;
+    }
+    const pass = new PassThrough();
+    const [, loadResult] = await Promise.all([
+      writeImageTar(imageInput, pass, "docker-archive"),
+      loadImage(pass),
+    ]);
+    reporter.debug(`docker load: ${loadResult.loaded.join(", ")}`);
+    const loadedInfo = await inspectImage(configDigest);
+    if (loadedInfo.Id !== configDigest) {
+      throw new DockpackError(
+        "DELTA_LOAD_MISMATCH",
+        `The engine loaded ${loadedInfo.Id}, expected ${configDigest}.`,
+      );
+    }
+    result.loaded = true;
+    return result;
+  } finally {
+    for (const i of opened) await i.close();
+    if (tmp) await removeTempDir(tmp);
+  }
+}
+
+async function rebuildLayer(
+  l: LayerEntry,
+  container: Awaited<ReturnType<typeof openPackage>>["container"],
+  tmp: string,
+  files: Map<string, string>,
+  baseFile: (diffId: string) => Promise<string>,
+  pkgPath: string,
+): Promise<void> {
+  const member = l.member as string;
+  const codec = l.codec ?? "none";
+  const label = `layer ${l.index} (${l.diffId}) rebuilt from ${pkgPath}`;
+  const file = join(tmp, `${l.diffId.slice(7)}.tar`);
+  const decoded = async (): Promise<Readable> => {
+    const raw = await container.open(member);
+    if (codec === "none") return raw;
+    return raw.pipe(decompressStream(codec, { long: l.size > ZSTD_LONG_THRESHOLD }));
+  };
+  if (l.ship === "full") {
+    await pipeline(await decoded(), verifyingStream(l.diffId, label), createWriteStream(file));
+  } else {
+    if (!l.method || !l.base)
+      throw new DockpackError(
+        "DELTA_PACKAGE_INVALID",
+        `${pkgPath}: layer ${l.index} is a delta without method or base.`,
+      );
+    const old = await baseFile(l.base.diffId);
+    const patch = join(tmp, `patch-${l.index}`);
+    await pipeline(await decoded(), createWriteStream(patch));
+    await decodeDelta(l.method, old, patch, file, l.params ?? {});
+    const got = await digestFile(file);
+    if (got.digest !== l.diffId) {
+      throw new DockpackError(
+        "DIGEST_MISMATCH",
+        `${label}: expected ${l.diffId}, got ${got.digest} (the delta was applied to other base bytes than it was made from).`,
+        { hint: `Give the base image that holds ${l.base.diffId} (${l.base.image}).` },
+      );
+    }
+  }
+  files.set(l.diffId, file);
+}
+
+async function checkTags(tags: string[], id: string): Promise<void> {
+  for (const t of tags) {
+    let existing: string | undefined;
+    try {
+      existing = (await inspectImage(t)).Id;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === "IMAGE_NOT_FOUND") continue;
+      throw e;
+    }
+    if (existing && existing !== id) {
+      throw new DockpackError(
+        "DELTA_TAG_EXISTS",
+        `The tag '${t}' already names another image (${existing}).`,
+        {
+          hint: "Pass -f/--force to move the tag, or give another IMAGE_NAME.",
+        },
+      );
+    }
+  }
+}
+
+function baseMissing(missing: string[], md: DeltaMetadata): DockpackError {
+  const lines = missing.map((d) => {
+    const from = md.bases.filter((b) => b.diffIds.includes(d)).map((b) => b.repoTags[0] ?? b.id ?? b.ref);
+    return `  ${d}${from.length ? ` (in ${from.join(", ")})` : ""}`;
+  });
+  const images = [
+    ...new Set(
+      md.bases
+        .filter((b) => missing.some((d) => b.diffIds.includes(d)))
+        .map((b) => b.repoTags[0] ?? b.id ?? b.ref),
+    ),
+  ];
+  return new DockpackError(
+    "DELTA_BASE_MISSING",
+    `The delta needs ${missing.length} base layer(s) that neither the given archives nor the engine provide:\n${lines.join("\n")}`,
+    {
+      hint: images.length
+        ? `Load ${images.join(", ")} into the engine, or pass it with --base-archive FILE.`
+        : "Pass the base image with --base-archive FILE.",
+      details: { missing, images },
+    },
+  );
+}

@@ -1,0 +1,486 @@
+/**
+ * `delta create`: writes a delta package holding only what the target lacks.
+ *
+ * Per layer of the source image (matched by diff_id, never by file name):
+ * 1. the target has the diff_id (a base image or inventory lists it) → not shipped ("reused");
+ * 2. an earlier layer of the same image has it → shipped once ("duplicate");
+ * 3. with a delta method and a base image with bytes: a delta against the most similar base
+ *    layer (see similarity.ts), kept only if smaller than the compressed full layer;
+ * 4. else the whole layer, compressed with the package codec.
+ * The exact config bytes go in too, so the rebuilt image has the identical image ID.
+ */
+import { createReadStream, createWriteStream } from "node:fs";
+import { rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { Transform, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGzip } from "node:zlib";
+import { z } from "zod";
+import { CODEC_EXTENSION, CODECS, type Codec, checkLevel, compressStream } from "../core/codec.js";
+import { digestFile, verifyingStream } from "../core/digest.js";
+import { DockpackError } from "../core/errors.js";
+import { makeTempDir, removeTempDir } from "../core/fs.js";
+import type { Reporter } from "../core/output.js";
+import { indexTar } from "../image/container.js";
+import type { Image } from "../image/image.js";
+import { openImage, parseImageRef } from "../image/open.js";
+import {
+  type BaseEntry,
+  CONFIG_MEMBER,
+  type DeltaMetadata,
+  FORMAT_NAME,
+  FORMAT_VERSION,
+  type LayerEntry,
+  tarMemberBytes,
+} from "./format.js";
+import { readInventoryIfAny } from "./inventory.js";
+import { DELTA_METHODS, type DeltaMethod, encodeDelta, methodFits, ZSTD_LONG_THRESHOLD } from "./methods.js";
+import { writePackage } from "./package-writer.js";
+import { type Candidate, chooseBase, layerPaths, type PathSizes } from "./similarity.js";
+import { DOCKPACK_VERSION } from "./version.js";
+
+/** Options of {@link createDelta} (also the MCP tool's input). */
+export const CreateOptionsSchema = z.object({
+  image: z
+    .string()
+    .describe("source image: name:tag, ID, docker-daemon:, docker-archive:, oci:, oci-archive:"),
+  output: z.string().describe("path of the delta package to write"),
+  bases: z
+    .array(z.string())
+    .default([])
+    .describe("what the target has: images in any form, or inventory files"),
+  method: z.enum(["xdelta3", "bsdiff", "zstd", "layer", "auto"]).default("xdelta3"),
+  compression: z.enum(CODECS as [Codec, ...Codec[]]).default("zstd"),
+  level: z.number().int().optional().describe("compression level; default zstd 9, others 6"),
+  dryRun: z.boolean().default(false).describe("print the plan, write nothing"),
+  force: z.boolean().default(false).describe("overwrite an existing package"),
+  measureGzip: z.boolean().default(true).describe("measure `docker save | gzip` for the saving figures"),
+});
+/** Options of {@link createDelta}. */
+export type CreateOptions = z.input<typeof CreateOptionsSchema>;
+
+/** Result of {@link createDelta}. */
+export interface CreateResult {
+  /** The package path (also set for a dry run: where it would go). */
+  output: string;
+  dryRun: boolean;
+  /** True when sizes are estimates (dry run). */
+  estimated: boolean;
+  /** Package size in bytes (estimated upper bound for a dry run). */
+  packageSize: number;
+  metadata: DeltaMetadata;
+}
+
+interface Base {
+  entry: BaseEntry;
+  image?: Image;
+}
+
+const DEFAULT_LEVEL: Record<Codec, number> = { zstd: 9, gzip: 6, xz: 6, bzip2: 9, none: 0 };
+
+function counter(): { stream: Writable; bytes: () => number } {
+  let n = 0;
+  return {
+    stream: new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        n += chunk.length;
+        cb();
+      },
+    }),
+    bytes: () => n,
+  };
+}
+
+/** Streams `input` through gzip -6 and returns the compressed byte count and the input byte count. */
+async function gzipSize(input: NodeJS.ReadableStream): Promise<{ gz: number; raw: number }> {
+  let raw = 0;
+  const count = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      raw += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  const c = counter();
+  await pipeline(input, count, createGzip({ level: 6 }), c.stream);
+  return { gz: c.bytes(), raw };
+}
+
+async function openBases(refs: string[], reporter: Reporter): Promise<Base[]> {
+  const bases: Base[] = [];
+  try {
+    for (const raw of refs) {
+      const parsed = await parseImageRef(raw);
+      const inventory =
+        parsed.transport === "docker-daemon" ? undefined : await readInventoryIfAny(parsed.path);
+      if (inventory) {
+        for (const img of inventory.images) {
+          bases.push({
+            entry: {
+              ref: `${raw}#${img.repoTags[0] ?? img.id}`,
+              kind: "inventory",
+              id: img.id,
+              repoTags: img.repoTags,
+              diffIds: img.diffIds,
+            },
+          });
+        }
+        continue;
+      }
+      const image = await openImage(raw, reporter);
+      bases.push({
+        image,
+        entry: {
+          ref: raw,
+          kind: "image",
+          id: image.configDigest,
+          repoTags: image.repoTags,
+          diffIds: image.layers.map((l) => l.diffId),
+        },
+      });
+    }
+  } catch (e) {
+    for (const b of bases) await b.image?.close();
+    throw e;
+  }
+  return bases;
+}
+
+function baseName(b: BaseEntry): string {
+  return b.repoTags[0] ?? b.id ?? b.ref;
+}
+
+/**
+ * Creates a delta package (see the module doc). Sizes in bytes.
+ * Throws `DELTA_OUTPUT_EXISTS` (without `force`), `IMAGE_NOT_FOUND`, `DIGEST_MISMATCH` (a source
+ * layer whose bytes do not match its diff_id), `DELTA_BSDIFF_TOO_LARGE`, `PROGRAM_MISSING`,
+ * `CODEC_LEVEL_INVALID`, `ENGINE_UNAVAILABLE`.
+ */
+export async function createDelta(input: CreateOptions, reporter: Reporter): Promise<CreateResult> {
+  const options = CreateOptionsSchema.parse(input);
+  const codec = options.compression;
+  const level = options.level ?? DEFAULT_LEVEL[codec];
+  if (codec !== "none") checkLevel(codec, level);
+  if (!options.dryRun && !options.force && (await stat(options.output).catch(() => undefined))) {
+    throw new DockpackError("DELTA_OUTPUT_EXISTS", `The file '${options.output}' exists.`, {
+      hint: "Pass -f/--force to overwrite it, or choose another name.",
+    });
+  }
+  const source = await openImage(options.image, reporter);
+  let bases: Base[] = [];
+  let tmp: string | undefined;
+  try {
+    bases = await openBases(options.bases, reporter);
+    const providers = new Map<string, string[]>();
+    for (const b of bases) {
+      for (const d of b.entry.diffIds) providers.set(d, [...(providers.get(d) ?? []), baseName(b.entry)]);
+    }
+    const candidates: Candidate[] = [];
+    const candidateImage = new Map<Candidate, { image: Image; index: number }>();
+    const wantDelta = options.method !== "layer";
+    const pathsCache = new Map<Candidate, PathSizes>();
+    if (wantDelta) {
+      for (const b of bases) {
+        if (!b.image) continue;
+        const seen = new Set<string>();
+        for (const l of b.image.layers) {
+          if (seen.has(l.diffId)) continue;
+          seen.add(l.diffId);
+          const c: Candidate = {
+            image: baseName(b.entry),
+            diffId: l.diffId,
+            size: l.size ?? l.blobSize,
+            index: l.index,
+            compressed: l.codec !== "none",
+            paths: new Map(),
+          };
+          candidates.push(c);
+          candidateImage.set(c, { image: b.image, index: l.index });
+        }
+      }
+    }
+    const candidatePaths = async (c: Candidate): Promise<PathSizes> => {
+      let p = pathsCache.get(c);
+      if (!p) {
+        const src = candidateImage.get(c);
+        p = src ? await layerPaths(src.image, src.index) : new Map();
+        pathsCache.set(c, p);
+        c.paths = p;
+      }
+      return p;
+    };
+    const hasBytesBase = candidates.length > 0;
+    if (wantDelta && !hasBytesBase && bases.some((b) => b.entry.kind === "inventory")) {
+      reporter.info(
+        "Bases are inventories only: changed layers ship whole. A delta needs the base layer bytes; give the old image with --base IMAGE for deltas.",
+      );
+    }
+
+    const layers: LayerEntry[] = [];
+    const firstIndex = new Map<string, number>();
+    let gzipTotal = 0;
+    const measure = options.measureGzip && !options.dryRun;
+    tmp = options.dryRun ? undefined : await makeTempDir("dockpack-delta-create-");
+    const members: { name: string; file: string }[] = [];
+    const progress = reporter.progress("layers", source.layers.length, "items");
+    for (const layer of source.layers) {
+      const label = `layer ${layer.index} (${layer.diffId}) of ${options.image}`;
+      const known = layer.size;
+      const prov = providers.get(layer.diffId);
+      if (prov) {
+        let size = known ?? 0;
+        if (measure || known === undefined) {
+          if (!firstIndex.has(layer.diffId)) {
+            const m = await gzipSize(
+              (await source.openLayer(layer.index)).pipe(verifyingStream(layer.diffId, label)),
+            );
+            gzipTotal += m.gz;
+            size = m.raw;
+          }
+        }
+        firstIndex.set(layer.diffId, firstIndex.get(layer.diffId) ?? layer.index);
+        layers.push({
+          index: layer.index,
+          diffId: layer.diffId,
+          size,
+          ship: "reused",
+          providers: prov,
+          reason: `the target has it (${prov.join(", ")})`,
+        });
+        progress.increment(1);
+        continue;
+      }
+      const earlier = firstIndex.get(layer.diffId);
+      if (earlier !== undefined) {
+        layers.push({
+          index: layer.index,
+          diffId: layer.diffId,
+          size: layers[earlier].size,
+          ship: "duplicate",
+          sameAs: earlier,
+          reason: `same diff_id as layer ${earlier}`,
+        });
+        progress.increment(1);
+        continue;
+      }
+      firstIndex.set(layer.diffId, layer.index);
+      if (options.dryRun) {
+        layers.push(
+          await planOnly(source, layer.index, codec, wantDelta && hasBytesBase, candidates, candidatePaths),
+        );
+        progress.increment(1);
+        continue;
+      }
+      const dir = tmp as string;
+      const hex12 = layer.diffId.slice(7, 19);
+      const newFile = join(dir, `new-${layer.index}.tar`);
+      await pipeline(
+        await source.openLayer(layer.index),
+        verifyingStream(layer.diffId, label),
+        createWriteStream(newFile),
+      );
+      const size = (await stat(newFile)).size;
+      const fullName = `layers/${String(layer.index).padStart(3, "0")}-${hex12}.full.tar${CODEC_EXTENSION[codec]}`;
+      const fullFile = join(dir, `full-${layer.index}`);
+      const [, gz] = await Promise.all([
+        pipeline(
+          createReadStream(newFile),
+          compressStream(codec, { level, long: size > ZSTD_LONG_THRESHOLD }),
+          createWriteStream(fullFile),
+        ),
+        measure ? gzipSize(createReadStream(newFile)) : Promise.resolve({ gz: 0, raw: size }),
+      ]);
+      gzipTotal += gz.gz;
+      const fullSize = (await stat(fullFile)).size;
+      let entry: LayerEntry = {
+        index: layer.index,
+        diffId: layer.diffId,
+        size,
+        ship: "full",
+        member: fullName,
+        codec,
+        fullSize,
+        reason: "no base layer shares a path with it",
+      };
+      let memberFile = fullFile;
+      if (!wantDelta) entry.reason = "method layer: whole layers only";
+      else if (!hasBytesBase) entry.reason = "no base image with layer bytes (inventories carry none)";
+      else {
+        const newPaths = new Map<string, number>();
+        for (const e of await indexTar(newFile)) if (e.type === "file") newPaths.set(e.path, e.size);
+        for (const c of candidates) await candidatePaths(c);
+        const choice = chooseBase(newPaths, size, layer.index, candidates);
+        if (choice) {
+          const src = candidateImage.get(choice.candidate) as { image: Image; index: number };
+          const oldFile = join(dir, `base-${choice.candidate.diffId.slice(7)}.tar`);
+          if (!(await stat(oldFile).catch(() => undefined))) {
+            await pipeline(
+              await src.image.openLayer(src.index),
+              verifyingStream(
+                choice.candidate.diffId,
+                `base layer ${choice.candidate.diffId} of ${choice.candidate.image}`,
+              ),
+              createWriteStream(oldFile),
+            );
+          }
+          const oldSize = (await stat(oldFile)).size;
+          const methods: DeltaMethod[] =
+            options.method === "auto"
+              ? DELTA_METHODS.filter((m) => methodFits(m, oldSize))
+              : [options.method as DeltaMethod];
+          let best:
+            | { method: DeltaMethod; file: string; size: number; codec: Codec; params: object }
+            | undefined;
+          for (const m of methods) {
+            const patch = join(dir, `patch-${layer.index}.${m}`);
+            const params = await encodeDelta(
+              m,
+              oldFile,
+              oldSize,
+              newFile,
+              size,
+              patch,
+              codec === "zstd" ? level : 9,
+            );
+            let file = patch;
+            let memberCodec: Codec = "none";
+            if (m === "xdelta3" && codec !== "none") {
+              file = `${patch}${CODEC_EXTENSION[codec]}`;
+              await pipeline(
+                createReadStream(patch),
+                compressStream(codec, { level }),
+                createWriteStream(file),
+              );
+              await rm(patch);
+              memberCodec = codec;
+            }
+            const psize = (await stat(file)).size;
+            reporter.debug(`${label}: ${m} delta ${psize} bytes (full ${fullSize})`);
+            if (!best || psize < best.size) {
+              if (best) await rm(best.file, { force: true });
+              best = { method: m, file, size: psize, codec: memberCodec, params };
+            } else await rm(file, { force: true });
+          }
+          if (best && best.size < fullSize) {
+            await rm(fullFile, { force: true });
+            memberFile = best.file;
+            entry = {
+              index: layer.index,
+              diffId: layer.diffId,
+              size,
+              ship: "delta",
+              method: best.method,
+              params: best.params,
+              base: { diffId: choice.candidate.diffId, size: oldSize, image: choice.candidate.image },
+              member: `layers/${String(layer.index).padStart(3, "0")}-${hex12}.${best.method}${CODEC_EXTENSION[best.codec]}`,
+              codec: best.codec,
+              fullSize,
+              reason: choice.reason,
+            };
+          } else {
+            if (best) await rm(best.file, { force: true });
+            entry.reason = `the ${best?.method ?? "delta"} delta (${best?.size ?? "?"} bytes) is not smaller than the compressed layer (${fullSize} bytes)`;
+          }
+        }
+      }
+      await rm(newFile, { force: true });
+      const d = await digestFile(memberFile);
+      entry.memberSize = d.size;
+      entry.memberDigest = d.digest as string;
+      members.push({ name: entry.member as string, file: memberFile });
+      layers.push(entry);
+      if (reporter.level === "debug" || reporter.level === "trace")
+        reporter.debug(`${label}: ${entry.ship} (${entry.reason})`);
+      progress.increment(1);
+    }
+    progress.stop();
+    const uniq = new Map(layers.map((l) => [l.diffId, l.size]));
+    const imageSize = [...uniq.values()].reduce((a, b) => a + b, 0) + source.config.length;
+    const dockerSaveSize =
+      [...uniq.values()].reduce((a, s) => a + tarMemberBytes(s) + 3 * 512 + tarMemberBytes(1500), 0) +
+      tarMemberBytes(source.config.length) +
+      tarMemberBytes(200 + 80 * layers.length) +
+      1024;
+    const membersSize = layers.reduce((a, l) => a + (l.memberSize ?? 0), 0) + source.config.length;
+    const metadata: DeltaMetadata = {
+      format: FORMAT_NAME,
+      formatVersion: FORMAT_VERSION,
+      dockpackVersion: DOCKPACK_VERSION,
+      created: new Date().toISOString(),
+      source: {
+        ref: options.image,
+        format: source.format,
+        id: source.configDigest,
+        repoTags: source.repoTags,
+        os: source.configJson.os,
+        architecture: source.configJson.architecture,
+      },
+      bases: bases.map((b) => b.entry),
+      method: options.method,
+      compression: codec,
+      level,
+      config: { member: CONFIG_MEMBER, digest: source.configDigest, size: source.config.length },
+      layers,
+      totals: {
+        imageSize,
+        dockerSaveSize,
+        ...(measure ? { dockerSaveGzipSize: gzipTotal + 1024 } : {}),
+        membersSize,
+      },
+    };
+    if (options.dryRun) {
+      const packageSize =
+        layers.reduce((a, l) => a + (l.memberSize ? tarMemberBytes(l.memberSize) : 0), 0) +
+        tarMemberBytes(source.config.length) +
+        tarMemberBytes(8192) +
+        1024;
+      return { output: options.output, dryRun: true, estimated: true, packageSize, metadata };
+    }
+    const packageSize = await writePackage(options.output, metadata, source.config, members, options.force);
+    return { output: options.output, dryRun: false, estimated: false, packageSize, metadata };
+  } finally {
+    await source.close();
+    for (const b of bases) await b.image?.close();
+    if (tmp) await removeTempDir(tmp);
+  }
+}
+
+/**
+ * Dry-run plan for one shipped layer, never decompressing: the member size is an upper bound
+ * (the stored blob size, or the uncompressed size), and the base is chosen from tar headers only
+ * when both layers are stored uncompressed.
+ */
+async function planOnly(
+  source: Image,
+  index: number,
+  codec: Codec,
+  delta: boolean,
+  candidates: Candidate[],
+  candidatePaths: (c: Candidate) => Promise<PathSizes>,
+): Promise<LayerEntry> {
+  const layer = source.layers[index];
+  const size = layer.size ?? layer.blobSize;
+  const upper = layer.codec !== "none" ? layer.blobSize : size;
+  const entry: LayerEntry = {
+    index,
+    diffId: layer.diffId,
+    size,
+    ship: "full",
+    memberSize: upper,
+    codec,
+    reason: "estimate: upper bound (stored size)",
+  };
+  if (delta && layer.codec === "none") {
+    const uncompressed = candidates.filter((c) => !c.compressed);
+    for (const c of uncompressed) await candidatePaths(c);
+    const choice = chooseBase(await layerPaths(source, index), size, index, uncompressed);
+    if (choice) {
+      entry.reason = `estimate: delta likely, ${choice.reason}; size known only after creating`;
+      entry.base = {
+        diffId: choice.candidate.diffId,
+        size: choice.candidate.size,
+        image: choice.candidate.image,
+      };
+    }
+  }
+  return entry;
+}

@@ -1,0 +1,188 @@
+/**
+ * The delta package format (version 1): an uncompressed tar whose first member is
+ * `dockpack-delta.json` ({@link DeltaMetadata}: every size and digest, so list/info never read
+ * further), then `config.json` (the exact image config bytes), then one member per shipped layer
+ * (`layers/<index>-<diff-hex12>.<full|xdelta3|bsdiff|zstd><codec extension>`), each compressed on
+ * its own. Written atomically; read by random access (tar headers only).
+ */
+import { z } from "zod";
+import { CODECS, type Codec } from "../core/codec.js";
+import { DockpackError } from "../core/errors.js";
+import { TarContainer } from "../image/container.js";
+
+/** Name of the metadata member, always first. */
+export const METADATA_MEMBER = "dockpack-delta.json";
+/** Name of the config member. */
+export const CONFIG_MEMBER = "config.json";
+/** The format identifier in the metadata. */
+export const FORMAT_NAME = "dockpack-delta";
+/** The package format version this dockpack writes and reads. */
+export const FORMAT_VERSION = 1;
+
+const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/);
+
+/** How a layer travels: the target has it, a delta against a base layer, the whole layer, or a repeat of an earlier layer. */
+export const ShipKind = z.enum(["reused", "delta", "full", "duplicate"]);
+
+/** One layer row of the metadata. Sizes in bytes. */
+export const LayerEntrySchema = z.object({
+  index: z.number().int().nonnegative(),
+  diffId: digest,
+  /** Uncompressed layer size. */
+  size: z.number().int().nonnegative(),
+  ship: ShipKind,
+  method: z.enum(["xdelta3", "bsdiff", "zstd"]).optional(),
+  params: z.object({ window: z.number().optional(), windowLog: z.number().optional() }).optional(),
+  /** The base layer a delta applies to, its size, and the base image that holds it. */
+  base: z.object({ diffId: digest, size: z.number().int().nonnegative(), image: z.string() }).optional(),
+  /** For `reused`: base images that hold the layer. */
+  providers: z.array(z.string()).optional(),
+  /** For `duplicate`: the earlier index with the same diff_id. */
+  sameAs: z.number().int().nonnegative().optional(),
+  member: z.string().optional(),
+  memberSize: z.number().int().nonnegative().optional(),
+  memberDigest: digest.optional(),
+  /** Compression of the member (patches from bsdiff and zstd are stored as written: "none"). */
+  codec: z.enum(CODECS as [Codec, ...Codec[]]).optional(),
+  /** Size the whole layer compressed with the package codec would have had. */
+  fullSize: z.number().int().nonnegative().optional(),
+  /** Why this layer ships as it does, for `list -v`. */
+  reason: z.string().optional(),
+});
+/** One layer row. */
+export type LayerEntry = z.infer<typeof LayerEntrySchema>;
+
+/** A base the package was made against. */
+export const BaseEntrySchema = z.object({
+  ref: z.string(),
+  kind: z.enum(["image", "inventory"]),
+  id: z.string().optional(),
+  repoTags: z.array(z.string()),
+  diffIds: z.array(digest),
+});
+/** One base. */
+export type BaseEntry = z.infer<typeof BaseEntrySchema>;
+
+/** The package metadata (`dockpack-delta.json`). */
+export const DeltaMetadataSchema = z.object({
+  format: z.literal(FORMAT_NAME),
+  formatVersion: z.number().int(),
+  dockpackVersion: z.string(),
+  /** ISO 8601 time of creation. */
+  created: z.string(),
+  source: z.object({
+    ref: z.string(),
+    format: z.string(),
+    /** Image ID: sha256 of the config bytes. */
+    id: digest,
+    repoTags: z.array(z.string()),
+    os: z.string().optional(),
+    architecture: z.string().optional(),
+  }),
+  bases: z.array(BaseEntrySchema),
+  method: z.enum(["xdelta3", "bsdiff", "zstd", "layer", "auto"]),
+  compression: z.enum(CODECS as [Codec, ...Codec[]]),
+  level: z.number().int().optional(),
+  config: z.object({ member: z.string(), digest, size: z.number().int().nonnegative() }),
+  layers: z.array(LayerEntrySchema),
+  totals: z.object({
+    /** Σ uncompressed sizes of the image's distinct layers plus config. */
+    imageSize: z.number().int().nonnegative(),
+    /** Bytes `docker save` of this image writes (tar framing included). */
+    dockerSaveSize: z.number().int().nonnegative(),
+    /** Bytes of `docker save | gzip` (level 6), measured while creating; absent when not measured. */
+    dockerSaveGzipSize: z.number().int().nonnegative().optional(),
+    /** Σ member sizes (layers and config) in the package. */
+    membersSize: z.number().int().nonnegative(),
+  }),
+});
+/** The package metadata. */
+export type DeltaMetadata = z.infer<typeof DeltaMetadataSchema>;
+
+/** Bytes a tar member of `size` bytes takes (header + padded body). */
+export function tarMemberBytes(size: number): number {
+  return 512 + Math.ceil(size / 512) * 512;
+}
+
+/** An opened package: its metadata and random access to its members. */
+export interface OpenedPackage {
+  path: string;
+  metadata: DeltaMetadata;
+  container: TarContainer;
+}
+
+/**
+ * Opens a delta package and validates its metadata without reading any layer member.
+ * Throws `DELTA_PACKAGE_NOT_FOUND`, `DELTA_PACKAGE_TRUNCATED`, `DELTA_PACKAGE_INVALID`,
+ * `DELTA_FORMAT_UNSUPPORTED`.
+ */
+export async function openPackage(path: string): Promise<OpenedPackage> {
+  let container: TarContainer;
+  try {
+    container = await TarContainer.open(path);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === "FS_ENOENT" || code === "ENOENT") {
+      throw new DockpackError("DELTA_PACKAGE_NOT_FOUND", `The delta package '${path}' does not exist.`, {
+        hint: "Check the path.",
+      });
+    }
+    if (code === "ARCHIVE_TRUNCATED") {
+      throw new DockpackError(
+        "DELTA_PACKAGE_TRUNCATED",
+        `The delta package '${path}' is truncated: ${(e as Error).message}`,
+        {
+          hint: "The copy is incomplete; copy the package again.",
+          cause: e,
+        },
+      );
+    }
+    if (code === "ARCHIVE_INVALID") {
+      throw new DockpackError(
+        "DELTA_PACKAGE_INVALID",
+        `'${path}' is not a dockpack delta package (not a tar archive).`,
+        {
+          cause: e,
+        },
+      );
+    }
+    throw e;
+  }
+  if (!(await container.has(METADATA_MEMBER))) {
+    throw new DockpackError(
+      "DELTA_PACKAGE_INVALID",
+      `'${path}' is not a dockpack delta package (no ${METADATA_MEMBER}).`,
+      {
+        hint: "Give a file written by 'dockpack delta create'.",
+      },
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse((await container.read(METADATA_MEMBER)).toString("utf8"));
+  } catch (e) {
+    throw new DockpackError("DELTA_PACKAGE_INVALID", `${path}: ${METADATA_MEMBER} is not valid JSON.`, {
+      cause: e,
+    });
+  }
+  const version = (raw as { formatVersion?: unknown })?.formatVersion;
+  if (
+    (raw as { format?: unknown })?.format === FORMAT_NAME &&
+    typeof version === "number" &&
+    version !== FORMAT_VERSION
+  ) {
+    throw new DockpackError(
+      "DELTA_FORMAT_UNSUPPORTED",
+      `${path}: package format version ${version} is not supported (this dockpack reads version ${FORMAT_VERSION}).`,
+      { hint: "Use the dockpack version that wrote the package, or recreate it with this one." },
+    );
+  }
+  const parsed = DeltaMetadataSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new DockpackError(
+      "DELTA_PACKAGE_INVALID",
+      `${path}: ${METADATA_MEMBER} is malformed: ${parsed.error.issues[0]?.path.join(".")} ${parsed.error.issues[0]?.message}.`,
+    );
+  }
+  return { path, metadata: parsed.data, container };
+}

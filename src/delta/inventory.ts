@@ -1,0 +1,173 @@
+/**
+ * Layer inventories: what a target machine already has, written there by
+ * `dockpack delta inventory [IMAGE...] -o FILE` and carried to the source, so `delta create` can
+ * skip those layers without the target's bytes. An inventory lists images (ID, tags) and their
+ * layer diff_ids; it has no layer bytes, so a changed layer can be shipped as a delta only
+ * against a base given as an image (`--base IMAGE`); against an inventory alone it ships whole.
+ */
+import { open, readFile } from "node:fs/promises";
+import { hostname } from "node:os";
+import { z } from "zod";
+import { getDocker, requireEngine } from "../core/docker/client.js";
+import { DockpackError } from "../core/errors.js";
+import { atomicWriteFile } from "../core/fs.js";
+import type { Reporter } from "../core/output.js";
+import { openImage, parseImageRef } from "../image/open.js";
+
+/** The inventory format identifier. */
+export const INVENTORY_FORMAT = "dockpack-layer-inventory";
+
+/** One image of an inventory. */
+export const InventoryImageSchema = z.object({
+  ref: z.string(),
+  /** Image ID (`sha256:` of the config). */
+  id: z.string(),
+  repoTags: z.array(z.string()),
+  diffIds: z.array(z.string().regex(/^sha256:[a-f0-9]{64}$/)),
+});
+
+/** The inventory file (JSON). */
+export const InventorySchema = z.object({
+  format: z.literal(INVENTORY_FORMAT),
+  formatVersion: z.literal(1),
+  created: z.string(),
+  host: z.string().optional(),
+  images: z.array(InventoryImageSchema),
+});
+/** A layer inventory. */
+export type Inventory = z.infer<typeof InventorySchema>;
+
+/** Options of {@link createInventory}. */
+export interface InventoryOptions {
+  /** Image references (any form); empty: every image in the local engine. */
+  images: string[];
+  /** Where to write the JSON file. */
+  output: string;
+  /** Overwrite an existing file. */
+  force?: boolean;
+}
+
+/** Result of {@link createInventory}. */
+export interface InventoryResult {
+  output: string;
+  images: number;
+  layers: number;
+}
+
+/** Reads image ID, tags and diff_ids of an engine image by inspecting it (no save). */
+async function inspectDaemon(ref: string): Promise<z.infer<typeof InventoryImageSchema>> {
+  const docker = await requireEngine();
+  try {
+    const info = await docker.getImage(ref).inspect();
+    return { ref, id: info.Id, repoTags: info.RepoTags ?? [], diffIds: info.RootFS?.Layers ?? [] };
+  } catch (e) {
+    if ((e as { statusCode?: number }).statusCode === 404) {
+      throw new DockpackError("IMAGE_NOT_FOUND", `The image '${ref}' is not in the Docker Engine.`, {
+        hint: "Check the name with 'docker images'.",
+      });
+    }
+    throw e;
+  }
+}
+
+/**
+ * Writes an inventory of `images` (or of every engine image) to `output`, atomically.
+ * Throws `FS_EXISTS`-style `INVENTORY_EXISTS` without `force`, `IMAGE_NOT_FOUND`, `ENGINE_UNAVAILABLE`.
+ */
+export async function createInventory(
+  options: InventoryOptions,
+  reporter: Reporter,
+): Promise<InventoryResult> {
+  if (!options.force) {
+    try {
+      await readFile(options.output);
+      throw new DockpackError("INVENTORY_EXISTS", `The file '${options.output}' exists.`, {
+        hint: "Pass -f/--force to overwrite it, or choose another name.",
+      });
+    } catch (e) {
+      if ((e as { code?: string }).code !== "ENOENT") throw e;
+    }
+  }
+  const images: z.infer<typeof InventoryImageSchema>[] = [];
+  let refs = options.images;
+  if (refs.length === 0) {
+    const docker = await requireEngine();
+    refs = (await docker.listImages()).map((i) => i.Id);
+  }
+  for (const raw of refs) {
+    const ref = await parseImageRef(raw);
+    if (ref.transport === "docker-daemon") {
+      images.push(await inspectDaemon(ref.path));
+    } else {
+      const image = await openImage(raw, reporter);
+      try {
+        images.push({
+          ref: raw,
+          id: image.configDigest,
+          repoTags: image.repoTags,
+          diffIds: image.layers.map((l) => l.diffId),
+        });
+      } finally {
+        await image.close();
+      }
+    }
+    reporter.debug(`inventory: ${raw}`);
+  }
+  const inventory: Inventory = {
+    format: INVENTORY_FORMAT,
+    formatVersion: 1,
+    created: new Date().toISOString(),
+    host: hostname(),
+    images,
+  };
+  await atomicWriteFile(options.output, `${JSON.stringify(inventory, null, 2)}\n`);
+  return {
+    output: options.output,
+    images: images.length,
+    layers: new Set(images.flatMap((i) => i.diffIds)).size,
+  };
+}
+
+/**
+ * Reads `path` as an inventory when it is one; returns undefined for anything else (an image
+ * archive), so `--base` accepts both. Throws `INVENTORY_INVALID` for a malformed inventory.
+ */
+export async function readInventoryIfAny(path: string): Promise<Inventory | undefined> {
+  const first = Buffer.alloc(1);
+  try {
+    const fh = await open(path, "r");
+    try {
+      await fh.read(first, 0, 1, 0);
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return undefined;
+  }
+  if (first.toString() !== "{") return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path, "utf8"));
+  } catch (e) {
+    throw new DockpackError("INVENTORY_INVALID", `${path}: not valid JSON.`, { cause: e });
+  }
+  const parsed = InventorySchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new DockpackError(
+      "INVENTORY_INVALID",
+      `${path}: not a dockpack layer inventory (${parsed.error.issues[0]?.message}).`,
+      {
+        hint: "Write one on the target with 'dockpack delta inventory -o FILE'.",
+      },
+    );
+  }
+  return parsed.data;
+}
+
+/** Used by tests and `delta apply`: lists engine images by inspecting each (ID, tags, diff_ids). */
+export async function engineInventory(): Promise<z.infer<typeof InventoryImageSchema>[]> {
+  const docker = getDocker();
+  const out: z.infer<typeof InventoryImageSchema>[] = [];
+  for (const i of await docker.listImages()) out.push(await inspectDaemon(i.Id));
+  return out;
+}

@@ -1,0 +1,145 @@
+/**
+ * Per-layer binary delta methods. Each works on files (layers are never held in memory) and
+ * calls the program that implements it:
+ *
+ * - `xdelta3` — VCDIFF (RFC 3284) via `xdelta3 -e -S none -B <window>`; the source window is
+ *   sized to the old layer (xdelta3 caps it at 2 GiB), so matches anywhere in the old layer are
+ *   found. The patch is then compressed with the package codec.
+ * - `bsdiff` — Colin Percival's bsdiff 4 (suffix sorting; output is bzip2-compressed inside);
+ *   needs about 17× the old layer in memory, so layers above {@link bsdiffLimit} are refused.
+ * - `zstd` — `zstd --patch-from=OLD` (the old layer as a dictionary); long-distance mode with a
+ *   window covering both files on both ends above 128 MiB. The output is zstd already.
+ */
+import { freemem } from "node:os";
+import { DockpackError } from "../core/errors.js";
+import { run } from "../core/exec.js";
+
+/** Binary delta methods. */
+export type DeltaMethod = "xdelta3" | "bsdiff" | "zstd";
+/** Every {@link DeltaMethod}. */
+export const DELTA_METHODS: readonly DeltaMethod[] = ["xdelta3", "bsdiff", "zstd"];
+
+/** Largest xdelta3 source window in bytes (xdelta3's limit, 2 GiB). */
+export const XDELTA3_MAX_WINDOW = 2 ** 31;
+/** Above this many bytes zstd uses long-distance mode on both ends (128 MiB). */
+export const ZSTD_LONG_THRESHOLD = 128 * 1024 * 1024;
+/** bsdiff's memory need as a multiple of the old layer size. */
+export const BSDIFF_MEMORY_FACTOR = 17;
+
+/** Method parameters recorded in the package so apply uses the same settings. */
+export interface MethodParams {
+  /** xdelta3 source window (`-B`) in bytes. */
+  window?: number;
+  /** zstd window log (`--long=N`) when long mode is on. */
+  windowLog?: number;
+}
+
+/** xdelta3 `-B` for an old layer of `oldSize` bytes: the layer size rounded up to 1 MiB, 16 MiB–2 GiB. */
+export function xdelta3Window(oldSize: number): number {
+  const mib = 1024 * 1024;
+  return Math.min(XDELTA3_MAX_WINDOW, Math.max(16 * mib, Math.ceil(oldSize / mib) * mib));
+}
+
+/** zstd window log covering `bytes` (27–31), or undefined when long mode is not needed. */
+export function zstdWindowLog(bytes: number): number | undefined {
+  if (bytes <= ZSTD_LONG_THRESHOLD) return undefined;
+  return Math.min(31, Math.max(27, Math.ceil(Math.log2(bytes + 1))));
+}
+
+/** Largest old layer (bytes) bsdiff may take: free memory × 0.8 / 17. */
+export function bsdiffLimit(): number {
+  return Math.floor((freemem() * 0.8) / BSDIFF_MEMORY_FACTOR);
+}
+
+/** True when `method` can diff an old layer of `oldSize` bytes on this machine. */
+export function methodFits(method: DeltaMethod, oldSize: number): boolean {
+  if (method === "bsdiff") return oldSize <= bsdiffLimit();
+  if (method === "xdelta3") return true; // beyond 2 GiB it still works, with fewer matches
+  return oldSize < 2 ** 31;
+}
+
+/**
+ * Throws `DELTA_BSDIFF_TOO_LARGE` when bsdiff cannot take an old layer of `oldSize` bytes.
+ * @param layer the diff_id, for the message
+ */
+export function checkBsdiff(oldSize: number, layer: string): void {
+  const limit = bsdiffLimit();
+  if (oldSize > limit) {
+    throw new DockpackError(
+      "DELTA_BSDIFF_TOO_LARGE",
+      `bsdiff needs about ${BSDIFF_MEMORY_FACTOR}× the old layer in memory: base layer ${layer} is ${oldSize} bytes, the limit on this machine is ${limit} bytes.`,
+      { hint: "Use --method xdelta3 or --method zstd (or auto) for large layers." },
+    );
+  }
+}
+
+/**
+ * Writes a delta from `oldFile` to `newFile` into `patchFile` and returns the parameters apply
+ * needs. Sizes in bytes. Throws `PROGRAM_MISSING`, `COMMAND_FAILED`, `DELTA_BSDIFF_TOO_LARGE`.
+ * @param level zstd level for the zstd method (1–22)
+ */
+export async function encodeDelta(
+  method: DeltaMethod,
+  oldFile: string,
+  oldSize: number,
+  newFile: string,
+  newSize: number,
+  patchFile: string,
+  level = 9,
+): Promise<MethodParams> {
+  if (method === "xdelta3") {
+    const window = xdelta3Window(oldSize);
+    await run("xdelta3", ["-e", "-f", "-S", "none", "-B", String(window), "-s", oldFile, newFile, patchFile]);
+    return { window };
+  }
+  if (method === "bsdiff") {
+    checkBsdiff(oldSize, oldFile);
+    await run("bsdiff", [oldFile, newFile, patchFile]);
+    return {};
+  }
+  const windowLog = zstdWindowLog(Math.max(oldSize, newSize));
+  const lvl = Math.min(22, Math.max(1, level));
+  await run("zstd", [
+    "-q",
+    "-f",
+    ...(lvl > 19 ? ["--ultra"] : []),
+    `-${lvl}`,
+    ...(windowLog ? [`--long=${windowLog}`] : []),
+    `--patch-from=${oldFile}`,
+    newFile,
+    "-o",
+    patchFile,
+  ]);
+  return windowLog ? { windowLog } : {};
+}
+
+/**
+ * Rebuilds `outFile` from `oldFile` and a patch written by {@link encodeDelta} with the same
+ * method and parameters. The caller verifies the result's digest.
+ */
+export async function decodeDelta(
+  method: DeltaMethod,
+  oldFile: string,
+  patchFile: string,
+  outFile: string,
+  params: MethodParams,
+): Promise<void> {
+  if (method === "xdelta3") {
+    const window = params.window ?? XDELTA3_MAX_WINDOW;
+    await run("xdelta3", ["-d", "-f", "-B", String(window), "-s", oldFile, patchFile, outFile]);
+  } else if (method === "bsdiff") {
+    await run("bspatch", [oldFile, outFile, patchFile]);
+  } else {
+    const w = params.windowLog;
+    await run("zstd", [
+      "-q",
+      "-d",
+      "-f",
+      ...(w ? [`--long=${w}`, `--memory=${2 ** w}`] : []),
+      `--patch-from=${oldFile}`,
+      patchFile,
+      "-o",
+      outFile,
+    ]);
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Writes a delta package (format.ts) atomically: metadata first, then the config bytes, then
+ * each layer member streamed from its temporary file. The package appears under its name only
+ * when complete; an interrupted run leaves nothing behind.
+ */
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { pipeline } from "node:stream/promises";
+import tar from "tar-stream";
+import { DockpackError } from "../core/errors.js";
+import { createAtomicWriteStream } from "../core/fs.js";
+import { CONFIG_MEMBER, type DeltaMetadata, METADATA_MEMBER } from "./format.js";
+
+/**
+ * Writes the package to `path` and returns its size in bytes. Throws `DELTA_OUTPUT_EXISTS`
+ * when `path` exists and `overwrite` is false.
+ */
+export async function writePackage(
+  path: string,
+  metadata: DeltaMetadata,
+  config: Buffer,
+  members: { name: string; file: string }[],
+  overwrite: boolean,
+): Promise<number> {
+  let out: ReturnType<typeof createAtomicWriteStream>;
+  try {
+    out = createAtomicWriteStream(path, { overwrite });
+  } catch (e) {
+    if ((e as { code?: string }).code === "FS_EXISTS") {
+      throw new DockpackError("DELTA_OUTPUT_EXISTS", `The file '${path}' exists.`, {
+        hint: "Pass -f/--force to overwrite it, or choose another name.",
+      });
+    }
+    throw e;
+  }
+  const pack = tar.pack();
+  const done = pipeline(pack, out.stream);
+  const mtime = new Date(metadata.created);
+  const add = (name: string, data: Buffer) =>
+    new Promise<void>((resolve, reject) =>
+      pack.entry({ name, mtime, mode: 0o644 }, data, (err) => (err ? reject(err) : resolve())),
+    );
+  try {
+    await add(METADATA_MEMBER, Buffer.from(`${JSON.stringify(metadata, null, 2)}\n`));
+    await add(CONFIG_MEMBER, config);
+    for (const m of members) {
+      const size = (await stat(m.file)).size;
+      await new Promise<void>((resolve, reject) => {
+        const entry = pack.entry({ name: m.name, size, mtime, mode: 0o644 }, (err) =>
+          err ? reject(err) : resolve(),
+        );
+        const body = createReadStream(m.file);
+        body.on("error", reject);
+        body.pipe(entry);
+      });
+    }
+    pack.finalize();
+    await done;
+    await out.commit();
+  } catch (e) {
+    pack.destroy(e as Error);
+    await done.catch(() => {});
+    await out.abort();
+    throw e;
+  }
+  return (await stat(path)).size;
+}

@@ -1,0 +1,306 @@
+/**
+ * Random access to the members of an image archive: a tar file indexed once by its headers
+ * (`docker save` output, OCI archives, delta packages) or a plain directory (OCI image layout).
+ *
+ * The tar index reads only the 512-byte headers (seeking over member bodies), so opening a
+ * multi-GiB `docker save` file costs a few reads. Member bodies are then streamed from their
+ * byte range; nothing is held in memory. Follows POSIX ustar/pax (IEEE 1003.1-2001) and the GNU
+ * long-name extension, which is what Go's archive/tar (Docker, skopeo) writes.
+ */
+import { createReadStream } from "node:fs";
+import { open, readFile, stat } from "node:fs/promises";
+import { posix } from "node:path";
+import type { Readable } from "node:stream";
+import { DockpackError } from "../core/errors.js";
+
+/** One regular file inside a {@link BlobContainer}. */
+export interface MemberInfo {
+  /** Normalised path ("blobs/sha256/…", no leading "./"). */
+  path: string;
+  /** Size in bytes. */
+  size: number;
+}
+
+/** Random-access view of the files of an archive or directory. Paths are normalised (no "./"). */
+export interface BlobContainer {
+  /** The file or directory this reads, for messages. */
+  readonly location: string;
+  /** True when `path` names a regular file (after following symlinks inside the archive). */
+  has(path: string): Promise<boolean>;
+  /** Size of a member in bytes; throws `IMAGE_MEMBER_MISSING` when absent. */
+  size(path: string): Promise<number>;
+  /** Streams a member's bytes; throws `IMAGE_MEMBER_MISSING` when absent. */
+  open(path: string): Promise<Readable>;
+  /** Reads a small member (manifest, config) whole; refuses members above `limit` bytes (default 64 MiB). */
+  read(path: string, limit?: number): Promise<Buffer>;
+  /** Where the member's bytes sit contiguously in a local file, for tools that need a file. */
+  range(path: string): Promise<{ file: string; start: number; size: number }>;
+  /** Every regular member, in archive order. */
+  members(): Promise<MemberInfo[]>;
+}
+
+/** Normalises a member path: strips "./" and leading "/", resolves "." and "..". */
+export function normalizeMemberPath(p: string): string {
+  const n = posix.normalize(`/${p}`).replace(/^\/+/, "");
+  return n.replace(/\/+$/, "");
+}
+
+/** One entry of a tar index; `offset` is where its body starts in the file. */
+export interface TarEntry {
+  path: string;
+  type: "file" | "symlink" | "hardlink" | "dir" | "other";
+  offset: number;
+  size: number;
+  linkname: string;
+}
+
+function cstr(buf: Buffer, start: number, len: number): string {
+  const end = buf.indexOf(0, start);
+  return buf.toString("utf8", start, end === -1 || end > start + len ? start + len : end);
+}
+
+function parseNumber(buf: Buffer, start: number, len: number): number {
+  if (buf[start] & 0x80) {
+    // GNU base-256: big-endian, first byte's high bit is the flag.
+    let v = buf[start] & 0x7f;
+    for (let i = 1; i < len; i++) v = v * 256 + buf[start + i];
+    return v;
+  }
+  const s = cstr(buf, start, len).trim();
+  return s ? Number.parseInt(s, 8) : 0;
+}
+
+function parsePax(body: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  let i = 0;
+  while (i < body.length) {
+    const sp = body.indexOf(0x20, i);
+    if (sp === -1) break;
+    const len = Number.parseInt(body.toString("utf8", i, sp), 10);
+    if (!Number.isFinite(len) || len <= 0) break;
+    const rec = body.toString("utf8", sp + 1, i + len - 1);
+    const eq = rec.indexOf("=");
+    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
+    i += len;
+  }
+  return out;
+}
+
+/**
+ * Indexes a tar file by reading its headers only. Throws `ARCHIVE_TRUNCATED` when a member runs
+ * past the end of the file and `ARCHIVE_INVALID` when a header checksum is wrong.
+ * @param file path of an uncompressed tar file
+ * @param range where the tar sits inside `file` (a layer inside an image archive); default: all of it
+ */
+export async function indexTar(file: string, range?: { start: number; size: number }): Promise<TarEntry[]> {
+  const fh = await open(file, "r");
+  try {
+    const fileSize = range ? range.start + range.size : (await fh.stat()).size;
+    const entries: TarEntry[] = [];
+    const head = Buffer.alloc(512);
+    let offset = range?.start ?? 0;
+    let pax: Record<string, string> = {};
+    let longName: string | undefined;
+    let longLink: string | undefined;
+    for (;;) {
+      if (offset + 512 > fileSize) {
+        if (offset === fileSize && (entries.length > 0 || range)) break; // no end-of-archive blocks; accept
+        throw new DockpackError(
+          "ARCHIVE_TRUNCATED",
+          `${file}: the tar archive ends in the middle of a header.`,
+          {
+            hint: "The file is incomplete (interrupted copy?); copy it again.",
+          },
+        );
+      }
+      await fh.read(head, 0, 512, offset);
+      if (head.every((b) => b === 0)) break;
+      let sum = 0;
+      for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : head[i];
+      if (sum !== parseNumber(head, 148, 8)) {
+        throw new DockpackError("ARCHIVE_INVALID", `${file}: bad tar header checksum at byte ${offset}.`, {
+          hint: "The file is not a tar archive or is corrupted.",
+        });
+      }
+      const size = parseNumber(head, 124, 12);
+      const flag = String.fromCharCode(head[156] || 0x30);
+      const bodyStart = offset + 512;
+      const next = bodyStart + Math.ceil(size / 512) * 512;
+      if (bodyStart + size > fileSize) {
+        throw new DockpackError(
+          "ARCHIVE_TRUNCATED",
+          `${file}: the tar archive is truncated (member at byte ${offset} needs ${size} bytes, the file ends at ${fileSize}).`,
+          { hint: "The file is incomplete (interrupted copy?); copy it again." },
+        );
+      }
+      if (flag === "x" || flag === "L" || flag === "K") {
+        const body = Buffer.alloc(size);
+        await fh.read(body, 0, size, bodyStart);
+        if (flag === "x") pax = parsePax(body);
+        else if (flag === "L") longName = cstr(body, 0, size);
+        else longLink = cstr(body, 0, size);
+        offset = next;
+        continue;
+      }
+      if (flag === "g") {
+        offset = next;
+        continue;
+      }
+      const magic = head.toString("latin1", 257, 263);
+      const prefix = magic === "ustar\u000000" || magic.startsWith("ustar\0") ? cstr(head, 345, 155) : "";
+      let name = cstr(head, 0, 100);
+      if (prefix) name = `${prefix}/${name}`;
+      name = pax.path ?? longName ?? name;
+      const linkname = pax.linkpath ?? longLink ?? cstr(head, 157, 100);
+      const realSize = pax.size ? Number(pax.size) : size;
+      const type =
+        flag === "0" || flag === "\0" || flag === "7"
+          ? "file"
+          : flag === "2"
+            ? "symlink"
+            : flag === "1"
+              ? "hardlink"
+              : flag === "5"
+                ? "dir"
+                : "other";
+      entries.push({ path: normalizeMemberPath(name), type, offset: bodyStart, size: realSize, linkname });
+      pax = {};
+      longName = undefined;
+      longLink = undefined;
+      offset = bodyStart + Math.ceil(realSize / 512) * 512;
+      if (realSize !== size) offset = Math.max(offset, next);
+    }
+    return entries;
+  } finally {
+    await fh.close();
+  }
+}
+
+function missing(location: string, path: string): DockpackError {
+  return new DockpackError("IMAGE_MEMBER_MISSING", `${location}: the member '${path}' is missing.`, {
+    hint: "The archive is incomplete or not an image archive of the expected format.",
+  });
+}
+
+/** A {@link BlobContainer} over an uncompressed tar file. */
+export class TarContainer implements BlobContainer {
+  private constructor(
+    readonly location: string,
+    private readonly entries: Map<string, TarEntry>,
+    private readonly order: TarEntry[],
+  ) {}
+
+  /** Indexes `file` (see {@link indexTar}) and returns the container. */
+  static async open(file: string): Promise<TarContainer> {
+    const order = await indexTar(file);
+    const map = new Map<string, TarEntry>();
+    for (const e of order) map.set(e.path, e);
+    return new TarContainer(file, map, order);
+  }
+
+  private resolve(path: string, depth = 0): TarEntry | undefined {
+    const e = this.entries.get(normalizeMemberPath(path));
+    if (!e || depth > 16) return undefined;
+    if (e.type === "symlink") {
+      const target = e.linkname.startsWith("/") ? e.linkname : posix.join(posix.dirname(e.path), e.linkname);
+      return this.resolve(target, depth + 1);
+    }
+    if (e.type === "hardlink") return this.resolve(e.linkname, depth + 1);
+    return e.type === "file" ? e : undefined;
+  }
+
+  async has(path: string): Promise<boolean> {
+    return this.resolve(path) !== undefined;
+  }
+
+  async size(path: string): Promise<number> {
+    const e = this.resolve(path);
+    if (!e) throw missing(this.location, path);
+    return e.size;
+  }
+
+  async range(path: string): Promise<{ file: string; start: number; size: number }> {
+    const e = this.resolve(path);
+    if (!e) throw missing(this.location, path);
+    return { file: this.location, start: e.offset, size: e.size };
+  }
+
+  async open(path: string): Promise<Readable> {
+    const e = this.resolve(path);
+    if (!e) throw missing(this.location, path);
+    if (e.size === 0) return createReadStream(this.location, { start: 0, end: -1 });
+    return createReadStream(this.location, { start: e.offset, end: e.offset + e.size - 1 });
+  }
+
+  async read(path: string, limit = 64 * 1024 * 1024): Promise<Buffer> {
+    const e = this.resolve(path);
+    if (!e) throw missing(this.location, path);
+    if (e.size > limit) {
+      throw new DockpackError(
+        "IMAGE_MEMBER_TOO_LARGE",
+        `${this.location}: '${path}' is ${e.size} bytes, more than expected.`,
+      );
+    }
+    const fh = await open(this.location, "r");
+    try {
+      const buf = Buffer.alloc(e.size);
+      await fh.read(buf, 0, e.size, e.offset);
+      return buf;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async members(): Promise<MemberInfo[]> {
+    return this.order.filter((e) => e.type === "file").map((e) => ({ path: e.path, size: e.size }));
+  }
+}
+
+/** A {@link BlobContainer} over a directory (an OCI image layout). */
+export class DirContainer implements BlobContainer {
+  constructor(readonly location: string) {}
+
+  private full(path: string): string {
+    return posix.join(this.location, normalizeMemberPath(path));
+  }
+
+  async has(path: string): Promise<boolean> {
+    try {
+      return (await stat(this.full(path))).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  async size(path: string): Promise<number> {
+    try {
+      return (await stat(this.full(path))).size;
+    } catch {
+      throw missing(this.location, path);
+    }
+  }
+
+  async range(path: string): Promise<{ file: string; start: number; size: number }> {
+    return { file: this.full(path), start: 0, size: await this.size(path) };
+  }
+
+  async open(path: string): Promise<Readable> {
+    await this.size(path);
+    return createReadStream(this.full(path));
+  }
+
+  async read(path: string, limit = 64 * 1024 * 1024): Promise<Buffer> {
+    const size = await this.size(path);
+    if (size > limit) {
+      throw new DockpackError(
+        "IMAGE_MEMBER_TOO_LARGE",
+        `${this.location}: '${path}' is ${size} bytes, more than expected.`,
+      );
+    }
+    return readFile(this.full(path));
+  }
+
+  async members(): Promise<MemberInfo[]> {
+    return [];
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * Reads OCI image layouts (a directory, `oci:DIR`) and OCI archives (the same as a tar,
+ * `oci-archive:FILE`), following the OCI image-spec (image-layout.md, image-index.md,
+ * manifest.md). Nested image indexes are followed to the linux/amd64 (else the first) manifest.
+ * Layer blobs may be uncompressed, gzip or zstd; diff_ids come from the config.
+ */
+import { DockpackError } from "../core/errors.js";
+import type { BlobContainer } from "./container.js";
+import { assembleImage, type Image } from "./image.js";
+
+/** An OCI content descriptor (image-spec descriptor.md). */
+export interface OciDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+  platform?: { os?: string; architecture?: string };
+}
+
+/** Annotation holding a manifest's reference name in index.json. */
+export const REF_NAME = "org.opencontainers.image.ref.name";
+/** Annotation containerd/Docker ≥ 25 use for the full image name. */
+export const IMAGE_NAME = "io.containerd.image.name";
+
+/** Member path of a blob: `blobs/<alg>/<hex>`; throws `IMAGE_MANIFEST_INVALID` for a bad digest. */
+export function blobPath(digest: string): string {
+  const m = /^([a-z0-9]+):([a-f0-9]{32,})$/.exec(digest);
+  if (!m) throw new DockpackError("IMAGE_MANIFEST_INVALID", `Invalid blob digest '${digest}'.`);
+  return `blobs/${m[1]}/${m[2]}`;
+}
+
+async function readJson(container: BlobContainer, path: string): Promise<any> {
+  try {
+    return JSON.parse((await container.read(path)).toString("utf8"));
+  } catch (e) {
+    if ((e as { code?: string }).code === "IMAGE_MEMBER_MISSING") throw e;
+    throw new DockpackError("IMAGE_MANIFEST_INVALID", `${container.location}: ${path} is not valid JSON.`, {
+      cause: e,
+    });
+  }
+}
+
+function isIndex(mediaType: string | undefined): boolean {
+  return (
+    mediaType === "application/vnd.oci.image.index.v1+json" ||
+    mediaType === "application/vnd.docker.distribution.manifest.list.v2+json"
+  );
+}
+
+/**
+ * Opens one image of an OCI layout held by `container`. `select` matches the ref-name
+ * annotation (`latest` or a full `name:tag`); default: the first manifest. Throws
+ * `IMAGE_FORMAT_UNKNOWN` without index.json and `IMAGE_NOT_FOUND` when `select` matches nothing.
+ */
+export async function readOciLayout(
+  container: BlobContainer,
+  ref: string,
+  format: "oci" | "oci-archive",
+  select?: string,
+  close?: () => Promise<void>,
+): Promise<Image> {
+  if (!(await container.has("index.json"))) {
+    throw new DockpackError(
+      "IMAGE_FORMAT_UNKNOWN",
+      `${container.location}: not an OCI image layout (no index.json).`,
+      {
+        hint: "Give an OCI layout directory (oci:DIR), an OCI archive (oci-archive:FILE) or a docker-archive.",
+      },
+    );
+  }
+  const index = await readJson(container, "index.json");
+  let manifests: OciDescriptor[] = Array.isArray(index?.manifests) ? index.manifests : [];
+  if (manifests.length === 0) {
+    throw new DockpackError(
+      "IMAGE_MANIFEST_INVALID",
+      `${container.location}: index.json lists no manifests.`,
+    );
+  }
+  let chosen = manifests[0];
+  if (select) {
+    const hit = manifests.find((m) => {
+      const a = m.annotations ?? {};
+      return a[REF_NAME] === select || a[IMAGE_NAME] === select || a[IMAGE_NAME] === `${select}:latest`;
+    });
+    if (!hit) {
+      throw new DockpackError(
+        "IMAGE_NOT_FOUND",
+        `${container.location}: no manifest named '${select}' in index.json.`,
+      );
+    }
+    chosen = hit;
+  }
+  const tags: string[] = [];
+  const name = chosen.annotations?.[IMAGE_NAME] ?? chosen.annotations?.[REF_NAME];
+  if (name?.includes(":") && !name.includes("@")) tags.push(name);
+  for (let depth = 0; isIndex(chosen.mediaType) && depth < 4; depth++) {
+    const nested = await readJson(container, blobPath(chosen.digest));
+    manifests = Array.isArray(nested?.manifests) ? nested.manifests : [];
+    chosen =
+      manifests.find((m) => m.platform?.os === "linux" && m.platform?.architecture === "amd64") ??
+      manifests[0];
+    if (!chosen)
+      throw new DockpackError("IMAGE_MANIFEST_INVALID", `${container.location}: an empty image index.`);
+  }
+  const manifest = await readJson(container, blobPath(chosen.digest));
+  if (!manifest?.config?.digest || !Array.isArray(manifest.layers)) {
+    throw new DockpackError(
+      "IMAGE_MANIFEST_INVALID",
+      `${container.location}: manifest ${chosen.digest} has no config or layers.`,
+    );
+  }
+  return assembleImage({
+    ref,
+    format,
+    container,
+    config: await container.read(blobPath(manifest.config.digest)),
+    layerPaths: (manifest.layers as OciDescriptor[]).map((l) => blobPath(l.digest)),
+    repoTags: tags,
+    close,
+  });
+}

@@ -1,0 +1,142 @@
+/**
+ * Image references with containers/image transport prefixes, and {@link openImage} which reads
+ * any of them into the one {@link Image} shape:
+ *
+ * - `docker-daemon:NAME[:TAG]` or `docker-daemon:ID` — an image in the local Docker Engine
+ *   (saved with GET /images/get to a temporary file, streaming; removed at close)
+ * - `docker-archive:PATH[:NAME:TAG|:@N]` — `docker save` output (Docker < 25 or ≥ 25)
+ * - `oci:DIR[:REF]` — an OCI image layout directory
+ * - `oci-archive:PATH[:REF]` — an OCI image layout in a tar file
+ * - no prefix: an existing file (docker-archive or OCI archive, detected) or directory (OCI
+ *   layout), else a daemon image name or ID.
+ */
+import { createWriteStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { saveImage } from "../core/docker/images.js";
+import { DockpackError } from "../core/errors.js";
+import { makeTempDir, removeTempDir } from "../core/fs.js";
+import type { Reporter } from "../core/output.js";
+import { type BlobContainer, DirContainer, TarContainer } from "./container.js";
+import { readDockerArchive } from "./docker-archive.js";
+import type { Image, ImageFormat } from "./image.js";
+import { readOciLayout } from "./oci-layout.js";
+
+/** A parsed image reference. `select` picks an image inside an archive or layout. */
+export interface ImageRef {
+  transport: ImageFormat;
+  /** Daemon: the name or ID; others: the file or directory path. */
+  path: string;
+  select?: string;
+  /** The reference as the user wrote it. */
+  raw: string;
+}
+
+const PREFIXES: ImageFormat[] = ["docker-daemon", "docker-archive", "oci-archive", "oci"];
+
+async function kind(path: string): Promise<"file" | "dir" | undefined> {
+  try {
+    const s = await stat(path);
+    return s.isDirectory() ? "dir" : s.isFile() ? "file" : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Splits `PATH[:SELECT]`, preferring the longest prefix that exists on disk. */
+async function splitPathSelect(rest: string): Promise<{ path: string; select?: string }> {
+  if (await kind(rest)) return { path: rest };
+  let i = rest.indexOf(":");
+  while (i !== -1) {
+    const path = rest.slice(0, i);
+    if (await kind(path)) return { path, select: rest.slice(i + 1) || undefined };
+    i = rest.indexOf(":", i + 1);
+  }
+  const first = rest.indexOf(":");
+  return first === -1
+    ? { path: rest }
+    : { path: rest.slice(0, first), select: rest.slice(first + 1) || undefined };
+}
+
+/**
+ * Parses an image reference (see the module doc). Files are not opened; a path with no prefix
+ * that exists is an archive or layout, anything else a daemon reference.
+ */
+export async function parseImageRef(raw: string): Promise<ImageRef> {
+  for (const p of PREFIXES) {
+    if (raw.startsWith(`${p}:`)) {
+      const rest = raw.slice(p.length + 1);
+      if (!rest) {
+        throw new DockpackError("IMAGE_REF_INVALID", `'${raw}' names no image after '${p}:'.`, {
+          usage: true,
+        });
+      }
+      if (p === "docker-daemon") return { transport: p, path: rest, raw };
+      return { transport: p, ...(await splitPathSelect(rest)), raw };
+    }
+  }
+  const k = await kind(raw);
+  if (k === "dir") return { transport: "oci", path: raw, raw };
+  if (k === "file") return { transport: "docker-archive", path: raw, raw };
+  if (/\.(tar|tar\.gz|tgz|oci)$/.test(raw)) {
+    throw new DockpackError("IMAGE_NOT_FOUND", `The image archive '${raw}' does not exist.`, {
+      hint: "Check the path; for an image in the Docker Engine give its name:tag or ID.",
+    });
+  }
+  return { transport: "docker-daemon", path: raw, raw };
+}
+
+async function openFileContainer(ref: ImageRef): Promise<BlobContainer> {
+  const k = await kind(ref.path);
+  if (ref.transport === "oci" && k !== "dir") {
+    throw new DockpackError("IMAGE_NOT_FOUND", `The OCI layout directory '${ref.path}' does not exist.`, {
+      hint: "Give a directory holding oci-layout and index.json.",
+    });
+  }
+  if (ref.transport === "oci") return new DirContainer(ref.path);
+  if (k !== "file") {
+    throw new DockpackError("IMAGE_NOT_FOUND", `The image archive '${ref.path}' does not exist.`, {
+      hint: "Check the path.",
+    });
+  }
+  return TarContainer.open(ref.path);
+}
+
+/**
+ * Opens an image from any reference form. Daemon images are saved to a temporary file first
+ * (streamed, never in memory; progress through `reporter`). Close the image when done.
+ * Throws `IMAGE_NOT_FOUND`, `IMAGE_FORMAT_UNKNOWN`, `IMAGE_MANIFEST_INVALID`,
+ * `IMAGE_CONFIG_INVALID`, `ARCHIVE_TRUNCATED`, `ENGINE_UNAVAILABLE`.
+ */
+export async function openImage(raw: string, reporter?: Reporter): Promise<Image> {
+  const ref = await parseImageRef(raw);
+  if (ref.transport === "docker-daemon") return openDaemonImage(ref, reporter);
+  const container = await openFileContainer(ref);
+  if (ref.transport === "oci" || ref.transport === "oci-archive") {
+    return readOciLayout(container, raw, ref.transport, ref.select);
+  }
+  // A bare file may be an OCI archive without manifest.json.
+  if (!(await container.has("manifest.json")) && (await container.has("index.json"))) {
+    return readOciLayout(container, raw, "oci-archive", ref.select);
+  }
+  return readDockerArchive(container, raw, ref.select);
+}
+
+async function openDaemonImage(ref: ImageRef, reporter?: Reporter): Promise<Image> {
+  const dir = await makeTempDir("dockpack-image-");
+  try {
+    const file = join(dir, "image.tar");
+    const progress = reporter?.progress(`docker save ${ref.path}`);
+    const source = await saveImage([ref.path]);
+    source.on("data", (c: Buffer) => progress?.increment(c.length));
+    await pipeline(source, createWriteStream(file));
+    progress?.stop();
+    const container = await TarContainer.open(file);
+    const image = await readDockerArchive(container, ref.raw, undefined, () => removeTempDir(dir));
+    return image;
+  } catch (e) {
+    await removeTempDir(dir);
+    throw e;
+  }
+}

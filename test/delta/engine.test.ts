@@ -1,0 +1,89 @@
+/**
+ * Delta with the real engine: images built offline from the Debian fixture (v2 upgrades a
+ * "package" and changes app modules), created from the daemon, applied back with the base
+ * layers taken from the engine, loaded with the identical image ID; skopeo and docker load
+ * accept the written docker-archive; inventories as bases; tag guard.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { silentReporter } from "../../src/core/output.js";
+import { applyDelta, createDelta, createInventory } from "../../src/delta/index.js";
+import { needsEngine } from "../helpers/engine.js";
+
+const SCRIPT = fileURLToPath(new URL("../../scripts/delta-fixtures.sh", import.meta.url));
+const V1 = "dockpack-test/delta-small:1";
+const V2 = "dockpack-test/delta-small:2";
+const r = silentReporter();
+const docker = (...args: string[]) => execFileSync("docker", args, { stdio: "pipe" }).toString().trim();
+const idOf = (ref: string) => docker("image", "inspect", "-f", "{{.Id}}", ref);
+
+test("daemon images: create against the old version, rebuild from engine bases, load with the same ID", async (t) => {
+  if (!needsEngine(t)) return;
+  execFileSync("bash", [SCRIPT, "small"], { stdio: ["ignore", "ignore", "inherit"] });
+  const dir = mkdtempSync(join(tmpdir(), "dockpack-delta-engine-"));
+  const extraTags: string[] = [];
+  try {
+    const v2id = idOf(V2);
+    const pkg = join(dir, "v2.dpd");
+    const res = await createDelta({ image: V2, output: pkg, bases: [`docker-daemon:${V1}`] }, r);
+    const ships = res.metadata.layers.map((l) => l.ship);
+    assert.deepEqual(
+      ships,
+      ["reused", "reused", "delta", "delta"],
+      "Debian base and the cached layer are reused; the package and app layers ship as deltas",
+    );
+    assert.equal(res.metadata.source.id, v2id);
+    assert.ok(
+      res.packageSize < res.metadata.totals.dockerSaveGzipSize! * 0.05,
+      `package ${res.packageSize} ≤ 5% of docker save | gzip ${res.metadata.totals.dockerSaveGzipSize}`,
+    );
+
+    // Written to a file: skopeo and docker load accept it.
+    const out = join(dir, "v2.tar");
+    const written = await applyDelta({ package: pkg, output: out }, r);
+    assert.equal(written.imageId, v2id);
+    assert.equal(written.layers.fromBase, 2);
+    const inspected = JSON.parse(execFileSync("skopeo", ["inspect", `docker-archive:${out}`]).toString());
+    assert.equal(inspected.Labels["org.example.version"], "2");
+    assert.equal(inspected.Layers.length, 4);
+    assert.match(docker("load", "-i", out), /Loaded image: dockpack-test\/delta-small:2/);
+
+    // The real thing: the target lacks v2 entirely; apply loads it with the identical ID.
+    docker("rmi", V2);
+    const loaded = await applyDelta({ package: pkg }, r);
+    assert.equal(loaded.loaded, true);
+    assert.equal(idOf(V2), v2id);
+    assert.equal(docker("run", "--rm", V2), "app 2");
+
+    // A tag naming another image is not moved without force.
+    await assert.rejects(
+      applyDelta({ package: pkg, imageName: V1 }, r),
+      (e: any) => e.code === "DELTA_TAG_EXISTS",
+    );
+    extraTags.push("dockpack-test/delta-renamed:2");
+    await applyDelta({ package: pkg, imageName: extraTags[0] }, r);
+    assert.equal(idOf(extraTags[0]), v2id);
+
+    // An inventory written "on the target" lets create skip layers without the target's bytes.
+    const inv = join(dir, "target.json");
+    const ir = await createInventory({ images: [V1], output: inv }, r);
+    assert.equal(ir.layers, 4);
+    const pkg2 = join(dir, "inv.dpd");
+    const res2 = await createDelta({ image: V2, output: pkg2, bases: [inv] }, r);
+    assert.deepEqual(
+      res2.metadata.layers.map((l) => l.ship),
+      ["reused", "reused", "full", "full"],
+    );
+    const out2 = join(dir, "inv.tar");
+    const a2 = await applyDelta({ package: pkg2, output: out2 }, r);
+    assert.equal(a2.imageId, v2id);
+  } finally {
+    for (const tag of extraTags) execFileSync("docker", ["rmi", tag], { stdio: "ignore" });
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
