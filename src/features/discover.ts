@@ -56,7 +56,8 @@ async function kindOf(path: string): Promise<"file" | "dir" | "other" | null> {
 export function formatProblems(problems: FeatureProblem[], base = process.cwd()): string {
   return problems
     .map((p) => {
-      const file = relative(base, p.file) || ".";
+      const rel = relative(base, p.file);
+      const file = rel === "" ? "." : rel.startsWith("..") ? p.file : rel;
       return `  - ${file}${p.path ? ` ${p.path}` : ""}: ${p.message}`;
     })
     .join("\n");
