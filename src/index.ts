@@ -4,4 +4,11 @@
  */
 export * from "./core/errors.js";
 export * from "./core/output.js";
+export * from "./delta/index.js";
+export * from "./image/index.js";
+export * from "./core/digest.js";
+export * from "./core/codec.js";
+export * from "./core/archive.js";
+export * from "./core/fs.js";
+export * from "./env/index.js";
 export * from "./tools/index.js";
