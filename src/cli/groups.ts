@@ -43,6 +43,11 @@ export const GROUPS: GroupEntry[] = [
     load: () => import("./features.js"),
   },
   {
+    name: "targets",
+    summary: "packaging targets: registry of services, jobs and apps, Dockerfile templates, build, build-all, verify",
+    load: () => import("./targets.js"),
+  },
+  {
     name: "mcp",
     summary: "run the MCP server over stdio (every domain's tools)",
     load: () => import("./mcp.js"),
