@@ -26,12 +26,19 @@ export async function waitForHttp(url: string, seconds = 20): Promise<void> {
   const until = Date.now() + seconds * 1000;
   let last: unknown;
   while (Date.now() < until) {
+    // A ref'd timer bounds each attempt: a published port with nothing listening behind it yet
+    // (docker-proxy) accepts and stalls, and undici's socket alone does not keep the loop alive.
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), 2000);
     try {
-      const r = await fetch(url);
+      const r = await fetch(url, { signal: ac.signal });
+      await r.arrayBuffer();
       if (r.ok) return;
       last = r.status;
     } catch (e) {
       last = e;
+    } finally {
+      clearTimeout(timer);
     }
     await new Promise((r) => setTimeout(r, 200));
   }
