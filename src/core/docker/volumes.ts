@@ -18,7 +18,7 @@ import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type Docker from "dockerode";
 import tar from "tar-stream";
-import { DockpackError } from "../errors.js";
+import { DockpackError, toDockpackError } from "../errors.js";
 import { engineMessage, requireEngine, statusCode } from "./client.js";
 import { ensureHelperImage, HELPER_IMAGE, HELPER_LABEL } from "./helper-image.js";
 
@@ -209,6 +209,9 @@ export async function readVolumeTar(name: string): Promise<Readable> {
       if (err) extract.destroy(err);
       else next();
     });
+    // Failures travel through the pipelines; these per-entry streams must not throw them again.
+    sink.on("error", () => {});
+    body.on("error", () => {});
     body.pipe(sink);
   });
   pipeline(raw as unknown as Readable, extract)
@@ -233,12 +236,15 @@ function relName(name: string): string {
 }
 
 /**
- * Writes a tar stream into a named volume (Docker Engine API `PUT /containers/{id}/archive?path=/data`),
+ * Writes a tar stream into a named volume (Docker Engine API `PUT /containers/{id}/archive?path=/`, entries moved under `data/`),
  * streaming. Entry names are taken relative to the volume root (`a/b`, `./a/b` and a `./` root
  * entry, which sets the root's owner and mode, are all accepted: the form {@link readVolumeTar}
  * yields). Owners (numeric uid/gid) and modes, setuid bits included, are kept; existing files
  * with the same names are replaced, others are left alone: write into a new, empty volume to get
- * an exact copy. The volume must exist (`VOLUME_NOT_FOUND` otherwise); the engine's refusal
+ * an exact copy. When the input fails midway, the volume holds the entries written so far: write
+ * into a fresh volume and remove it on failure. An error of the input stream (e.g. a
+ * `DIGEST_MISMATCH` from a verifying stream) is rethrown as is; unreadable tar data is
+ * `VOLUME_TAR_INVALID`. The volume must exist (`VOLUME_NOT_FOUND` otherwise); the engine's refusal
  * (bad tar, no space) is `VOLUME_FAILED`. The helper container is removed in all cases.
  */
 export async function writeVolumeTar(name: string, input: Readable): Promise<void> {
@@ -253,10 +259,19 @@ export async function writeVolumeTar(name: string, input: Readable): Promise<voi
   // (its chown of a hardlink clears setuid; its chmod finds the link target only relative to
   // the container root).
   const prefixed = prefixEntries(input, MOUNT.slice(1));
+  let inputFailure: unknown;
+  const inputDone = prefixed.done.catch((err) => {
+    inputFailure = err;
+  });
   try {
     await container.putArchive(prefixed as unknown as string, { path: "/" });
-    await prefixed.done;
+    await inputDone;
+    if (inputFailure) throw inputFailure;
   } catch (err) {
+    // When the input failed (bad tar, digest mismatch upstream, read error), that is the error
+    // to report, not the engine's aborted request.
+    await Promise.race([inputDone, new Promise((r) => setTimeout(r, 1000))]);
+    if (inputFailure) throw toDockpackError(inputFailure);
     if (err instanceof DockpackError) throw err;
     throw engineError("writing files", name, err);
   } finally {
@@ -285,28 +300,39 @@ function prefixEntries(input: Readable, dir: string): Readable & { done: Promise
       delete pax.linkpath;
       moved.pax = pax;
     }
-    body.pipe(
-      pack.entry(moved, (err) => {
-        if (err) extract.destroy(err);
-        else next();
-      }),
-    );
+    const sink = pack.entry(moved, (err) => {
+      if (err) extract.destroy(err);
+      else next();
+    });
+    // Failures travel through `done`; these per-entry streams must not throw them again.
+    sink.on("error", () => {});
+    body.on("error", () => {});
+    body.pipe(sink);
   });
+  let inputError: unknown;
+  input.on("error", (err) => {
+    inputError ??= err;
+  });
+  // The failure is reported through `done`; the engine request may not listen for errors.
+  pack.on("error", () => {});
   const done = pipeline(input, extract).then(
     () => {
       pack.finalize();
     },
     (err) => {
-      const wrapped = new DockpackError(
-        "VOLUME_TAR_INVALID",
-        `The tar stream for the volume is unreadable: ${err.message}`,
-        {
-          hint: "Check that the input is an uncompressed tar archive.",
-          cause: err,
-        },
-      );
-      pack.destroy(wrapped);
-      throw wrapped;
+      const failure =
+        inputError !== undefined
+          ? toDockpackError(inputError)
+          : new DockpackError(
+              "VOLUME_TAR_INVALID",
+              `The tar stream for the volume is unreadable: ${err.message}`,
+              {
+                hint: "Check that the input is an uncompressed tar archive.",
+                cause: err,
+              },
+            );
+      pack.destroy(failure);
+      throw failure;
     },
   );
   done.catch(() => {});

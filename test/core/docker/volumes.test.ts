@@ -209,6 +209,32 @@ test("missing volumes and bad input fail clearly, without creating anything", as
     },
   );
   assert.equal(helpersFor(vol), "", "the helper container is removed after a failed write");
+
+  // An input that fails midway (as a verifying stream does on a digest mismatch) surfaces its own error.
+  const header = Buffer.alloc(512);
+  const pack = tar.pack();
+  pack.entry({ name: "big.bin", size: 1_000_000, mode: 0o644 });
+  const start = await new Promise<Buffer>((resolve) => pack.once("data", (c) => resolve(c as Buffer)));
+  header.set(start.subarray(0, 512));
+  let sent = 0;
+  const failing = new Readable({
+    read() {
+      if (sent === 0) this.push(header);
+      else if (sent < 20) this.push(Buffer.alloc(16384, 7));
+      else
+        this.destroy(
+          Object.assign(new Error("expected sha256:aa, got sha256:bb"), {
+            name: "DockpackError",
+            code: "DIGEST_MISMATCH",
+          }),
+        );
+      sent++;
+    },
+  });
+  const t0 = Date.now();
+  await assert.rejects(writeVolumeTar(vol, failing), { code: "DIGEST_MISMATCH" });
+  assert.ok(Date.now() - t0 < 10_000, "a failed input does not hang the write");
+  assert.equal(helpersFor(vol), "", "the helper container is removed after an input failure");
   await removeVolume(vol);
   assert.equal(await volumeExists(vol), false);
 });
