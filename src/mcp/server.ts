@@ -12,6 +12,7 @@ export type ToolRegistrar = (server: McpServer) => void;
 const REGISTRARS: (() => Promise<{ register: ToolRegistrar }>)[] = [
   // () => import("./env.js"),
   () => import("./tools.js"),
+  () => import("./delta.js"),
 ];
 
 /** Builds the server with every domain's tools registered. */
