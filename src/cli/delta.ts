@@ -9,7 +9,7 @@ import { DockpackError } from "../core/errors.js";
 import { formatBytes, formatTable, type Reporter } from "../core/output.js";
 import {
   applyDelta,
-  type CreateResult,
+  type CreateDeltaResult,
   createDelta,
   createInventory,
   type DeltaInfo,
@@ -39,7 +39,7 @@ function verbose(reporter: Reporter, on: boolean): Reporter {
 
 const pct = (f: number | undefined) => (f === undefined ? "not measured" : `${(f * 100).toFixed(1)}%`);
 
-function renderCreate(r: CreateResult): string {
+function renderCreate(r: CreateDeltaResult): string {
   const md = r.metadata;
   const rows = md.layers.map((l) => [
     l.index,

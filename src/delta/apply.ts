@@ -25,11 +25,11 @@ import type { Image } from "../image/image.js";
 import { openImage } from "../image/open.js";
 import { type ArchiveLayout, writeImageTar } from "../image/write.js";
 import { findInEngine } from "./engine-bases.js";
-import { CONFIG_MEMBER, type DeltaMetadata, type LayerEntry, openPackage } from "./format.js";
+import { DELTA_CONFIG_MEMBER, type DeltaLayerEntry, type DeltaMetadata, openDeltaPackage } from "./format.js";
 import { decodeDelta, ZSTD_LONG_THRESHOLD } from "./methods.js";
 
 /** Options of {@link applyDelta} (also the MCP tool's input). */
-export const ApplyOptionsSchema = z.object({
+export const ApplyDeltaOptionsSchema = z.object({
   package: z.string().describe("the delta package file"),
   imageName: z
     .string()
@@ -47,10 +47,10 @@ export const ApplyOptionsSchema = z.object({
   force: z.boolean().default(false).describe("overwrite an existing output file or image tag"),
 });
 /** Options of {@link applyDelta}. */
-export type ApplyOptions = z.input<typeof ApplyOptionsSchema>;
+export type ApplyDeltaOptions = z.input<typeof ApplyDeltaOptionsSchema>;
 
 /** Result of {@link applyDelta}. Sizes in bytes. */
-export interface ApplyResult {
+export interface ApplyDeltaResult {
   /** Image ID of the rebuilt image (sha256 of its config); equals the source image's ID. */
   imageId: string;
   tags: string[];
@@ -74,11 +74,11 @@ function normalizeTag(t: string): string {
  * rebuilt layer that does not match its diff_id, naming the layer), `DELTA_OUTPUT_EXISTS`,
  * `DELTA_TAG_EXISTS`, `ENGINE_UNAVAILABLE` (only when the engine is needed).
  */
-export async function applyDelta(input: ApplyOptions, reporter: Reporter): Promise<ApplyResult> {
-  const options = ApplyOptionsSchema.parse(input);
-  const pkg = await openPackage(options.package);
+export async function applyDelta(input: ApplyDeltaOptions, reporter: Reporter): Promise<ApplyDeltaResult> {
+  const options = ApplyDeltaOptionsSchema.parse(input);
+  const pkg = await openDeltaPackage(options.package);
   const md = pkg.metadata;
-  const config = await pkg.container.read(CONFIG_MEMBER);
+  const config = await pkg.container.read(DELTA_CONFIG_MEMBER);
   const configDigest = `sha256:${sha256Hex(config)}`;
   if (configDigest !== md.config.digest) {
     throw new DockpackError(
@@ -195,7 +195,7 @@ export async function applyDelta(input: ApplyOptions, reporter: Reporter): Promi
       (a, d) => a + (layers.find((x) => x.diffId === d)?.size ?? 0),
       0,
     );
-    const result: ApplyResult = {
+    const result: ApplyDeltaResult = {
       imageId: configDigest,
       tags,
       loaded: false,
@@ -237,8 +237,8 @@ export async function applyDelta(input: ApplyOptions, reporter: Reporter): Promi
 }
 
 async function rebuildLayer(
-  l: LayerEntry,
-  container: Awaited<ReturnType<typeof openPackage>>["container"],
+  l: DeltaLayerEntry,
+  container: Awaited<ReturnType<typeof openDeltaPackage>>["container"],
   tmp: string,
   files: Map<string, string>,
   baseFile: (diffId: string) => Promise<string>,

@@ -25,22 +25,22 @@ import { indexTar } from "../image/container.js";
 import type { Image } from "../image/image.js";
 import { openImage, parseImageRef } from "../image/open.js";
 import {
-  type BaseEntry,
-  CONFIG_MEMBER,
+  DELTA_CONFIG_MEMBER,
+  DELTA_FORMAT_NAME,
+  DELTA_FORMAT_VERSION,
+  type DeltaBaseEntry,
+  type DeltaLayerEntry,
   type DeltaMetadata,
-  FORMAT_NAME,
-  FORMAT_VERSION,
-  type LayerEntry,
-  tarMemberBytes,
+  tarMemberSize,
 } from "./format.js";
 import { readInventoryIfAny } from "./inventory.js";
 import { DELTA_METHODS, type DeltaMethod, encodeDelta, methodFits, ZSTD_LONG_THRESHOLD } from "./methods.js";
-import { writePackage } from "./package-writer.js";
-import { type Candidate, chooseBase, layerPaths, type PathSizes } from "./similarity.js";
+import { writeDeltaPackage } from "./package-writer.js";
+import { type BaseCandidate, chooseBase, layerPaths, type PathSizes } from "./similarity.js";
 import { DOCKPACK_VERSION } from "./version.js";
 
 /** Options of {@link createDelta} (also the MCP tool's input). */
-export const CreateOptionsSchema = z.object({
+export const CreateDeltaOptionsSchema = z.object({
   image: z
     .string()
     .describe("source image: name:tag, ID, docker-daemon:, docker-archive:, oci:, oci-archive:"),
@@ -57,10 +57,10 @@ export const CreateOptionsSchema = z.object({
   measureGzip: z.boolean().default(true).describe("measure `docker save | gzip` for the saving figures"),
 });
 /** Options of {@link createDelta}. */
-export type CreateOptions = z.input<typeof CreateOptionsSchema>;
+export type CreateDeltaOptions = z.input<typeof CreateDeltaOptionsSchema>;
 
 /** Result of {@link createDelta}. */
-export interface CreateResult {
+export interface CreateDeltaResult {
   /** The package path (also set for a dry run: where it would go). */
   output: string;
   dryRun: boolean;
@@ -72,7 +72,7 @@ export interface CreateResult {
 }
 
 interface Base {
-  entry: BaseEntry;
+  entry: DeltaBaseEntry;
   image?: Image;
 }
 
@@ -145,7 +145,7 @@ async function openBases(refs: string[], reporter: Reporter): Promise<Base[]> {
   return bases;
 }
 
-function baseName(b: BaseEntry): string {
+function baseName(b: DeltaBaseEntry): string {
   return b.repoTags[0] ?? b.id ?? b.ref;
 }
 
@@ -155,8 +155,8 @@ function baseName(b: BaseEntry): string {
  * layer whose bytes do not match its diff_id), `DELTA_BSDIFF_TOO_LARGE`, `PROGRAM_MISSING`,
  * `CODEC_LEVEL_INVALID`, `ENGINE_UNAVAILABLE`.
  */
-export async function createDelta(input: CreateOptions, reporter: Reporter): Promise<CreateResult> {
-  const options = CreateOptionsSchema.parse(input);
+export async function createDelta(input: CreateDeltaOptions, reporter: Reporter): Promise<CreateDeltaResult> {
+  const options = CreateDeltaOptionsSchema.parse(input);
   const codec = options.compression;
   const level = options.level ?? DEFAULT_LEVEL[codec];
   if (codec !== "none") checkLevel(codec, level);
@@ -174,10 +174,10 @@ export async function createDelta(input: CreateOptions, reporter: Reporter): Pro
     for (const b of bases) {
       for (const d of b.entry.diffIds) providers.set(d, [...(providers.get(d) ?? []), baseName(b.entry)]);
     }
-    const candidates: Candidate[] = [];
-    const candidateImage = new Map<Candidate, { image: Image; index: number }>();
+    const candidates: BaseCandidate[] = [];
+    const candidateImage = new Map<BaseCandidate, { image: Image; index: number }>();
     const wantDelta = options.method !== "layer";
-    const pathsCache = new Map<Candidate, PathSizes>();
+    const pathsCache = new Map<BaseCandidate, PathSizes>();
     if (wantDelta) {
       for (const b of bases) {
         if (!b.image) continue;
@@ -185,7 +185,7 @@ export async function createDelta(input: CreateOptions, reporter: Reporter): Pro
         for (const l of b.image.layers) {
           if (seen.has(l.diffId)) continue;
           seen.add(l.diffId);
-          const c: Candidate = {
+          const c: BaseCandidate = {
             image: baseName(b.entry),
             diffId: l.diffId,
             size: l.size ?? l.blobSize,
@@ -198,7 +198,7 @@ export async function createDelta(input: CreateOptions, reporter: Reporter): Pro
         }
       }
     }
-    const candidatePaths = async (c: Candidate): Promise<PathSizes> => {
+    const candidatePaths = async (c: BaseCandidate): Promise<PathSizes> => {
       let p = pathsCache.get(c);
       if (!p) {
         const src = candidateImage.get(c);
@@ -215,7 +215,7 @@ export async function createDelta(input: CreateOptions, reporter: Reporter): Pro
       );
     }
 
-    const layers: LayerEntry[] = [];
+    const layers: DeltaLayerEntry[] = [];
     const firstIndex = new Map<string, number>();
     let gzipTotal = 0;
     const measure = options.measureGzip && !options.dryRun;
@@ -291,7 +291,7 @@ export async function createDelta(input: CreateOptions, reporter: Reporter): Pro
       ]);
       gzipTotal += gz.gz;
       const fullSize = (await stat(fullFile)).size;
-      let entry: LayerEntry = {
+      let entry: DeltaLayerEntry = {
         index: layer.index,
         diffId: layer.diffId,
         size,
@@ -396,14 +396,14 @@ export async function createDelta(input: CreateOptions, reporter: Reporter): Pro
     const uniq = new Map(layers.map((l) => [l.diffId, l.size]));
     const imageSize = [...uniq.values()].reduce((a, b) => a + b, 0) + source.config.length;
     const dockerSaveSize =
-      [...uniq.values()].reduce((a, s) => a + tarMemberBytes(s) + 3 * 512 + tarMemberBytes(1500), 0) +
-      tarMemberBytes(source.config.length) +
-      tarMemberBytes(200 + 80 * layers.length) +
+      [...uniq.values()].reduce((a, s) => a + tarMemberSize(s) + 3 * 512 + tarMemberSize(1500), 0) +
+      tarMemberSize(source.config.length) +
+      tarMemberSize(200 + 80 * layers.length) +
       1024;
     const membersSize = layers.reduce((a, l) => a + (l.memberSize ?? 0), 0) + source.config.length;
     const metadata: DeltaMetadata = {
-      format: FORMAT_NAME,
-      formatVersion: FORMAT_VERSION,
+      format: DELTA_FORMAT_NAME,
+      formatVersion: DELTA_FORMAT_VERSION,
       dockpackVersion: DOCKPACK_VERSION,
       created: new Date().toISOString(),
       source: {
@@ -418,7 +418,7 @@ export async function createDelta(input: CreateOptions, reporter: Reporter): Pro
       method: options.method,
       compression: codec,
       level,
-      config: { member: CONFIG_MEMBER, digest: source.configDigest, size: source.config.length },
+      config: { member: DELTA_CONFIG_MEMBER, digest: source.configDigest, size: source.config.length },
       layers,
       totals: {
         imageSize,
@@ -429,13 +429,19 @@ export async function createDelta(input: CreateOptions, reporter: Reporter): Pro
     };
     if (options.dryRun) {
       const packageSize =
-        layers.reduce((a, l) => a + (l.memberSize ? tarMemberBytes(l.memberSize) : 0), 0) +
-        tarMemberBytes(source.config.length) +
-        tarMemberBytes(8192) +
+        layers.reduce((a, l) => a + (l.memberSize ? tarMemberSize(l.memberSize) : 0), 0) +
+        tarMemberSize(source.config.length) +
+        tarMemberSize(8192) +
         1024;
       return { output: options.output, dryRun: true, estimated: true, packageSize, metadata };
     }
-    const packageSize = await writePackage(options.output, metadata, source.config, members, options.force);
+    const packageSize = await writeDeltaPackage(
+      options.output,
+      metadata,
+      source.config,
+      members,
+      options.force,
+    );
     return { output: options.output, dryRun: false, estimated: false, packageSize, metadata };
   } finally {
     await source.close();
@@ -454,13 +460,13 @@ async function planOnly(
   index: number,
   codec: Codec,
   delta: boolean,
-  candidates: Candidate[],
-  candidatePaths: (c: Candidate) => Promise<PathSizes>,
-): Promise<LayerEntry> {
+  candidates: BaseCandidate[],
+  candidatePaths: (c: BaseCandidate) => Promise<PathSizes>,
+): Promise<DeltaLayerEntry> {
   const layer = source.layers[index];
   const size = layer.size ?? layer.blobSize;
   const upper = layer.codec !== "none" ? layer.blobSize : size;
-  const entry: LayerEntry = {
+  const entry: DeltaLayerEntry = {
     index,
     diffId: layer.diffId,
     size,

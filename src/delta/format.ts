@@ -11,26 +11,26 @@ import { DockpackError } from "../core/errors.js";
 import { TarContainer } from "../image/container.js";
 
 /** Name of the metadata member, always first. */
-export const METADATA_MEMBER = "dockpack-delta.json";
+export const DELTA_METADATA_MEMBER = "dockpack-delta.json";
 /** Name of the config member. */
-export const CONFIG_MEMBER = "config.json";
+export const DELTA_CONFIG_MEMBER = "config.json";
 /** The format identifier in the metadata. */
-export const FORMAT_NAME = "dockpack-delta";
+export const DELTA_FORMAT_NAME = "dockpack-delta";
 /** The package format version this dockpack writes and reads. */
-export const FORMAT_VERSION = 1;
+export const DELTA_FORMAT_VERSION = 1;
 
 const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/);
 
 /** How a layer travels: the target has it, a delta against a base layer, the whole layer, or a repeat of an earlier layer. */
-export const ShipKind = z.enum(["reused", "delta", "full", "duplicate"]);
+export const DeltaShipKind = z.enum(["reused", "delta", "full", "duplicate"]);
 
 /** One layer row of the metadata. Sizes in bytes. */
-export const LayerEntrySchema = z.object({
+export const DeltaLayerEntrySchema = z.object({
   index: z.number().int().nonnegative(),
   diffId: digest,
   /** Uncompressed layer size. */
   size: z.number().int().nonnegative(),
-  ship: ShipKind,
+  ship: DeltaShipKind,
   method: z.enum(["xdelta3", "bsdiff", "zstd"]).optional(),
   params: z.object({ window: z.number().optional(), windowLog: z.number().optional() }).optional(),
   /** The base layer a delta applies to, its size, and the base image that holds it. */
@@ -50,10 +50,10 @@ export const LayerEntrySchema = z.object({
   reason: z.string().optional(),
 });
 /** One layer row. */
-export type LayerEntry = z.infer<typeof LayerEntrySchema>;
+export type DeltaLayerEntry = z.infer<typeof DeltaLayerEntrySchema>;
 
 /** A base the package was made against. */
-export const BaseEntrySchema = z.object({
+export const DeltaBaseEntrySchema = z.object({
   ref: z.string(),
   kind: z.enum(["image", "inventory"]),
   id: z.string().optional(),
@@ -61,11 +61,11 @@ export const BaseEntrySchema = z.object({
   diffIds: z.array(digest),
 });
 /** One base. */
-export type BaseEntry = z.infer<typeof BaseEntrySchema>;
+export type DeltaBaseEntry = z.infer<typeof DeltaBaseEntrySchema>;
 
 /** The package metadata (`dockpack-delta.json`). */
 export const DeltaMetadataSchema = z.object({
-  format: z.literal(FORMAT_NAME),
+  format: z.literal(DELTA_FORMAT_NAME),
   formatVersion: z.number().int(),
   dockpackVersion: z.string(),
   /** ISO 8601 time of creation. */
@@ -79,12 +79,12 @@ export const DeltaMetadataSchema = z.object({
     os: z.string().optional(),
     architecture: z.string().optional(),
   }),
-  bases: z.array(BaseEntrySchema),
+  bases: z.array(DeltaBaseEntrySchema),
   method: z.enum(["xdelta3", "bsdiff", "zstd", "layer", "auto"]),
   compression: z.enum(CODECS as [Codec, ...Codec[]]),
   level: z.number().int().optional(),
   config: z.object({ member: z.string(), digest, size: z.number().int().nonnegative() }),
-  layers: z.array(LayerEntrySchema),
+  layers: z.array(DeltaLayerEntrySchema),
   totals: z.object({
     /** Σ uncompressed sizes of the image's distinct layers plus config. */
     imageSize: z.number().int().nonnegative(),
@@ -100,12 +100,12 @@ export const DeltaMetadataSchema = z.object({
 export type DeltaMetadata = z.infer<typeof DeltaMetadataSchema>;
 
 /** Bytes a tar member of `size` bytes takes (header + padded body). */
-export function tarMemberBytes(size: number): number {
+export function tarMemberSize(size: number): number {
   return 512 + Math.ceil(size / 512) * 512;
 }
 
 /** An opened package: its metadata and random access to its members. */
-export interface OpenedPackage {
+export interface OpenedDeltaPackage {
   path: string;
   metadata: DeltaMetadata;
   container: TarContainer;
@@ -116,7 +116,7 @@ export interface OpenedPackage {
  * Throws `DELTA_PACKAGE_NOT_FOUND`, `DELTA_PACKAGE_TRUNCATED`, `DELTA_PACKAGE_INVALID`,
  * `DELTA_FORMAT_UNSUPPORTED`.
  */
-export async function openPackage(path: string): Promise<OpenedPackage> {
+export async function openDeltaPackage(path: string): Promise<OpenedDeltaPackage> {
   let container: TarContainer;
   try {
     container = await TarContainer.open(path);
@@ -148,10 +148,10 @@ export async function openPackage(path: string): Promise<OpenedPackage> {
     }
     throw e;
   }
-  if (!(await container.has(METADATA_MEMBER))) {
+  if (!(await container.has(DELTA_METADATA_MEMBER))) {
     throw new DockpackError(
       "DELTA_PACKAGE_INVALID",
-      `'${path}' is not a dockpack delta package (no ${METADATA_MEMBER}).`,
+      `'${path}' is not a dockpack delta package (no ${DELTA_METADATA_MEMBER}).`,
       {
         hint: "Give a file written by 'dockpack delta create'.",
       },
@@ -159,21 +159,21 @@ export async function openPackage(path: string): Promise<OpenedPackage> {
   }
   let raw: unknown;
   try {
-    raw = JSON.parse((await container.read(METADATA_MEMBER)).toString("utf8"));
+    raw = JSON.parse((await container.read(DELTA_METADATA_MEMBER)).toString("utf8"));
   } catch (e) {
-    throw new DockpackError("DELTA_PACKAGE_INVALID", `${path}: ${METADATA_MEMBER} is not valid JSON.`, {
+    throw new DockpackError("DELTA_PACKAGE_INVALID", `${path}: ${DELTA_METADATA_MEMBER} is not valid JSON.`, {
       cause: e,
     });
   }
   const version = (raw as { formatVersion?: unknown })?.formatVersion;
   if (
-    (raw as { format?: unknown })?.format === FORMAT_NAME &&
+    (raw as { format?: unknown })?.format === DELTA_FORMAT_NAME &&
     typeof version === "number" &&
-    version !== FORMAT_VERSION
+    version !== DELTA_FORMAT_VERSION
   ) {
     throw new DockpackError(
       "DELTA_FORMAT_UNSUPPORTED",
-      `${path}: package format version ${version} is not supported (this dockpack reads version ${FORMAT_VERSION}).`,
+      `${path}: package format version ${version} is not supported (this dockpack reads version ${DELTA_FORMAT_VERSION}).`,
       { hint: "Use the dockpack version that wrote the package, or recreate it with this one." },
     );
   }
@@ -181,7 +181,7 @@ export async function openPackage(path: string): Promise<OpenedPackage> {
   if (!parsed.success) {
     throw new DockpackError(
       "DELTA_PACKAGE_INVALID",
-      `${path}: ${METADATA_MEMBER} is malformed: ${parsed.error.issues[0]?.path.join(".")} ${parsed.error.issues[0]?.message}.`,
+      `${path}: ${DELTA_METADATA_MEMBER} is malformed: ${parsed.error.issues[0]?.path.join(".")} ${parsed.error.issues[0]?.message}.`,
     );
   }
   return { path, metadata: parsed.data, container };

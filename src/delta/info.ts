@@ -4,10 +4,10 @@
  */
 import { stat } from "node:fs/promises";
 import { z } from "zod";
-import { type DeltaMetadata, FORMAT_VERSION, openPackage } from "./format.js";
+import { DELTA_FORMAT_VERSION, type DeltaMetadata, openDeltaPackage } from "./format.js";
 
 /** Input of {@link deltaInfo} and {@link deltaList}. */
-export const InfoOptionsSchema = z.object({ package: z.string().describe("the delta package file") });
+export const DeltaInfoOptionsSchema = z.object({ package: z.string().describe("the delta package file") });
 
 /** Result of {@link deltaInfo}. Sizes in bytes; fractions 0–1. */
 export interface DeltaInfo {
@@ -50,18 +50,18 @@ export interface DeltaListRow {
 }
 
 /**
- * Summarises a package (see {@link DeltaInfo}). Throws the errors of `openPackage`
+ * Summarises a package (see {@link DeltaInfo}). Throws the errors of `openDeltaPackage`
  * (`DELTA_PACKAGE_NOT_FOUND`, `DELTA_PACKAGE_TRUNCATED`, `DELTA_PACKAGE_INVALID`, `DELTA_FORMAT_UNSUPPORTED`).
  */
-export async function deltaInfo(input: z.input<typeof InfoOptionsSchema>): Promise<DeltaInfo> {
-  const { package: path } = InfoOptionsSchema.parse(input);
-  const { metadata: md } = await openPackage(path);
+export async function deltaInfo(input: z.input<typeof DeltaInfoOptionsSchema>): Promise<DeltaInfo> {
+  const { package: path } = DeltaInfoOptionsSchema.parse(input);
+  const { metadata: md } = await openDeltaPackage(path);
   const packageSize = (await stat(path)).size;
   const count = (k: string) => md.layers.filter((l) => l.ship === k).length;
   const t = md.totals;
   return {
     package: path,
-    formatVersion: md.formatVersion ?? FORMAT_VERSION,
+    formatVersion: md.formatVersion ?? DELTA_FORMAT_VERSION,
     dockpackVersion: md.dockpackVersion,
     created: md.created,
     source: md.source,
@@ -102,10 +102,10 @@ export function describeShip(l: DeltaMetadata["layers"][number]): string {
 
 /** Lists a package's layers (see {@link DeltaListRow}); same errors as {@link deltaInfo}. */
 export async function deltaList(
-  input: z.input<typeof InfoOptionsSchema>,
+  input: z.input<typeof DeltaInfoOptionsSchema>,
 ): Promise<{ package: string; layers: DeltaListRow[] }> {
-  const { package: path } = InfoOptionsSchema.parse(input);
-  const { metadata: md } = await openPackage(path);
+  const { package: path } = DeltaInfoOptionsSchema.parse(input);
+  const { metadata: md } = await openDeltaPackage(path);
   return {
     package: path,
     layers: md.layers.map((l) => ({

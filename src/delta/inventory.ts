@@ -18,7 +18,7 @@ import { openImage, parseImageRef } from "../image/open.js";
 export const INVENTORY_FORMAT = "dockpack-layer-inventory";
 
 /** One image of an inventory. */
-export const InventoryImageSchema = z.object({
+export const LayerInventoryImageSchema = z.object({
   ref: z.string(),
   /** Image ID (`sha256:` of the config). */
   id: z.string(),
@@ -27,18 +27,18 @@ export const InventoryImageSchema = z.object({
 });
 
 /** The inventory file (JSON). */
-export const InventorySchema = z.object({
+export const LayerInventorySchema = z.object({
   format: z.literal(INVENTORY_FORMAT),
   formatVersion: z.literal(1),
   created: z.string(),
   host: z.string().optional(),
-  images: z.array(InventoryImageSchema),
+  images: z.array(LayerInventoryImageSchema),
 });
 /** A layer inventory. */
-export type Inventory = z.infer<typeof InventorySchema>;
+export type LayerInventory = z.infer<typeof LayerInventorySchema>;
 
 /** Options of {@link createInventory}. */
-export interface InventoryOptions {
+export interface LayerInventoryOptions {
   /** Image references (any form); empty: every image in the local engine. */
   images: string[];
   /** Where to write the JSON file. */
@@ -48,14 +48,14 @@ export interface InventoryOptions {
 }
 
 /** Result of {@link createInventory}. */
-export interface InventoryResult {
+export interface LayerInventoryResult {
   output: string;
   images: number;
   layers: number;
 }
 
 /** Reads image ID, tags and diff_ids of an engine image by inspecting it (no save). */
-async function inspectDaemon(ref: string): Promise<z.infer<typeof InventoryImageSchema>> {
+async function inspectDaemon(ref: string): Promise<z.infer<typeof LayerInventoryImageSchema>> {
   const docker = await requireEngine();
   try {
     const info = await docker.getImage(ref).inspect();
@@ -75,9 +75,9 @@ async function inspectDaemon(ref: string): Promise<z.infer<typeof InventoryImage
  * Throws `FS_EXISTS`-style `INVENTORY_EXISTS` without `force`, `IMAGE_NOT_FOUND`, `ENGINE_UNAVAILABLE`.
  */
 export async function createInventory(
-  options: InventoryOptions,
+  options: LayerInventoryOptions,
   reporter: Reporter,
-): Promise<InventoryResult> {
+): Promise<LayerInventoryResult> {
   if (!options.force) {
     try {
       await readFile(options.output);
@@ -88,7 +88,7 @@ export async function createInventory(
       if ((e as { code?: string }).code !== "ENOENT") throw e;
     }
   }
-  const images: z.infer<typeof InventoryImageSchema>[] = [];
+  const images: z.infer<typeof LayerInventoryImageSchema>[] = [];
   let refs = options.images;
   if (refs.length === 0) {
     const docker = await requireEngine();
@@ -113,7 +113,7 @@ export async function createInventory(
     }
     reporter.debug(`inventory: ${raw}`);
   }
-  const inventory: Inventory = {
+  const inventory: LayerInventory = {
     format: INVENTORY_FORMAT,
     formatVersion: 1,
     created: new Date().toISOString(),
@@ -132,7 +132,7 @@ export async function createInventory(
  * Reads `path` as an inventory when it is one; returns undefined for anything else (an image
  * archive), so `--base` accepts both. Throws `INVENTORY_INVALID` for a malformed inventory.
  */
-export async function readInventoryIfAny(path: string): Promise<Inventory | undefined> {
+export async function readInventoryIfAny(path: string): Promise<LayerInventory | undefined> {
   const first = Buffer.alloc(1);
   try {
     const fh = await open(path, "r");
@@ -151,7 +151,7 @@ export async function readInventoryIfAny(path: string): Promise<Inventory | unde
   } catch (e) {
     throw new DockpackError("INVENTORY_INVALID", `${path}: not valid JSON.`, { cause: e });
   }
-  const parsed = InventorySchema.safeParse(raw);
+  const parsed = LayerInventorySchema.safeParse(raw);
   if (!parsed.success) {
     throw new DockpackError(
       "INVENTORY_INVALID",
@@ -165,9 +165,9 @@ export async function readInventoryIfAny(path: string): Promise<Inventory | unde
 }
 
 /** Used by tests and `delta apply`: lists engine images by inspecting each (ID, tags, diff_ids). */
-export async function engineInventory(): Promise<z.infer<typeof InventoryImageSchema>[]> {
+export async function engineInventory(): Promise<z.infer<typeof LayerInventoryImageSchema>[]> {
   const docker = getDocker();
-  const out: z.infer<typeof InventoryImageSchema>[] = [];
+  const out: z.infer<typeof LayerInventoryImageSchema>[] = [];
   for (const i of await docker.listImages()) out.push(await inspectDaemon(i.Id));
   return out;
 }

@@ -9,13 +9,13 @@ import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
 import { DockpackError } from "../core/errors.js";
 import { createAtomicWriteStream } from "../core/fs.js";
-import { CONFIG_MEMBER, type DeltaMetadata, METADATA_MEMBER } from "./format.js";
+import { DELTA_CONFIG_MEMBER, DELTA_METADATA_MEMBER, type DeltaMetadata } from "./format.js";
 
 /**
  * Writes the package to `path` and returns its size in bytes. Throws `DELTA_OUTPUT_EXISTS`
  * when `path` exists and `overwrite` is false.
  */
-export async function writePackage(
+export async function writeDeltaPackage(
   path: string,
   metadata: DeltaMetadata,
   config: Buffer,
@@ -41,8 +41,8 @@ export async function writePackage(
       pack.entry({ name, mtime, mode: 0o644 }, data, (err) => (err ? reject(err) : resolve())),
     );
   try {
-    await add(METADATA_MEMBER, Buffer.from(`${JSON.stringify(metadata, null, 2)}\n`));
-    await add(CONFIG_MEMBER, config);
+    await add(DELTA_METADATA_MEMBER, Buffer.from(`${JSON.stringify(metadata, null, 2)}\n`));
+    await add(DELTA_CONFIG_MEMBER, config);
     for (const m of members) {
       const size = (await stat(m.file)).size;
       await new Promise<void>((resolve, reject) => {

@@ -53,7 +53,7 @@ export function similarity(newPaths: PathSizes, oldPaths: PathSizes): { score: n
 }
 
 /** A candidate base layer. */
-export interface Candidate {
+export interface BaseCandidate {
   /** Base image reference, for messages and the package. */
   image: string;
   diffId: string;
@@ -67,7 +67,7 @@ export interface Candidate {
 
 /** The chosen base layer and why. */
 export interface BaseChoice {
-  candidate: Candidate;
+  candidate: BaseCandidate;
   score: number;
   shared: number;
   reason: string;
@@ -81,7 +81,7 @@ export function chooseBase(
   newPaths: PathSizes,
   newSize: number,
   newIndex: number,
-  candidates: Candidate[],
+  candidates: BaseCandidate[],
 ): BaseChoice | undefined {
   let best: BaseChoice | undefined;
   for (const c of candidates) {
