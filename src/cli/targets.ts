@@ -52,7 +52,9 @@ const rootOf = (cmd: Command) => resolve((cmd.optsWithGlobals() as { root?: stri
 function addCommand(group: Command, type: TargetType): void {
   const cmd = group
     .command(`add-${type}`)
-    .description(`register a ${type} and create its Dockerfile from a template when missing`)
+    .description(
+      `register ${type === "app" ? "an" : "a"} ${type} and create its Dockerfile from a template when missing`,
+    )
     .requiredOption("--id <id>", "target id: lowercase letters, digits and dashes, unique")
     .option("--module <path>", `source folder of the ${type} (default ${type}s/<id>)`)
     .option(
