@@ -63,6 +63,7 @@ test("same collection metadata and tarball members as `devcontainer features pac
       meta: '{\n  // a comment\n  "id": "with-comments",\n  "version": "0.2.0",\n  "name": "Comments",\n  "options": { "x": { "type": "boolean", "default": true, }, },\n}\n',
     });
     const rich = await writeFeature(src, "rich", {
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a containerEnv value refers to ${PATH} literally
       meta: metaFor("rich", { containerEnv: { PATH: "/opt/rich/bin:${PATH}" }, installsAfter: ["plain"] }),
       files: {
         "scripts/setup.sh": "echo setup\n",
