@@ -13,6 +13,7 @@ const REGISTRARS: (() => Promise<{ register: ToolRegistrar }>)[] = [
   // () => import("./env.js"),
   () => import("./tools.js"),
   () => import("./delta.js"),
+  () => import("./targets.js"),
 ];
 
 /** Builds the server with every domain's tools registered. */
