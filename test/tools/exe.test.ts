@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { runCli } from "../helpers/cli.js";
+import { EXAMPLES, freePort, waitForHttp } from "./helpers.js";
+
+let dir: string;
+let exe: string;
+let env: NodeJS.ProcessEnv;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "dockpack-t7-exe-"));
+  const out = join(dir, "pkg");
+  // One SEA build (≈100 MB binary) for the whole file; "both" also writes the docker files.
+  const r = runCli(["--json", "tool", "compile", "shout-count", out, "both", "--tools-dir", EXAMPLES]);
+  assert.equal(r.code, 0, r.stderr);
+  const res = JSON.parse(r.stdout); // exactly one JSON document on stdout
+  exe = res.exe.path;
+  assert.equal(exe, join(out, "exe", "shout-count"));
+  assert.ok(res.files.some((f: { path: string }) => f.path === "Dockerfile"));
+  assert.ok(res.files.some((f: { path: string }) => f.path === "BUILD_INSTRUCTIONS.md"));
+  assert.ok(!res.files.some((f: { path: string }) => f.path.endsWith(".blob")));
+  // The executable extracts its tool files under TMPDIR: keep them in this test's folder.
+  env = { ...process.env, TMPDIR: join(dir, "tmp") };
+  await mkdir(join(dir, "tmp"));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const runExe = (args: string[], input?: string) =>
+  spawnSync(exe, args, { cwd: dir, env, input, encoding: "utf8", timeout: 60_000 });
+
+test("the single executable is a Node SEA with the workflow's tools embedded", async () => {
+  assert.ok((await stat(exe)).mode & 0o100);
+  const r = runExe(["--input", JSON.stringify({ text: "one two" })]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { text: "ONE TWO", words: 2 });
+  assert.doesNotMatch(r.stderr, /ExperimentalWarning/);
+  const extracted = await readdir(join(dir, "tmp"));
+  assert.equal(extracted.filter((n) => n.startsWith("dockpack-tool-shout-count-")).length, 1);
+});
+
+test("CLI mode: --file, --file -, --prompt, --info; bad input exits 2", async () => {
+  const file = join(dir, "input.json");
+  await writeFile(file, JSON.stringify({ text: "from a file" }));
+  assert.deepEqual(JSON.parse(runExe(["--file", file]).stdout), { text: "FROM A FILE", words: 3 });
+  assert.deepEqual(JSON.parse(runExe(["--file", "-"], '{"text":"stdin"}').stdout), {
+    text: "STDIN",
+    words: 1,
+  });
+  assert.deepEqual(JSON.parse(runExe(["--prompt", "a prompt here"]).stdout), {
+    text: "A PROMPT HERE",
+    words: 3,
+  });
+  assert.equal(JSON.parse(runExe(["--info"]).stdout).id, "shout-count");
+  const bad = runExe(["--input", '{"txt":1}']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /does not match its input_schema/);
+  const notJson = runExe(["--input", "{"]);
+  assert.equal(notJson.status, 2);
+  assert.equal(runExe(["--bogus"]).status, 2);
+  assert.equal(runExe(["--file", join(dir, "missing.json")]).status, 1);
+});
+
+test("API mode (no arguments): serves the HTTP API and stops cleanly on SIGTERM", async () => {
+  const port = await freePort();
+  const child = spawn(exe, [], {
+    cwd: dir,
+    env: { ...env, API_PORT: String(port), API_HOST: "127.0.0.1" },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  try {
+    await waitForHttp(`http://127.0.0.1:${port}/api/health`, 30);
+    const r = await fetch(`http://127.0.0.1:${port}/api/invoke`, {
+      method: "POST",
+      body: JSON.stringify({ text: "served" }),
+      headers: { "content-type": "application/json" },
+    });
+    assert.equal(r.status, 200);
+    assert.deepEqual(((await r.json()) as { result: unknown }).result, { text: "SERVED", words: 1 });
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0);
+  } finally {
+    child.kill("SIGKILL");
+  }
+});
