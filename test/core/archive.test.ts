@@ -396,3 +396,50 @@ test("readTar drains unread bodies, passes caller errors, and fails ARCHIVE_INVA
     },
   );
 });
+
+test("a large entry streams through writer and reader with bounded buffering", async () => {
+  const size = 64 * 1024 * 1024;
+  let produced = 0;
+  let consumed = 0;
+  let maxLag = 0;
+  const chunk = Buffer.alloc(256 * 1024, 0x5a);
+  const body = new Readable({
+    read() {
+      if (produced >= size) this.push(null);
+      else {
+        produced += chunk.length;
+        this.push(chunk);
+      }
+    },
+  });
+  const w = createTarWriter({ deterministic: true });
+  const written = (async () => {
+    await w.addFile("big.bin", { stream: body, size });
+    await w.addFile("after", Buffer.from("x"));
+    await w.finish();
+  })();
+  const names: string[] = [];
+  await readTar(w.stream, async (h, entry) => {
+    names.push(h.name);
+    for await (const c of entry) {
+      consumed += (c as Buffer).length;
+      maxLag = Math.max(maxLag, produced - consumed);
+    }
+  });
+  await written;
+  assert.deepEqual(names, ["big.bin", "after"]);
+  assert.equal(consumed, size + 1);
+  assert.ok(maxLag < 8 * 1024 * 1024, `the writer ran ${maxLag} bytes ahead of the reader`);
+});
+
+test("GNU tar output is read and extracted (hardlinks, symlinks, long names)", async () => {
+  await withTmp(async (base) => {
+    await makeTree(join(base, "src"), 0);
+    execFileSync("ln", [join(base, "src", "b.txt"), join(base, "src", "hard")]);
+    const tar = execFileSync("tar", ["-C", join(base, "src"), "-cf", "-", "."], { maxBuffer: 1 << 26 });
+    const res = await extractTarSafe(Readable.from([tar]), join(base, "dest"));
+    assert.deepEqual(await tree(join(base, "dest")), await tree(join(base, "src")));
+    assert.equal((await stat(join(base, "dest", "hard"))).ino, (await stat(join(base, "dest", "b.txt"))).ino);
+    assert.ok(res.entries >= 10);
+  });
+});

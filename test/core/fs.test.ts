@@ -143,13 +143,13 @@ for (const tmpfile of [true, false]) {
 
 test("a temp dir is removed on normal exit; onCleanup runs (awaited) on SIGINT and SIGTERM, exit 130/143", async () => {
   await withTmp(async (dir) => {
-    const normal = await startChild(["normal-exit", "", dir]);
-    assert.equal((await normal.exited).code, 0);
-    assert.equal(existsSync(normal.ready), false, "temp dir left after a normal exit");
-    for (const [sig, code] of [
-      ["SIGINT", 130],
-      ["SIGTERM", 143],
-    ] as const) {
+    // The three children run side by side (each start-up through tsx costs a second or two).
+    const normalCase = (async () => {
+      const normal = await startChild(["normal-exit", "", dir]);
+      assert.equal((await normal.exited).code, 0);
+      assert.equal(existsSync(normal.ready), false, "temp dir left after a normal exit");
+    })();
+    const signalCase = async (sig: "SIGINT" | "SIGTERM", code: number) => {
       const marker = join(dir, `marker-${sig}`);
       const { child, ready, exited } = await startChild(["cleanup", marker, dir]);
       assert.ok(existsSync(join(ready, "data")));
@@ -157,7 +157,8 @@ test("a temp dir is removed on normal exit; onCleanup runs (awaited) on SIGINT a
       assert.equal((await exited).code, code);
       assert.equal(await readFile(marker, "utf8"), "cleaned");
       assert.equal(existsSync(ready), false, `temp dir left after ${sig}`);
-    }
+    };
+    await Promise.all([normalCase, signalCase("SIGINT", 130), signalCase("SIGTERM", 143)]);
     assert.deepEqual((await readdir(dir)).sort(), ["marker-SIGINT", "marker-SIGTERM"]);
   });
 });
