@@ -53,7 +53,7 @@ async function kindOf(path: string): Promise<"file" | "dir" | "other" | null> {
 }
 
 /** Renders problems as the lines of a FEATURES_INVALID message. */
-export function formatProblems(problems: FeatureProblem[], base = process.cwd()): string {
+export function formatFeatureProblems(problems: FeatureProblem[], base = process.cwd()): string {
   return problems
     .map((p) => {
       const rel = relative(base, p.file);
@@ -173,7 +173,7 @@ export async function discoverFeatures(
     const count = new Set(problems.map((p) => p.feature)).size;
     throw new DockpackError(
       "FEATURES_INVALID",
-      `${problems.length} problem${problems.length === 1 ? "" : "s"} in ${count} feature${count === 1 ? "" : "s"} (nothing was written):\n${formatProblems(problems)}`,
+      `${problems.length} problem${problems.length === 1 ? "" : "s"} in ${count} feature${count === 1 ? "" : "s"} (nothing was written):\n${formatFeatureProblems(problems)}`,
       {
         hint: "Fix the files listed above (see https://containers.dev/implementors/features/) and run again.",
         details: { problems },

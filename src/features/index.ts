@@ -2,15 +2,19 @@
  * Dev Container Features: discover, validate and package features and their collection metadata
  * (`dockpack features package`, MCP tool `features_package`).
  */
-export { discoverFeatures, type FeatureDiscovery, type FeatureSource, formatProblems } from "./discover.js";
+export {
+  discoverFeatures,
+  type FeatureDiscovery,
+  type FeatureSource,
+  formatFeatureProblems,
+} from "./discover.js";
 export {
   FEATURE_FILE,
   FEATURE_ID_RE,
+  FEATURE_PROPERTIES,
   type FeatureMetadata,
   type FeatureProblem,
   INSTALL_SCRIPT,
-  KNOWN_PROPERTIES,
-  parseJsonc,
   publishedMetadata,
   validateFeatureMetadata,
 } from "./metadata.js";

@@ -43,7 +43,7 @@ export interface FeatureProblem {
 type Kind = "string" | "boolean" | "object" | "string[]" | "array" | "command";
 
 /** The top-level properties of devcontainer-feature.json the spec defines, with their JSON types. */
-export const KNOWN_PROPERTIES: Record<string, Kind> = {
+export const FEATURE_PROPERTIES: Record<string, Kind> = {
   $schema: "string",
   id: "string",
   version: "string",
@@ -223,7 +223,7 @@ export function validateFeatureMetadata(
     if (value[key] === undefined) report("$", `the required property '${key}' is missing`);
   }
   for (const [key, v] of Object.entries(value)) {
-    const kind = KNOWN_PROPERTIES[key];
+    const kind = FEATURE_PROPERTIES[key];
     if (!kind) {
       report(member("$", key), `unknown property '${key}' (not in the Dev Container Features spec)`);
       continue;

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { isDockpackError } from "../../src/core/errors.js";
 import { silentReporter } from "../../src/core/output.js";
-import { discoverFeatures, parseJsonc, validateFeatureMetadata } from "../../src/features/index.js";
+import { discoverFeatures, validateFeatureMetadata } from "../../src/features/index.js";
+import { parseJsonc } from "../../src/features/metadata.js";
 import { metaFor, tempDir, writeFeature } from "./helpers.js";
 
 const problemsOf = (value: unknown, folder = "hello") => validateFeatureMetadata(value, folder);
