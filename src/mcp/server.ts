@@ -14,6 +14,7 @@ const REGISTRARS: (() => Promise<{ register: ToolRegistrar }>)[] = [
   () => import("./tools.js"),
   () => import("./delta.js"),
   () => import("./targets.js"),
+  () => import("./features.js"),
 ];
 
 /** Builds the server with every domain's tools registered. */
