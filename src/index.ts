@@ -13,3 +13,4 @@ export * from "./core/fs.js";
 export * from "./env/index.js";
 export * from "./tools/index.js";
 export * from "./features/index.js";
+export * from "./targets/index.js";

@@ -6,6 +6,7 @@
  * the environment, and `--project-directory <worktree>` so that relative paths in the user's
  * compose files (build contexts, bind mounts, env_file) and the worktree's `.env` keep working.
  */
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { runCompose } from "../core/docker/compose.js";
 import { listContainers, startContainers, stopContainers } from "../core/docker/containers.js";
@@ -40,7 +41,7 @@ export async function runningContainers(composeProject: string): Promise<string[
 /**
  * Runs `fn` with the running containers of `composeProject` stopped, and starts them again
  * afterwards — also when `fn` fails and when the process is interrupted (SIGINT/SIGTERM), through
- * a core/fs cleanup hook.
+ * a core/fs cleanup hook (with a synchronous `docker start` for a second Ctrl-C or `process.exit`).
  */
 export async function withStoppedContainers<T>(
   composeProject: string,
@@ -56,7 +57,13 @@ export async function withStoppedContainers<T>(
     restarted = true;
     await startContainers(ids);
   };
-  const unregister = onCleanup(restart);
+  // the synchronous variant runs when the process must exit at once (a second Ctrl-C, process.exit)
+  const restartSync = () => {
+    if (restarted) return;
+    restarted = true;
+    execFileSync("docker", ["start", ...ids], { stdio: "ignore", timeout: 60_000 });
+  };
+  const unregister = onCleanup(restart, restartSync);
   try {
     await stopContainers(ids);
     return await fn();

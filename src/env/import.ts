@@ -15,6 +15,7 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { chmod, lstat, mkdir, readdir, rename, rm, symlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
+import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { checkEntryPath, readTar } from "../core/archive.js";
 import { decompressStream } from "../core/codec.js";
@@ -441,19 +442,33 @@ async function restoreVolume(
     }
     found = true;
     const bar = reporter.progress(`volume ${dockerName}`, size);
-    const decoded = decompressStream(codec);
     let done = 0;
-    decoded.on("data", (c: Buffer) => {
-      done += c.length;
-      bar.update(Math.min(done, size));
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        done += chunk.length;
+        bar.update(Math.min(done, size));
+        cb(null, chunk);
+      },
     });
-    const verified = verifyingStream(sha256, member);
-    const writing = writeVolumeTar(dockerName, decoded);
-    try {
-      await Promise.all([pipeline(body, verified, decoded), writing]);
-    } finally {
-      bar.stop();
-    }
+    // both sides must have finished (the helper container removed) before a rollback may run
+    const results = await Promise.allSettled([
+      pipeline(body, verifyingStream(sha256, member), decompressStream(codec), counter),
+      writeVolumeTar(dockerName, counter).catch((err) => {
+        counter.destroy(err);
+        throw err;
+      }),
+    ]);
+    bar.stop();
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (done !== size)
+      throw new DockpackError(
+        "VOLUME_RESTORE_INCOMPLETE",
+        `Volume ${dockerName}: ${done} of ${size} tar bytes of ${member} reached the engine.`,
+        {
+          hint: "Run the import again; check the Docker Engine's log.",
+        },
+      );
   });
   if (!found) throw new DockpackError("PACKAGE_MEMBER_MISSING", `member '${member}' is missing`);
 }

@@ -18,7 +18,9 @@ export class Journal {
   step = "start";
 
   constructor(private readonly reporter: Reporter) {
-    this.unregister = onCleanup(() => this.rollback());
+    this.unregister = onCleanup(async () => {
+      await this.rollback();
+    });
   }
 
   /** Records how to undo something just done. */

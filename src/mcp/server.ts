@@ -10,7 +10,7 @@ export type ToolRegistrar = (server: McpServer) => void;
 
 /** Domain registrars, loaded when the server starts. Each domain adds its line. */
 const REGISTRARS: (() => Promise<{ register: ToolRegistrar }>)[] = [
-  // () => import("./env.js"),
+  () => import("./env.js"),
   () => import("./tools.js"),
   () => import("./delta.js"),
   () => import("./targets.js"),

@@ -3,6 +3,8 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+/** tsx's loader, resolved from here, so that `cwd` may be any folder (Node resolves --import from cwd). */
+const TSX = import.meta.resolve("tsx");
 
 /** Result of {@link runCli}. */
 export interface CliResult {
@@ -16,7 +18,7 @@ export function runCli(
   args: string[],
   options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {},
 ): CliResult {
-  const res = spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], {
+  const res = spawnSync(process.execPath, ["--import", TSX, MAIN, ...args], {
     cwd: options.cwd,
     env: { ...process.env, NO_COLOR: "1", ...options.env },
     input: options.input,

@@ -1,0 +1,168 @@
+/**
+ * `dockpack packages …`: environment packages — export, import, list, validate.
+ * Thin: parses flags into the library's options and renders its results.
+ */
+import type { Command } from "commander";
+import { DockpackError } from "../core/errors.js";
+import { formatBytes, formatTable } from "../core/output.js";
+import { exportEnvironment, importPackage, listPackages, validatePackage } from "../env/index.js";
+import { action, withExamples } from "./common.js";
+import { renderEnvironment } from "./env.js";
+
+/** Adds the `packages` command group. */
+export function register(program: Command): void {
+  const packages = program
+    .command("packages")
+    .description("Environment packages: export, import, list, validate");
+  withExamples(packages, [
+    "dockpack packages export feature/login",
+    "dockpack packages import packages/shop-feature-login-20250101T120000Z.dockpack.tar --target-branch review",
+    "dockpack packages list",
+  ]);
+
+  withExamples(
+    packages
+      .command("export <branch>")
+      .description(
+        "write one verified package file of the environment: env files, config, code and volume data",
+      )
+      .option("--output-dir <dir>", "where to write the package", "./packages")
+      .option("--include-code", "include the worktree's files (default)")
+      .option("--no-code", "leave the code out")
+      .option("--compressed", "compress volume data (default)")
+      .option("--no-compress", "store volume data uncompressed")
+      .option("--codec <codec>", "volume compression: zstd or gzip", "zstd")
+      .action(
+        action(
+          async (r, cmd, branch: string) => {
+            const o = cmd.opts();
+            if (!["zstd", "gzip"].includes(o.codec))
+              throw new DockpackError("CODEC_INVALID", `--codec ${o.codec} is not supported here.`, {
+                hint: "Use zstd or gzip.",
+                usage: true,
+              });
+            return exportEnvironment(
+              {
+                branch,
+                outputDir: o.outputDir,
+                includeCode: o.code !== false,
+                codec: o.compress === false ? "none" : o.codec,
+              },
+              r,
+            );
+          },
+          (res) =>
+            `${res.package}\n  ${formatBytes(res.size)}, ${res.metadata.volumes.length} volume(s)` +
+            `${res.metadata.include_code ? `, ${res.metadata.code_files} code file(s)` : ", no code"}, ${res.seconds.toFixed(1)} s`,
+        ),
+      ),
+    [
+      "dockpack packages export feature/login",
+      "dockpack packages export main --output-dir /mnt/backup --no-code",
+      "dockpack packages export main --codec gzip --json",
+    ],
+  );
+
+  withExamples(
+    packages
+      .command("import <package>")
+      .description("verify a package and recreate its environment (worktree, env files, volumes) here")
+      .option("--target-branch <name>", "import under another branch name")
+      .option("--restore-data", "restore the volumes' data (default)")
+      .option("--no-data", "create empty volumes")
+      .option("--force", "replace an existing branch/worktree/volumes (kept aside until the import succeeds)")
+      .option(
+        "--standalone <dir>",
+        "create a fresh repository in DIR from the package's code and import there",
+      )
+      .action(
+        action(
+          async (r, cmd, pkg: string) => {
+            const o = cmd.opts();
+            return importPackage(
+              {
+                package: pkg,
+                targetBranch: o.targetBranch,
+                restoreData: o.data !== false,
+                force: o.force,
+                standalone: o.standalone,
+              },
+              r,
+            );
+          },
+          (res) =>
+            `imported ${res.source.project}/${res.source.branch} as ${res.environment.branch} (${res.seconds.toFixed(1)} s)` +
+            `${res.replaced.length ? `\n  replaced: ${res.replaced.join(", ")}` : ""}\n${renderEnvironment(res.environment)}\n` +
+            `start it with: dockpack env up ${res.environment.branch}`,
+        ),
+      ),
+    [
+      "dockpack packages import packages/shop-main-20250101T120000Z.dockpack.tar",
+      "dockpack packages import shop.dockpack.tar --target-branch review --no-data",
+      "dockpack packages import shop.dockpack.tar --standalone ~/shop-copy",
+    ],
+  );
+
+  withExamples(
+    packages
+      .command("list")
+      .description("list packages in a folder, reading only each file's metadata")
+      .option("--package-dir <dir>", "folder to list", "./packages")
+      .action(
+        action(
+          async (_r, cmd) => listPackages({ packageDir: cmd.opts().packageDir }),
+          (res) =>
+            res.packages.length === 0
+              ? `no packages in ${res.directory}`
+              : formatTable(
+                  ["FILE", "PROJECT", "BRANCH", "CREATED", "SIZE", "VOLUMES", "CODE"],
+                  res.packages.map((p) =>
+                    p.error
+                      ? [
+                          p.file,
+                          "-",
+                          "-",
+                          "-",
+                          formatBytes(p.size),
+                          "-",
+                          `error ${p.error.code}: ${p.error.message}`,
+                        ]
+                      : [
+                          p.file,
+                          p.project ?? "",
+                          p.branch ?? "",
+                          p.created_at ?? "",
+                          formatBytes(p.size),
+                          p.volumes.join(",") || "-",
+                          p.include_code ? "yes" : "no",
+                        ],
+                  ),
+                ),
+        ),
+      ),
+    ["dockpack packages list", "dockpack packages list --package-dir /mnt/backup --json"],
+  );
+
+  withExamples(
+    packages
+      .command("validate <package>")
+      .description("verify a package completely (checksums, format version, paths); exit 1 when invalid")
+      .action(
+        action(
+          async (r, _cmd, pkg: string) => {
+            const res = await validatePackage({ package: pkg }, r);
+            if (!res.valid) process.exitCode = 1;
+            return res;
+          },
+          (res) =>
+            res.valid
+              ? `${res.package}: valid (${formatBytes(res.size)}, format ${res.metadata?.format_version}, ${res.metadata?.volumes.length} volume(s))`
+              : `${res.package}: INVALID, ${res.problems.length} problem(s):\n${res.problems.map((p) => `  ${p.code}: ${p.message}`).join("\n")}`,
+        ),
+      ),
+    [
+      "dockpack packages validate packages/shop-main-20250101T120000Z.dockpack.tar",
+      "dockpack packages validate shop.dockpack.tar --json",
+    ],
+  );
+}

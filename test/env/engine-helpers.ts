@@ -1,0 +1,98 @@
+/**
+ * Test helpers for env tests on the real engine: a temporary git repository holding a copy of
+ * examples/compose-app with a unique project name, volume listings through a busybox container,
+ * and clean-up of everything a project prefix created (containers, volumes, networks).
+ */
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const BUSYBOX = "dockpack-fixture/busybox:1";
+const EXAMPLE = fileURLToPath(new URL("../../examples/compose-app", import.meta.url));
+
+/** Runs a program and returns its stdout (throws with stderr on failure). */
+export function sh(cmd: string, args: string[], cwd?: string, input?: string): string {
+  return execFileSync(cmd, args, {
+    cwd,
+    encoding: "utf8",
+    stdio: ["pipe", "pipe", "pipe"],
+    input,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+}
+
+/** Commits everything in `dir`. */
+export function commitAll(dir: string, message: string): void {
+  sh("git", ["add", "-A"], dir);
+  sh(
+    "git",
+    ["-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-q", "--allow-empty", "-m", message],
+    dir,
+  );
+}
+
+/** A temp folder with `app/`, a git repository holding a copy of examples/compose-app. */
+export function makeAppRepo(prefix: string): { work: string; app: string } {
+  const work = mkdtempSync(join(tmpdir(), `${prefix}-`));
+  const app = join(work, "app");
+  cpSync(EXAMPLE, app, { recursive: true });
+  sh("git", ["init", "-q", "-b", "main"], app);
+  commitAll(app, "app");
+  return { work, app };
+}
+
+/** Runs a shell script in a busybox container with `volume` mounted at /data. */
+export function inVolume(volume: string, script: string, readOnly = false): string {
+  return sh("docker", [
+    "run",
+    "--rm",
+    "--network",
+    "none",
+    "-v",
+    `${volume}:/data${readOnly ? ":ro" : ""}`,
+    BUSYBOX,
+    "sh",
+    "-c",
+    script,
+  ]);
+}
+
+/** `path|type|uid:gid|mode|size|links[|->target]|sha256` for every entry of a volume, sorted. */
+export function volumeListing(volume: string): string[] {
+  return inVolume(
+    volume,
+    'cd /data && find . | sort | while read -r f; do s=$(stat -c "%F|%u:%g|%a|%s|%h" "$f"); ' +
+      'h=-; if [ -f "$f" ] && [ ! -L "$f" ]; then h=$(sha256sum "$f" | cut -d" " -f1); fi; ' +
+      'if [ -L "$f" ]; then s="$s|->$(readlink "$f")"; fi; echo "$f|$s|$h"; done',
+    true,
+  )
+    .trim()
+    .split("\n");
+}
+
+/** Names of Docker volumes starting with `prefix`. */
+export function volumesWithPrefix(prefix: string): string[] {
+  return sh("docker", ["volume", "ls", "-q", "--filter", `name=${prefix}`])
+    .trim()
+    .split("\n")
+    .filter((v) => v.startsWith(prefix));
+}
+
+/** Removes containers, volumes and networks whose names start with `prefix`, and the folder `work`. */
+export function cleanupPrefix(prefix: string, work?: string): void {
+  const ids = sh("docker", ["ps", "-aq", "--filter", `name=${prefix}`])
+    .trim()
+    .split("\n")
+    .filter(Boolean);
+  if (ids.length) sh("docker", ["rm", "-f", ...ids]);
+  const vols = volumesWithPrefix(prefix);
+  if (vols.length) sh("docker", ["volume", "rm", "-f", ...vols]);
+  const nets = sh("docker", ["network", "ls", "-q", "--filter", `name=${prefix}`])
+    .trim()
+    .split("\n")
+    .filter(Boolean);
+  if (nets.length) sh("docker", ["network", "rm", ...nets]);
+  if (work) rmSync(work, { recursive: true, force: true });
+}

@@ -1,0 +1,96 @@
+/**
+ * The env domain's MCP tools through a real client over stdio: tools listed with input schemas,
+ * list_packages / validate_package / env_list answer with structured JSON, and a failing call is
+ * a tool error carrying code and hint.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { writeSyntheticPackage } from "../env/synthetic.js";
+import { connectMcp, type McpTestClient } from "./client.js";
+
+let dir: string;
+let mcp: McpTestClient;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "dockpack-mcp-"));
+  await mkdir(join(dir, "packages"));
+  await writeSyntheticPackage(join(dir, "packages", "synth.dockpack.tar"));
+  await writeFile(join(dir, "packages", "broken.dockpack.tar"), "not a package");
+  // a repository with a config but no environments
+  execFileSync("git", ["init", "-q", dir]);
+  await writeFile(join(dir, "docker-compose.yml"), "services:\n  web:\n    image: x\n");
+  await mkdir(join(dir, ".dockpack"));
+  await writeFile(
+    join(dir, ".dockpack", "config.yml"),
+    "version: 1\nproject: mcptest\ncompose_files: [docker-compose.yml]\nvolumes: []\n",
+  );
+  mcp = await connectMcp({ cwd: dir });
+});
+after(async () => {
+  await mcp?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+test("the server lists the env tools with input schemas", async () => {
+  const names = await mcp.toolNames();
+  for (const n of [
+    "env_create",
+    "env_list",
+    "export_package",
+    "import_package",
+    "list_packages",
+    "validate_package",
+  ])
+    assert.ok(names.includes(n), `${n} missing from ${names.join(", ")}`);
+  const tools = (await mcp.client.listTools()).tools;
+  const exp = tools.find((t) => t.name === "export_package");
+  assert.deepEqual(exp?.inputSchema.required, ["branch"]);
+  assert.ok((exp?.inputSchema.properties as Record<string, unknown> | undefined)?.codec);
+});
+
+test("list_packages returns rows, with an error row for a damaged file", async () => {
+  const res = await mcp.call("list_packages", { packageDir: join(dir, "packages") });
+  assert.equal(res.isError, false, res.text);
+  const rows = res.value.packages as {
+    file: string;
+    branch: string | null;
+    error: { code: string } | null;
+  }[];
+  assert.equal(rows.length, 2);
+  assert.equal(rows.find((r) => r.file === "synth.dockpack.tar")?.branch, "feature/x");
+  assert.equal(rows.find((r) => r.file === "broken.dockpack.tar")?.error?.code, "PACKAGE_NOT_A_PACKAGE");
+});
+
+test("validate_package reports valid and invalid packages", async () => {
+  const ok = await mcp.call("validate_package", { package: join(dir, "packages", "synth.dockpack.tar") });
+  assert.equal(ok.isError, false, ok.text);
+  assert.equal(ok.value.valid, true);
+  const bad = await mcp.call("validate_package", { package: join(dir, "packages", "broken.dockpack.tar") });
+  assert.equal(bad.value.valid, false);
+  assert.ok((bad.value.problems as unknown[]).length >= 1);
+});
+
+test("env_list answers for a repository without environments", async () => {
+  const res = await mcp.call("env_list", { cwd: dir });
+  assert.equal(res.isError, false, res.text);
+  assert.deepEqual(res.value.environments, []);
+});
+
+test("a failing call is a tool error with code, message and hint", async () => {
+  const res = await mcp.call("import_package", {
+    package: join(dir, "packages", "missing.dockpack.tar"),
+    cwd: dir,
+  });
+  assert.equal(res.isError, true);
+  const error = (res.value as { error: { code: string; message: string; hint?: string } }).error;
+  assert.equal(error.code, "PACKAGE_NOT_FOUND");
+  assert.match(error.message, /missing\.dockpack\.tar/);
+  assert.ok(error.hint);
+  const env = await mcp.call("env_list", { cwd: tmpdir() });
+  assert.equal(env.isError, true);
+  assert.equal((env.value as { error: { code: string } }).error.code, "ENV_NOT_A_REPO");
+});
