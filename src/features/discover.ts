@@ -5,8 +5,8 @@
  * folder (it holds `devcontainer-feature.json`) or a collection folder whose sub-folders are
  * features (the CLI's `src` folder). dockpack also accepts a repository root that holds `src/`.
  */
-import { readdir, readFile, stat } from "node:fs/promises";
-import { basename, join, relative, resolve } from "node:path";
+import { readdir, readFile, readlink, stat } from "node:fs/promises";
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { DockpackError } from "../core/errors.js";
 import type { Reporter } from "../core/output.js";
 import {
@@ -92,6 +92,42 @@ async function readFeature(folder: string, problems: FeatureProblem[]): Promise<
 }
 
 /**
+ * Walks a feature folder before anything is written: fifos and device files (which cannot be
+ * packaged) are problems; symlinks pointing outside the feature folder get a warning (they dangle
+ * wherever the feature is installed).
+ */
+async function checkTree(
+  folder: string,
+  exclude: string[],
+  problems: FeatureProblem[],
+  reporter: Reporter,
+): Promise<void> {
+  const visit = async (dir: string): Promise<void> => {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (exclude.includes(path)) continue;
+      if (entry.isDirectory()) await visit(path);
+      else if (entry.isSymbolicLink()) {
+        const target = await readlink(path);
+        const resolved = isAbsolute(target) ? target : resolve(dirname(path), target);
+        if (resolved !== folder && !resolved.startsWith(folder + sep))
+          reporter.warn(
+            `${path} links to ${target}, outside the feature folder; it will dangle once installed.`,
+          );
+      } else if (entry.isFIFO() || entry.isBlockDevice() || entry.isCharacterDevice()) {
+        const kind = entry.isFIFO() ? "a fifo" : "a device file";
+        problems.push({
+          feature: folder,
+          file: path,
+          message: `${kind} cannot be packaged; remove it from the feature`,
+        });
+      }
+    }
+  };
+  await visit(folder);
+}
+
+/**
  * Finds and validates the features under `target` (a path; default cwd) — reads files only.
  * Mode: `single` when `target/devcontainer-feature.json` exists; otherwise `collection` over the
  * non-hidden sub-folders of `target` that hold a devcontainer-feature.json or an install.sh, or,
@@ -100,7 +136,8 @@ async function readFeature(folder: string, problems: FeatureProblem[]): Promise<
  * @param exclude absolute paths never treated as feature folders (the output and staging folders)
  * @throws DockpackError `FEATURES_TARGET_MISSING` (target absent or not a folder),
  *   `FEATURES_NOT_FOUND` (no feature and no feature folders: empty collection),
- *   `FEATURES_INVALID` listing every problem of every feature (details.problems).
+ *   `FEATURES_INVALID` listing every problem of every feature (details.problems), fifos and
+ *   device files inside features included.
  */
 export async function discoverFeatures(
   target: string,
@@ -167,6 +204,7 @@ export async function discoverFeatures(
   const features: FeatureSource[] = [];
   for (const folder of folders) {
     const feature = await readFeature(folder, problems);
+    await checkTree(folder, exclude, problems, reporter);
     if (feature) features.push(feature);
   }
   if (problems.length > 0) {

@@ -106,6 +106,7 @@ export async function discardStaging(staging: string): Promise<void> {
  * Moves every file of `staging` into `outputDir` (overwriting previous artifacts of the same
  * name). When `outputDir` does not exist the staging folder itself is renamed to it. With
  * `clean`, the output folder's entries are removed first — only now that all artifacts are ready.
+ * @throws DockpackError `FEATURES_OUTPUT_CONFLICT` (nothing moved) when an artifact's name is taken by a folder.
  */
 export async function commitOutput(staging: string, outputDir: string, clean: boolean): Promise<void> {
   const names = (await readdir(staging)).filter((n) => !n.startsWith("."));
@@ -123,7 +124,18 @@ export async function commitOutput(staging: string, outputDir: string, clean: bo
     await removeTempDir(staging);
     return;
   }
-  if (clean) {
+  if (!clean) {
+    // Check every destination first, so that a conflict stops the run before anything moves.
+    for (const n of names) {
+      const existing = await stat(join(outputDir, n)).catch(() => undefined);
+      if (existing?.isDirectory())
+        throw new DockpackError(
+          "FEATURES_OUTPUT_CONFLICT",
+          `${join(outputDir, n)} is a folder; the artifact of the same name cannot replace it.`,
+          { hint: "Remove it, choose another output folder, or pass -f to empty the output folder." },
+        );
+    }
+  } else {
     for (const n of await readdir(outputDir)) await rm(join(outputDir, n), { recursive: true, force: true });
   }
   for (const n of names) await rename(join(staging, n), join(outputDir, n));

@@ -273,7 +273,43 @@ test("an output folder inside the feature is not packaged into it", async () => 
   }
 });
 
-test("a failed run leaves the output folder as it was and no staging folder", async () => {
+test("a run failing while packaging leaves the output folder as it was and no staging folder", async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const src = join(dir, "src");
+    await writeFeature(src, "aaa-first");
+    await writeFeature(src, "zzz-second");
+    const out = join(dir, "out");
+    await mkdir(out);
+    await writeFile(join(out, "keep.txt"), "mine");
+    // The reporter is the caller's: here it fails once the first tarball is staged.
+    const reporter = {
+      ...silentReporter(),
+      info(message: string) {
+        if (message.startsWith("Packaged feature 'aaa-first'")) throw new Error("reporter gave up");
+      },
+    };
+    await assert.rejects(
+      packageFeatures(
+        { target: src, outputFolder: out, forceCleanOutputFolder: true, concurrency: 1 },
+        reporter,
+      ),
+      /reporter gave up/,
+    );
+    assert.deepEqual(await readdir(out), ["keep.txt"]);
+    assert.deepEqual((await readdir(dir)).sort(), ["out", "src"]);
+    // the same for a fresh output folder: it is not created
+    await assert.rejects(
+      packageFeatures({ target: src, outputFolder: join(dir, "fresh") }, reporter),
+      /gave up/,
+    );
+    assert.deepEqual((await readdir(dir)).sort(), ["out", "src"]);
+  } finally {
+    await cleanup();
+  }
+});
+
+test("fifos are refused by validation; a folder in the way of an artifact stops the run before anything moves", async () => {
   const { dir, cleanup } = await tempDir();
   try {
     const src = join(dir, "src");
@@ -281,22 +317,15 @@ test("a failed run leaves the output folder as it was and no staging folder", as
     const bad = await writeFeature(src, "zzz-fifo");
     execFileSync("mkfifo", [join(bad, "pipe")]);
     const out = join(dir, "out");
-    await mkdir(out);
-    await writeFile(join(out, "keep.txt"), "mine");
-    const err = await failure({
-      target: src,
-      outputFolder: out,
-      forceCleanOutputFolder: true,
-      concurrency: 1,
-    });
-    assert.equal(err.code, "ARCHIVE_UNSUPPORTED_ENTRY");
-    assert.match(err.message, /zzz-fifo\/pipe is a device node or fifo/);
-    assert.deepEqual(await readdir(out), ["keep.txt"]);
-    assert.deepEqual((await readdir(dir)).sort(), ["out", "src"]);
-    // validation failure: the output folder is not even created
-    await writeFeature(src, "zzz-fifo", { meta: metaFor("zzz-fifo", { version: "x" }) });
-    const fresh = join(dir, "fresh");
-    assert.equal((await failure({ target: src, outputFolder: fresh })).code, "FEATURES_INVALID");
+    const err = await failure({ target: src, outputFolder: out });
+    assert.equal(err.code, "FEATURES_INVALID");
+    assert.match(err.message, /zzz-fifo\/pipe: a fifo cannot be packaged/);
+    assert.deepEqual((await readdir(dir)).sort(), ["src"]);
+    execFileSync("rm", [join(bad, "pipe")]);
+    await mkdir(join(out, "devcontainer-feature-zzz-fifo.tgz"), { recursive: true });
+    await writeFile(join(out, "devcontainer-feature-aaa-good.tgz"), "old");
+    assert.equal((await failure({ target: src, outputFolder: out })).code, "FEATURES_OUTPUT_CONFLICT");
+    assert.equal(await readFile(join(out, "devcontainer-feature-aaa-good.tgz"), "utf8"), "old");
     assert.deepEqual((await readdir(dir)).sort(), ["out", "src"]);
   } finally {
     await cleanup();

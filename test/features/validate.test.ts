@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { isDockpackError } from "../../src/core/errors.js";
@@ -198,6 +198,8 @@ test("discovery: single, collection, repository root with src/, hidden and non-f
     await writeFeature(src, "one");
     await writeFeature(src, "two");
     await mkdir(join(src, ".hidden"));
+    await symlink("/etc/hostname", join(src, "two", "outside"));
+    await symlink("install.sh", join(src, "two", "inside"));
     await mkdir(join(src, "docs"));
     await writeFile(join(src, "README.md"), "# features\n");
     const warnings: string[] = [];
@@ -216,6 +218,10 @@ test("discovery: single, collection, repository root with src/, hidden and non-f
     );
     assert.ok(warnings.some((w) => /docs holds no devcontainer-feature\.json; skipped/.test(w)));
     assert.ok(!warnings.some((w) => w.includes(".hidden")));
+    assert.ok(
+      warnings.some((w) => /two\/outside links to \/etc\/hostname, outside the feature folder/.test(w)),
+    );
+    assert.ok(!warnings.some((w) => w.includes("inside")));
     const root = await discoverFeatures(dir, reporter);
     assert.equal(root.root, src);
     assert.deepEqual(
