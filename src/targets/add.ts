@@ -176,9 +176,9 @@ export async function addTarget(options: AddOptions, reporter: Reporter): Promis
     await mkdir(dirname(dockerfileAbs), { recursive: true });
     await atomicWriteFile(dockerfileAbs, renderTemplate(tpl.text, values, type));
     created = true;
-    reporter.info(`created ${dockerfile} from ${templateName}`);
+    reporter.debug(`created ${dockerfile} from ${templateName}`);
   } else {
-    reporter.info(`using the existing ${dockerfile}`);
+    reporter.debug(`using the existing ${dockerfile}`);
   }
 
   const target: Target = { id, type, module, dockerfile, context, image };
@@ -189,6 +189,6 @@ export async function addTarget(options: AddOptions, reporter: Reporter): Promis
     if (created) await rm(dockerfileAbs, { force: true });
     throw err;
   }
-  reporter.info(`added ${type} '${id}' (image ${image}) to docs/packaging/registry.json`);
+  reporter.debug(`added ${type} '${id}' (image ${image}) to docs/packaging/registry.json`);
   return { target, dockerfileCreated: created, template: templatePath };
 }

@@ -89,6 +89,16 @@ async function gitLabels(root: string): Promise<{ source?: string; revision?: st
   return { ...(source ? { source: source.trim() } : {}), ...(revision ? { revision: revision.trim() } : {}) };
 }
 
+/**
+ * RFC 3339 creation time for the `created` label: SOURCE_DATE_EPOCH (seconds, the
+ * reproducible-builds convention) when set, else now.
+ */
+function createdTime(): string {
+  const epoch = Number(process.env.SOURCE_DATE_EPOCH);
+  const date = process.env.SOURCE_DATE_EPOCH && Number.isInteger(epoch) ? new Date(epoch * 1000) : new Date();
+  return date.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
 const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`);
 
 /** Finds a target by id or throws `TARGET_NOT_FOUND` (usage) listing the known ids. */
@@ -172,7 +182,7 @@ export async function planBuild(options: BuildOptions, registry?: Registry): Pro
     "org.opencontainers.image.title": t.id,
     "org.opencontainers.image.source": info.source ?? pathToFileURL(resolve(root)).href,
     ...(info.revision ? { "org.opencontainers.image.revision": info.revision } : {}),
-    "org.opencontainers.image.created": new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+    "org.opencontainers.image.created": createdTime(),
     "org.opencontainers.image.version": version,
     "io.dockpack.target": t.id,
   };
@@ -214,9 +224,9 @@ function failureHint(message: string): string {
       message,
     )
   ) {
-    return "The base image is not in the local engine and no registry answers: build it locally or pass --build-arg BASE_IMAGE=<a local image>.";
+    return "The base image is not in the local engine and no registry answers: build or load it locally, or pass --build-arg BASE_IMAGE=<a local image> (and BUILD_IMAGE for a build stage such as the Go toolchain).";
   }
-  return "Fix the failing step in the Dockerfile (or the files it uses), then build again; --log-level debug shows the whole log.";
+  return "Fix the failing step in the Dockerfile (or the files it uses), then build again; the build log above (stderr) shows what ran.";
 }
 
 /**

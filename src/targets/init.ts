@@ -95,7 +95,7 @@ export async function initTargets(options: InitOptions, reporter: Reporter): Pro
       if (!dryRun) await atomicWriteFile(join(root, f.rel), await f.content());
     }
   }
-  for (const rel of created) reporter.info(`${dryRun ? "would create" : "created"} ${rel}`);
-  if (created.length === 0) reporter.info("packaging tree already complete; nothing to do");
+  for (const rel of created) reporter.debug(`${dryRun ? "would create" : "created"} ${rel}`);
+  if (created.length === 0) reporter.debug("packaging tree already complete; nothing to do");
   return { root, dryRun, created, existing, blueprint: bp.file };
 }

@@ -283,6 +283,7 @@ describe("registry and verify", () => {
     await initTargets({ root }, r);
     await addTarget({ root, type: "service", id: "web", module: "services/web" }, r);
     await addTarget({ root, type: "job", id: "report", module: "jobs/report" }, r);
+    await addTarget({ root, type: "app", id: "cli", module: "apps/cli" }, r); // the Go template
     const clean = runCli(["--json", "targets", "--root", root, "verify", "--strict"]);
     assert.equal(clean.code, 0, clean.stdout);
     assert.deepEqual(JSON.parse(clean.stdout).warnings, []);
@@ -333,7 +334,7 @@ describe("registry and verify", () => {
     const ph = res.errors.find((e) => e.code === "UNRESOLVED_PLACEHOLDER");
     assert.equal(ph?.line, 2);
     assert.match(ph?.message ?? "", /raw\.Dockerfile:2 .*\{\{MODULE\}\}/);
-    assert.equal(res.errors.find((e) => e.code === "DUPLICATE_ID")?.path, "$.targets[2].id");
+    assert.equal(res.errors.find((e) => e.code === "DUPLICATE_ID")?.path, "$.targets[3].id");
 
     // warnings only: ok normally, failing under --strict
     const warnOnly = project();
