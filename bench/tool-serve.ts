@@ -1,0 +1,99 @@
+/**
+ * bench/tool-serve: throughput and latency of `POST /api/invoke` for a trivial tool (examples/
+ * tools/upper, one node process per call) under load (autocannon, loopback only), against
+ * running the tool's command directly with the same concurrency in the same process, printed as
+ * overhead. Also measures GET /api/health to show the cost of the HTTP layer alone.
+ *
+ * Usage: node --import tsx bench/tool-serve.ts [--seconds 5] [--connections 4]
+ */
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { execa } from "execa";
+import { directoryResolver } from "../src/tools/invoke.js";
+import { findTool } from "../src/tools/manifest.js";
+import { startToolServer } from "../src/tools/server.js";
+
+const { values } = parseArgs({
+  options: { seconds: { type: "string", default: "5" }, connections: { type: "string", default: "4" } },
+});
+const seconds = Math.min(60, Math.max(1, Number(values.seconds)));
+const connections = Math.min(64, Math.max(1, Number(values.connections)));
+const toolsDir = fileURLToPath(new URL("../examples/tools", import.meta.url));
+const body = JSON.stringify({ text: "hello benchmark" });
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** Runs the tool's command directly, `connections` at a time, for `seconds`. Latencies in ms. */
+async function direct(): Promise<{ rps: number; p50: number; p99: number; n: number }> {
+  const tool = await findTool("upper", toolsDir);
+  const argv = (tool.manifest.command ?? []).map((a) => a.replaceAll("{tool_dir}", tool.dir));
+  const program = argv[0] === "node" ? process.execPath : argv[0];
+  const lat: number[] = [];
+  const end = performance.now() + seconds * 1000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (performance.now() < end) {
+        const t = performance.now();
+        await execa(program, argv.slice(1), { input: body, cwd: tool.dir });
+        lat.push(performance.now() - t);
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  lat.sort((a, b) => a - b);
+  return { rps: lat.length / elapsed, p50: percentile(lat, 50), p99: percentile(lat, 99), n: lat.length };
+}
+
+type Cannon = (opts: Record<string, unknown>) => Promise<{
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number };
+  non2xx: number;
+  errors: number;
+}>;
+
+async function load(url: string, method: "GET" | "POST") {
+  const name = "autocannon"; // no type declarations ship with it
+  const autocannon = (await import(name)).default as Cannon;
+  const r = await autocannon({
+    url,
+    method,
+    connections,
+    duration: seconds,
+    headers: { "content-type": "application/json" },
+    ...(method === "POST" ? { body } : {}),
+  });
+  if (r.non2xx || r.errors) throw new Error(`${url}: ${r.non2xx} non-2xx answers, ${r.errors} errors`);
+  return { rps: r.requests.total / seconds, p50: r.latency.p50, p99: r.latency.p99, n: r.requests.total };
+}
+
+const tool = await findTool("upper", toolsDir);
+const service = await startToolServer(tool, {
+  port: 0,
+  host: "127.0.0.1",
+  resolve: directoryResolver(toolsDir),
+});
+try {
+  process.stderr.write(
+    `bench: ${seconds} s per run, ${connections} connections, tool 'upper', ${service.url}\n`,
+  );
+  const base = await direct();
+  const invoke = await load(`${service.url}/api/invoke`, "POST");
+  const health = await load(`${service.url}/api/health`, "GET");
+  const row = (label: string, r: { rps: number; p50: number; p99: number; n: number }) =>
+    `${label.padEnd(30)} ${r.rps.toFixed(1).padStart(9)} ${r.p50.toFixed(1).padStart(8)} ${r.p99.toFixed(1).padStart(8)} ${String(r.n).padStart(7)}`;
+  console.log(
+    `${"".padEnd(30)} ${"req/s".padStart(9)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"count".padStart(7)}`,
+  );
+  console.log(row("direct: node upper.mjs", base));
+  console.log(row("POST /api/invoke", invoke));
+  console.log(row("GET /api/health (HTTP only)", health));
+  console.log(
+    `overhead of the service per call: p50 ${(invoke.p50 - base.p50).toFixed(1)} ms, p99 ${(invoke.p99 - base.p99).toFixed(1)} ms; ` +
+      `throughput ${((invoke.rps / base.rps) * 100).toFixed(0)}% of direct`,
+  );
+} finally {
+  await service.close();
+}
