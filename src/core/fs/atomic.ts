@@ -163,10 +163,15 @@ export function createAtomicWriteStream(path: string, options: AtomicWriteOption
   const stream = new Writable({
     highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _enc, cb) {
-      writeAll(chunk).then(() => cb(), cb);
+      const p = writeAll(chunk);
+      inflight = p.catch(() => undefined);
+      p.then(() => cb(), cb);
     },
   });
   let position = 0;
+  // The write in progress: the fd is closed only after it settled (a closed fd number can be
+  // reused by another open at once, and a late write would land in that file).
+  let inflight: Promise<void> = Promise.resolve();
   function writeAll(chunk: Buffer): Promise<void> {
     return new Promise((resolve, reject) => {
       const step = (off: number) => {
@@ -190,6 +195,7 @@ export function createAtomicWriteStream(path: string, options: AtomicWriteOption
     done = true;
     unregister();
     if (!stream.destroyed) stream.destroy();
+    await inflight;
     await closeFd();
     if (named) await unlink(named).catch(() => undefined);
   }
