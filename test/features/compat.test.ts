@@ -5,13 +5,17 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readdir, readFile, symlink } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { mkdir, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
+import { createServer } from "node:https";
 import { createRequire } from "node:module";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
 import { silentReporter } from "../../src/core/output.js";
 import { packageFeatures } from "../../src/features/index.js";
+import { needsEngine } from "../helpers/engine.js";
 import { metaFor, readMembers, tempDir, writeFeature } from "./helpers.js";
 
 const DEVCONTAINER = createRequire(import.meta.url).resolve("@devcontainers/cli/devcontainer.js");
@@ -89,6 +93,77 @@ test("same collection metadata and tarball members as `devcontainer features pac
     await packageFeatures({ target: rich, outputFolder: oursSingle }, silentReporter());
     await official(rich, theirsSingle);
     await compare(oursSingle, theirsSingle);
+  } finally {
+    await cleanup();
+  }
+});
+
+test("the devcontainer CLI consumes our tarball as a feature (direct tarball over HTTPS)", async (t) => {
+  // read-configuration asks the engine for existing dev containers (docker ps) before it resolves features.
+  if (!needsEngine(t)) return;
+  const { dir, cleanup } = await tempDir();
+  try {
+    const feature = await writeFeature(join(dir, "src"), "served", { files: { "lib/deep/ünï.txt": "x\n" } });
+    const out = join(dir, "out");
+    const [packaged] = (await packageFeatures({ target: feature, outputFolder: out }, silentReporter()))
+      .features;
+    await run("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-keyout",
+      join(dir, "key.pem"),
+      "-out",
+      join(dir, "cert.pem"),
+    ]);
+    const server = createServer(
+      { key: await readFile(join(dir, "key.pem")), cert: await readFile(join(dir, "cert.pem")) },
+      (req, res) => {
+        if (req.url !== "/devcontainer-feature-served.tgz") {
+          res.statusCode = 404;
+          res.end();
+          return;
+        }
+        createReadStream(packaged.file).pipe(res);
+      },
+    );
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const uri = `https://localhost:${(server.address() as AddressInfo).port}/devcontainer-feature-served.tgz`;
+      const ws = join(dir, "ws");
+      await mkdir(join(ws, ".devcontainer"), { recursive: true });
+      await writeFile(
+        join(ws, ".devcontainer", "devcontainer.json"),
+        JSON.stringify({ image: "debian:bookworm", features: { [uri]: { flavour: "fancy" } } }),
+      );
+      const cache = join(dir, "tmp");
+      await mkdir(cache);
+      const { stdout } = await run(
+        process.execPath,
+        [DEVCONTAINER, "read-configuration", "--workspace-folder", ws, "--include-features-configuration"],
+        {
+          env: { ...process.env, NODE_TLS_REJECT_UNAUTHORIZED: "0", TMPDIR: cache },
+          maxBuffer: 16 * 1024 * 1024,
+        },
+      );
+      const set = JSON.parse(stdout).featuresConfiguration.featureSets[0];
+      assert.equal(set.sourceInformation.type, "direct-tarball");
+      assert.equal(set.computedDigest, packaged.digest);
+      const [f] = set.features;
+      assert.equal(f.id, "served");
+      assert.ok(f.cachePath.startsWith(cache), `${f.cachePath} is inside the test's TMPDIR`);
+      assert.deepEqual(f.value, { flavour: "fancy" });
+      assert.equal(((await stat(join(f.cachePath, "install.sh"))).mode & 0o777).toString(8), "755");
+      assert.equal(await readFile(join(f.cachePath, "lib/deep/ünï.txt"), "utf8"), "x\n");
+    } finally {
+      server.close();
+    }
   } finally {
     await cleanup();
   }
