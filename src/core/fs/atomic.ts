@@ -131,7 +131,10 @@ export function createAtomicWriteStream(path: string, options: AtomicWriteOption
   let fd: number;
   let named: string | undefined; // the temp file's name when not an O_TMPFILE
   const useTmpfile =
-    process.platform === "linux" && process.env.DOCKPACK_NO_TMPFILE !== "1" && findProgram("ln");
+    process.platform === "linux" &&
+    process.env.DOCKPACK_NO_TMPFILE !== "1" &&
+    findProgram("ln") !== null &&
+    existsSync("/proc/self/fd");
   try {
     if (!useTmpfile) throw Object.assign(new Error("no O_TMPFILE"), { code: "EOPNOTSUPP" });
     fd = openSync(dirname(path), O_TMPFILE | constants.O_RDWR, 0o666);
