@@ -41,7 +41,7 @@ function dockpack(args: string[], opts: { json?: boolean; allowFail?: boolean } 
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, NO_COLOR: "1" },
   });
-  if (!opts.json && res.stdout) process.stdout.write(res.stdout.replace(/^/gm, "  "));
+  if (!opts.json && res.stdout.trim()) process.stdout.write(`${res.stdout.trimEnd().replace(/^/gm, "  ")}\n`);
   if (res.status !== 0 && !opts.allowFail)
     throw new Error(`dockpack ${full.join(" ")} failed (exit ${res.status})`);
   return opts.json ? JSON.parse(res.stdout) : res.stdout;

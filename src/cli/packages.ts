@@ -2,8 +2,10 @@
  * `dockpack packages …`: environment packages — export, import, list, validate.
  * Thin: parses flags into the library's options and renders its results.
  */
+
+import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
-import { DockpackError } from "../core/errors.js";
+import { DockpackError, toDockpackError } from "../core/errors.js";
 import { formatBytes, formatTable } from "../core/output.js";
 import { exportEnvironment, importPackage, listPackages, validatePackage } from "../env/index.js";
 import { action, withExamples } from "./common.js";
