@@ -4,7 +4,7 @@
  * comes from `templates/tools/` and the tool's folder: the same input gives the same files.
  * The package is staged beside OUTPUT_PATH and moved into place only when complete.
  */
-import { chmod, copyFile, lstat, mkdir, readdir, readlink, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, copyFile, lstat, mkdir, readdir, readlink, symlink, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { DockpackError } from "../core/errors.js";
 import type { Reporter } from "../core/output.js";
@@ -196,12 +196,6 @@ export async function compileTool(
   const tools = await toolClosure(tool, options.toolsDir);
   const output = resolve(options.output ?? "docker-package");
   await checkOutputPath(output, Boolean(options.force));
-  try {
-    if ((await stat(output)).isFile() && !options.force)
-      throw new DockpackError("OUTPUT_EXISTS", `${output} is a file.`, { hint: "Choose a folder path." });
-  } catch (e) {
-    if (e instanceof DockpackError) throw e;
-  }
 
   const m = tool.manifest;
   const image = imageName(tool);
