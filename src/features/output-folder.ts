@@ -87,13 +87,21 @@ export async function checkOutputFolder(outputDir: string): Promise<void> {
 }
 
 /**
- * Creates the staging folder next to `outputDir` (its parent is created when absent). It is
+ * Creates the staging folder next to `outputDir`, or, when its parent does not exist yet, in the
+ * nearest existing ancestor (missing parents are created only by {@link commitOutput}). It is
  * removed by {@link commitOutput}, by {@link discardStaging}, or at exit/signal.
  * @returns the staging folder (absolute)
  */
 export async function createStaging(outputDir: string): Promise<string> {
-  const parent = dirname(outputDir);
-  await mkdir(parent, { recursive: true });
+  let parent = dirname(outputDir);
+  while (
+    !(await stat(parent).then(
+      (s) => s.isDirectory(),
+      () => false,
+    )) &&
+    dirname(parent) !== parent
+  )
+    parent = dirname(parent);
   return makeTempDir(".dockpack-features-", { parent });
 }
 
@@ -120,6 +128,7 @@ export async function commitOutput(staging: string, outputDir: string, clean: bo
     for (const n of await readdir(staging))
       if (n.startsWith(".")) await rm(join(staging, n), { recursive: true });
     await chmod(staging, 0o777 & ~process.umask());
+    await mkdir(dirname(outputDir), { recursive: true });
     await rename(staging, outputDir);
     await removeTempDir(staging);
     return;

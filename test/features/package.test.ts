@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { chmod, chown, cp, mkdir, readdir, readFile, symlink, utimes, writeFile } from "node:fs/promises";
+import { chmod, chown, cp, mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { isDockpackError } from "../../src/core/errors.js";
@@ -84,6 +84,12 @@ test("collection and repository root: features sorted by id; artifacts overwritt
       r1.features.map((f) => f.id),
       ["alpha", "mid_1", "zeta"],
     );
+    const nested = await pkg({ target: src, outputFolder: join(dir, "a", "b", "out") });
+    assert.deepEqual(
+      nested.features.map((f) => f.digest),
+      r1.features.map((f) => f.digest),
+    );
+    await rm(join(dir, "a"), { recursive: true });
     assert.notEqual(await readFile(join(out, "devcontainer-feature-alpha.tgz"), "utf8"), "old bytes");
     assert.ok((await readdir(out)).includes("stale.txt"), "without -f other files stay");
     const collection = JSON.parse(await readFile(join(out, "devcontainer-collection.json"), "utf8"));
@@ -298,9 +304,9 @@ test("a run failing while packaging leaves the output folder as it was and no st
     );
     assert.deepEqual(await readdir(out), ["keep.txt"]);
     assert.deepEqual((await readdir(dir)).sort(), ["out", "src"]);
-    // the same for a fresh output folder: it is not created
+    // the same for a fresh output folder: neither it nor its missing parents are created
     await assert.rejects(
-      packageFeatures({ target: src, outputFolder: join(dir, "fresh") }, reporter),
+      packageFeatures({ target: src, outputFolder: join(dir, "new", "fresh") }, reporter),
       /gave up/,
     );
     assert.deepEqual((await readdir(dir)).sort(), ["out", "src"]);
