@@ -1,9 +1,13 @@
 import assert from "node:assert/strict";
-import { readdir } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { readdir, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { runCli } from "../helpers/cli.js";
 import { metaFor, tempDir, writeFeature } from "./helpers.js";
+
+const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 
 test("dockpack features package: logs on stderr, one JSON document on stdout, default ./output", async () => {
   const { dir, cleanup } = await tempDir();
@@ -75,4 +79,36 @@ test("dockpack features --help lists package with examples", () => {
   assert.match(help.stdout, /-o, --output-folder <dir>/);
   assert.match(help.stdout, /-f, --force-clean-output-folder/);
   assert.match(help.stdout, /Examples:\n\s+\$ dockpack features package src/);
+});
+
+test("dockpack features package: SIGINT while packaging leaves no output and no staging folder", async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const folder = await writeFeature(join(dir, "src"), "big");
+    // 2 GiB sparse file: quick to create, long enough to package that the signal lands mid-run.
+    await writeFile(join(folder, "big.bin"), "");
+    await truncate(join(folder, "big.bin"), 2 * 1024 ** 3);
+    const child = spawn(
+      process.execPath,
+      ["--import", import.meta.resolve("tsx"), MAIN, "features", "package", "src", "-o", "out"],
+      { cwd: dir, stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.on("data", (c: Buffer) => {
+      stderr += c.toString();
+    });
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    const deadline = Date.now() + 60_000;
+    let staged = false;
+    while (!staged && Date.now() < deadline && child.exitCode === null) {
+      staged = (await readdir(dir)).some((n) => n.startsWith(".dockpack-features-"));
+      if (!staged) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(staged, `the staging folder appeared (stderr: ${stderr})`);
+    child.kill("SIGINT");
+    assert.equal(await exited, 130, stderr);
+    assert.deepEqual(await readdir(dir), ["src"]);
+  } finally {
+    await cleanup();
+  }
 });
