@@ -81,6 +81,7 @@ export interface ToolApp {
 }
 
 const HTTP_STATUS: Record<string, 400 | 422 | 500> = { TOOL_INPUT_INVALID: 422 };
+const ROUTES = new Set(["/", "/api/health", "/api/info", "/api/invoke", "/openapi.json", "/metrics"]);
 
 /**
  * Builds the hono app serving `tool` (no socket; `app.fetch` answers Requests).
@@ -101,7 +102,9 @@ export function createToolApp(
 
   app.use("*", async (c, next) => {
     await next();
-    metrics.request(c.req.routePath === "*" ? "(other)" : new URL(c.req.url).pathname, c.res.status);
+    // Unknown paths share one label, so scanners cannot grow the metric without bound.
+    const path = new URL(c.req.url).pathname;
+    metrics.request(ROUTES.has(path) ? path : "(other)", c.res.status);
   });
   if (cfg.corsOrigins.length)
     app.use("*", cors({ origin: cfg.corsOrigins, allowHeaders: ["Content-Type", "Authorization"] }));
@@ -156,8 +159,11 @@ export function createToolApp(
         const key = ip ?? "?";
         const now = Date.now();
         const w = window.get(key);
-        if (!w || now - w.start >= 60_000) window.set(key, { start: now, count: 1 });
-        else if (++w.count > cfg.rateLimitPerMinute) {
+        if (!w || now - w.start >= 60_000) {
+          if (window.size >= 10_000)
+            for (const [k, v] of window) if (now - v.start >= 60_000) window.delete(k);
+          window.set(key, { start: now, count: 1 });
+        } else if (++w.count > cfg.rateLimitPerMinute) {
           c.header("Retry-After", String(Math.ceil((w.start + 60_000 - now) / 1000)));
           return fail(c, 429, `rate limit of ${cfg.rateLimitPerMinute} requests per minute exceeded`);
         }

@@ -105,6 +105,7 @@ test("/metrics is Prometheus text with requests, errors, uptime and a latency hi
   const url = await start("upper", EXAMPLES);
   await post(url, JSON.stringify({ text: "a" }));
   await post(url, "x");
+  await (await fetch(`${url}/wp-login.php`)).arrayBuffer();
   const res = await fetch(`${url}/metrics`);
   assert.match(res.headers.get("content-type") ?? "", /text\/plain/);
   const text = await res.text();
@@ -112,6 +113,7 @@ test("/metrics is Prometheus text with requests, errors, uptime and a latency hi
   assert.match(text, /tool_requests_total\{tool_id="upper",path="\/api\/invoke",status="200"\} 1/);
   assert.match(text, /tool_requests_total\{tool_id="upper",path="\/api\/invoke",status="400"\} 1/);
   assert.match(text, /tool_errors_total\{tool_id="upper"\} 0/);
+  assert.match(text, /tool_requests_total\{tool_id="upper",path="\(other\)",status="404"\} 1/);
   assert.match(text, /tool_uptime_seconds\{tool_id="upper"\} \d+\.\d+/);
   assert.match(text, /tool_invoke_duration_seconds_bucket\{tool_id="upper",le="\+Inf"\} 1/);
   assert.match(text, /tool_invoke_duration_seconds_count\{tool_id="upper"\} 1/);
