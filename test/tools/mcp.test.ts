@@ -38,7 +38,7 @@ test("tool_list, tool_invoke and tool_compile are listed with input schemas", as
 test("tool_list and tool_invoke return the library results", async () => {
   const list = (await client.callTool({ name: "tool_list", arguments: { tools_dir: EXAMPLES } })) as Result;
   assert.ok(!list.isError);
-  const ids = (list.structuredContent?.tools as { id: string }[]).map((t) => t.id);
+  const ids = ((list.structuredContent?.tools ?? []) as { id: string }[]).map((t) => t.id);
   assert.ok(ids.includes("upper") && ids.includes("shout-count"));
   const inv = (await client.callTool({
     name: "tool_invoke",
