@@ -125,7 +125,7 @@ async function main(): Promise<void> {
         `features package, ${count} features, median of ${runs} runs\n` +
           `  dockpack (library call)         ${f(lib)} s\n` +
           `  dockpack (CLI, tsx)             ${f(cli)} s\n` +
-          `  devcontainer features package ${f(official)} s\n` +
+          `  devcontainer features package   ${f(official)} s\n` +
           `  time ratio dockpack library / devcontainer CLI: ${f(result.ratio.libraryVsOfficial)}\n` +
           `  time ratio dockpack CLI / devcontainer CLI:     ${f(result.ratio.cliVsOfficial)}\n`,
       );
