@@ -6,9 +6,10 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { readTar } from "../../src/core/archive.js";
 import type { DockpackError } from "../../src/core/errors.js";
 import { silentReporter } from "../../src/core/output.js";
-import { contextEntries } from "../../src/targets/context.js";
+import { contextEntries, packContext } from "../../src/targets/context.js";
 import { baseImages, parseDockerfile } from "../../src/targets/dockerfile.js";
 import {
   addTarget,
@@ -394,6 +395,22 @@ describe("templates, Dockerfiles and build contexts", () => {
     assert.ok(!entries.some((e) => e.startsWith("jobs")));
     assert.ok(entries.includes(".dockerignore"));
     assert.ok(entries.includes("services/web/server.js"));
+  });
+
+  test("context tar: streamed with .dockerignore applied; a Dockerfile outside the context is added", async () => {
+    const root = project();
+    writeFileSync(join(root, "services/web/.dockerignore"), "*.log\n");
+    const dockerfile = join(root, "outside.Dockerfile");
+    writeFileSync(dockerfile, "FROM scratch\n");
+    const packed = await packContext(join(root, "services/web"), null, dockerfile);
+    const names: string[] = [];
+    await readTar(packed.stream, async (header, body) => {
+      names.push(header.name);
+      body.resume();
+    });
+    assert.equal(packed.dockerfile, `.dockpack.${process.pid}.Dockerfile`);
+    assert.deepEqual(names.sort(), [".dockerignore", packed.dockerfile, "package.json", "server.js"].sort());
+    assert.equal(packed.entries, 4);
   });
 
   test("build --dry-run prints the exact build without an engine; bad tags and build args are usage errors", async () => {
