@@ -163,13 +163,30 @@ export async function applyDelta(input: ApplyDeltaOptions, reporter: Reporter): 
       files.set(diffId, file);
       return file;
     };
+    // Uncompressed base layers are checked where they are and streamed from there later.
+    const inPlace = new Map<string, { size: number; open: () => Promise<Readable> }>();
+    const checkInPlace = async (diffId: string): Promise<boolean> => {
+      const src = sources.get(diffId) as { image: Image; index: number };
+      const layer = src.image.layers[src.index];
+      if (layer.codec !== "none" || layer.size === undefined) return false;
+      const got = await digestStream(await src.image.openLayer(src.index));
+      if (got.digest !== diffId) {
+        throw new DockpackError(
+          "DIGEST_MISMATCH",
+          `base layer ${diffId} from ${src.image.ref}: expected ${diffId}, got ${got.digest}.`,
+          { hint: "The base image's layer does not match its diff_id; it is corrupted." },
+        );
+      }
+      inPlace.set(diffId, { size: got.size, open: () => src.image.openLayer(src.index) });
+      return true;
+    };
     for (const l of md.layers) {
-      if (l.ship === "duplicate" || files.has(l.diffId)) {
+      if (l.ship === "duplicate" || files.has(l.diffId) || inPlace.has(l.diffId)) {
         progress.increment(1);
         continue;
       }
       if (l.ship === "reused") {
-        await baseFile(l.diffId);
+        if (!(await checkInPlace(l.diffId))) await baseFile(l.diffId);
         counts.fromBase++;
       } else {
         await rebuildLayer(l, pkg.container, work, files, baseFile, options.package);
@@ -182,6 +199,8 @@ export async function applyDelta(input: ApplyDeltaOptions, reporter: Reporter): 
 
     const layers = await Promise.all(
       md.layers.map(async (l) => {
+        const here = inPlace.get(l.diffId);
+        if (here && !files.has(l.diffId)) return { diffId: l.diffId, ...here };
         const file = files.get(l.diffId) as string;
         return {
           diffId: l.diffId,

@@ -9,21 +9,19 @@
  * 4. else the whole layer, compressed with the package codec.
  * The exact config bytes go in too, so the rebuilt image has the identical image ID.
  */
-import { createReadStream, createWriteStream } from "node:fs";
-import { rm, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
 import { Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { z } from "zod";
-import { CODEC_EXTENSION, CODECS, type Codec, checkLevel, compressStream } from "../core/codec.js";
-import { digestFile, verifyingStream } from "../core/digest.js";
+import { CODECS, type Codec, checkLevel } from "../core/codec.js";
+import { verifyingStream } from "../core/digest.js";
 import { DockpackError } from "../core/errors.js";
 import { makeTempDir, removeTempDir } from "../core/fs.js";
 import type { Reporter } from "../core/output.js";
-import { indexTar } from "../image/container.js";
 import type { Image } from "../image/image.js";
-import { openImage, parseImageRef } from "../image/open.js";
+import { openImages, parseImageRef } from "../image/open.js";
 import {
   DELTA_CONFIG_MEMBER,
   DELTA_FORMAT_NAME,
@@ -33,9 +31,9 @@ import {
   type DeltaMetadata,
   tarMemberSize,
 } from "./format.js";
-import { readInventoryIfAny } from "./inventory.js";
-import { DELTA_METHODS, type DeltaMethod, encodeDelta, methodFits, ZSTD_LONG_THRESHOLD } from "./methods.js";
+import { type LayerInventory, readInventoryIfAny } from "./inventory.js";
 import { writeDeltaPackage } from "./package-writer.js";
+import { shipLayer } from "./ship-layer.js";
 import { type BaseCandidate, chooseBase, layerPaths, type PathSizes } from "./similarity.js";
 import { DOCKPACK_VERSION } from "./version.js";
 
@@ -105,44 +103,54 @@ async function gzipSize(input: NodeJS.ReadableStream): Promise<{ gz: number; raw
   return { gz: c.bytes(), raw };
 }
 
-async function openBases(refs: string[], reporter: Reporter): Promise<Base[]> {
-  const bases: Base[] = [];
-  try {
-    for (const raw of refs) {
-      const parsed = await parseImageRef(raw);
-      const inventory =
-        parsed.transport === "docker-daemon" ? undefined : await readInventoryIfAny(parsed.path);
-      if (inventory) {
-        for (const img of inventory.images) {
-          bases.push({
-            entry: {
-              ref: `${raw}#${img.repoTags[0] ?? img.id}`,
-              kind: "inventory",
-              id: img.id,
-              repoTags: img.repoTags,
-              diffIds: img.diffIds,
-            },
-          });
-        }
-        continue;
-      }
-      const image = await openImage(raw, reporter);
-      bases.push({
-        image,
-        entry: {
-          ref: raw,
-          kind: "image",
-          id: image.configDigest,
-          repoTags: image.repoTags,
-          diffIds: image.layers.map((l) => l.diffId),
-        },
-      });
-    }
-  } catch (e) {
-    for (const b of bases) await b.image?.close();
-    throw e;
+/**
+ * Opens the source image and the bases together: engine images among them are read with one
+ * `docker save`, so the layers they share are saved once. Inventory files become bases without
+ * bytes. Returns the source and the bases in the order given.
+ */
+async function openAll(
+  image: string,
+  refs: string[],
+  reporter: Reporter,
+): Promise<{ source: Image; bases: Base[] }> {
+  const kinds: ({ inventory: LayerInventory; raw: string } | { raw: string })[] = [];
+  for (const raw of refs) {
+    const parsed = await parseImageRef(raw);
+    const inventory =
+      parsed.transport === "docker-daemon" ? undefined : await readInventoryIfAny(parsed.path);
+    kinds.push(inventory ? { inventory, raw } : { raw });
   }
-  return bases;
+  const imageRefs = kinds.filter((k) => !("inventory" in k)).map((k) => k.raw);
+  const [source, ...images] = await openImages([image, ...imageRefs], reporter);
+  const bases: Base[] = [];
+  for (const k of kinds) {
+    if ("inventory" in k) {
+      for (const img of k.inventory.images) {
+        bases.push({
+          entry: {
+            ref: `${k.raw}#${img.repoTags[0] ?? img.id}`,
+            kind: "inventory",
+            id: img.id,
+            repoTags: img.repoTags,
+            diffIds: img.diffIds,
+          },
+        });
+      }
+      continue;
+    }
+    const img = images.shift() as Image;
+    bases.push({
+      image: img,
+      entry: {
+        ref: k.raw,
+        kind: "image",
+        id: img.configDigest,
+        repoTags: img.repoTags,
+        diffIds: img.layers.map((l) => l.diffId),
+      },
+    });
+  }
+  return { source, bases };
 }
 
 function baseName(b: DeltaBaseEntry): string {
@@ -165,11 +173,10 @@ export async function createDelta(input: CreateDeltaOptions, reporter: Reporter)
       hint: "Pass -f/--force to overwrite it, or choose another name.",
     });
   }
-  const source = await openImage(options.image, reporter);
-  let bases: Base[] = [];
+  const { source, bases } = await openAll(options.image, options.bases, reporter);
+  reporter.debug(`opened ${options.image} (${source.layers.length} layers) and ${bases.length} base(s)`);
   let tmp: string | undefined;
   try {
-    bases = await openBases(options.bases, reporter);
     const providers = new Map<string, string[]>();
     for (const b of bases) {
       for (const d of b.entry.diffIds) providers.set(d, [...(providers.get(d) ?? []), baseName(b.entry)]);
@@ -221,31 +228,38 @@ export async function createDelta(input: CreateDeltaOptions, reporter: Reporter)
     const measure = options.measureGzip && !options.dryRun;
     tmp = options.dryRun ? undefined : await makeTempDir("dockpack-delta-create-");
     const members: { name: string; file: string }[] = [];
+    const background: Promise<void>[] = [];
+    let backgroundError: unknown;
     const progress = reporter.progress("layers", source.layers.length, "items");
     for (const layer of source.layers) {
       const label = `layer ${layer.index} (${layer.diffId}) of ${options.image}`;
       const known = layer.size;
       const prov = providers.get(layer.diffId);
       if (prov) {
-        let size = known ?? 0;
-        if (measure || known === undefined) {
-          if (!firstIndex.has(layer.diffId)) {
-            const m = await gzipSize(
-              (await source.openLayer(layer.index)).pipe(verifyingStream(layer.diffId, label)),
-            );
-            gzipTotal += m.gz;
-            size = m.raw;
-          }
-        }
-        firstIndex.set(layer.diffId, firstIndex.get(layer.diffId) ?? layer.index);
-        layers.push({
+        const entry: DeltaLayerEntry = {
           index: layer.index,
           diffId: layer.diffId,
-          size,
+          size: known ?? 0,
           ship: "reused",
           providers: prov,
           reason: `the target has it (${prov.join(", ")})`,
-        });
+        };
+        if ((measure || known === undefined) && !firstIndex.has(layer.diffId)) {
+          // Measured in the background while later layers are worked on.
+          background.push(
+            (async () => {
+              const m = await gzipSize(
+                (await source.openLayer(layer.index)).pipe(verifyingStream(layer.diffId, label)),
+              );
+              if (measure) gzipTotal += m.gz;
+              entry.size = m.raw;
+            })().catch((e) => {
+              backgroundError ??= e;
+            }),
+          );
+        }
+        firstIndex.set(layer.diffId, firstIndex.get(layer.diffId) ?? layer.index);
+        layers.push(entry);
         progress.increment(1);
         continue;
       }
@@ -270,128 +284,30 @@ export async function createDelta(input: CreateDeltaOptions, reporter: Reporter)
         progress.increment(1);
         continue;
       }
-      const dir = tmp as string;
-      const hex12 = layer.diffId.slice(7, 19);
-      const newFile = join(dir, `new-${layer.index}.tar`);
-      await pipeline(
-        await source.openLayer(layer.index),
-        verifyingStream(layer.diffId, label),
-        createWriteStream(newFile),
+      const shipped = await shipLayer(
+        {
+          source,
+          dir: tmp as string,
+          codec,
+          level,
+          method: options.method,
+          candidates: wantDelta ? candidates : [],
+          candidatePaths,
+          candidateImage,
+          inventoriesOnly: bases.length > 0 && bases.every((b) => b.entry.kind === "inventory"),
+          measureGzip: async (file) => (measure ? (await gzipSize(createReadStream(file))).gz : 0),
+          reporter,
+          label,
+        },
+        layer.index,
       );
-      const size = (await stat(newFile)).size;
-      const fullName = `layers/${String(layer.index).padStart(3, "0")}-${hex12}.full.tar${CODEC_EXTENSION[codec]}`;
-      const fullFile = join(dir, `full-${layer.index}`);
-      const [, gz] = await Promise.all([
-        pipeline(
-          createReadStream(newFile),
-          compressStream(codec, { level, long: size > ZSTD_LONG_THRESHOLD }),
-          createWriteStream(fullFile),
-        ),
-        measure ? gzipSize(createReadStream(newFile)) : Promise.resolve({ gz: 0, raw: size }),
-      ]);
-      gzipTotal += gz.gz;
-      const fullSize = (await stat(fullFile)).size;
-      let entry: DeltaLayerEntry = {
-        index: layer.index,
-        diffId: layer.diffId,
-        size,
-        ship: "full",
-        member: fullName,
-        codec,
-        fullSize,
-        reason: "no base layer shares a path with it",
-      };
-      let memberFile = fullFile;
-      if (!wantDelta) entry.reason = "method layer: whole layers only";
-      else if (!hasBytesBase) entry.reason = "no base image with layer bytes (inventories carry none)";
-      else {
-        const newPaths = new Map<string, number>();
-        for (const e of await indexTar(newFile)) if (e.type === "file") newPaths.set(e.path, e.size);
-        for (const c of candidates) await candidatePaths(c);
-        const choice = chooseBase(newPaths, size, layer.index, candidates);
-        if (choice) {
-          const src = candidateImage.get(choice.candidate) as { image: Image; index: number };
-          const oldFile = join(dir, `base-${choice.candidate.diffId.slice(7)}.tar`);
-          if (!(await stat(oldFile).catch(() => undefined))) {
-            await pipeline(
-              await src.image.openLayer(src.index),
-              verifyingStream(
-                choice.candidate.diffId,
-                `base layer ${choice.candidate.diffId} of ${choice.candidate.image}`,
-              ),
-              createWriteStream(oldFile),
-            );
-          }
-          const oldSize = (await stat(oldFile)).size;
-          const methods: DeltaMethod[] =
-            options.method === "auto"
-              ? DELTA_METHODS.filter((m) => methodFits(m, oldSize))
-              : [options.method as DeltaMethod];
-          let best:
-            | { method: DeltaMethod; file: string; size: number; codec: Codec; params: object }
-            | undefined;
-          for (const m of methods) {
-            const patch = join(dir, `patch-${layer.index}.${m}`);
-            const params = await encodeDelta(
-              m,
-              oldFile,
-              oldSize,
-              newFile,
-              size,
-              patch,
-              codec === "zstd" ? level : 9,
-            );
-            let file = patch;
-            let memberCodec: Codec = "none";
-            if (m === "xdelta3" && codec !== "none") {
-              file = `${patch}${CODEC_EXTENSION[codec]}`;
-              await pipeline(
-                createReadStream(patch),
-                compressStream(codec, { level }),
-                createWriteStream(file),
-              );
-              await rm(patch);
-              memberCodec = codec;
-            }
-            const psize = (await stat(file)).size;
-            reporter.debug(`${label}: ${m} delta ${psize} bytes (full ${fullSize})`);
-            if (!best || psize < best.size) {
-              if (best) await rm(best.file, { force: true });
-              best = { method: m, file, size: psize, codec: memberCodec, params };
-            } else await rm(file, { force: true });
-          }
-          if (best && best.size < fullSize) {
-            await rm(fullFile, { force: true });
-            memberFile = best.file;
-            entry = {
-              index: layer.index,
-              diffId: layer.diffId,
-              size,
-              ship: "delta",
-              method: best.method,
-              params: best.params,
-              base: { diffId: choice.candidate.diffId, size: oldSize, image: choice.candidate.image },
-              member: `layers/${String(layer.index).padStart(3, "0")}-${hex12}.${best.method}${CODEC_EXTENSION[best.codec]}`,
-              codec: best.codec,
-              fullSize,
-              reason: choice.reason,
-            };
-          } else {
-            if (best) await rm(best.file, { force: true });
-            entry.reason = `the ${best?.method ?? "delta"} delta (${best?.size ?? "?"} bytes) is not smaller than the compressed layer (${fullSize} bytes)`;
-          }
-        }
-      }
-      await rm(newFile, { force: true });
-      const d = await digestFile(memberFile);
-      entry.memberSize = d.size;
-      entry.memberDigest = d.digest as string;
-      members.push({ name: entry.member as string, file: memberFile });
-      layers.push(entry);
-      if (reporter.level === "debug" || reporter.level === "trace")
-        reporter.debug(`${label}: ${entry.ship} (${entry.reason})`);
+      gzipTotal += shipped.gzip;
+      members.push({ name: shipped.entry.member as string, file: shipped.memberFile });
+      layers.push(shipped.entry);
       progress.increment(1);
     }
+    await Promise.all(background);
+    if (backgroundError) throw backgroundError;
     progress.stop();
     const uniq = new Map(layers.map((l) => [l.diffId, l.size]));
     const imageSize = [...uniq.values()].reduce((a, b) => a + b, 0) + source.config.length;

@@ -14,12 +14,12 @@ import { createWriteStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { saveImage } from "../core/docker/images.js";
+import { inspectImage, saveImage } from "../core/docker/images.js";
 import { DockpackError } from "../core/errors.js";
 import { makeTempDir, removeTempDir } from "../core/fs.js";
 import type { Reporter } from "../core/output.js";
 import { type BlobContainer, DirContainer, TarContainer } from "./container.js";
-import { readDockerArchive } from "./docker-archive.js";
+import { readDockerArchive, readDockerManifest } from "./docker-archive.js";
 import type { Image, ImageFormat } from "./image.js";
 import { readOciLayout } from "./oci-layout.js";
 
@@ -124,19 +124,79 @@ export async function openImage(raw: string, reporter?: Reporter): Promise<Image
 }
 
 async function openDaemonImage(ref: ImageRef, reporter?: Reporter): Promise<Image> {
+  return (await openDaemonImages([ref], reporter))[0];
+}
+
+/**
+ * Saves several engine images with ONE `docker save` (layers they share are written once) into
+ * a temporary file and opens each; the file is removed when the last of them is closed.
+ * Images are matched to their manifest entry by image ID (the config file name).
+ */
+async function openDaemonImages(refs: ImageRef[], reporter?: Reporter): Promise<Image[]> {
+  const ids: string[] = [];
+  for (const r of refs) ids.push((await inspectImage(r.path)).Id);
   const dir = await makeTempDir("dockpack-image-");
+  const opened: Image[] = [];
   try {
-    const file = join(dir, "image.tar");
-    const progress = reporter?.progress(`docker save ${ref.path}`);
-    const source = await saveImage([ref.path]);
+    const file = join(dir, "images.tar");
+    const names = refs.map((r) => r.path);
+    const progress = reporter?.progress(`docker save ${names.join(" ")}`);
+    const source = await saveImage([...new Set(names)]);
     source.on("data", (c: Buffer) => progress?.increment(c.length));
     await pipeline(source, createWriteStream(file));
     progress?.stop();
     const container = await TarContainer.open(file);
-    const image = await readDockerArchive(container, ref.raw, undefined, () => removeTempDir(dir));
-    return image;
+    const entries = await readDockerManifest(container);
+    let open = refs.length;
+    const release = async () => {
+      open--;
+      if (open === 0) await removeTempDir(dir);
+    };
+    for (let i = 0; i < refs.length; i++) {
+      const hex = ids[i].replace(/^sha256:/, "");
+      const at = entries.findIndex(
+        (e) => e.Config.replace(/^blobs\/sha256\//, "").replace(/\.json$/, "") === hex,
+      );
+      if (at === -1) {
+        throw new DockpackError(
+          "IMAGE_NOT_FOUND",
+          `docker save of ${refs[i].path} holds no image ${ids[i]}.`,
+        );
+      }
+      const image = await readDockerArchive(container, refs[i].raw, `@${at}`, release);
+      if (image.repoTags.length === 0 && !/^(sha256:)?[a-f0-9]{12,64}$/.test(refs[i].path)) {
+        (image.repoTags as string[]).push(
+          refs[i].path.includes(":") ? refs[i].path : `${refs[i].path}:latest`,
+        );
+      }
+      opened.push(image);
+    }
+    return opened;
   } catch (e) {
     await removeTempDir(dir);
+    throw e;
+  }
+}
+
+/**
+ * Opens several images at once (see {@link openImage}); engine images among them are read with
+ * a single `docker save`, so layers they share are saved once. Close each image when done.
+ */
+export async function openImages(raws: string[], reporter?: Reporter): Promise<Image[]> {
+  const refs = await Promise.all(raws.map((r) => parseImageRef(r)));
+  const daemon = refs.filter((r) => r.transport === "docker-daemon");
+  const out: (Image | undefined)[] = new Array(raws.length);
+  try {
+    if (daemon.length > 0) {
+      const images = await openDaemonImages(daemon, reporter);
+      daemon.forEach((r, i) => {
+        out[refs.indexOf(r)] = images[i];
+      });
+    }
+    for (let i = 0; i < refs.length; i++) if (!out[i]) out[i] = await openImage(raws[i], reporter);
+    return out as Image[];
+  } catch (e) {
+    for (const img of out) await img?.close();
     throw e;
   }
 }

@@ -1,0 +1,201 @@
+/**
+ * Shipping one changed layer: the whole layer compressed, and (with a delta method and base
+ * layers with bytes) a delta against the most similar base layer, computed at the same time on
+ * the other core; the delta is kept only if smaller than the compressed whole layer.
+ */
+import { createReadStream, createWriteStream } from "node:fs";
+import { rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { CODEC_EXTENSION, type Codec, compressStream } from "../core/codec.js";
+import { digestFile, verifyingStream } from "../core/digest.js";
+import type { Reporter } from "../core/output.js";
+import { indexTar } from "../image/container.js";
+import type { Image } from "../image/image.js";
+import type { DeltaLayerEntry } from "./format.js";
+import { DELTA_METHODS, type DeltaMethod, encodeDelta, methodFits, ZSTD_LONG_THRESHOLD } from "./methods.js";
+import { type BaseCandidate, type BaseChoice, chooseBase, type PathSizes } from "./similarity.js";
+
+/** What {@link shipLayer} needs besides the layer. */
+export interface ShipContext {
+  source: Image;
+  /** Work directory (temporary). */
+  dir: string;
+  codec: Codec;
+  level: number;
+  method: "xdelta3" | "bsdiff" | "zstd" | "layer" | "auto";
+  /** Base layers with bytes; empty when there are none. */
+  candidates: BaseCandidate[];
+  candidatePaths: (c: BaseCandidate) => Promise<PathSizes>;
+  candidateImage: Map<BaseCandidate, { image: Image; index: number }>;
+  /** True when the bases are inventories only. */
+  inventoriesOnly: boolean;
+  /** Measure the gzip -6 size of the layer (for the `docker save | gzip` figure). */
+  measureGzip: (file: string) => Promise<number>;
+  reporter: Reporter;
+  label: string;
+}
+
+/** Result of {@link shipLayer}: the metadata row, the member's temp file, the gzip size (0 when not measured). */
+export interface ShippedLayer {
+  entry: DeltaLayerEntry;
+  memberFile: string;
+  gzip: number;
+}
+
+interface DeltaTry {
+  method: DeltaMethod;
+  file: string;
+  size: number;
+  codec: Codec;
+  params: object;
+  choice: BaseChoice;
+  oldSize: number;
+}
+
+async function tryDelta(
+  ctx: ShipContext,
+  index: number,
+  newFile: string,
+  size: number,
+): Promise<DeltaTry | undefined> {
+  const newPaths: PathSizes = new Map();
+  for (const e of await indexTar(newFile)) if (e.type === "file") newPaths.set(e.path, e.size);
+  for (const c of ctx.candidates) await ctx.candidatePaths(c);
+  const choice = chooseBase(newPaths, size, index, ctx.candidates);
+  if (!choice) return undefined;
+  const src = ctx.candidateImage.get(choice.candidate) as { image: Image; index: number };
+  const oldFile = join(ctx.dir, `base-${choice.candidate.diffId.slice(7)}.tar`);
+  if (!(await stat(oldFile).catch(() => undefined))) {
+    const part = `${oldFile}.part`;
+    await pipeline(
+      await src.image.openLayer(src.index),
+      verifyingStream(
+        choice.candidate.diffId,
+        `base layer ${choice.candidate.diffId} of ${choice.candidate.image}`,
+      ),
+      createWriteStream(part),
+    );
+    await rm(oldFile, { force: true });
+    await rename(part, oldFile);
+  }
+  const oldSize = (await stat(oldFile)).size;
+  ctx.reporter.debug(`${ctx.label}: base layer ${choice.candidate.diffId} ready (${oldSize} bytes)`);
+  const methods: DeltaMethod[] =
+    ctx.method === "auto" ? DELTA_METHODS.filter((m) => methodFits(m, oldSize)) : [ctx.method as DeltaMethod];
+  let best: DeltaTry | undefined;
+  for (const m of methods) {
+    const patch = join(ctx.dir, `patch-${index}.${m}`);
+    const params = await encodeDelta(
+      m,
+      oldFile,
+      oldSize,
+      newFile,
+      size,
+      patch,
+      ctx.codec === "zstd" ? ctx.level : 9,
+    );
+    let file = patch;
+    let memberCodec: Codec = "none";
+    if (m === "xdelta3" && ctx.codec !== "none") {
+      file = `${patch}${CODEC_EXTENSION[ctx.codec]}`;
+      await pipeline(
+        createReadStream(patch),
+        compressStream(ctx.codec, { level: ctx.level }),
+        createWriteStream(file),
+      );
+      await rm(patch);
+      memberCodec = ctx.codec;
+    }
+    const psize = (await stat(file)).size;
+    ctx.reporter.debug(`${ctx.label}: ${m} delta ${psize} bytes`);
+    if (!best || psize < best.size) {
+      if (best) await rm(best.file, { force: true });
+      best = { method: m, file, size: psize, codec: memberCodec, params, choice, oldSize };
+    } else await rm(file, { force: true });
+  }
+  return best;
+}
+
+/**
+ * Ships layer `index` of `ctx.source`: streams it to a temp file checking sha256 == diff_id
+ * (`DIGEST_MISMATCH` naming the layer), then compresses it whole and tries the delta at once.
+ */
+export async function shipLayer(ctx: ShipContext, index: number): Promise<ShippedLayer> {
+  const layer = ctx.source.layers[index];
+  const hex12 = layer.diffId.slice(7, 19);
+  const prefix = `layers/${String(index).padStart(3, "0")}-${hex12}`;
+  const newFile = join(ctx.dir, `new-${index}.tar`);
+  await pipeline(
+    await ctx.source.openLayer(index),
+    verifyingStream(layer.diffId, ctx.label),
+    createWriteStream(newFile),
+  );
+  const size = (await stat(newFile)).size;
+  const fullFile = join(ctx.dir, `full-${index}`);
+  const deltaWanted = ctx.method !== "layer" && ctx.candidates.length > 0;
+  const [, gzip, delta] = await Promise.all([
+    pipeline(
+      createReadStream(newFile),
+      compressStream(ctx.codec, { level: ctx.level, long: size > ZSTD_LONG_THRESHOLD }),
+      createWriteStream(fullFile),
+    ),
+    ctx.measureGzip(newFile),
+    deltaWanted ? tryDelta(ctx, index, newFile, size) : Promise.resolve(undefined),
+  ]);
+  await rm(newFile, { force: true });
+  const fullSize = (await stat(fullFile)).size;
+  let entry: DeltaLayerEntry;
+  let memberFile: string;
+  if (delta && delta.size < fullSize) {
+    await rm(fullFile, { force: true });
+    memberFile = delta.file;
+    entry = {
+      index,
+      diffId: layer.diffId,
+      size,
+      ship: "delta",
+      method: delta.method,
+      params: delta.params,
+      base: {
+        diffId: delta.choice.candidate.diffId,
+        size: delta.oldSize,
+        image: delta.choice.candidate.image,
+      },
+      member: `${prefix}.${delta.method}${CODEC_EXTENSION[delta.codec]}`,
+      codec: delta.codec,
+      fullSize,
+      reason: delta.choice.reason,
+    };
+  } else {
+    if (delta) await rm(delta.file, { force: true });
+    memberFile = fullFile;
+    const reason =
+      ctx.method === "layer"
+        ? "method layer: whole layers only"
+        : ctx.candidates.length === 0
+          ? ctx.inventoriesOnly
+            ? "no base image with layer bytes (inventories carry none)"
+            : "no base image given"
+          : delta
+            ? `the ${delta.method} delta (${delta.size} bytes) is not smaller than the compressed layer (${fullSize} bytes)`
+            : "no base layer shares a file path with it";
+    entry = {
+      index,
+      diffId: layer.diffId,
+      size,
+      ship: "full",
+      member: `${prefix}.full.tar${CODEC_EXTENSION[ctx.codec]}`,
+      codec: ctx.codec,
+      fullSize,
+      reason,
+    };
+  }
+  const d = await digestFile(memberFile);
+  entry.memberSize = d.size;
+  entry.memberDigest = d.digest;
+  ctx.reporter.debug(
+    `${ctx.label}: ${entry.ship} (${entry.reason}), ${d.size} bytes; whole layer ${fullSize} bytes`,
+  );
+  return { entry, memberFile, gzip };
+}
