@@ -12,7 +12,7 @@ import { EXAMPLES, freePort, waitForHttp } from "./helpers.js";
 
 const exec = promisify(execFile);
 
-test("the generated container builds offline, runs as non-root, answers every endpoint and passes test.sh", async (t) => {
+test("the generated container builds offline, runs as non-root, answers every endpoint, passes test.sh, and runs under docker-compose", async (t) => {
   if (!needsEngine(t)) return;
   const base = await ensureFixture("node");
   const out = join(await mkdtemp(join(tmpdir(), "dockpack-t7-container-")), "pkg");
@@ -76,8 +76,20 @@ test("the generated container builds offline, runs as non-root, answers every en
     const state = (await exec("docker", ["inspect", "-f", "{{.State.ExitCode}}", container])).stdout.trim();
     assert.equal(state, "0");
 
-    // The compose file is valid for the installed docker-compose (v1).
-    await exec("docker-compose", ["config", "-q"], { cwd: out, env });
+    // The compose file works with the installed docker-compose (v1): up, test.sh, down.
+    const composeEnv = {
+      ...env,
+      HOST_PORT: String(await freePort()),
+      COMPOSE_PROJECT_NAME: `dockpack-t7test-${id}`,
+    };
+    await exec("docker-compose", ["config", "-q"], { cwd: out, env: composeEnv });
+    try {
+      await exec(join(out, "docker-compose-up.sh"), [], { env: composeEnv });
+      await waitForHttp(`http://127.0.0.1:${composeEnv.HOST_PORT}/api/health`, 30);
+      assert.match((await exec(join(out, "test.sh"), [], { env: composeEnv })).stdout, /all checks passed/);
+    } finally {
+      await exec("docker-compose", ["down", "-t", "5"], { cwd: out, env: composeEnv }).catch(() => {});
+    }
   } finally {
     await exec(join(out, "stop.sh"), [], { env }).catch(() => {});
     await exec("docker", ["rm", "-f", container]).catch(() => {});
