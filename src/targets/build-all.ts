@@ -2,6 +2,7 @@
  * `targets build-all`: builds every target (or the chosen ones) in parallel, at most
  * `concurrency` at a time, and summarises each (target, image, status, duration).
  */
+import { requireEngine } from "../core/docker/client.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
 import type { Reporter } from "../core/output.js";
 import { readBlueprint } from "./blueprint.js";
@@ -44,6 +45,7 @@ export interface BuildAllResult {
 /**
  * Builds the targets with at most `concurrency` builds running. Never throws for a failed build
  * (it is a row with status `failed`); throws `CONCURRENCY_INVALID` (usage), `TARGET_NOT_FOUND`,
+ * `ENGINE_UNAVAILABLE` (unless dry run),
  * and registry errors before anything is built.
  */
 export async function buildAllTargets(options: BuildAllOptions, reporter: Reporter): Promise<BuildAllResult> {
@@ -60,6 +62,8 @@ export async function buildAllTargets(options: BuildAllOptions, reporter: Report
     );
   }
   const registry = await loadRegistry(options.root);
+  // one clear error instead of one failed row per target
+  if (!options.dryRun) await requireEngine();
   const chosen =
     options.targets && options.targets.length > 0
       ? options.targets.map((id) => findTarget(registry, id))

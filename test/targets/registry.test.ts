@@ -13,6 +13,7 @@ import { contextEntries, packContext } from "../../src/targets/context.js";
 import { baseImages, parseDockerfile } from "../../src/targets/dockerfile.js";
 import {
   addTarget,
+  buildAllTargets,
   findPlaceholders,
   initTargets,
   listTargets,
@@ -456,6 +457,7 @@ describe("templates, Dockerfiles and build contexts", () => {
 
     await assert.rejects(planBuild({ root, target: "web", tags: ["-x"] }), { code: "TAG_INVALID" });
     await assert.rejects(planBuild({ root, target: "nope" }), { code: "TARGET_NOT_FOUND" });
+    await assert.rejects(buildAllTargets({ root, concurrency: 0 }, r), { code: "CONCURRENCY_INVALID" });
     const badArg = runCli([
       "--json",
       "targets",
@@ -474,6 +476,10 @@ describe("templates, Dockerfiles and build contexts", () => {
     const noEngine = runCli(["--json", "targets", "--root", root, "build", "--target", "web"], { env });
     assert.equal(noEngine.code, 1);
     assert.equal(JSON.parse(noEngine.stdout).error.code, "ENGINE_UNAVAILABLE");
+    const noEngineAll = runCli(["--json", "targets", "--root", root, "build-all"], { env });
+    assert.equal(noEngineAll.code, 1);
+    assert.equal(JSON.parse(noEngineAll.stdout).error.code, "ENGINE_UNAVAILABLE");
+    assert.match(noEngineAll.stderr, /hint: Start one/);
     // a target whose Dockerfile is missing
     rmSync(join(root, "ops/packaging/services/web.Dockerfile"));
     const missing = runCli(["--json", "targets", "--root", root, "build", "--target", "web", "--dry-run"]);
