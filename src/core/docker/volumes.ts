@@ -13,12 +13,14 @@
  * entries), empty directories and mtimes. `copyUIDGID` is *not* used: with it the engine would
  * chown every file to the container's user, so it is left off to keep the owners in the tar.
  */
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type Docker from "dockerode";
 import tar from "tar-stream";
 import { DockpackError, toDockpackError } from "../errors.js";
+import { onCleanup } from "../fs.js";
 import { engineMessage, requireEngine, statusCode } from "./client.js";
 import { ensureHelperImage, HELPER_IMAGE, HELPER_LABEL } from "./helper-image.js";
 
@@ -127,11 +129,14 @@ async function sumTarSizes(input: Readable): Promise<number> {
   return total;
 }
 
+/** Unregister functions of the exit cleanups of live helper containers, by container id. */
+const cleanups = new Map<string, () => void>();
+
 /** Creates (never starts) a helper container with `volume` mounted at /data. Returns it. */
 async function helperContainer(docker: Docker, volume: string, readOnly: boolean): Promise<Docker.Container> {
   await ensureHelperImage(docker);
   try {
-    return await docker.createContainer({
+    const container = await docker.createContainer({
       name: `dockpack-helper-${randomBytes(6).toString("hex")}`,
       Image: HELPER_IMAGE,
       Labels: { [HELPER_LABEL]: "1", "io.dockpack.volume": volume },
@@ -141,12 +146,25 @@ async function helperContainer(docker: Docker, volume: string, readOnly: boolean
         NetworkMode: "none",
       },
     });
+    // An interrupted run (SIGINT/SIGTERM, process.exit) leaves no helper container behind.
+    cleanups.set(
+      container.id,
+      onCleanup(
+        () => removeQuietly(container),
+        () => {
+          spawnSync("docker", ["rm", "-f", container.id], { stdio: "ignore", timeout: 10_000 });
+        },
+      ),
+    );
+    return container;
   } catch (err) {
     throw engineError("mounting in a helper container", volume, err);
   }
 }
 
 async function removeQuietly(container: Docker.Container): Promise<void> {
+  cleanups.get(container.id)?.();
+  cleanups.delete(container.id);
   try {
     await container.remove({ force: true, v: false });
   } catch {
@@ -181,8 +199,14 @@ export async function readVolumeTar(name: string): Promise<Readable> {
   }
   const extract = tar.extract();
   const pack = tar.pack();
+  // The engine holds the container's lock while an archive download is open, so a removal waits
+  // for it: on SIGINT/SIGTERM the download is cut first (cleanups run newest first).
+  const unregisterAbort = onCleanup(() => {
+    (raw as unknown as Readable).destroy();
+  });
   let removal: Promise<void> | undefined;
   const cleanup = () => {
+    unregisterAbort();
     removal ??= removeQuietly(container);
     return removal;
   };
@@ -259,6 +283,10 @@ export async function writeVolumeTar(name: string, input: Readable): Promise<voi
   // (its chown of a hardlink clears setuid; its chmod finds the link target only relative to
   // the container root).
   const prefixed = prefixEntries(input, MOUNT.slice(1));
+  // On SIGINT/SIGTERM the upload is cut first, or the removal would wait for it.
+  const unregisterAbort = onCleanup(() => {
+    prefixed.destroy(new Error("interrupted"));
+  });
   let inputFailure: unknown;
   const inputDone = prefixed.done.catch((err) => {
     inputFailure = err;
@@ -275,6 +303,7 @@ export async function writeVolumeTar(name: string, input: Readable): Promise<voi
     if (err instanceof DockpackError) throw err;
     throw engineError("writing files", name, err);
   } finally {
+    unregisterAbort();
     await removeQuietly(container);
   }
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -237,4 +237,62 @@ test("missing volumes and bad input fail clearly, without creating anything", as
   assert.equal(helpersFor(vol), "", "the helper container is removed after an input failure");
   await removeVolume(vol);
   assert.equal(await volumeExists(vol), false);
+});
+
+async function interruptChild(vol: string, script: string): Promise<void> {
+  const mod = new URL("../../../src/core/docker/volumes.ts", import.meta.url).href;
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      "--input-type=module",
+      "-e",
+      `const v = await import(${JSON.stringify(mod)}); const vol = ${JSON.stringify(vol)};\n${script}\nsetInterval(() => {}, 1000);`,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on("data", (d: Buffer) => d.toString().includes("open") && resolve());
+    child.on("exit", (code) => reject(new Error(`child exited early with ${code}`)));
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.notEqual(helpersFor(vol), "", "the helper container exists while the stream is open");
+  child.kill("SIGTERM");
+  const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+  assert.equal(code, 143);
+  assert.equal(helpersFor(vol), "", "the helper container was removed on SIGTERM");
+}
+
+test("an interrupted read or write (SIGTERM) leaves no helper container behind", async (t) => {
+  if (!needsEngine(t)) return;
+  const busybox = await ensureFixture("busybox");
+  const vol = `${prefix}-sig`;
+  created.push(vol);
+  await createVolume(vol);
+  docker(
+    "run",
+    "--rm",
+    "--network",
+    "none",
+    "-v",
+    `${vol}:/data`,
+    busybox,
+    "sh",
+    "-c",
+    "head -c 5000000 /dev/urandom > /data/f",
+  );
+  // Read: the stream is opened and never consumed (backpressure keeps the download open).
+  await interruptChild(vol, `const s = await v.readVolumeTar(vol); s.pause(); console.log("open");`);
+  // Write: the input sends a header and part of a file, then stalls.
+  const pack = tar.pack();
+  pack.entry({ name: "stall.bin", size: 1_000_000, mode: 0o644 });
+  const header = await new Promise<Buffer>((resolve) => pack.once("data", (c) => resolve(c as Buffer)));
+  await interruptChild(
+    vol,
+    `const { Readable } = await import("node:stream");
+     let sent = false;
+     const input = new Readable({ read() { if (!sent) { sent = true; this.push(Buffer.concat([Buffer.from(${JSON.stringify(header.subarray(0, 512).toString("base64"))}, "base64"), Buffer.alloc(65536, 1)])); console.log("open"); } } });
+     v.writeVolumeTar(vol, input).catch(() => {});`,
+  );
 });
