@@ -37,7 +37,8 @@ function verbose(reporter: Reporter, on: boolean): Reporter {
   return on ? { ...reporter, debug: (m: string) => reporter.info(m) } : reporter;
 }
 
-const pct = (f: number | undefined) => (f === undefined ? "not measured" : `${(f * 100).toFixed(1)}%`);
+const pct = (f: number | undefined) =>
+  f === undefined ? "not measured" : `${(f * 100).toFixed(f < 0.01 ? 3 : 1)}%`;
 
 function renderCreate(r: CreateDeltaResult): string {
   const md = r.metadata;

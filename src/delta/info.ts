@@ -97,6 +97,7 @@ export function describeShip(l: DeltaMetadata["layers"][number]): string {
   if (l.ship === "duplicate") return `same as layer ${l.sameAs}`;
   if (l.ship === "delta")
     return `${l.method} delta against ${l.base?.diffId.slice(0, 19)} (${l.base?.image})`;
+  if (l.base) return `full or a delta against ${l.base.diffId.slice(0, 19)} (${l.base.image}) (dry run)`;
   return `full (${l.codec})`;
 }
 
