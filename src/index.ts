@@ -14,3 +14,5 @@ export * from "./env/index.js";
 export * from "./tools/index.js";
 export * from "./features/index.js";
 export * from "./targets/index.js";
+export * from "./core/docker/index.js";
+export * as git from "./core/git.js";
