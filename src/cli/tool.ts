@@ -210,6 +210,10 @@ export function register(program: Command): void {
                 hint: `Use one of ${COMPILE_TARGETS.join(", ")}.`,
                 usage: true,
               });
+            if (COMPILE_TARGETS.includes(output as CompileTarget) && _cmd.args.length === 2)
+              reporter.warn(
+                `'${output}' is taken as the OUTPUT_PATH; to choose the target give both: dockpack tool compile ${id} ./docker-package ${output}`,
+              );
             return compileTool(
               {
                 id,
