@@ -18,7 +18,7 @@ import { PACKAGING_ROOT, REGISTRY_PATH, type Registry, type TargetType } from ".
 import { TEMPLATE_NAMES, templatesDir } from "./templates.js";
 
 /** Options of {@link initTargets}. */
-export interface InitOptions {
+export interface TargetsInitOptions {
   /** Project root (absolute or relative to the cwd). */
   root: string;
   /** List what would be created, write nothing. */
@@ -26,7 +26,7 @@ export interface InitOptions {
 }
 
 /** Result of {@link initTargets}. Paths are relative to the root. */
-export interface InitResult {
+export interface TargetsInitResult {
   root: string;
   dryRun: boolean;
   /** Folders and files created (or, under dry run, that would be). */
@@ -44,7 +44,7 @@ const TYPE_DIRS: Record<TargetType, string> = { service: "services", job: "jobs"
  * Throws `PACKAGING_DISABLED` when the blueprint switches packaging off, `BLUEPRINT_INVALID`
  * when the blueprint is malformed, `FS_*` on write errors.
  */
-export async function initTargets(options: InitOptions, reporter: Reporter): Promise<InitResult> {
+export async function initTargets(options: TargetsInitOptions, reporter: Reporter): Promise<TargetsInitResult> {
   const root = options.root;
   const dryRun = options.dryRun ?? false;
   const bp = await readBlueprint(root);
