@@ -198,3 +198,17 @@ test("CLI serve: SIGTERM lets the in-flight request finish, then exits 0", async
     child.kill("SIGKILL");
   }
 });
+
+test("a port in use is a clear error naming the address", async () => {
+  const port = Number(new URL(upper).port);
+  const tool = await findTool("upper", EXAMPLES);
+  await assert.rejects(
+    startToolServer(tool, { port, host: "127.0.0.1" }),
+    (e: Error & { code?: string; hint?: string }) => {
+      assert.equal(e.code, "SERVICE_LISTEN_FAILED");
+      assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port}: EADDRINUSE`));
+      assert.match(e.hint ?? "", /--port/);
+      return true;
+    },
+  );
+});
