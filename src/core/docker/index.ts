@@ -5,7 +5,13 @@
 export { dockerHost, engineMessage, getDocker, requireEngine, statusCode } from "./client.js";
 export { type ComposeRunOptions, composeCommand, runCompose } from "./compose.js";
 export { type ContainerSummary, listContainers, startContainers, stopContainers } from "./containers.js";
-export { ensureHelperImage, HELPER_IMAGE, HELPER_LABEL } from "./helper-image.js";
+export {
+  ensureHelperImage,
+  HELPER_IMAGE,
+  HELPER_LABEL,
+  helperLabels,
+  removeStaleHelpers,
+} from "./helper-image.js";
 export { imageExists, inspectImage, type LoadResult, loadImage, saveImage, tagImage } from "./images.js";
 export {
   createVolume,

@@ -22,7 +22,7 @@ import tar from "tar-stream";
 import { DockpackError, toDockpackError } from "../errors.js";
 import { onCleanup } from "../fs.js";
 import { engineMessage, requireEngine, statusCode } from "./client.js";
-import { ensureHelperImage, HELPER_IMAGE, HELPER_LABEL } from "./helper-image.js";
+import { ensureHelperImage, HELPER_IMAGE, helperLabels } from "./helper-image.js";
 
 /** Where the helper container mounts the volume. */
 const MOUNT = "/data";
@@ -139,7 +139,7 @@ async function helperContainer(docker: Docker, volume: string, readOnly: boolean
     const container = await docker.createContainer({
       name: `dockpack-helper-${randomBytes(6).toString("hex")}`,
       Image: HELPER_IMAGE,
-      Labels: { [HELPER_LABEL]: "1", "io.dockpack.volume": volume },
+      Labels: { ...helperLabels(), "io.dockpack.volume": volume },
       NetworkDisabled: true,
       HostConfig: {
         Mounts: [{ Type: "volume", Source: volume, Target: MOUNT, ReadOnly: readOnly }],
