@@ -102,21 +102,45 @@ export async function runExecutable(
   const timeoutSeconds = options.timeoutSeconds ?? m.timeout_seconds;
   const started = performance.now();
   try {
-    const res = await execa(program, argv.slice(1), {
+    // The tool runs in its own process group, and the timeout stops the whole group: a shell
+    // command's children would otherwise keep stdout open and outlive the timeout.
+    const sub = execa(program, argv.slice(1), {
       cwd: tool.dir,
       env,
       input: m.input_mode === "stdin" ? json : "",
-      timeout: Math.round(timeoutSeconds * 1000),
-      forceKillAfterDelay: 2000,
+      detached: true,
       cancelSignal: options.signal,
       maxBuffer: MAX_OUTPUT_BYTES,
       reject: false,
       stripFinalNewline: false,
     });
+    const killGroup = (signal: NodeJS.Signals) => {
+      try {
+        if (sub.pid) process.kill(-sub.pid, signal);
+      } catch {
+        // the group is gone already
+      }
+    };
+    let timedOut = false;
+    let forceTimer: NodeJS.Timeout | undefined;
+    const timer = setTimeout(
+      () => {
+        timedOut = true;
+        killGroup("SIGTERM");
+        forceTimer = setTimeout(() => killGroup("SIGKILL"), 2000);
+      },
+      Math.round(timeoutSeconds * 1000),
+    );
+    const onAbort = () => killGroup("SIGKILL");
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    const res = await sub;
+    clearTimeout(timer);
+    clearTimeout(forceTimer);
+    options.signal?.removeEventListener("abort", onAbort);
     const durationSeconds = (performance.now() - started) / 1000;
     const stdout = String(res.stdout ?? "");
     const stderr = String(res.stderr ?? "").slice(-65536);
-    if (res.timedOut)
+    if (timedOut)
       throw new DockpackError(
         "TOOL_TIMEOUT",
         `Tool '${m.id}' did not finish within ${timeoutSeconds} s and was stopped.`,

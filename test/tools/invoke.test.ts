@@ -109,6 +109,10 @@ test("a hanging tool is stopped at its timeout", async () => {
     invokeTool({ id: "sleep", toolsDir: EXAMPLES, input: { seconds: 5 }, timeoutSeconds: 0.3 }),
     "TOOL_TIMEOUT",
   );
+  // The timeout stops the whole process group: a shell's child holding stdout open does not delay it.
+  const shell = Date.now();
+  await rejectsWith(invokeTool({ id: "hang-shell", toolsDir: FIXTURE_TOOLS, input: {} }), "TOOL_TIMEOUT");
+  assert.ok(Date.now() - shell < 5000, `took ${Date.now() - shell} ms`);
 });
 
 test("bad output, non-JSON output, missing env and missing programs are named errors", async () => {
