@@ -22,7 +22,7 @@ import { DockpackError } from "../core/errors.js";
 import { createAtomicWriteStream, makeTempDir, removeTempDir } from "../core/fs.js";
 import type { Reporter } from "../core/output.js";
 import type { Image } from "../image/image.js";
-import { openImage } from "../image/open.js";
+import { openImage, openImages } from "../image/open.js";
 import { type ArchiveLayout, writeImageTar } from "../image/write.js";
 import { findInEngine } from "./engine-bases.js";
 import { DELTA_CONFIG_MEMBER, type DeltaLayerEntry, type DeltaMetadata, openDeltaPackage } from "./format.js";
@@ -120,13 +120,17 @@ export async function applyDelta(input: ApplyDeltaOptions, reporter: Reporter): 
     for (const ref of options.baseArchives) addSource(await openImage(ref, reporter));
     let missing = [...needed].filter((d) => !sources.has(d));
     if (missing.length > 0) {
-      const refs = await findInEngine(missing, md, options.output === undefined).catch((e) => {
-        if ((e as { code?: string }).code === "ENGINE_UNAVAILABLE" && options.output) return [] as string[];
+      const refs = await findInEngine(missing, md).catch((e) => {
+        if ((e as { code?: string }).code === "ENGINE_UNAVAILABLE" && options.output) return [];
         throw e;
       });
-      for (const ref of refs) {
-        reporter.info(`Reading base layers from the engine image ${ref}`);
-        addSource(await openImage(`docker-daemon:${ref}`, reporter));
+      if (refs.length > 0) {
+        reporter.info(`Reading base layers from the engine: ${refs.map((r) => r.name).join(", ")}`);
+        for (const image of await openImages(
+          refs.map((r) => `docker-daemon:${r.id}`),
+          reporter,
+        ))
+          addSource(image);
       }
       missing = [...needed].filter((d) => !sources.has(d));
     }

@@ -8,23 +8,26 @@ import { inspectImage } from "../core/docker/images.js";
 import type { DeltaMetadata } from "./format.js";
 
 /**
- * Returns image IDs in the engine that together hold as many of `missing` as the engine has.
- * Throws `ENGINE_UNAVAILABLE` when no engine answers.
+ * Returns engine images (ID, and a name for messages) that together hold as many of `missing`
+ * as the engine has. Throws `ENGINE_UNAVAILABLE` when no engine answers.
  */
 export async function findInEngine(
   missing: string[],
   md: DeltaMetadata,
-  _forLoad: boolean,
-): Promise<string[]> {
+): Promise<{ id: string; name: string }[]> {
   await requireEngine();
   const holders = new Map<string, Set<string>>(); // image id → needed diff_ids it holds
+  const names = new Map<string, string>();
   const want = new Set(missing);
   const consider = async (ref: string) => {
     try {
       const info = await inspectImage(ref);
       if (holders.has(info.Id)) return;
       const have = new Set((info.RootFS?.Layers ?? []).filter((d) => want.has(d)));
-      if (have.size > 0) holders.set(info.Id, have);
+      if (have.size > 0) {
+        holders.set(info.Id, have);
+        names.set(info.Id, info.RepoTags?.[0] ?? info.Id);
+      }
     } catch (e) {
       if ((e as { code?: string }).code !== "IMAGE_NOT_FOUND") throw e;
     }
@@ -34,7 +37,7 @@ export async function findInEngine(
   if (missing.some((d) => !covered().has(d))) {
     for (const i of await getDocker().listImages()) await consider(i.Id);
   }
-  const chosen: string[] = [];
+  const chosen: { id: string; name: string }[] = [];
   const left = new Set(missing);
   while (left.size > 0) {
     let best: [string, number] | undefined;
@@ -43,7 +46,7 @@ export async function findInEngine(
       if (n > 0 && (!best || n > best[1])) best = [id, n];
     }
     if (!best) break;
-    chosen.push(best[0]);
+    chosen.push({ id: best[0], name: names.get(best[0]) ?? best[0] });
     for (const d of holders.get(best[0]) ?? []) left.delete(d);
   }
   return chosen;
