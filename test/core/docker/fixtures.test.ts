@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { needsEngine } from "../../helpers/engine.js";
 import { ensureFixture } from "../../helpers/fixtures.js";
 
@@ -47,4 +48,18 @@ test("an unknown fixture name fails with the known names", async () => {
     () => ensureFixture("nope" as "busybox"),
     /unknown fixture 'nope'.*scratch busybox debian node python/s,
   );
+});
+
+test("without an engine the script says how to start one", () => {
+  const res = spawnSync(
+    "bash",
+    [fileURLToPath(new URL("../../../scripts/fixtures.sh", import.meta.url)), "busybox"],
+    {
+      env: { ...process.env, DOCKER_HOST: "unix:///nonexistent/docker.sock" },
+      encoding: "utf8",
+    },
+  );
+  assert.notEqual(res.status, 0);
+  assert.equal(res.stdout, "");
+  assert.match(res.stderr, /no Docker Engine answers.*systemctl start docker/);
 });
