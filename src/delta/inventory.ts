@@ -9,6 +9,7 @@ import { open, readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { z } from "zod";
 import { getDocker, requireEngine } from "../core/docker/client.js";
+import { inspectImage } from "../core/docker/images.js";
 import { DockpackError } from "../core/errors.js";
 import { atomicWriteFile } from "../core/fs.js";
 import type { Reporter } from "../core/output.js";
@@ -54,20 +55,11 @@ export interface LayerInventoryResult {
   layers: number;
 }
 
-/** Reads image ID, tags and diff_ids of an engine image by inspecting it (no save). */
+/** Reads image ID, tags and diff_ids of an engine image by inspecting it (no save). Throws `IMAGE_NOT_FOUND`. */
 async function inspectDaemon(ref: string): Promise<z.infer<typeof LayerInventoryImageSchema>> {
-  const docker = await requireEngine();
-  try {
-    const info = await docker.getImage(ref).inspect();
-    return { ref, id: info.Id, repoTags: info.RepoTags ?? [], diffIds: info.RootFS?.Layers ?? [] };
-  } catch (e) {
-    if ((e as { statusCode?: number }).statusCode === 404) {
-      throw new DockpackError("IMAGE_NOT_FOUND", `The image '${ref}' is not in the Docker Engine.`, {
-        hint: "Check the name with 'docker images'.",
-      });
-    }
-    throw e;
-  }
+  const info = await inspectImage(ref);
+  const repoTags = info.RepoTags ?? [];
+  return { ref: repoTags[0] ?? ref, id: info.Id, repoTags, diffIds: info.RootFS?.Layers ?? [] };
 }
 
 /**
