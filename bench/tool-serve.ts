@@ -4,7 +4,10 @@
  * running the tool's command directly with the same concurrency in the same process, printed as
  * overhead. Also measures GET /api/health to show the cost of the HTTP layer alone.
  *
- * Usage: node --import tsx bench/tool-serve.ts [--seconds 5] [--connections 4]
+ * The two are measured in alternating rounds (direct, service, direct, service, …) and each
+ * figure is the median over the rounds, so a change of machine load hits both alike.
+ *
+ * Usage: node --import tsx bench/tool-serve.ts [--seconds 5] [--connections 4] [--rounds 3]
  */
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -14,10 +17,15 @@ import { findTool } from "../src/tools/manifest.js";
 import { startToolServer } from "../src/tools/server.js";
 
 const { values } = parseArgs({
-  options: { seconds: { type: "string", default: "5" }, connections: { type: "string", default: "4" } },
+  options: {
+    seconds: { type: "string", default: "5" },
+    connections: { type: "string", default: "4" },
+    rounds: { type: "string", default: "3" },
+  },
 });
 const seconds = Math.min(60, Math.max(1, Number(values.seconds)));
 const connections = Math.min(64, Math.max(1, Number(values.connections)));
+const rounds = Math.min(10, Math.max(1, Number(values.rounds)));
 const toolsDir = fileURLToPath(new URL("../examples/tools", import.meta.url));
 const body = JSON.stringify({ text: "hello benchmark" });
 
@@ -77,12 +85,26 @@ const service = await startToolServer(tool, {
 });
 try {
   process.stderr.write(
-    `bench: ${seconds} s per run, ${connections} connections, tool 'upper', ${service.url}\n`,
+    `bench: ${rounds} rounds of ${seconds} s each, ${connections} connections, tool 'upper', ${service.url}\n`,
   );
-  const base = await direct();
-  const invoke = await load(`${service.url}/api/invoke`, "POST");
+  type Figures = { rps: number; p50: number; p99: number; n: number };
+  const directRuns: Figures[] = [];
+  const invokeRuns: Figures[] = [];
+  for (let i = 0; i < rounds; i++) {
+    directRuns.push(await direct());
+    invokeRuns.push(await load(`${service.url}/api/invoke`, "POST"));
+  }
   const health = await load(`${service.url}/api/health`, "GET");
-  const row = (label: string, r: { rps: number; p50: number; p99: number; n: number }) =>
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const combine = (runs: Figures[]): Figures => ({
+    rps: median(runs.map((r) => r.rps)),
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    n: runs.reduce((a, r) => a + r.n, 0),
+  });
+  const base = combine(directRuns);
+  const invoke = combine(invokeRuns);
+  const row = (label: string, r: Figures) =>
     `${label.padEnd(30)} ${r.rps.toFixed(1).padStart(9)} ${r.p50.toFixed(1).padStart(8)} ${r.p99.toFixed(1).padStart(8)} ${String(r.n).padStart(7)}`;
   console.log(
     `${"".padEnd(30)} ${"req/s".padStart(9)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"count".padStart(7)}`,
@@ -91,8 +113,8 @@ try {
   console.log(row("POST /api/invoke", invoke));
   console.log(row("GET /api/health (HTTP only)", health));
   console.log(
-    `overhead of the service per call: p50 ${(invoke.p50 - base.p50).toFixed(1)} ms, p99 ${(invoke.p99 - base.p99).toFixed(1)} ms; ` +
-      `throughput ${((invoke.rps / base.rps) * 100).toFixed(0)}% of direct`,
+    `overhead of the service per call (medians of ${rounds} rounds): p50 ${(invoke.p50 - base.p50).toFixed(1)} ms, ` +
+      `p99 ${(invoke.p99 - base.p99).toFixed(1)} ms; throughput ${((invoke.rps / base.rps) * 100).toFixed(0)}% of direct`,
   );
 } finally {
   await service.close();
