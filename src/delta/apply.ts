@@ -11,7 +11,7 @@
  */
 import { createReadStream, createWriteStream } from "node:fs";
 import { stat } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
@@ -19,7 +19,7 @@ import { decompressStream } from "../core/codec.js";
 import { digestFile, digestStream, sha256Hex, verifyingStream } from "../core/digest.js";
 import { inspectImage, loadImage } from "../core/docker/images.js";
 import { DockpackError } from "../core/errors.js";
-import { createAtomicWriteStream, makeTempDir, removeTempDir } from "../core/fs.js";
+import { createAtomicWriteStream, ensureFreeSpace, makeTempDir, removeTempDir } from "../core/fs.js";
 import type { Reporter } from "../core/output.js";
 import type { Image } from "../image/image.js";
 import { openImage, openImages } from "../image/open.js";
@@ -151,6 +151,19 @@ export async function applyDelta(input: ApplyDeltaOptions, reporter: Reporter): 
 
     const work: string = await makeTempDir("dockpack-delta-apply-");
     tmp = work;
+    const rebuilt = md.layers.filter((l) => l.ship === "full" || l.ship === "delta");
+    await ensureFreeSpace(
+      work,
+      rebuilt.reduce((a, l) => a + l.size + (l.base?.size ?? 0), 0),
+      "the rebuilt layers",
+    );
+    if (options.output) {
+      const total = [...new Map(md.layers.map((l) => [l.diffId, l.size])).values()].reduce(
+        (a, b) => a + b,
+        0,
+      );
+      await ensureFreeSpace(dirname(resolve(options.output)), total, options.output);
+    }
     const files = new Map<string, string>();
     const counts = { total: md.layers.length, fromBase: 0, fromDelta: 0, fromFull: 0 };
     const progress = reporter.progress("rebuild layers", md.layers.length, "items");

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { inspectImage, saveImage } from "../core/docker/images.js";
 import { DockpackError } from "../core/errors.js";
-import { makeTempDir, removeTempDir } from "../core/fs.js";
+import { ensureFreeSpace, makeTempDir, removeTempDir } from "../core/fs.js";
 import type { Reporter } from "../core/output.js";
 import { type BlobContainer, DirContainer, TarContainer } from "./container.js";
 import { readDockerArchive, readDockerManifest } from "./docker-archive.js";
@@ -134,8 +134,23 @@ async function openDaemonImage(ref: ImageRef, reporter?: Reporter): Promise<Imag
  */
 async function openDaemonImages(refs: ImageRef[], reporter?: Reporter): Promise<Image[]> {
   const ids: string[] = [];
-  for (const r of refs) ids.push((await inspectImage(r.path)).Id);
+  const sizes = new Map<string, number>();
+  for (const r of refs) {
+    const info = await inspectImage(r.path);
+    ids.push(info.Id);
+    sizes.set(info.Id, info.Size ?? 0);
+  }
   const dir = await makeTempDir("dockpack-image-");
+  // The saved file is at most the images' sizes (shared layers are saved once) plus tar framing.
+  const needed = [...sizes.values()].reduce((a, b) => a + b, 0);
+  await ensureFreeSpace(
+    dir,
+    Math.ceil(needed * 1.02),
+    `docker save of ${refs.map((r) => r.path).join(", ")}`,
+  ).catch(async (e) => {
+    await removeTempDir(dir);
+    throw e;
+  });
   const opened: Image[] = [];
   try {
     const file = join(dir, "images.tar");
