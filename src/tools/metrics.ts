@@ -13,6 +13,8 @@ export class ServiceMetrics {
   private errors = 0;
   private readonly buckets = LATENCY_BUCKETS.map(() => 0);
   private count = 0;
+  private running = 0;
+  private queued = 0;
   private sum = 0;
 
   constructor(private readonly toolId: string) {}
@@ -22,6 +24,12 @@ export class ServiceMetrics {
     const key = `${path}\u0000${status}`;
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
     if (status >= 500) this.errors++;
+  }
+
+  /** Sets the number of tool runs in progress and of requests waiting for a slot. */
+  inFlight(running: number, queued: number): void {
+    this.running = running;
+    this.queued = queued;
   }
 
   /** Records the duration of one tool run, in seconds. */
@@ -54,6 +62,12 @@ export class ServiceMetrics {
       "# HELP tool_uptime_seconds Seconds since the service started.",
       "# TYPE tool_uptime_seconds gauge",
       `tool_uptime_seconds{${t}} ${this.uptimeSeconds().toFixed(3)}`,
+      "# HELP tool_invokes_in_flight Tool runs in progress.",
+      "# TYPE tool_invokes_in_flight gauge",
+      `tool_invokes_in_flight{${t}} ${this.running}`,
+      "# HELP tool_invokes_queued Requests waiting for a free slot (MAX_CONCURRENT_INVOKES).",
+      "# TYPE tool_invokes_queued gauge",
+      `tool_invokes_queued{${t}} ${this.queued}`,
       "# HELP tool_invoke_duration_seconds Time to run the tool for /api/invoke.",
       "# TYPE tool_invoke_duration_seconds histogram",
     );

@@ -4,6 +4,7 @@
  * optional bearer token, CORS allow-list, optional per-client rate limit, graceful shutdown.
  */
 import type { AddressInfo } from "node:net";
+import { availableParallelism } from "node:os";
 import { serve } from "@hono/node-server";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -28,6 +29,8 @@ export interface ServiceConfig {
   rateLimitPerMinute: number;
   /** Largest request body, in bytes (`MAX_BODY_BYTES`, default 1 MiB). */
   maxBodyBytes: number;
+  /** Tool runs at once (`MAX_CONCURRENT_INVOKES`, default 4 × CPUs); more requests wait their turn. */
+  maxConcurrent: number;
 }
 
 /** Defaults of {@link ServiceConfig}. */
@@ -37,6 +40,7 @@ export const DEFAULT_SERVICE_CONFIG: ServiceConfig = {
   corsOrigins: [],
   rateLimitPerMinute: 0,
   maxBodyBytes: 1024 * 1024,
+  maxConcurrent: 4 * availableParallelism(),
 };
 
 function intEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -57,7 +61,8 @@ function intEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min: num
 
 /**
  * Reads a {@link ServiceConfig} from environment variables API_PORT, API_HOST, API_TOKEN,
- * CORS_ORIGINS, RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES (empty values count as unset).
+ * CORS_ORIGINS, RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES, MAX_CONCURRENT_INVOKES (empty values count
+ * as unset).
  * @throws DockpackError `SERVICE_CONFIG_INVALID` (usage) naming the variable
  */
 export function serviceConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
@@ -71,7 +76,32 @@ export function serviceConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Serv
       .filter(Boolean),
     rateLimitPerMinute: intEnv(env, "RATE_LIMIT_PER_MINUTE", 0, 0, 1_000_000),
     maxBodyBytes: intEnv(env, "MAX_BODY_BYTES", DEFAULT_SERVICE_CONFIG.maxBodyBytes, 1, 1024 ** 3),
+    maxConcurrent: intEnv(env, "MAX_CONCURRENT_INVOKES", DEFAULT_SERVICE_CONFIG.maxConcurrent, 1, 10_000),
   };
+}
+
+/** A counting semaphore: at most `size` tool runs at once, the rest wait in arrival order. */
+class Slots {
+  private busy = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(
+    private readonly size: number,
+    private readonly metrics: ServiceMetrics,
+  ) {}
+  async acquire(): Promise<void> {
+    if (this.busy >= this.size) {
+      const turn = new Promise<void>((go) => this.waiting.push(go));
+      this.metrics.inFlight(this.busy, this.waiting.length);
+      await turn; // release() hands its slot over: busy stays the same
+    } else this.busy++;
+    this.metrics.inFlight(this.busy, this.waiting.length);
+  }
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.busy--;
+    this.metrics.inFlight(this.busy, this.waiting.length);
+  }
 }
 
 /** What {@link createToolApp} returns. */
@@ -97,6 +127,7 @@ export function createToolApp(
   const app = new Hono();
   const service = `dockpack tool service: ${m.name}`;
   const window = new Map<string, { start: number; count: number }>();
+  const slots = new Slots(cfg.maxConcurrent, metrics);
   const fail = (c: Context, status: 400 | 401 | 413 | 422 | 429 | 500, error: string, extra = {}) =>
     c.json({ success: false, error, ...extra }, status);
 
@@ -174,6 +205,7 @@ export function createToolApp(
       } catch {
         return fail(c, 400, "request body is not valid JSON");
       }
+      await slots.acquire();
       const started = performance.now();
       try {
         const options: InvokeOptions = { tool, input, resolve: config.resolve, toolsDir: config.toolsDir };
@@ -191,6 +223,8 @@ export function createToolApp(
         if (status === 500) metrics.observe((performance.now() - started) / 1000);
         const errors = status === 422 ? { errors: (err.details?.errors as string[]) ?? [] } : {};
         return fail(c, status, err.message, { code: err.code, ...errors });
+      } finally {
+        slots.release();
       }
     },
   );

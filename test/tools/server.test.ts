@@ -212,3 +212,22 @@ test("a port in use is a clear error naming the address", async () => {
     },
   );
 });
+
+test("MAX_CONCURRENT_INVOKES: requests past the limit wait their turn (gauges in /metrics)", async () => {
+  const url = await start("sleep", EXAMPLES, { maxConcurrent: 1 });
+  const body = JSON.stringify({ seconds: 0.6 });
+  const t = Date.now();
+  const both = Promise.all([post(url, body), post(url, body)]);
+  await new Promise((r) => setTimeout(r, 300));
+  const during = await (await fetch(`${url}/metrics`)).text();
+  assert.match(during, /tool_invokes_in_flight\{tool_id="sleep"\} 1/);
+  assert.match(during, /tool_invokes_queued\{tool_id="sleep"\} 1/);
+  const answers = await both;
+  assert.deepEqual(
+    answers.map((r) => r.status),
+    [200, 200],
+  );
+  assert.ok(Date.now() - t >= 1200, `two 0.6 s runs one after the other took ${Date.now() - t} ms`);
+  assert.match(await (await fetch(`${url}/metrics`)).text(), /tool_invokes_in_flight\{tool_id="sleep"\} 0/);
+  assert.equal(serviceConfigFromEnv({ MAX_CONCURRENT_INVOKES: "3" }).maxConcurrent, 3);
+});

@@ -4,7 +4,7 @@
  *
  * - Container / plain node: serves the tool `$TOOL_ID` (default: the compiled tool) from
  *   `$TOOLS_DIR` (default: `tools/` next to this file), configured by the environment
- *   (API_PORT, API_HOST, API_TOKEN, CORS_ORIGINS, RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES).
+ *   (API_PORT, API_HOST, API_TOKEN, CORS_ORIGINS, RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES, MAX_CONCURRENT_INVOKES).
  * - Single executable (Node SEA): the tool's files are SEA assets, extracted once to a
  *   content-addressed folder under the temp dir. With `--input JSON`, `--file F` or
  *   `--prompt TEXT` it runs the tool once and prints the result; with no arguments it serves.
@@ -69,7 +69,7 @@ async function extractAssets(sea: SeaModule): Promise<string> {
 const HELP = `Usage: TOOL [--input JSON | --file FILE | --prompt TEXT]
 
 With no arguments, serves the tool's HTTP API (API_PORT, API_HOST, API_TOKEN,
-CORS_ORIGINS, RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES from the environment).
+CORS_ORIGINS, RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES, MAX_CONCURRENT_INVOKES).
 
   --input JSON    run once with this input object, print the result
   --file FILE     run once with the input object read from FILE (- for stdin)
