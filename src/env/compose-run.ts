@@ -51,16 +51,18 @@ export async function withStoppedContainers<T>(
   const ids = await runningContainers(composeProject);
   if (ids.length === 0) return fn();
   reporter.info(`stopping ${ids.length} running container(s) of ${composeProject}`);
-  let restarted = false;
-  const restart = async () => {
-    if (restarted) return;
-    restarted = true;
-    await startContainers(ids);
+  // one shared start: a signal arriving while the normal path is starting them again must wait
+  // for that same start instead of exiting before it happened
+  let restarting: Promise<void> | undefined;
+  let restartedSync = false;
+  const restart = () => {
+    restarting ??= startContainers(ids);
+    return restarting;
   };
   // the synchronous variant runs when the process must exit at once (a second Ctrl-C, process.exit)
   const restartSync = () => {
-    if (restarted) return;
-    restarted = true;
+    if (restartedSync) return;
+    restartedSync = true;
     execFileSync("docker", ["start", ...ids], { stdio: "ignore", timeout: 60_000 });
   };
   const unregister = onCleanup(restart, restartSync);

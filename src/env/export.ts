@@ -122,6 +122,14 @@ export async function exportEnvironment(
   failAt("export:space");
 
   const temp = await makeTempDir(".dockpack-export-", { parent: outputDir });
+  // A signal makes core/fs run the cleanups (restart containers, remove the temp folder) while
+  // this function may still be running: remember it, so the package is never published after.
+  let interrupted: string | null = null;
+  const mark = (sig: NodeJS.Signals) => {
+    interrupted ??= sig;
+  };
+  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  for (const sig of signals) process.on(sig, mark);
   const stagePath = join(temp, "package.tar");
   const now = new Date();
   const writer = await PackageTarWriter.open(stagePath, Math.floor(now.getTime() / 1000));
@@ -242,6 +250,7 @@ export async function exportEnvironment(
     await writer.abort();
     throw err;
   } finally {
+    for (const sig of signals) process.off(sig, mark);
     await removeTempDir(temp);
   }
 }

@@ -15,7 +15,7 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { chmod, lstat, mkdir, readdir, rename, rm, symlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { Transform } from "node:stream";
+import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { checkEntryPath, readTar } from "../core/archive.js";
 import { decompressStream } from "../core/codec.js";
@@ -130,6 +130,7 @@ export async function importPackage(
       );
       standalone = true;
       failAt("import:standalone");
+      journal.checkpoint();
     } else root = await mainRoot(await findRepoRoot(options.cwd ?? process.cwd()));
 
     journal.step = "conflicts";
@@ -155,6 +156,7 @@ export async function importPackage(
         },
       );
     failAt("import:conflicts");
+    journal.checkpoint();
 
     journal.step = "space";
     const dataBytes = options.restoreData === false ? 0 : meta.volumes.reduce((a, v) => a + v.size, 0);
@@ -167,6 +169,7 @@ export async function importPackage(
     const dockerRoot = await dockerRootDir();
     if (dockerRoot && dataBytes > 0) await ensureFreeSpace(dockerRoot, dataBytes, "the volume data");
     failAt("import:space");
+    journal.checkpoint();
 
     journal.step = "aside";
     const replaced = conflicts.length
@@ -182,6 +185,7 @@ export async function importPackage(
         )
       : [];
     failAt("import:aside");
+    journal.checkpoint();
 
     journal.step = "worktree";
     await excludeFromGit(root, config.worktrees_dir);
@@ -201,6 +205,7 @@ export async function importPackage(
     });
     const commit = (await git(["rev-parse", "HEAD"], path)).trim();
     failAt("import:worktree");
+    journal.checkpoint();
 
     journal.step = "code";
     if (meta.include_code) {
@@ -209,10 +214,12 @@ export async function importPackage(
       reporter.info(`restored ${written.size} code file(s)`);
     }
     failAt("import:code");
+    journal.checkpoint();
 
     journal.step = "environment";
     await restoreMembers(file, "environment/", path, verified.checksums);
     failAt("import:environment");
+    journal.checkpoint();
 
     journal.step = "settings";
     const settings = await writeEnvSettings(
@@ -222,6 +229,7 @@ export async function importPackage(
       target,
     );
     failAt("import:settings");
+    journal.checkpoint();
 
     journal.step = "volumes";
     for (const v of volumes) {
@@ -233,7 +241,8 @@ export async function importPackage(
       journal.added(`remove volume ${dockerName}`, () => removeVolume(dockerName));
       if (options.restoreData === false) continue;
       reporter.info(`restoring volume ${dockerName}`);
-      await restoreVolume(file, v.member, v.sha256, v.codec, dockerName, reporter, v.size);
+      await restoreVolume(file, v.member, v.sha256, v.codec, dockerName, reporter, v.size, journal);
+      journal.checkpoint();
     }
     failAt("import:volumes");
 
@@ -433,14 +442,44 @@ async function restoreVolume(
   dockerName: string,
   reporter: Reporter,
   size: number,
+  journal: Journal,
 ): Promise<void> {
   let found = false;
-  await readTar(createReadStream(file, { highWaterMark: 1024 * 1024 }), async (header, body) => {
+  const source = createReadStream(file, { highWaterMark: 1024 * 1024 });
+  const unhook = journal.onCancel(() =>
+    source.destroy(new DockpackError("INTERRUPTED", "Interrupted by a signal.")),
+  );
+  const inFlight: { writing?: Promise<unknown> } = {};
+  try {
+    await readVolumeMember(source, member, sha256, codec, dockerName, reporter, size, inFlight, () => {
+      found = true;
+    });
+  } finally {
+    unhook();
+    // the tar reader may fail before the engine upload ends: wait for it (and its helper
+    // container's removal), or the rollback could not remove the volume
+    await inFlight.writing?.catch(() => {});
+  }
+  if (!found) throw new DockpackError("PACKAGE_MEMBER_MISSING", `member '${member}' is missing`);
+}
+
+async function readVolumeMember(
+  source: Readable,
+  member: string,
+  sha256: string,
+  codec: PackageMetadata["volumes"][number]["codec"],
+  dockerName: string,
+  reporter: Reporter,
+  size: number,
+  inFlight: { writing?: Promise<unknown> },
+  onFound: () => void,
+): Promise<void> {
+  await readTar(source, async (header, body) => {
     if (header.name !== member) {
       body.resume();
       return;
     }
-    found = true;
+    onFound();
     const bar = reporter.progress(`volume ${dockerName}`, size);
     let done = 0;
     const counter = new Transform({
@@ -451,13 +490,15 @@ async function restoreVolume(
       },
     });
     // both sides must have finished (the helper container removed) before a rollback may run
-    const results = await Promise.allSettled([
+    const all = Promise.allSettled([
       pipeline(body, verifyingStream(sha256, member), decompressStream(codec), counter),
       writeVolumeTar(dockerName, counter).catch((err) => {
         counter.destroy(err);
         throw err;
       }),
     ]);
+    inFlight.writing = all;
+    const results = await all;
     bar.stop();
     const failed = results.find((r) => r.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
@@ -470,7 +511,6 @@ async function restoreVolume(
         },
       );
   });
-  if (!found) throw new DockpackError("PACKAGE_MEMBER_MISSING", `member '${member}' is missing`);
 }
 
 /** Docker's data root when the engine is local (unix socket), for the free-space check. */

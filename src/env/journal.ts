@@ -2,9 +2,15 @@
  * An undo journal for multi-step operations (import): each step records how to undo what it
  * did and, optionally, what to do once the whole operation has succeeded (e.g. drop the copy of
  * something it replaced). `rollback()` runs the undo actions newest first and keeps going when
- * one fails, collecting the failures; it also runs when the process is interrupted (SIGINT,
- * SIGTERM) through a core/fs cleanup hook.
+ * one fails, collecting the failures.
+ *
+ * Interruption (SIGINT, SIGTERM, SIGHUP): a core/fs cleanup hook marks the journal cancelled,
+ * aborts in-flight streams registered with {@link Journal.onCancel}, and waits for the operation
+ * to notice ({@link Journal.checkpoint} throws `INTERRUPTED` at the next step boundary) and roll
+ * itself back, so nothing is created after the rollback ran. When the operation does not settle
+ * within 120 s, the hook rolls back itself.
  */
+import { DockpackError } from "../core/errors.js";
 import { onCleanup } from "../core/fs.js";
 import type { Reporter } from "../core/output.js";
 
@@ -12,15 +18,37 @@ import type { Reporter } from "../core/output.js";
 export class Journal {
   private undo: { what: string; fn: () => Promise<void> }[] = [];
   private onSuccess: { what: string; fn: () => Promise<void> }[] = [];
+  private cancelHooks = new Set<() => void>();
   private readonly unregister: () => void;
   private settled = false;
+  private settle!: () => void;
+  private readonly finished = new Promise<void>((resolve) => {
+    this.settle = resolve;
+  });
+  /** True once an interruption was received. */
+  cancelled = false;
   /** The step running now (named in errors). */
   step = "start";
 
   constructor(private readonly reporter: Reporter) {
     this.unregister = onCleanup(async () => {
-      await this.rollback();
+      this.cancelled = true;
+      for (const hook of this.cancelHooks) hook();
+      const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 120_000).unref());
+      if ((await Promise.race([this.finished, timeout])) === "timeout") await this.rollback();
     });
+  }
+
+  /** Throws `INTERRUPTED` when an interruption was received; call at step boundaries. */
+  checkpoint(): void {
+    if (this.cancelled)
+      throw new DockpackError("INTERRUPTED", "Interrupted by a signal.", { hint: "Run the import again." });
+  }
+
+  /** Registers an abort action for in-flight work (e.g. destroy a stream); returns its unregister. */
+  onCancel(fn: () => void): () => void {
+    this.cancelHooks.add(fn);
+    return () => this.cancelHooks.delete(fn);
   }
 
   /** Records how to undo something just done. */
@@ -37,13 +65,17 @@ export class Journal {
   async commit(): Promise<void> {
     if (this.settled) return;
     this.settled = true;
-    this.unregister();
-    for (const a of this.onSuccess) {
-      try {
-        await a.fn();
-      } catch (err) {
-        this.reporter.warn(`after import: ${a.what} failed: ${(err as Error).message}`);
+    try {
+      for (const a of this.onSuccess) {
+        try {
+          await a.fn();
+        } catch (err) {
+          this.reporter.warn(`after import: ${a.what} failed: ${(err as Error).message}`);
+        }
       }
+    } finally {
+      this.unregister();
+      this.settle();
     }
   }
 
@@ -51,15 +83,19 @@ export class Journal {
   async rollback(): Promise<string[]> {
     if (this.settled) return [];
     this.settled = true;
-    this.unregister();
     const failed: string[] = [];
-    for (const a of this.undo.reverse()) {
-      try {
-        this.reporter.info(`rollback: ${a.what}`);
-        await a.fn();
-      } catch (err) {
-        failed.push(`${a.what}: ${(err as Error).message}`);
+    try {
+      for (const a of this.undo.reverse()) {
+        try {
+          this.reporter.info(`rollback: ${a.what}`);
+          await a.fn();
+        } catch (err) {
+          failed.push(`${a.what}: ${(err as Error).message}`);
+        }
       }
+    } finally {
+      this.unregister();
+      this.settle();
     }
     return failed;
   }

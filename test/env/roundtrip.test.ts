@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { copyFile, open, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, open, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { toDockpackError } from "../../src/core/errors.js";
@@ -345,4 +345,90 @@ test("an export killed midway leaves no package and starts the containers again"
     .split("\n")
     .filter(Boolean);
   assert.equal(running.length, 2, `containers running again; stderr: ${err}`);
+});
+
+test("export refuses with both numbers when the output folder lacks space, and writes nothing", async (t) => {
+  if (!needsEngine(t) || !big.a) return;
+  const small = join(work, "tiny-fs");
+  await mkdir(small);
+  try {
+    sh("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", small]);
+  } catch {
+    t.skip("cannot mount a small tmpfs here (needs root)");
+    return;
+  }
+  try {
+    const r = runCli(["--json", "packages", "export", "big-a", "--output-dir", small], { cwd: app });
+    assert.equal(r.code, 1);
+    const err = JSON.parse(r.stdout).error;
+    assert.equal(err.code, "NO_SPACE");
+    assert.match(err.message, /\d/);
+    assert.ok(
+      err.details.needed > 200 * 1024 * 1024 && err.details.available < 5 * 1024 * 1024,
+      JSON.stringify(err.details),
+    );
+    assert.deepEqual(await readdir(small), []);
+  } finally {
+    sh("umount", [small]);
+  }
+});
+
+test("env create --copy-data-from copies another environment's volumes; env remove refuses a dirty worktree", async (t) => {
+  if (!needsEngine(t) || !smallPackage) return;
+  const copy = await createEnvironment({ cwd: app, branch: "copy", copyDataFrom: "small" });
+  for (const v of ["db", "media"])
+    assert.deepEqual(volumeListing(vol("copy", v)), volumeListing(vol("small", v)));
+  await writeFile(join(copy.path, "scratch.txt"), "uncommitted\n");
+  await assert.rejects(removeEnvironment({ cwd: app, branch: "copy", volumes: true }), (e) => {
+    const err = toDockpackError(e);
+    return err.code === "ENV_DIRTY" && /scratch\.txt/.test(err.message);
+  });
+  assert.ok((await stat(copy.path)).isDirectory(), "worktree kept");
+  const res = await removeEnvironment({
+    cwd: app,
+    branch: "copy",
+    volumes: true,
+    deleteBranch: true,
+    force: true,
+  });
+  assert.deepEqual(res.removedVolumes.sort(), [vol("copy", "db"), vol("copy", "media")]);
+  await expectNothingFor("copy");
+});
+
+test("an import interrupted while restoring a volume rolls everything back", async (t) => {
+  if (!needsEngine(t) || !bigPackage) return;
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      TSX,
+      join(import.meta.dirname, "../../src/cli/main.ts"),
+      "packages",
+      "import",
+      bigPackage,
+      "--target-branch",
+      "sig",
+    ],
+    {
+      cwd: app,
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, NO_COLOR: "1" },
+    },
+  );
+  let err = "";
+  let sent = false;
+  child.stderr.on("data", (d) => {
+    err += d;
+    if (/restoring volume .*_media/.test(err) && !sent) {
+      sent = true;
+      setTimeout(() => child.kill("SIGINT"), 200);
+    }
+  });
+  const code = await new Promise<number | null>((res) =>
+    child.on("exit", (c, s) => res(c ?? (s ? 130 : null))),
+  );
+  assert.equal(code, 130, err);
+  await expectNothingFor("sig").catch((e) => {
+    throw new Error(`${(e as Error).message}\nimport stderr:\n${err}`);
+  });
 });
