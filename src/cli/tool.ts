@@ -159,7 +159,12 @@ export function register(program: Command): void {
             if (o.host !== undefined) cfg.host = o.host;
             const res = await serveUntilSignal(
               t,
-              { ...cfg, resolve, toolsDir: resolveToolsDir(o.toolsDir) },
+              {
+                ...cfg,
+                resolve,
+                toolsDir: resolveToolsDir(o.toolsDir),
+                accessLog: (line) => reporter.info(line),
+              },
               (line) => reporter.info(line),
             );
             return { tool_id: id, url: res.url, stopped: true };

@@ -44,6 +44,7 @@ export {
   createToolApp,
   type RunningService as RunningToolService,
   type ServiceConfig as ToolServiceConfig,
+  type ServiceOptions as ToolServiceOptions,
   serviceConfigFromEnv as toolServiceConfigFromEnv,
   startToolServer,
 } from "./server.js";

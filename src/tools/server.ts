@@ -33,6 +33,15 @@ export interface ServiceConfig {
   maxConcurrent: number;
 }
 
+/** {@link ServiceConfig} plus what only a library caller can pass. */
+export type ServiceOptions = Partial<ServiceConfig> & {
+  /** Finds workflow steps' tools (default: the tools folder). */
+  resolve?: ToolResolver;
+  toolsDir?: string;
+  /** Receives one access-log line per request: `METHOD /path STATUS 12.3ms`. */
+  accessLog?: (line: string) => void;
+};
+
 /** Defaults of {@link ServiceConfig}. */
 export const DEFAULT_SERVICE_CONFIG: ServiceConfig = {
   port: 8080,
@@ -117,10 +126,7 @@ const ROUTES = new Set(["/", "/api/health", "/api/info", "/api/invoke", "/openap
  * Builds the hono app serving `tool` (no socket; `app.fetch` answers Requests).
  * @param resolve finds workflow steps' tools
  */
-export function createToolApp(
-  tool: Tool,
-  config: Partial<ServiceConfig> & { resolve?: ToolResolver; toolsDir?: string } = {},
-): ToolApp {
+export function createToolApp(tool: Tool, config: ServiceOptions = {}): ToolApp {
   const cfg = { ...DEFAULT_SERVICE_CONFIG, ...config };
   const m = tool.manifest;
   const metrics = new ServiceMetrics(m.id);
@@ -132,10 +138,12 @@ export function createToolApp(
     c.json({ success: false, error, ...extra }, status);
 
   app.use("*", async (c, next) => {
+    const t = performance.now();
     await next();
     // Unknown paths share one label, so scanners cannot grow the metric without bound.
     const path = new URL(c.req.url).pathname;
     metrics.request(ROUTES.has(path) ? path : "(other)", c.res.status);
+    config.accessLog?.(`${c.req.method} ${path} ${c.res.status} ${(performance.now() - t).toFixed(1)}ms`);
   });
   if (cfg.corsOrigins.length)
     app.use("*", cors({ origin: cfg.corsOrigins, allowHeaders: ["Content-Type", "Authorization"] }));
@@ -248,10 +256,7 @@ export interface RunningService {
  * Starts serving `tool` over HTTP.
  * @throws DockpackError `SERVICE_LISTEN_FAILED` (port in use, address not available)
  */
-export async function startToolServer(
-  tool: Tool,
-  config: Partial<ServiceConfig> & { resolve?: ToolResolver; toolsDir?: string } = {},
-): Promise<RunningService> {
+export async function startToolServer(tool: Tool, config: ServiceOptions = {}): Promise<RunningService> {
   const cfg = { ...DEFAULT_SERVICE_CONFIG, ...config };
   const { app } = createToolApp(tool, config);
   return new Promise((resolvePromise, reject) => {
@@ -288,7 +293,7 @@ export async function startToolServer(
  */
 export async function serveUntilSignal(
   tool: Tool,
-  config: Partial<ServiceConfig> & { resolve?: ToolResolver; toolsDir?: string },
+  config: ServiceOptions,
   log: (line: string) => void,
 ): Promise<{ url: string }> {
   const running = await startToolServer(tool, config);

@@ -193,6 +193,7 @@ test("CLI serve: SIGTERM lets the in-flight request finish, then exits 0", async
     assert.deepEqual((await json(res)).result, { slept: 1 });
     assert.equal(await exited, 0);
     assert.match(stderr, /SIGTERM: finishing in-flight requests/);
+    assert.match(stderr, /^POST \/api\/invoke 200 \d+\.\dms$/m);
     await assert.rejects(fetch(`http://127.0.0.1:${port}/api/health`));
   } finally {
     child.kill("SIGKILL");

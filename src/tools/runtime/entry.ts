@@ -137,7 +137,7 @@ async function main(): Promise<void> {
     return;
   }
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-  await serveUntilSignal(tool, { ...serviceConfigFromEnv(), resolve }, log);
+  await serveUntilSignal(tool, { ...serviceConfigFromEnv(), resolve, accessLog: log }, log);
 }
 
 async function readStdin(): Promise<string> {
