@@ -10,10 +10,11 @@
  * - no prefix: an existing file (docker-archive or OCI archive, detected) or directory (OCI
  *   layout), else a daemon image name or ID.
  */
-import { createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
+import { decompressStream, detectFileCodec } from "../core/codec.js";
 import { inspectImage, saveImage } from "../core/docker/images.js";
 import { DockpackError } from "../core/errors.js";
 import { ensureFreeSpace, makeTempDir, removeTempDir } from "../core/fs.js";
@@ -87,20 +88,41 @@ export async function parseImageRef(raw: string): Promise<ImageRef> {
   return { transport: "docker-daemon", path: raw, raw };
 }
 
-async function openFileContainer(ref: ImageRef): Promise<BlobContainer> {
+/**
+ * Opens an archive file; a compressed one (`docker save | gzip > x.tar.gz`, zstd, xz, bzip2)
+ * is decompressed to a temporary file first (streaming), removed by the returned `close`.
+ */
+async function openFileContainer(
+  ref: ImageRef,
+  reporter?: Reporter,
+): Promise<{ container: BlobContainer; close?: () => Promise<void> }> {
   const k = await kind(ref.path);
   if (ref.transport === "oci" && k !== "dir") {
     throw new DockpackError("IMAGE_NOT_FOUND", `The OCI layout directory '${ref.path}' does not exist.`, {
       hint: "Give a directory holding oci-layout and index.json.",
     });
   }
-  if (ref.transport === "oci") return new DirContainer(ref.path);
+  if (ref.transport === "oci") return { container: new DirContainer(ref.path) };
   if (k !== "file") {
     throw new DockpackError("IMAGE_NOT_FOUND", `The image archive '${ref.path}' does not exist.`, {
       hint: "Check the path.",
     });
   }
-  return TarContainer.open(ref.path);
+  const codec = await detectFileCodec(ref.path);
+  if (codec === "none") return { container: await TarContainer.open(ref.path) };
+  const dir = await makeTempDir("dockpack-image-");
+  try {
+    const file = join(dir, "image.tar");
+    const progress = reporter?.progress(`decompress ${ref.path}`);
+    const input = createReadStream(ref.path);
+    input.on("data", (c) => progress?.increment(c.length));
+    await pipeline(input, decompressStream(codec), createWriteStream(file));
+    progress?.stop();
+    return { container: await TarContainer.open(file), close: () => removeTempDir(dir) };
+  } catch (e) {
+    await removeTempDir(dir);
+    throw e;
+  }
 }
 
 /**
@@ -112,15 +134,20 @@ async function openFileContainer(ref: ImageRef): Promise<BlobContainer> {
 export async function openImage(raw: string, reporter?: Reporter): Promise<Image> {
   const ref = await parseImageRef(raw);
   if (ref.transport === "docker-daemon") return openDaemonImage(ref, reporter);
-  const container = await openFileContainer(ref);
-  if (ref.transport === "oci" || ref.transport === "oci-archive") {
-    return readOciLayout(container, raw, ref.transport, ref.select);
+  const { container, close } = await openFileContainer(ref, reporter);
+  try {
+    if (ref.transport === "oci" || ref.transport === "oci-archive") {
+      return await readOciLayout(container, raw, ref.transport, ref.select, close);
+    }
+    // A bare file may be an OCI archive without manifest.json.
+    if (!(await container.has("manifest.json")) && (await container.has("index.json"))) {
+      return await readOciLayout(container, raw, "oci-archive", ref.select, close);
+    }
+    return await readDockerArchive(container, raw, ref.select, close);
+  } catch (e) {
+    await close?.();
+    throw e;
   }
-  // A bare file may be an OCI archive without manifest.json.
-  if (!(await container.has("manifest.json")) && (await container.has("index.json"))) {
-    return readOciLayout(container, raw, "oci-archive", ref.select);
-  }
-  return readDockerArchive(container, raw, ref.select);
 }
 
 async function openDaemonImage(ref: ImageRef, reporter?: Reporter): Promise<Image> {

@@ -31,12 +31,16 @@ async function checkRoundTrip(ref: string, expectId: string | null, expectLayers
   }
 }
 
-test("docker-archive (Docker < 25 layout) round-trips config bytes, tags and layers", async () => {
+test("docker-archive (Docker < 25 layout) round-trips config bytes, tags and layers, also gzip/zstd-compressed", async () => {
   const { v2 } = await versionPair("dockpack-test-img");
   const file = join(dir, "legacy.tar");
   await writeSynth(v2, file, "docker-archive");
   await checkRoundTrip(`docker-archive:${file}`, v2.id, v2.layers);
   await checkRoundTrip(file, v2.id, v2.layers);
+  // `docker save | gzip` and `| zstd` files are read too (decompressed to a temp file first).
+  execFileSync("sh", ["-c", `gzip -c ${file} > ${file}.gz && zstd -q -c ${file} > ${file}.zst`]);
+  await checkRoundTrip(`${file}.gz`, v2.id, v2.layers);
+  await checkRoundTrip(`docker-archive:${file}.zst`, v2.id, v2.layers);
   const image = await openImage(file);
   assert.deepEqual(image.repoTags, ["dockpack-test-img:2"]);
   assert.equal(image.format, "docker-archive");
