@@ -77,6 +77,12 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+// A closed pipe on stdout (e.g. `dockpack --help | head -1`) ends the program quietly, as Unix tools do.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 main(process.argv.slice(2)).catch((e: unknown) => {
   process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
   process.exitCode = 1;

@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { runCli } from "../helpers/cli.js";
 
+const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 const version = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version;
 
 test("--version prints the package version", () => {
@@ -32,4 +35,12 @@ test("an unknown command exits 2", () => {
   const r = runCli(["frobnicate"]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /error:/);
+});
+
+test("a closed stdout pipe ends the program quietly (dockpack --help | head -1)", () => {
+  const r = spawnSync("bash", ["-c", `node --import tsx ${MAIN} --help | head -1; exit \${PIPESTATUS[0]}`], {
+    encoding: "utf8",
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /EPIPE/);
 });
