@@ -3,6 +3,7 @@
  * the identical image ID; duplicates and empty layers; 60 layers; list/info read metadata only.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -130,4 +131,34 @@ test("dry run writes nothing and says its sizes are estimates", async () => {
   assert.equal(res.estimated, true);
   await assert.rejects(deltaInfo({ package: pkg }), (e: any) => e.code === "DELTA_PACKAGE_NOT_FOUND");
   assert.match(res.metadata.layers[1].reason ?? "", /estimate: delta likely/);
+});
+
+test("bases as an OCI layout with gzip layers (skopeo) and a zstd OCI archive: decompressed on the fly", async () => {
+  const gz = join(dir, "v1-oci-gzip");
+  execFileSync("skopeo", [
+    "copy",
+    "-q",
+    "--dest-compress-format",
+    "gzip",
+    `docker-archive:${v1File}`,
+    `oci:${gz}:v1`,
+  ]);
+  const pkg = join(dir, "oci-base.dpd");
+  const res = await createDelta({ image: v2File, output: pkg, bases: [`oci:${gz}:v1`] }, r);
+  assert.deepEqual(
+    res.metadata.layers.map((l) => l.ship),
+    ["reused", "delta", "reused", "full"],
+  );
+  const zst = join(dir, "v1-oci.zst.tar");
+  execFileSync("skopeo", [
+    "copy",
+    "-q",
+    "--dest-compress-format",
+    "zstd",
+    `docker-archive:${v1File}`,
+    `oci-archive:${zst}`,
+  ]);
+  const out = join(dir, "oci-base.tar");
+  await applyDelta({ package: pkg, output: out, baseArchives: [`oci-archive:${zst}`] }, r);
+  await assertSameImage(out, pair.v2);
 });
