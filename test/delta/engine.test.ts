@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { silentReporter } from "../../src/core/output.js";
 import { applyDelta, createDelta, createInventory } from "../../src/delta/index.js";
 import { needsEngine } from "../helpers/engine.js";
+import { makeImage, makeLayer, writeSynth } from "../image/synthetic.js";
 
 const SCRIPT = fileURLToPath(new URL("../../scripts/delta-fixtures.sh", import.meta.url));
 const V1 = "dockpack-test/delta-small:1";
@@ -26,7 +27,6 @@ test("daemon images: create against the old version, rebuild from engine bases, 
   if (!needsEngine(t)) return;
   execFileSync("bash", [SCRIPT, "small"], { stdio: ["ignore", "ignore", "inherit"] });
   const dir = mkdtempSync(join(tmpdir(), "dockpack-delta-engine-"));
-  const extraTags: string[] = [];
   try {
     const v2id = idOf(V2);
     const pkg = join(dir, "v2.dpd");
@@ -65,25 +65,44 @@ test("daemon images: create against the old version, rebuild from engine bases, 
       applyDelta({ package: pkg, imageName: V1 }, r),
       (e: any) => e.code === "DELTA_TAG_EXISTS",
     );
-    extraTags.push("dockpack-test/delta-renamed:2");
-    await applyDelta({ package: pkg, imageName: extraTags[0] }, r);
-    assert.equal(idOf(extraTags[0]), v2id);
-
     // An inventory written "on the target" lets create skip layers without the target's bytes.
     const inv = join(dir, "target.json");
     const ir = await createInventory({ images: [V1], output: inv }, r);
     assert.equal(ir.layers, 4);
     const pkg2 = join(dir, "inv.dpd");
-    const res2 = await createDelta({ image: V2, output: pkg2, bases: [inv] }, r);
+    const res2 = await createDelta({ image: V2, output: pkg2, bases: [inv], measureGzip: false }, r);
     assert.deepEqual(
       res2.metadata.layers.map((l) => l.ship),
       ["reused", "reused", "full", "full"],
     );
-    const out2 = join(dir, "inv.tar");
-    const a2 = await applyDelta({ package: pkg2, output: out2 }, r);
-    assert.equal(a2.imageId, v2id);
   } finally {
-    for (const tag of extraTags) execFileSync("docker", ["rmi", tag], { stdio: "ignore" });
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a 60-layer image with an empty and a repeated layer loads from a package with the same ID", async (t) => {
+  if (!needsEngine(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), "dockpack-delta-engine60-"));
+  const tag = "dockpack-test/delta-60:1";
+  try {
+    const layers: Buffer[] = [];
+    for (let i = 0; i < 58; i++)
+      layers.push(await makeLayer([{ path: `l${i}/f.txt`, content: `layer ${i}\n`.repeat(20) }]));
+    layers.splice(10, 0, await makeLayer([]));
+    layers.push(layers[3]);
+    const image = makeImage(layers, [tag]);
+    assert.equal(layers.length, 60);
+    const file = join(dir, "img.tar");
+    await writeSynth(image, file);
+    const pkg = join(dir, "img.dpd");
+    const res = await createDelta({ image: `docker-archive:${file}`, output: pkg }, r);
+    assert.equal(res.metadata.layers.filter((l) => l.ship === "duplicate").length, 1);
+    const loaded = await applyDelta({ package: pkg }, r);
+    assert.equal(loaded.imageId, image.id);
+    assert.equal(idOf(tag), image.id);
+    assert.equal(JSON.parse(docker("image", "inspect", "-f", "{{json .RootFS.Layers}}", tag)).length, 60);
+  } finally {
+    execFileSync("docker", ["rmi", tag], { stdio: "ignore" });
     rmSync(dir, { recursive: true, force: true });
   }
 });
