@@ -157,20 +157,28 @@ async function main(): Promise<void> {
       `peak RSS dockpack: 1 GiB ${mib(run1.peakRss)}, 4 GiB ${mib(run4.peakRss)} (target flat, < 200 MiB)`,
     );
   } finally {
-    try {
+    // best effort, each step on its own, so one failure does not leave the rest behind
+    const attempt = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (err) {
+        console.error(`clean-up: ${(err as Error).message.split("\n")[0]}`);
+      }
+    };
+    attempt(() =>
       sh(
         process.execPath,
         ["--import", TSX, MAIN, "env", "remove", "bench", "--volumes", "--delete-branch", "--force"],
         app,
-      );
-    } catch {
-      // best effort
-    }
-    const vols = sh("docker", ["volume", "ls", "-q", "--filter", `name=${project}`])
-      .trim()
-      .split("\n")
-      .filter(Boolean);
-    if (vols.length) sh("docker", ["volume", "rm", "-f", ...vols]);
+      ),
+    );
+    attempt(() => {
+      const vols = sh("docker", ["volume", "ls", "-q", "--filter", `name=${project}`])
+        .trim()
+        .split("\n")
+        .filter(Boolean);
+      if (vols.length) sh("docker", ["volume", "rm", "-f", ...vols]);
+    });
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -1,6 +1,7 @@
 /**
  * Running an environment's compose project, and pausing it safely: every call to docker-compose
- * and every container stop/start an environment makes is in this file.
+ * and every container stop/start an environment makes is in this file (and the volume removal
+ * that has to wait for helper containers).
  *
  * Compose runs with the per-environment file `.dockpack/compose.yml`, the compose project name of
  * the environment, and `--project-directory <worktree>` so that relative paths in the user's
@@ -8,8 +9,12 @@
  */
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
+import { getDocker } from "../core/docker/client.js";
 import { runCompose } from "../core/docker/compose.js";
 import { listContainers, startContainers, stopContainers } from "../core/docker/containers.js";
+import { HELPER_LABEL } from "../core/docker/helper-image.js";
+import { removeVolume } from "../core/docker/volumes.js";
+import { toDockpackError } from "../core/errors.js";
 import { onCleanup } from "../core/fs.js";
 import type { Reporter } from "../core/output.js";
 import { ENV_COMPOSE_FILE } from "./settings.js";
@@ -75,6 +80,30 @@ export async function withStoppedContainers<T>(
       await restart();
     } finally {
       unregister();
+    }
+  }
+}
+
+/**
+ * Removes a Docker volume, retrying for up to `seconds` while the engine still reports it in use
+ * (`VOLUME_IN_USE`): after an aborted upload the engine may need a moment to let go of the
+ * helper container. Other errors are thrown at once.
+ */
+export async function removeVolumeSoon(name: string, seconds = 15): Promise<void> {
+  const until = Date.now() + seconds * 1000;
+  for (;;) {
+    try {
+      await removeVolume(name);
+      return;
+    } catch (err) {
+      if (toDockpackError(err).code !== "VOLUME_IN_USE" || Date.now() > until) throw err;
+      // a helper container left by an aborted upload: remove it, then try again
+      for (const c of await listContainers({ labels: { [HELPER_LABEL]: "1", "io.dockpack.volume": name } }))
+        await getDocker()
+          .getContainer(c.id)
+          .remove({ force: true })
+          .catch(() => {});
+      await new Promise((r) => setTimeout(r, 250));
     }
   }
 }

@@ -124,9 +124,9 @@ export async function exportEnvironment(
   const temp = await makeTempDir(".dockpack-export-", { parent: outputDir });
   // A signal makes core/fs run the cleanups (restart containers, remove the temp folder) while
   // this function may still be running: remember it, so the package is never published after.
-  let interrupted: string | null = null;
+  const signal: { received: NodeJS.Signals | null } = { received: null };
   const mark = (sig: NodeJS.Signals) => {
-    interrupted ??= sig;
+    signal.received ??= sig;
   };
   const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
   for (const sig of signals) process.on(sig, mark);

@@ -10,16 +10,15 @@ export {
   environmentDown,
   environmentInfo,
   environmentUp,
-  type InitOptions,
-  type InitResult,
-  initEnvironments,
   listEnvironments,
   type RemoveOptions,
   type RemoveResult,
   removeEnvironment,
 } from "./environments.js";
 export { type ExportOptions, type ExportResult, exportEnvironment } from "./export.js";
-export { type ImportConflict, type ImportOptions, type ImportResult, importPackage } from "./import.js";
+export { type ImportOptions, type ImportResult, importPackage } from "./import.js";
+export type { ImportConflict } from "./import-aside.js";
+export { type InitOptions, type InitResult, initEnvironments } from "./init.js";
 export { type ListPackagesOptions, listPackages, type PackageRow } from "./list.js";
 export {
   PACKAGE_FORMAT_VERSION,
