@@ -9,7 +9,10 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { cleanupPrefix, commitAll, makeAppRepo } from "../env/engine-helpers.js";
 import { writeSyntheticPackage } from "../env/synthetic.js";
+import { runCli } from "../helpers/cli.js";
+import { needsEngine } from "../helpers/engine.js";
 import { connectMcp, type McpTestClient } from "./client.js";
 
 let dir: string;
@@ -93,4 +96,28 @@ test("a failing call is a tool error with code, message and hint", async () => {
   const env = await mcp.call("env_list", { cwd: tmpdir() });
   assert.equal(env.isError, true);
   assert.equal((env.value as { error: { code: string } }).error.code, "ENV_NOT_A_REPO");
+});
+
+test("env_create over MCP creates an environment on the real engine", async (t) => {
+  if (!needsEngine(t)) return;
+  const project = `dpm${Math.random().toString(36).slice(2, 7)}`;
+  const { work, app } = makeAppRepo("dockpack-mcp-env");
+  const client = await connectMcp({ cwd: app });
+  try {
+    const init = runCli(["env", "init", "--project", project], { cwd: app });
+    assert.equal(init.code, 0, init.stderr);
+    commitAll(app, "config");
+    const res = await client.call("env_create", { branch: "feature/mcp" });
+    assert.equal(res.isError, false, res.text);
+    assert.equal(res.value.composeProject, `${project}-feature-mcp`);
+    assert.match(String(res.value.url), /^http:\/\/localhost:\d+\/$/);
+    const list = await client.call("env_list", {});
+    assert.equal((list.value.environments as unknown[]).length, 1);
+    const again = await client.call("env_create", { branch: "feature/mcp" });
+    assert.equal(again.isError, true);
+    assert.equal((again.value as { error: { code: string } }).error.code, "ENV_EXISTS");
+  } finally {
+    await client.close();
+    cleanupPrefix(project, work);
+  }
 });
