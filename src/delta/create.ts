@@ -33,7 +33,7 @@ import {
 } from "./format.js";
 import { type LayerInventory, readInventoryIfAny } from "./inventory.js";
 import { writeDeltaPackage } from "./package-writer.js";
-import { shipLayer } from "./ship-layer.js";
+import { type ShipContext, shipLayer } from "./ship-layer.js";
 import { type BaseCandidate, chooseBase, layerPaths, type PathSizes } from "./similarity.js";
 import { DOCKPACK_VERSION } from "./version.js";
 
@@ -72,6 +72,25 @@ export interface CreateDeltaResult {
 interface Base {
   entry: DeltaBaseEntry;
   image?: Image;
+}
+
+/** Changed layers worked on at once. */
+const SHIP_CONCURRENCY = 2;
+
+/** Runs `tasks` with at most `limit` at a time; rejects with the first error once all started ones settle. */
+async function runPool(tasks: (() => Promise<void>)[], limit: number): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const worker = async () => {
+    while (next < tasks.length && failure === undefined) {
+      const task = tasks[next++];
+      await task().catch((e) => {
+        failure ??= e;
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  if (failure !== undefined) throw failure;
 }
 
 const DEFAULT_LEVEL: Record<Codec, number> = { zstd: 9, gzip: 6, xz: 6, bzip2: 9, none: 0 };
@@ -184,7 +203,7 @@ export async function createDelta(input: CreateDeltaOptions, reporter: Reporter)
     const candidates: BaseCandidate[] = [];
     const candidateImage = new Map<BaseCandidate, { image: Image; index: number }>();
     const wantDelta = options.method !== "layer";
-    const pathsCache = new Map<BaseCandidate, PathSizes>();
+    const pathsCache = new Map<BaseCandidate, Promise<PathSizes>>();
     if (wantDelta) {
       for (const b of bases) {
         if (!b.image) continue;
@@ -205,13 +224,17 @@ export async function createDelta(input: CreateDeltaOptions, reporter: Reporter)
         }
       }
     }
-    const candidatePaths = async (c: BaseCandidate): Promise<PathSizes> => {
+    const candidatePaths = (c: BaseCandidate): Promise<PathSizes> => {
       let p = pathsCache.get(c);
       if (!p) {
         const src = candidateImage.get(c);
-        p = src ? await layerPaths(src.image, src.index) : new Map();
+        p = (src ? layerPaths(src.image, src.index) : Promise.resolve(new Map<string, number>())).then(
+          (paths) => {
+            c.paths = paths;
+            return paths;
+          },
+        );
         pathsCache.set(c, p);
-        c.paths = p;
       }
       return p;
     };
@@ -222,12 +245,14 @@ export async function createDelta(input: CreateDeltaOptions, reporter: Reporter)
       );
     }
 
-    const layers: DeltaLayerEntry[] = [];
+    const layers: DeltaLayerEntry[] = new Array(source.layers.length);
+    const tasks: (() => Promise<void>)[] = [];
     const firstIndex = new Map<string, number>();
     let gzipTotal = 0;
     const measure = options.measureGzip && !options.dryRun;
     tmp = options.dryRun ? undefined : await makeTempDir("dockpack-delta-create-");
-    const members: { name: string; file: string }[] = [];
+    const members: { index: number; name: string; file: string }[] = [];
+    const baseFiles = new Map<string, Promise<string>>();
     const background: Promise<void>[] = [];
     let backgroundError: unknown;
     const progress = reporter.progress("layers", source.layers.length, "items");
@@ -259,53 +284,63 @@ export async function createDelta(input: CreateDeltaOptions, reporter: Reporter)
           );
         }
         firstIndex.set(layer.diffId, firstIndex.get(layer.diffId) ?? layer.index);
-        layers.push(entry);
+        layers[layer.index] = entry;
         progress.increment(1);
         continue;
       }
       const earlier = firstIndex.get(layer.diffId);
       if (earlier !== undefined) {
-        layers.push({
+        layers[layer.index] = {
           index: layer.index,
           diffId: layer.diffId,
-          size: layers[earlier].size,
+          size: 0, // set from layer `earlier` below
           ship: "duplicate",
           sameAs: earlier,
           reason: `same diff_id as layer ${earlier}`,
-        });
+        };
         progress.increment(1);
         continue;
       }
       firstIndex.set(layer.diffId, layer.index);
       if (options.dryRun) {
-        layers.push(
-          await planOnly(source, layer.index, codec, wantDelta && hasBytesBase, candidates, candidatePaths),
+        layers[layer.index] = await planOnly(
+          source,
+          layer.index,
+          codec,
+          wantDelta && hasBytesBase,
+          candidates,
+          candidatePaths,
         );
         progress.increment(1);
         continue;
       }
-      const shipped = await shipLayer(
-        {
-          source,
-          dir: tmp as string,
-          codec,
-          level,
-          method: options.method,
-          candidates: wantDelta ? candidates : [],
-          candidatePaths,
-          candidateImage,
-          inventoriesOnly: bases.length > 0 && bases.every((b) => b.entry.kind === "inventory"),
-          measureGzip: async (file) => (measure ? (await gzipSize(createReadStream(file))).gz : 0),
-          reporter,
-          label,
-        },
-        layer.index,
-      );
-      gzipTotal += shipped.gzip;
-      members.push({ name: shipped.entry.member as string, file: shipped.memberFile });
-      layers.push(shipped.entry);
-      progress.increment(1);
+      const ctx: ShipContext = {
+        source,
+        dir: tmp as string,
+        codec,
+        level,
+        method: options.method,
+        candidates: wantDelta ? candidates : [],
+        candidatePaths,
+        candidateImage,
+        inventoriesOnly: bases.length > 0 && bases.every((b) => b.entry.kind === "inventory"),
+        measureGzip: async (file) => (measure ? (await gzipSize(createReadStream(file))).gz : 0),
+        reporter,
+        label,
+        baseFiles,
+      };
+      tasks.push(async () => {
+        const shipped = await shipLayer(ctx, layer.index);
+        gzipTotal += shipped.gzip;
+        members.push({ index: layer.index, name: shipped.entry.member as string, file: shipped.memberFile });
+        layers[layer.index] = shipped.entry;
+        progress.increment(1);
+      });
     }
+    // Two layers at a time: the delta tools are single-threaded and the machine has cores to spare.
+    await runPool(tasks, SHIP_CONCURRENCY);
+    members.sort((a, b) => a.index - b.index);
+    for (const l of layers) if (l.ship === "duplicate") l.size = layers[l.sameAs as number].size;
     await Promise.all(background);
     if (backgroundError) throw backgroundError;
     progress.stop();

@@ -46,6 +46,8 @@ export const DeltaLayerEntrySchema = z.object({
   codec: z.enum(CODECS as [Codec, ...Codec[]]).optional(),
   /** Size the whole layer compressed with the package codec would have had. */
   fullSize: z.number().int().nonnegative().optional(),
+  /** Set instead of `fullSize` when compressing the whole layer stopped early: it is larger than this many bytes. */
+  fullSizeAbove: z.number().int().nonnegative().optional(),
   /** Why this layer ships as it does, for `list -v`. */
   reason: z.string().optional(),
 });

@@ -4,8 +4,9 @@
  * the other core; the delta is kept only if smaller than the compressed whole layer.
  */
 import { createReadStream, createWriteStream } from "node:fs";
-import { rename, rm, stat } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { CODEC_EXTENSION, type Codec, compressStream } from "../core/codec.js";
 import { digestFile, verifyingStream } from "../core/digest.js";
@@ -34,6 +35,8 @@ export interface ShipContext {
   measureGzip: (file: string) => Promise<number>;
   reporter: Reporter;
   label: string;
+  /** Base layers extracted to files so far, by diff_id (shared by layers worked on at once). */
+  baseFiles: Map<string, Promise<string>>;
 }
 
 /** Result of {@link shipLayer}: the metadata row, the member's temp file, the gzip size (0 when not measured). */
@@ -65,20 +68,23 @@ async function tryDelta(
   const choice = chooseBase(newPaths, size, index, ctx.candidates);
   if (!choice) return undefined;
   const src = ctx.candidateImage.get(choice.candidate) as { image: Image; index: number };
-  const oldFile = join(ctx.dir, `base-${choice.candidate.diffId.slice(7)}.tar`);
-  if (!(await stat(oldFile).catch(() => undefined))) {
-    const part = `${oldFile}.part`;
-    await pipeline(
-      await src.image.openLayer(src.index),
-      verifyingStream(
-        choice.candidate.diffId,
-        `base layer ${choice.candidate.diffId} of ${choice.candidate.image}`,
-      ),
-      createWriteStream(part),
-    );
-    await rm(oldFile, { force: true });
-    await rename(part, oldFile);
+  let pending = ctx.baseFiles.get(choice.candidate.diffId);
+  if (!pending) {
+    pending = (async () => {
+      const file = join(ctx.dir, `base-${choice.candidate.diffId.slice(7)}.tar`);
+      await pipeline(
+        await src.image.openLayer(src.index),
+        verifyingStream(
+          choice.candidate.diffId,
+          `base layer ${choice.candidate.diffId} of ${choice.candidate.image}`,
+        ),
+        createWriteStream(file),
+      );
+      return file;
+    })();
+    ctx.baseFiles.set(choice.candidate.diffId, pending);
   }
+  const oldFile = await pending;
   const oldSize = (await stat(oldFile)).size;
   ctx.reporter.debug(`${ctx.label}: base layer ${choice.candidate.diffId} ready (${oldSize} bytes)`);
   const methods: DeltaMethod[] =
@@ -117,6 +123,44 @@ async function tryDelta(
   return best;
 }
 
+/** Thrown inside the compression pipeline to stop it once it passed its bound. */
+class BoundReached extends Error {}
+
+/**
+ * Compresses `input` into `output`; with `bound`, stops as soon as the output exceeds `bound`
+ * bytes (the file is then removed). Returns the bytes written and whether it ran to the end.
+ */
+async function compressBounded(
+  input: string,
+  output: string,
+  codec: Codec,
+  level: number,
+  long: boolean,
+  bound: number | undefined,
+): Promise<{ size: number; complete: boolean }> {
+  let written = 0;
+  const count = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      written += chunk.length;
+      if (bound !== undefined && written > bound) cb(new BoundReached());
+      else cb(null, chunk);
+    },
+  });
+  try {
+    await pipeline(
+      createReadStream(input),
+      compressStream(codec, { level, long }),
+      count,
+      createWriteStream(output),
+    );
+    return { size: written, complete: true };
+  } catch (e) {
+    if (!(e instanceof BoundReached)) throw e;
+    await rm(output, { force: true });
+    return { size: bound as number, complete: false };
+  }
+}
+
 /**
  * Ships layer `index` of `ctx.source`: streams it to a temp file checking sha256 == diff_id
  * (`DIGEST_MISMATCH` naming the layer), then compresses it whole and tries the delta at once.
@@ -134,20 +178,24 @@ export async function shipLayer(ctx: ShipContext, index: number): Promise<Shippe
   const size = (await stat(newFile)).size;
   const fullFile = join(ctx.dir, `full-${index}`);
   const deltaWanted = ctx.method !== "layer" && ctx.candidates.length > 0;
-  const [, gzip, delta] = await Promise.all([
-    pipeline(
-      createReadStream(newFile),
-      compressStream(ctx.codec, { level: ctx.level, long: size > ZSTD_LONG_THRESHOLD }),
-      createWriteStream(fullFile),
-    ),
-    ctx.measureGzip(newFile),
-    deltaWanted ? tryDelta(ctx, index, newFile, size) : Promise.resolve(undefined),
-  ]);
+  const gzipPending = ctx.measureGzip(newFile);
+  gzipPending.catch(() => undefined); // awaited below; do not let an early failure go unhandled
+  const delta = deltaWanted ? await tryDelta(ctx, index, newFile, size) : undefined;
+  // The whole layer is compressed only as far as needed to know the delta is smaller.
+  const full = await compressBounded(
+    newFile,
+    fullFile,
+    ctx.codec,
+    ctx.level,
+    size > ZSTD_LONG_THRESHOLD,
+    delta?.size,
+  );
+  const gzip = await gzipPending;
   await rm(newFile, { force: true });
-  const fullSize = (await stat(fullFile)).size;
+  const fullSize = full.size;
   let entry: DeltaLayerEntry;
   let memberFile: string;
-  if (delta && delta.size < fullSize) {
+  if (delta && (!full.complete || delta.size < fullSize)) {
     await rm(fullFile, { force: true });
     memberFile = delta.file;
     entry = {
@@ -164,7 +212,7 @@ export async function shipLayer(ctx: ShipContext, index: number): Promise<Shippe
       },
       member: `${prefix}.${delta.method}${CODEC_EXTENSION[delta.codec]}`,
       codec: delta.codec,
-      fullSize,
+      ...(full.complete ? { fullSize } : { fullSizeAbove: fullSize }),
       reason: delta.choice.reason,
     };
   } else {
