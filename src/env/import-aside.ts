@@ -113,7 +113,10 @@ export async function moveAside(
     await removeVolume(v);
     journal.added(`restore volume ${v} from ${aside}`, async () => {
       if (await volumeExists(v)) await removeVolumeSoon(v);
-      await createVolume(v);
+      await createVolume(v, {
+        "com.docker.compose.project": composeProject,
+        "com.docker.compose.volume": v.slice(composeProject.length + 1),
+      });
       await writeVolumeTar(v, await readVolumeTar(aside));
     });
     journal.afterSuccess(`remove aside volume ${aside}`, () => removeVolume(aside));
