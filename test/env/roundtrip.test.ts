@@ -34,6 +34,7 @@ import {
   volumeListing,
   volumesWithPrefix,
 } from "./engine-helpers.js";
+import { writeSyntheticPackage } from "./synthetic.js";
 
 const TSX = import.meta.resolve("tsx");
 const project = `dpt${Math.random().toString(36).slice(2, 8)}`;
@@ -268,10 +269,23 @@ test("damaged packages are rejected with their own error and nothing is created"
   await writeFile(truncated, buf.subarray(0, Math.floor(buf.length / 2)));
   const junk = join(work, "junk.dockpack.tar");
   await writeFile(junk, "hello");
+  const edited = join(work, "edited.dockpack.tar");
+  await copyFile(smallPackage, edited);
+  const metaAt = buf.indexOf('"branch": "small"');
+  const fh2 = await open(edited, "r+");
+  await fh2.write(Buffer.from('"branch": "smalx"'), 0, 17, metaAt);
+  await fh2.close();
+  const v9 = join(work, "v9.dockpack.tar");
+  await writeSyntheticPackage(v9, { formatVersion: "9.0" });
+  const escaping = join(work, "escaping.dockpack.tar");
+  await writeSyntheticPackage(escaping, { extraMember: { name: "code/../../escape.sh", content: "x" } });
   for (const [file, code] of [
     [flipped, "PACKAGE_CHECKSUM_MISMATCH"],
     [truncated, "PACKAGE_TRUNCATED"],
     [junk, "PACKAGE_NOT_A_PACKAGE"],
+    [edited, "PACKAGE_CHECKSUM_MISMATCH"],
+    [v9, "PACKAGE_VERSION_UNSUPPORTED"],
+    [escaping, "PACKAGE_UNSAFE_PATH"],
   ]) {
     const r = runCli(["--json", "packages", "import", file, "--target-branch", "damaged"], { cwd: app });
     assert.equal(r.code, 1, file);
