@@ -10,7 +10,7 @@ import { dirname, join } from "node:path";
 import YAML from "yaml";
 import { z } from "zod";
 import { DockpackError } from "../core/errors.js";
-import { atomicWriteFile } from "../core/fs.js";
+import { atomicWriteFile, withLock } from "../core/fs.js";
 import { git } from "../core/git.js";
 import { portKey, readComposeModel, renderEnvCompose } from "./compose-file.js";
 import { DOCKPACK_DIR, type EnvConfig } from "./config.js";
@@ -98,38 +98,47 @@ export async function writeEnvSettings(
   const model = await readComposeModel(worktree, config.compose_files);
   const compose_project = composeProjectName(config.project, branch);
   const published = model.ports.filter((p) => p.host !== 0);
-  const taken = await takenPorts(worktreesRoot);
-  const ports: Record<string, number> = {};
-  const need = published.filter((p) => keepPorts?.[portKey(p)] === undefined);
-  const fresh = await allocatePorts(need.length, config.port_range, taken);
-  for (const p of published) ports[portKey(p)] = keepPorts?.[portKey(p)] ?? (fresh.shift() as number);
   const volumes: Record<string, string> = {};
   for (const v of model.volumes) volumes[v] = volumeName(compose_project, v);
-  let url: string | null = null;
-  if (config.web) {
-    const { service, port, scheme } = config.web;
-    const host = Object.entries(ports).find(([k]) => k.startsWith(`${service}:${port}/`))?.[1];
-    if (host !== undefined) url = `${scheme}://localhost:${host}/`;
-  }
-  const settings: EnvSettings = {
-    branch,
-    project: config.project,
-    compose_project,
-    volumes,
-    ports,
-    url,
-    created_at: new Date().toISOString(),
-  };
+  await mkdir(worktreesRoot, { recursive: true });
   await mkdir(join(worktree, DOCKPACK_DIR), { recursive: true });
-  await atomicWriteFile(
-    join(worktree, ENV_COMPOSE_FILE),
-    renderEnvCompose(model, { composeProject: compose_project, hostPorts: ports }),
+  // one allocation at a time per repository: two concurrent `env create`s never pick the same
+  // port, because each records its ports (env.yml) before the next one looks
+  return withLock(
+    join(worktreesRoot, ".dockpack-ports.lock"),
+    async () => {
+      const taken = await takenPorts(worktreesRoot);
+      const need = published.filter((p) => keepPorts?.[portKey(p)] === undefined);
+      const fresh = await allocatePorts(need.length, config.port_range, taken);
+      const ports: Record<string, number> = {};
+      for (const p of published) ports[portKey(p)] = keepPorts?.[portKey(p)] ?? (fresh.shift() as number);
+      let url: string | null = null;
+      if (config.web) {
+        const { service, port, scheme } = config.web;
+        const host = Object.entries(ports).find(([k]) => k.startsWith(`${service}:${port}/`))?.[1];
+        if (host !== undefined) url = `${scheme}://localhost:${host}/`;
+      }
+      const settings: EnvSettings = {
+        branch,
+        project: config.project,
+        compose_project,
+        volumes,
+        ports,
+        url,
+        created_at: new Date().toISOString(),
+      };
+      await atomicWriteFile(
+        join(worktree, ENV_COMPOSE_FILE),
+        renderEnvCompose(model, { composeProject: compose_project, hostPorts: ports }),
+      );
+      await atomicWriteFile(
+        join(worktree, ENV_FILE),
+        `# Written by dockpack for environment '${branch}'; do not edit.\n${YAML.stringify(settings)}`,
+      );
+      return settings;
+    },
+    { wait: true, timeoutSeconds: 60 },
   );
-  await atomicWriteFile(
-    join(worktree, ENV_FILE),
-    `# Written by dockpack for environment '${branch}'; do not edit.\n${YAML.stringify(settings)}`,
-  );
-  return settings;
 }
 
 /**

@@ -446,3 +446,45 @@ test("an import interrupted while restoring a volume rolls everything back", asy
     throw new Error(`${(e as Error).message}\nimport stderr:\n${err}`);
   });
 });
+
+test("two env create at the same time get different host ports", async (t) => {
+  if (!needsEngine(t)) return;
+  const run = (branch: string) =>
+    new Promise<{ code: number | null; out: string; err: string }>((res) => {
+      const c = spawn(
+        process.execPath,
+        [
+          "--import",
+          TSX,
+          join(import.meta.dirname, "../../src/cli/main.ts"),
+          "--json",
+          "env",
+          "create",
+          branch,
+        ],
+        {
+          cwd: app,
+          stdio: ["ignore", "pipe", "pipe"],
+          env: { ...process.env, NO_COLOR: "1" },
+        },
+      );
+      let out = "";
+      let err = "";
+      c.stdout.on("data", (d) => {
+        out += d;
+      });
+      c.stderr.on("data", (d) => {
+        err += d;
+      });
+      c.on("exit", (code) => res({ code, out, err }));
+    });
+  const [x, y] = await Promise.all([run("par-x"), run("par-y")]);
+  assert.equal(x.code, 0, x.err);
+  assert.equal(y.code, 0, y.err);
+  const px = Object.values(JSON.parse(x.out).ports);
+  const py = Object.values(JSON.parse(y.out).ports);
+  assert.equal(px.length, 1);
+  assert.notDeepEqual(px, py);
+  for (const b of ["par-x", "par-y"])
+    await removeEnvironment({ cwd: app, branch: b, deleteBranch: true, force: true });
+});
