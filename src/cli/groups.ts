@@ -44,7 +44,8 @@ export const GROUPS: GroupEntry[] = [
   },
   {
     name: "targets",
-    summary: "packaging targets: registry of services, jobs and apps, Dockerfile templates, build, build-all, verify",
+    summary:
+      "packaging targets: registry of services, jobs and apps, Dockerfile templates, build, build-all, verify",
     load: () => import("./targets.js"),
   },
   {
@@ -54,7 +55,8 @@ export const GROUPS: GroupEntry[] = [
   },
   {
     name: "tool",
-    summary: "tool services: list, invoke, serve as an HTTP API, compile to a container or executable, recover",
+    summary:
+      "tool services: list, invoke, serve as an HTTP API, compile to a container or executable, recover",
     load: () => import("./tool.js"),
   },
 ];

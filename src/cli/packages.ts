@@ -81,16 +81,21 @@ export function register(program: Command): void {
         action(
           async (r, cmd, pkg: string) => {
             const o = cmd.opts();
-            return importPackage(
-              {
-                package: pkg,
-                targetBranch: o.targetBranch,
-                restoreData: o.data !== false,
-                force: o.force,
-                standalone: o.standalone,
-              },
-              r,
-            );
+            const options = {
+              package: pkg,
+              targetBranch: o.targetBranch,
+              restoreData: o.data !== false,
+              force: o.force,
+              standalone: o.standalone,
+            };
+            try {
+              return await importPackage(options, r);
+            } catch (e) {
+              // On a terminal, a conflict may be confirmed with a yes (the same as --force).
+              const err = toDockpackError(e);
+              if (err.code !== "IMPORT_CONFLICT" || r.json || !(await confirmReplace(err.message))) throw err;
+              return importPackage({ ...options, force: true }, r);
+            }
           },
           (res) =>
             `imported ${res.source.project}/${res.source.branch} as ${res.environment.branch} (${res.seconds.toFixed(1)} s)` +
@@ -167,4 +172,21 @@ export function register(program: Command): void {
       "dockpack packages validate shop.dockpack.tar --json",
     ],
   );
+}
+
+/**
+ * Asks on the terminal whether to replace what an import conflicts with. False (no prompt) when
+ * stdin or stderr is not a TTY, so scripts and CI never block.
+ */
+async function confirmReplace(conflictMessage: string): Promise<boolean> {
+  if (!process.stdin.isTTY || !process.stderr.isTTY) return false;
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(
+      `${conflictMessage}\nReplace them (kept aside until the import succeeds)? [y/N] `,
+    );
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
 }
