@@ -53,6 +53,13 @@ after(async () => {
     .split("\n")
     .filter((x) => x.startsWith(`${PREFIX}/`) || x.startsWith(`127.0.0.1:9/${PREFIX}`));
   if (images.length) await docker("rmi", "-f", ...images).catch(() => "");
+  // a rebuild under the same tag leaves the previous image untagged: remove those too
+  const dangling = (
+    await docker("images", "-q", "--filter", "dangling=true", "--filter", "label=io.dockpack.target")
+  )
+    .split("\n")
+    .filter(Boolean);
+  if (dangling.length) await docker("rmi", "-f", ...dangling).catch(() => "");
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
