@@ -10,8 +10,10 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { CODEC_EXTENSION, type Codec, compressStream } from "../core/codec.js";
 import { digestFile, verifyingStream } from "../core/digest.js";
+import { DockpackError } from "../core/errors.js";
 import type { Reporter } from "../core/output.js";
 import { indexTar } from "../image/container.js";
+import { ExtractedContainer } from "../image/extract.js";
 import type { Image } from "../image/image.js";
 import type { DeltaLayerEntry } from "./format.js";
 import { DELTA_METHODS, type DeltaMethod, encodeDelta, methodFits, ZSTD_LONG_THRESHOLD } from "./methods.js";
@@ -56,6 +58,40 @@ interface DeltaTry {
   oldSize: number;
 }
 
+/**
+ * The uncompressed bytes of layer `index` of `image` as a file, checked against `diffId`
+ * (`DIGEST_MISMATCH` naming `label`). A layer already stored as a whole uncompressed file
+ * (an engine image unpacked by {@link ExtractedContainer}, an OCI layout directory) is used in
+ * place — its sha256 taken from the unpacking when known, else read once — and `temp` is false;
+ * any other layer is streamed into `copy` (a temp file the caller removes), `temp` true.
+ */
+export async function layerFile(
+  image: Image,
+  index: number,
+  diffId: string,
+  label: string,
+  copy: string,
+): Promise<{ file: string; size: number; temp: boolean }> {
+  const layer = image.layers[index];
+  if (layer.codec === "none") {
+    const r = await image.container.range(layer.blob);
+    if (r.start === 0 && r.size > 0 && (await stat(r.file)).size === r.size) {
+      const actual =
+        (image.container instanceof ExtractedContainer ? image.container.digest(layer.blob) : undefined) ??
+        (await digestFile(r.file)).digest;
+      if (actual !== diffId) {
+        throw new DockpackError("DIGEST_MISMATCH", `${label}: expected ${diffId}, got ${actual}`, {
+          hint: "The data is corrupt or was changed; fetch or export it again.",
+          details: { label, expected: diffId, actual, size: r.size },
+        });
+      }
+      return { file: r.file, size: r.size, temp: false };
+    }
+  }
+  await pipeline(await image.openLayer(index), verifyingStream(diffId, label), createWriteStream(copy));
+  return { file: copy, size: (await stat(copy)).size, temp: true };
+}
+
 async function tryDelta(
   ctx: ShipContext,
   index: number,
@@ -63,25 +99,23 @@ async function tryDelta(
   size: number,
 ): Promise<DeltaTry | undefined> {
   const newPaths: PathSizes = new Map();
-  for (const e of await indexTar(newFile)) if (e.type === "file") newPaths.set(e.path, e.size);
-  for (const c of ctx.candidates) await ctx.candidatePaths(c);
+  const [entries] = await Promise.all([
+    indexTar(newFile),
+    ...ctx.candidates.map((c) => ctx.candidatePaths(c)),
+  ]);
+  for (const e of entries) if (e.type === "file") newPaths.set(e.path, e.size);
   const choice = chooseBase(newPaths, size, index, ctx.candidates);
   if (!choice) return undefined;
   const src = ctx.candidateImage.get(choice.candidate) as { image: Image; index: number };
   let pending = ctx.baseFiles.get(choice.candidate.diffId);
   if (!pending) {
-    pending = (async () => {
-      const file = join(ctx.dir, `base-${choice.candidate.diffId.slice(7)}.tar`);
-      await pipeline(
-        await src.image.openLayer(src.index),
-        verifyingStream(
-          choice.candidate.diffId,
-          `base layer ${choice.candidate.diffId} of ${choice.candidate.image}`,
-        ),
-        createWriteStream(file),
-      );
-      return file;
-    })();
+    pending = layerFile(
+      src.image,
+      src.index,
+      choice.candidate.diffId,
+      `base layer ${choice.candidate.diffId} of ${choice.candidate.image}`,
+      join(ctx.dir, `base-${choice.candidate.diffId.slice(7)}.tar`),
+    ).then((f) => f.file);
     ctx.baseFiles.set(choice.candidate.diffId, pending);
   }
   const oldFile = await pending;
@@ -162,20 +196,17 @@ async function compressBounded(
 }
 
 /**
- * Ships layer `index` of `ctx.source`: streams it to a temp file checking sha256 == diff_id
- * (`DIGEST_MISMATCH` naming the layer), then compresses it whole and tries the delta at once.
+ * Ships layer `index` of `ctx.source`: takes it as a file checked against its diff_id
+ * ({@link layerFile}: in place when stored whole and uncompressed, else a temp copy;
+ * `DIGEST_MISMATCH` naming the layer), then tries the delta and compresses it whole.
  */
 export async function shipLayer(ctx: ShipContext, index: number): Promise<ShippedLayer> {
   const layer = ctx.source.layers[index];
   const hex12 = layer.diffId.slice(7, 19);
   const prefix = `layers/${String(index).padStart(3, "0")}-${hex12}`;
-  const newFile = join(ctx.dir, `new-${index}.tar`);
-  await pipeline(
-    await ctx.source.openLayer(index),
-    verifyingStream(layer.diffId, ctx.label),
-    createWriteStream(newFile),
-  );
-  const size = (await stat(newFile)).size;
+  const got = await layerFile(ctx.source, index, layer.diffId, ctx.label, join(ctx.dir, `new-${index}.tar`));
+  const newFile = got.file;
+  const size = got.size;
   const fullFile = join(ctx.dir, `full-${index}`);
   const deltaWanted = ctx.method !== "layer" && ctx.candidates.length > 0;
   const gzipPending = ctx.measureGzip(newFile);
@@ -191,7 +222,7 @@ export async function shipLayer(ctx: ShipContext, index: number): Promise<Shippe
     delta?.size,
   );
   const gzip = await gzipPending;
-  await rm(newFile, { force: true });
+  if (got.temp) await rm(newFile, { force: true });
   const fullSize = full.size;
   let entry: DeltaLayerEntry;
   let memberFile: string;

@@ -102,6 +102,21 @@ export async function indexTar(file: string, range?: { start: number; size: numb
     let pax: Record<string, string> = {};
     let longName: string | undefined;
     let longLink: string | undefined;
+    // Headers of small members sit close together: read them through a 128 KiB window (one read
+    // for many headers) while bodies are small; after a large body, read just the header.
+    let win = Buffer.alloc(0);
+    let winStart = 0;
+    let lastBody = 0;
+    const readAt = async (target: Buffer, length: number, pos: number): Promise<void> => {
+      if (pos < winStart || pos + length > winStart + win.length) {
+        const want = lastBody < 96 * 1024 ? Math.max(length, Math.min(128 * 1024, fileSize - pos)) : length;
+        const b = Buffer.alloc(want);
+        const { bytesRead } = await fh.read(b, 0, want, pos);
+        win = b.subarray(0, bytesRead);
+        winStart = pos;
+      }
+      win.copy(target, 0, pos - winStart, pos - winStart + length);
+    };
     for (;;) {
       if (offset + 512 > fileSize) {
         if (offset === fileSize && (entries.length > 0 || range)) break; // no end-of-archive blocks; accept
@@ -113,7 +128,7 @@ export async function indexTar(file: string, range?: { start: number; size: numb
           },
         );
       }
-      await fh.read(head, 0, 512, offset);
+      await readAt(head, 512, offset);
       if (head.every((b) => b === 0)) break;
       let sum = 0;
       for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : head[i];
@@ -135,7 +150,7 @@ export async function indexTar(file: string, range?: { start: number; size: numb
       }
       if (flag === "x" || flag === "L" || flag === "K") {
         const body = Buffer.alloc(size);
-        await fh.read(body, 0, size, bodyStart);
+        await readAt(body, size, bodyStart);
         if (flag === "x") pax = parsePax(body);
         else if (flag === "L") longName = cstr(body, 0, size);
         else longLink = cstr(body, 0, size);
@@ -167,6 +182,7 @@ export async function indexTar(file: string, range?: { start: number; size: numb
       pax = {};
       longName = undefined;
       longLink = undefined;
+      lastBody = realSize;
       offset = bodyStart + Math.ceil(realSize / 512) * 512;
       if (realSize !== size) offset = Math.max(offset, next);
     }

@@ -3,7 +3,8 @@
  * any of them into the one {@link Image} shape:
  *
  * - `docker-daemon:NAME[:TAG]` or `docker-daemon:ID` — an image in the local Docker Engine
- *   (saved with GET /images/get to a temporary file, streaming; removed at close)
+ *   (saved with GET /images/get and unpacked into a temporary directory as it streams, one file
+ *   per member; removed at close)
  * - `docker-archive:PATH[:NAME:TAG|:@N]` — `docker save` output (Docker < 25 or ≥ 25)
  * - `oci:DIR[:REF]` — an OCI image layout directory
  * - `oci-archive:PATH[:REF]` — an OCI image layout in a tar file
@@ -21,6 +22,7 @@ import { ensureFreeSpace, makeTempDir, removeTempDir } from "../core/fs.js";
 import type { Reporter } from "../core/output.js";
 import { type BlobContainer, DirContainer, TarContainer } from "./container.js";
 import { readDockerArchive, readDockerManifest } from "./docker-archive.js";
+import { ExtractedContainer } from "./extract.js";
 import type { Image, ImageFormat } from "./image.js";
 import { readOciLayout } from "./oci-layout.js";
 
@@ -155,8 +157,9 @@ async function openDaemonImage(ref: ImageRef, reporter?: Reporter): Promise<Imag
 }
 
 /**
- * Saves several engine images with ONE `docker save` (layers they share are written once) into
- * a temporary file and opens each; the file is removed when the last of them is closed.
+ * Saves several engine images with ONE `docker save` (layers they share are written once),
+ * unpacked into a temporary directory as it streams ({@link ExtractedContainer}: one file per
+ * layer, sha256 known), and opens each; the directory is removed when the last is closed.
  * Images are matched to their manifest entry by image ID (the config file name).
  */
 async function openDaemonImages(refs: ImageRef[], reporter?: Reporter): Promise<Image[]> {
@@ -180,14 +183,14 @@ async function openDaemonImages(refs: ImageRef[], reporter?: Reporter): Promise<
   });
   const opened: Image[] = [];
   try {
-    const file = join(dir, "images.tar");
     const names = refs.map((r) => r.path);
     const progress = reporter?.progress(`docker save ${names.join(" ")}`);
     const source = await saveImage([...new Set(names)]);
     source.on("data", (c: Buffer) => progress?.increment(c.length));
-    await pipeline(source, createWriteStream(file));
+    // Unpacked as it arrives (one file per layer, hashed on the way): readers then use each
+    // layer file in place instead of copying it out of one big tar.
+    const container = await ExtractedContainer.extract(source, dir, `docker save of ${names.join(", ")}`);
     progress?.stop();
-    const container = await TarContainer.open(file);
     const entries = await readDockerManifest(container);
     let open = refs.length;
     const release = async () => {

@@ -1,0 +1,141 @@
+/**
+ * {@link ExtractedContainer}: a tar stream (`docker save` output) unpacked into a temporary
+ * directory as it arrives, one file per regular member, hashing each member on the way.
+ *
+ * Compared with writing the stream to one tar file, the same bytes are written once, but every
+ * layer then sits in its own file: tools that need a file (xdelta3, zstd --patch-from, bsdiff)
+ * read it in place instead of from a copy, and the sha256 of every member is known without
+ * reading it again. Members are stored under generated names (never the archive's paths), so
+ * no entry can escape the directory; symlinks and hard links inside the archive are resolved
+ * like {@link TarContainer} does. Follows POSIX ustar/pax and GNU long names (via tar-stream).
+ */
+import { createReadStream, createWriteStream } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join, posix } from "node:path";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import tar from "tar-stream";
+import { DigestStream } from "../core/digest.js";
+import { DockpackError } from "../core/errors.js";
+import { type BlobContainer, type MemberInfo, normalizeMemberPath } from "./container.js";
+
+interface Entry {
+  type: "file" | "link";
+  /** For files: the extracted file. */
+  file?: string;
+  size: number;
+  /** For files: `sha256:<hex>` of the bytes. */
+  digest?: string;
+  /** For links: the target, normalised (relative to the archive root). */
+  target?: string;
+}
+
+/** A {@link BlobContainer} over a tar stream unpacked into a directory (see the module doc). */
+export class ExtractedContainer implements BlobContainer {
+  private constructor(
+    readonly location: string,
+    private readonly entries: Map<string, Entry>,
+    private readonly order: MemberInfo[],
+  ) {}
+
+  /**
+   * Unpacks `input` (an uncompressed tar stream) into `dir` (an existing, empty directory the
+   * caller owns and removes). Sizes in bytes. `location` names the source in messages.
+   * Throws `ARCHIVE_TRUNCATED` when the stream ends inside a member or is not a tar.
+   */
+  static async extract(input: Readable, dir: string, location: string): Promise<ExtractedContainer> {
+    const entries = new Map<string, Entry>();
+    const order: MemberInfo[] = [];
+    let n = 0;
+    const extract = tar.extract();
+    extract.on("entry", (header, stream, next) => {
+      const path = normalizeMemberPath(header.name);
+      if (header.type === "file" || header.type === "contiguous-file") {
+        const file = join(dir, `m${n++}`);
+        const hash = new DigestStream();
+        pipeline(stream, hash, createWriteStream(file, { highWaterMark: 1024 * 1024 })).then(
+          () => {
+            entries.set(path, { type: "file", file, size: hash.size, digest: hash.digest });
+            order.push({ path, size: hash.size });
+            next();
+          },
+          (e) => next(e),
+        );
+        return;
+      }
+      if ((header.type === "symlink" || header.type === "link") && header.linkname) {
+        const l = header.linkname;
+        const target =
+          header.type === "symlink" && !l.startsWith("/") ? posix.join(posix.dirname(path), l) : l;
+        entries.set(path, { type: "link", size: 0, target: normalizeMemberPath(target) });
+      }
+      stream.on("end", () => next());
+      stream.resume();
+    });
+    try {
+      await pipeline(input, extract);
+    } catch (e) {
+      if (e instanceof DockpackError) throw e;
+      throw new DockpackError(
+        "ARCHIVE_TRUNCATED",
+        `${location}: the tar stream is cut short or malformed (${(e as Error).message}).`,
+        { cause: e, hint: "Run the export again; check free disk space." },
+      );
+    }
+    return new ExtractedContainer(location, entries, order);
+  }
+
+  private resolve(path: string, depth = 0): Entry | undefined {
+    const e = this.entries.get(normalizeMemberPath(path));
+    if (!e || depth > 16) return undefined;
+    if (e.type === "link") return this.resolve(e.target as string, depth + 1);
+    return e;
+  }
+
+  private need(path: string): Entry {
+    const e = this.resolve(path);
+    if (!e) {
+      throw new DockpackError("IMAGE_MEMBER_MISSING", `${this.location}: the member '${path}' is missing.`, {
+        hint: "The archive is incomplete or not an image archive of the expected format.",
+      });
+    }
+    return e;
+  }
+
+  /** `sha256:<hex>` of a member's bytes, computed while unpacking; undefined when absent. */
+  digest(path: string): string | undefined {
+    return this.resolve(path)?.digest;
+  }
+
+  async has(path: string): Promise<boolean> {
+    return this.resolve(path) !== undefined;
+  }
+
+  async size(path: string): Promise<number> {
+    return this.need(path).size;
+  }
+
+  async range(path: string): Promise<{ file: string; start: number; size: number }> {
+    const e = this.need(path);
+    return { file: e.file as string, start: 0, size: e.size };
+  }
+
+  async open(path: string): Promise<Readable> {
+    return createReadStream(this.need(path).file as string);
+  }
+
+  async read(path: string, limit = 64 * 1024 * 1024): Promise<Buffer> {
+    const e = this.need(path);
+    if (e.size > limit) {
+      throw new DockpackError(
+        "IMAGE_MEMBER_TOO_LARGE",
+        `${this.location}: '${path}' is ${e.size} bytes, more than expected.`,
+      );
+    }
+    return readFile(e.file as string);
+  }
+
+  async members(): Promise<MemberInfo[]> {
+    return [...this.order];
+  }
+}
