@@ -44,7 +44,10 @@ const TYPE_DIRS: Record<TargetType, string> = { service: "services", job: "jobs"
  * Throws `PACKAGING_DISABLED` when the blueprint switches packaging off, `BLUEPRINT_INVALID`
  * when the blueprint is malformed, `FS_*` on write errors.
  */
-export async function initTargets(options: TargetsInitOptions, reporter: Reporter): Promise<TargetsInitResult> {
+export async function initTargets(
+  options: TargetsInitOptions,
+  reporter: Reporter,
+): Promise<TargetsInitResult> {
   const root = options.root;
   const dryRun = options.dryRun ?? false;
   const bp = await readBlueprint(root);
