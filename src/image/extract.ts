@@ -9,7 +9,7 @@
  * no entry can escape the directory; symlinks and hard links inside the archive are resolved
  * like {@link TarContainer} does. Follows POSIX ustar/pax and GNU long names (via tar-stream).
  */
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, posix } from "node:path";
 import type { Readable } from "node:stream";
@@ -47,13 +47,17 @@ export class ExtractedContainer implements BlobContainer {
     const entries = new Map<string, Entry>();
     const order: MemberInfo[] = [];
     let n = 0;
+    // The member being written: closed before a failure is reported, so no write into `dir` is
+    // still in flight (or its file still open) when the caller removes it.
+    let writing: WriteStream | undefined;
     const extract = tar.extract();
     extract.on("entry", (header, stream, next) => {
       const path = normalizeMemberPath(header.name);
       if (header.type === "file" || header.type === "contiguous-file") {
         const file = join(dir, `m${n++}`);
         const hash = new DigestStream();
-        pipeline(stream, hash, createWriteStream(file, { highWaterMark: 1024 * 1024 })).then(
+        writing = createWriteStream(file, { highWaterMark: 1024 * 1024 });
+        pipeline(stream, hash, writing).then(
           () => {
             entries.set(path, { type: "file", file, size: hash.size, digest: hash.digest });
             order.push({ path, size: hash.size });
@@ -75,6 +79,8 @@ export class ExtractedContainer implements BlobContainer {
     try {
       await pipeline(input, extract);
     } catch (e) {
+      const w = writing;
+      if (w && !w.closed) await new Promise<void>((done) => w.once("close", () => done()));
       if (e instanceof DockpackError) throw e;
       throw new DockpackError(
         "ARCHIVE_TRUNCATED",
