@@ -295,7 +295,8 @@ test("damaged packages are rejected with their own error and nothing is created"
 });
 
 test("--standalone builds a fresh repository from the code snapshot and imports there", async (t) => {
-  if (!needsEngine(t) || !bigPackage) return;
+  if (!needsEngine(t)) return;
+  assert.ok(bigPackage, "needs the package made by the round-trip test above");
   // the small package has no code: refused
   const dir = join(work, "alone");
   const r = runCli(["packages", "import", smallPackage, "--standalone", dir], { cwd: work });
@@ -315,7 +316,8 @@ test("--standalone builds a fresh repository from the code snapshot and imports 
 });
 
 test("an export killed midway leaves no package and starts the containers again", async (t) => {
-  if (!needsEngine(t) || !big.a) return;
+  if (!needsEngine(t)) return;
+  assert.ok(big.a, "needs the environment made by the round-trip test above");
   const out = join(work, "killed");
   const r = runCli(["packages", "export", "big-a", "--output-dir", out], {
     cwd: app,
@@ -362,12 +364,16 @@ test("an export killed midway leaves no package and starts the containers again"
 });
 
 test("export refuses with both numbers when the output folder lacks space, and writes nothing", async (t) => {
-  if (!needsEngine(t) || !big.a) return;
+  if (!needsEngine(t)) return;
+  assert.ok(big.a, "needs the environment made by the round-trip test above");
   const small = join(work, "tiny-fs");
   await mkdir(small);
   try {
     sh("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", small]);
   } catch {
+    // like needsEngine: CI (DOCKPACK_REQUIRE_DOCKER=1) runs as root and must run this check
+    if (process.env.DOCKPACK_REQUIRE_DOCKER === "1")
+      throw new Error("cannot mount a small tmpfs (needs root)");
     t.skip("cannot mount a small tmpfs here (needs root)");
     return;
   }
@@ -388,7 +394,8 @@ test("export refuses with both numbers when the output folder lacks space, and w
 });
 
 test("env create --copy-data-from copies another environment's volumes; env remove refuses a dirty worktree", async (t) => {
-  if (!needsEngine(t) || !smallPackage) return;
+  if (!needsEngine(t)) return;
+  assert.ok(smallPackage, "needs the package made by the small-environment test above");
   const copy = await createEnvironment({ cwd: app, branch: "copy", copyDataFrom: "small" });
   for (const v of ["db", "media"])
     assert.deepEqual(volumeListing(vol("copy", v)), volumeListing(vol("small", v)));
@@ -410,7 +417,8 @@ test("env create --copy-data-from copies another environment's volumes; env remo
 });
 
 test("an import interrupted while restoring a volume rolls everything back", async (t) => {
-  if (!needsEngine(t) || !bigPackage) return;
+  if (!needsEngine(t)) return;
+  assert.ok(bigPackage, "needs the package made by the round-trip test above");
   const child = spawn(
     process.execPath,
     [
