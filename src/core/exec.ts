@@ -91,3 +91,16 @@ export async function run(program: string, args: string[], options: ExecaOptions
   }
   return { stdout, stderr, exitCode: 0 };
 }
+
+/**
+ * True when a process with this pid exists (signal 0 succeeds, or is refused with EPERM because
+ * it belongs to another user). Used to spot lock and temp files left by processes that died.
+ */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

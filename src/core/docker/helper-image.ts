@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import type Docker from "dockerode";
 import { DockpackError } from "../errors.js";
+import { pidAlive } from "../exec.js";
 import { withLock } from "../fs.js";
 import { engineMessage, statusCode } from "./client.js";
 
@@ -52,15 +53,6 @@ export async function removeStaleHelpers(docker: Docker): Promise<number> {
     // best effort
   }
   return removed;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 let pending: Promise<string> | undefined;

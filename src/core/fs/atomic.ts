@@ -28,7 +28,7 @@ import { basename, dirname, join } from "node:path";
 import { Writable } from "node:stream";
 import { promisify } from "node:util";
 import { DockpackError, toDockpackError } from "../errors.js";
-import { findProgram } from "../exec.js";
+import { findProgram, pidAlive } from "../exec.js";
 import { onCleanup } from "./cleanup.js";
 
 /** open(2) O_TMPFILE on Linux (`__O_TMPFILE | O_DIRECTORY`); not exported by node:fs. */
@@ -57,15 +57,6 @@ function tempName(path: string): string {
     dirname(path),
     `.${basename(path)}.dockpack-tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`,
   );
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Removes named temp files of `path` left by processes that no longer run. Best effort. */

@@ -8,6 +8,7 @@ import { readFileSync, unlinkSync } from "node:fs";
 import { open, readFile, stat, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { DockpackError } from "../errors.js";
+import { pidAlive } from "../exec.js";
 import { onCleanup } from "./cleanup.js";
 
 /** Options of {@link withLock}. */
@@ -28,15 +29,6 @@ interface Holder {
 
 /** Seconds after which an empty or unreadable lock file (a holder that died while creating it) is stale. */
 const TORN_SECONDS = 10;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 async function readHolder(
   lockPath: string,
@@ -120,7 +112,7 @@ export async function withLock<T>(
     if (!seen) continue; // released meanwhile
     const { holder, raw, ageSeconds } = seen;
     const stale = holder
-      ? holder.host === me.host && holder.pid !== process.pid && !alive(holder.pid)
+      ? holder.host === me.host && holder.pid !== process.pid && !pidAlive(holder.pid)
       : ageSeconds > TORN_SECONDS;
     if (stale) {
       await takeOverStale(lockPath, raw);
