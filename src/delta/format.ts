@@ -142,9 +142,10 @@ export async function openDeltaPackage(path: string): Promise<OpenedDeltaPackage
     if (code === "ARCHIVE_INVALID") {
       throw new DockpackError(
         "DELTA_PACKAGE_INVALID",
-        `'${path}' is not a dockpack delta package (not a tar archive).`,
+        `'${path}' is not a dockpack delta package (not a valid tar archive: ${(e as Error).message}).`,
         {
           cause: e,
+          hint: "Give a file written by 'dockpack delta create'; this one is corrupted or foreign.",
         },
       );
     }

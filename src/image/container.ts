@@ -59,16 +59,49 @@ function cstr(buf: Buffer, start: number, len: number): string {
   return buf.toString("utf8", start, end === -1 || end > start + len ? start + len : end);
 }
 
-function parseNumber(buf: Buffer, start: number, len: number): number {
+/**
+ * Parses a numeric tar header field strictly (POSIX ustar: octal digits, optionally led by
+ * spaces and ended by NUL or space; GNU base-256 when the high bit of the first byte is set).
+ * Returns undefined for anything else (no digit, a foreign character, a negative or unsafe value).
+ */
+export function parseTarNumber(buf: Buffer, start: number, len: number): number | undefined {
   if (buf[start] & 0x80) {
-    // GNU base-256: big-endian, first byte's high bit is the flag.
+    // GNU base-256: big-endian, first byte's high bit is the flag; 0xff marks a negative number.
+    if (buf[start] === 0xff) return undefined;
     let v = buf[start] & 0x7f;
     for (let i = 1; i < len; i++) v = v * 256 + buf[start + i];
-    return v;
+    return Number.isSafeInteger(v) ? v : undefined;
   }
-  const s = cstr(buf, start, len).trim();
-  return s ? Number.parseInt(s, 8) : 0;
+  const s = buf.toString("latin1", start, start + len);
+  // As Go's archive/tar: trim spaces and NULs at both ends, then nothing but octal digits.
+  const t = s.replace(/^[ \0]+|[ \0]+$/g, "");
+  if (t === "") return 0;
+  if (!/^[0-7]+$/.test(t)) return undefined;
+  const v = Number.parseInt(t, 8);
+  return Number.isSafeInteger(v) ? v : undefined;
 }
+
+function headerNumber(
+  file: string,
+  head: Buffer,
+  offset: number,
+  field: string,
+  start: number,
+  len: number,
+): number {
+  const v = parseTarNumber(head, start, len);
+  if (v === undefined) {
+    throw new DockpackError(
+      "ARCHIVE_INVALID",
+      `${file}: the tar header at byte ${offset} has an invalid ${field} field (${JSON.stringify(head.toString("latin1", start, start + len))}).`,
+      { hint: "The file is not a tar archive or is corrupted.", details: { file, offset, field } },
+    );
+  }
+  return v;
+}
+
+/** Largest pax / GNU long-name body read into memory (bytes). */
+const MAX_META_BODY = 1024 * 1024;
 
 function parsePax(body: Buffer): Record<string, string> {
   const out: Record<string, string> = {};
@@ -132,12 +165,12 @@ export async function indexTar(file: string, range?: { start: number; size: numb
       if (head.every((b) => b === 0)) break;
       let sum = 0;
       for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : head[i];
-      if (sum !== parseNumber(head, 148, 8)) {
+      if (sum !== parseTarNumber(head, 148, 8)) {
         throw new DockpackError("ARCHIVE_INVALID", `${file}: bad tar header checksum at byte ${offset}.`, {
           hint: "The file is not a tar archive or is corrupted.",
         });
       }
-      const size = parseNumber(head, 124, 12);
+      const size = headerNumber(file, head, offset, "size", 124, 12);
       const flag = String.fromCharCode(head[156] || 0x30);
       const bodyStart = offset + 512;
       const next = bodyStart + Math.ceil(size / 512) * 512;
@@ -149,6 +182,13 @@ export async function indexTar(file: string, range?: { start: number; size: numb
         );
       }
       if (flag === "x" || flag === "L" || flag === "K") {
+        if (size > MAX_META_BODY) {
+          throw new DockpackError(
+            "ARCHIVE_INVALID",
+            `${file}: the tar extended header at byte ${offset} is ${size} bytes (more than ${MAX_META_BODY}).`,
+            { hint: "The file is not a tar archive written by a usual tool, or is corrupted." },
+          );
+        }
         const body = Buffer.alloc(size);
         await readAt(body, size, bodyStart);
         if (flag === "x") pax = parsePax(body);
@@ -167,7 +207,24 @@ export async function indexTar(file: string, range?: { start: number; size: numb
       if (prefix) name = `${prefix}/${name}`;
       name = pax.path ?? longName ?? name;
       const linkname = pax.linkpath ?? longLink ?? cstr(head, 157, 100);
-      const realSize = pax.size ? Number(pax.size) : size;
+      let realSize = size;
+      if (pax.size !== undefined) {
+        if (!/^[0-9]{1,16}$/.test(pax.size) || !Number.isSafeInteger(Number(pax.size))) {
+          throw new DockpackError(
+            "ARCHIVE_INVALID",
+            `${file}: the pax size of the member at byte ${offset} is invalid (${JSON.stringify(pax.size.slice(0, 40))}).`,
+            { hint: "The file is not a tar archive or is corrupted." },
+          );
+        }
+        realSize = Number(pax.size);
+        if (bodyStart + realSize > fileSize) {
+          throw new DockpackError(
+            "ARCHIVE_TRUNCATED",
+            `${file}: the tar archive is truncated (member at byte ${offset} needs ${realSize} bytes, the file ends at ${fileSize}).`,
+            { hint: "The file is incomplete (interrupted copy?); copy it again." },
+          );
+        }
+      }
       const type =
         flag === "0" || flag === "\0" || flag === "7"
           ? "file"
