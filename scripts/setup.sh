@@ -11,7 +11,8 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 # program:debian-package pairs that dockpack and its tests call
 PROGRAMS=(git:git zstd:zstd xz:xz-utils bzip2:bzip2 xdelta3:xdelta3 bsdiff:bsdiff skopeo:skopeo
-  debootstrap:debootstrap busybox:busybox-static dockerd:docker.io docker-compose:docker-compose)
+  debootstrap:debootstrap busybox:busybox-static dockerd:docker.io docker-compose:docker-compose
+  docker-registry:docker-registry openssl:openssl ssh-keygen:openssh-client)
 
 missing_pkgs=()
 for pair in "${PROGRAMS[@]}"; do
@@ -33,6 +34,16 @@ if [ ${#missing_pkgs[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null
   else
     log "missing programs; install these packages (Debian/Ubuntu names): ${missing_pkgs[*]}"
+  fi
+fi
+
+# docker-registry (distribution 2.8) is only for tests, which start their own on a free port of
+# 127.0.0.1: keep the package's system service (:5000 on every interface) stopped and disabled.
+if is_debian_root && dpkg -s docker-registry >/dev/null 2>&1; then
+  if [ -d /run/systemd/system ] && systemctl is-enabled --quiet docker-registry 2>/dev/null; then
+    systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  elif [ ! -d /run/systemd/system ] && [ -f /var/run/docker-registry.pid ]; then
+    /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
   fi
 fi
 

@@ -59,4 +59,14 @@ export const GROUPS: GroupEntry[] = [
       "tool services: list, invoke, serve as an HTTP API, compile to a container or executable, recover",
     load: () => import("./tool.js"),
   },
+  {
+    name: "login",
+    summary: "store registry credentials in the docker config (as docker login), after checking them",
+    load: () => import("./registry.js").then((m) => m.loginGroup),
+  },
+  {
+    name: "logout",
+    summary: "remove a registry's stored credentials",
+    load: () => import("./registry.js").then((m) => m.logoutGroup),
+  },
 ];
