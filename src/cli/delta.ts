@@ -8,6 +8,7 @@ import { CODECS } from "../core/codec.js";
 import { DockpackError } from "../core/errors.js";
 import { formatBytes, formatTable, type Reporter } from "../core/output.js";
 import {
+  type ApplyDeltaResult,
   applyDelta,
   type CreateDeltaResult,
   createDelta,
@@ -30,6 +31,31 @@ function parseLevel(value: string): number {
     });
   }
   return n;
+}
+
+/**
+ * `-` as the output means the archive goes to standard output (as `docker save -o -`): then
+ * `--json` is refused (stdout holds the archive) and the summary is logged on stderr.
+ */
+function checkStdoutOutput(c: Command, output: string | undefined): boolean {
+  if (output !== "-") return false;
+  if (c.optsWithGlobals().json) {
+    throw new DockpackError(
+      "USAGE_CONFLICT",
+      "--json and an output of '-' (standard output) exclude each other.",
+      {
+        usage: true,
+        hint: "Write the archive to a file, or drop --json.",
+      },
+    );
+  }
+  if (process.stdout.isTTY) {
+    throw new DockpackError("USAGE_CONFLICT", "Refusing to write an archive to a terminal.", {
+      usage: true,
+      hint: "Redirect standard output to a file or a pipe, or give a file name.",
+    });
+  }
+  return true;
 }
 
 /** With -v, per-layer decisions (logged at debug) are shown at info. */
@@ -95,6 +121,13 @@ function renderInfo(i: DeltaInfo): string {
   return lines.map(([k, v]) => `${`${k}:`.padEnd(16)}${v}`).join("\n");
 }
 
+function renderApply(r: ApplyDeltaResult): string {
+  return (
+    `${r.loaded ? "Loaded" : `Wrote ${r.output}:`} ${r.imageId}${r.tags.length ? ` as ${r.tags.join(", ")}` : ""}\n` +
+    `layers: ${r.layers.total} (${r.layers.fromBase} from base, ${r.layers.fromDelta} rebuilt from deltas, ${r.layers.fromFull} from the package), image ${formatBytes(r.imageSize)}`
+  );
+}
+
 /** Adds `delta` and its subcommands to the root program. */
 export function register(program: Command): void {
   const delta = program
@@ -108,11 +141,17 @@ export function register(program: Command): void {
     "dockpack delta info app-1-to-2.dpd",
   ]);
 
+  // An archive written to standard output: the summary goes to stderr instead.
+  const createToStdout = false;
+  let applyToStdout = false;
   const create = delta
     .command("create")
     .description("write a delta package of IMAGE against what the target has (--base images or inventories)")
     .argument("<image>", "name:tag, ID, docker-daemon:REF, docker-archive:FILE, oci:DIR or oci-archive:FILE")
-    .argument("<package>", "the delta package file to write")
+    .argument(
+      "<package>",
+      "the delta package file to write (- for standard output; a device or fifo is written in place)",
+    )
     .option(
       "--base <image|inventory>",
       "what the target already has (repeatable): an image in any form or an inventory file",
@@ -139,23 +178,29 @@ export function register(program: Command): void {
     .option("-v, --verbose", "log the decision for every layer")
     .option("--no-gzip-measure", "skip measuring `docker save | gzip` (saves a pass over the image)")
     .action(
-      action(async (reporter, c: Command, image: string, output: string) => {
-        const o = c.opts() as Record<string, unknown>;
-        return createDelta(
-          {
-            image,
-            output,
-            bases: o.base as string[],
-            method: o.method as "xdelta3",
-            compression: o.compression as "zstd",
-            ...(o.level !== undefined ? { level: o.level as number } : {}),
-            dryRun: Boolean(o.dryRun),
-            force: Boolean(o.force),
-            measureGzip: o.gzipMeasure !== false,
-          },
-          verbose(reporter, Boolean(o.verbose)),
-        );
-      }, renderCreate),
+      action(
+        async (reporter, c: Command, image: string, output: string) => {
+          const o = c.opts() as Record<string, unknown>;
+          const toStdout = checkStdoutOutput(c, output);
+          const result = await createDelta(
+            {
+              image,
+              output,
+              bases: o.base as string[],
+              method: o.method as "xdelta3",
+              compression: o.compression as "zstd",
+              ...(o.level !== undefined ? { level: o.level as number } : {}),
+              dryRun: Boolean(o.dryRun),
+              force: Boolean(o.force),
+              measureGzip: o.gzipMeasure !== false,
+            },
+            verbose(reporter, Boolean(o.verbose)),
+          );
+          if (toStdout) reporter.info(renderCreate(result));
+          return { ...result, toStdout };
+        },
+        (r) => (r.toStdout ? "" : renderCreate(r)),
+      ),
     );
   withExamples(create, [
     "dockpack delta create --base app:1 app:2 app-2.dpd",
@@ -177,7 +222,10 @@ export function register(program: Command): void {
       collect,
       [],
     )
-    .option("-o, --output <file>", "write a docker-archive file instead of loading into the engine")
+    .option(
+      "-o, --output <file>",
+      "write a docker-archive file instead of loading into the engine (- for standard output)",
+    )
     .option("--load", "load into the Docker Engine (the default)")
     .addOption(
       new Option("--format <layout>", "layout of --output")
@@ -195,7 +243,8 @@ export function register(program: Command): void {
               usage: true,
             });
           }
-          return applyDelta(
+          const toStdout = checkStdoutOutput(c, o.output as string | undefined);
+          const result = await applyDelta(
             {
               package: pkg,
               ...(imageName ? { imageName } : {}),
@@ -206,16 +255,18 @@ export function register(program: Command): void {
             },
             verbose(reporter, Boolean(o.verbose)),
           );
+          applyToStdout = toStdout;
+          if (toStdout) reporter.info(renderApply(result));
+          return result;
         },
-        (r) =>
-          `${r.loaded ? "Loaded" : `Wrote ${r.output}:`} ${r.imageId}${r.tags.length ? ` as ${r.tags.join(", ")}` : ""}\n` +
-          `layers: ${r.layers.total} (${r.layers.fromBase} from base, ${r.layers.fromDelta} rebuilt from deltas, ${r.layers.fromFull} from the package), image ${formatBytes(r.imageSize)}`,
+        (r) => (applyToStdout ? "" : renderApply(r)),
       ),
     );
   withExamples(apply, [
     "dockpack delta apply app-2.dpd",
     "dockpack delta apply app-2.dpd app:2-restored -f",
     "dockpack delta apply app-2.dpd --base-archive old.tar -o app-2.tar",
+    "dockpack delta apply app-2.dpd -o - | docker load",
   ]);
 
   const list = delta

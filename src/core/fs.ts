@@ -8,6 +8,7 @@ export {
   atomicWriteFile,
   createAtomicWriteStream,
   listTempFiles,
+  outputKind,
 } from "./fs/atomic.js";
 export { onCleanup, pendingCleanups } from "./fs/cleanup.js";
 export { type LockOptions, withLock } from "./fs/lock.js";

@@ -19,7 +19,13 @@ import { decompressStream } from "../core/codec.js";
 import { digestFile, digestStream, sha256Hex, verifyingStream } from "../core/digest.js";
 import { inspectImage, loadImage } from "../core/docker/images.js";
 import { DockpackError } from "../core/errors.js";
-import { createAtomicWriteStream, ensureFreeSpace, makeTempDir, removeTempDir } from "../core/fs.js";
+import {
+  createAtomicWriteStream,
+  ensureFreeSpace,
+  makeTempDir,
+  outputKind,
+  removeTempDir,
+} from "../core/fs.js";
 import type { Reporter } from "../core/output.js";
 import type { Image } from "../image/image.js";
 import { openImage, openImages } from "../image/open.js";
@@ -96,7 +102,13 @@ export async function applyDelta(input: ApplyDeltaOptions, reporter: Reporter): 
     );
   }
   const tags = options.imageName ? [normalizeTag(options.imageName)] : md.source.repoTags;
-  if (options.output && !options.force && (await stat(options.output).catch(() => undefined))) {
+  const outKind = options.output ? outputKind(options.output, { allowStdout: true }) : undefined;
+  if (
+    options.output &&
+    !options.force &&
+    outKind === "file" &&
+    (await stat(options.output).catch(() => undefined))
+  ) {
     throw new DockpackError("DELTA_OUTPUT_EXISTS", `The file '${options.output}' exists.`, {
       hint: "Pass -f/--force to overwrite it, or choose another name.",
     });
@@ -157,7 +169,7 @@ export async function applyDelta(input: ApplyDeltaOptions, reporter: Reporter): 
       rebuilt.reduce((a, l) => a + l.size + (l.base?.size ?? 0), 0),
       "the rebuilt layers",
     );
-    if (options.output) {
+    if (options.output && outKind === "file") {
       const total = [...new Map(md.layers.map((l) => [l.diffId, l.size])).values()].reduce(
         (a, b) => a + b,
         0,
@@ -240,7 +252,7 @@ export async function applyDelta(input: ApplyDeltaOptions, reporter: Reporter): 
       imageSize,
     };
     if (options.output) {
-      const out = createAtomicWriteStream(options.output, { overwrite: options.force });
+      const out = createAtomicWriteStream(options.output, { overwrite: options.force, allowStdout: true });
       try {
         await writeImageTar(imageInput, out.stream, options.format as ArchiveLayout);
         await out.commit();

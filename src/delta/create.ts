@@ -18,7 +18,7 @@ import { z } from "zod";
 import { CODECS, type Codec, checkLevel } from "../core/codec.js";
 import { verifyingStream } from "../core/digest.js";
 import { DockpackError } from "../core/errors.js";
-import { makeTempDir, removeTempDir } from "../core/fs.js";
+import { makeTempDir, outputKind, removeTempDir } from "../core/fs.js";
 import type { Reporter } from "../core/output.js";
 import type { Image } from "../image/image.js";
 import { openImages, parseImageRef } from "../image/open.js";
@@ -187,7 +187,13 @@ export async function createDelta(input: CreateDeltaOptions, reporter: Reporter)
   const codec = options.compression;
   const level = options.level ?? DEFAULT_LEVEL[codec];
   if (codec !== "none") checkLevel(codec, level);
-  if (!options.dryRun && !options.force && (await stat(options.output).catch(() => undefined))) {
+  const outKind = options.dryRun ? "file" : outputKind(options.output, { allowStdout: true });
+  if (
+    !options.dryRun &&
+    !options.force &&
+    outKind === "file" &&
+    (await stat(options.output).catch(() => undefined))
+  ) {
     throw new DockpackError("DELTA_OUTPUT_EXISTS", `The file '${options.output}' exists.`, {
       hint: "Pass -f/--force to overwrite it, or choose another name.",
     });

@@ -12,8 +12,9 @@ import { createAtomicWriteStream } from "../core/fs.js";
 import { DELTA_CONFIG_MEMBER, DELTA_METADATA_MEMBER, type DeltaMetadata } from "./format.js";
 
 /**
- * Writes the package to `path` and returns its size in bytes. Throws `DELTA_OUTPUT_EXISTS`
- * when `path` exists and `overwrite` is false.
+ * Writes the package to `path` and returns its size in bytes. `-` is standard output; a
+ * character device or fifo is written in place (see core/fs/atomic). Throws `DELTA_OUTPUT_EXISTS`
+ * when `path` exists and `overwrite` is false, `FS_NOT_REGULAR_FILE` for a directory or socket.
  */
 export async function writeDeltaPackage(
   path: string,
@@ -24,7 +25,7 @@ export async function writeDeltaPackage(
 ): Promise<number> {
   let out: ReturnType<typeof createAtomicWriteStream>;
   try {
-    out = createAtomicWriteStream(path, { overwrite });
+    out = createAtomicWriteStream(path, { overwrite, allowStdout: true });
   } catch (e) {
     if ((e as { code?: string }).code === "FS_EXISTS") {
       throw new DockpackError("DELTA_OUTPUT_EXISTS", `The file '${path}' exists.`, {
@@ -63,5 +64,5 @@ export async function writeDeltaPackage(
     await out.abort();
     throw e;
   }
-  return (await stat(path)).size;
+  return out.bytesWritten();
 }

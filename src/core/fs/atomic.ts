@@ -9,10 +9,16 @@
  * not supported (or `DOCKPACK_NO_TMPFILE=1`), a named temp file `.<name>.dockpack-tmp-<pid>-<rand>`
  * in the same directory is used, removed on errors, exit and signals, and swept by a later write
  * to the same file when its process is dead.
+ *
+ * Outputs that are not regular files are never unlinked or renamed over: a character device or
+ * a fifo (`/dev/null`, a named pipe) is written as a stream in place, `-` means standard output
+ * (when the caller allows it, as `docker save -o -` does), and a directory, socket or block
+ * device is refused with `FS_NOT_REGULAR_FILE`.
  */
 import { spawn } from "node:child_process";
 import {
   close,
+  closeSync,
   constants,
   existsSync,
   fchmod,
@@ -40,6 +46,35 @@ export interface AtomicWriteOptions {
   overwrite?: boolean;
   /** Permission bits of the new file; default: the replaced file's mode, else 0666 minus umask. */
   mode?: number;
+  /** Accept `-` as standard output (default false: `-` is a file name). */
+  allowStdout?: boolean;
+}
+
+/**
+ * What an output path is: `stdout` (`-`, when allowed), `stream` (an existing character device
+ * or fifo, written in place), or `file` (a regular file, existing or not, written atomically).
+ * @throws DockpackError `FS_NOT_REGULAR_FILE` for a directory, socket or block device (named in
+ *   the message); `FS_EACCES` and other file-system errors of stat(2).
+ */
+export function outputKind(
+  path: string,
+  options: { allowStdout?: boolean } = {},
+): "stdout" | "stream" | "file" {
+  if (path === "-" && options.allowStdout) return "stdout";
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return "file";
+    throw toDockpackError(err);
+  }
+  if (st.isFile()) return "file";
+  if (st.isCharacterDevice() || st.isFIFO()) return "stream";
+  const what = st.isDirectory() ? "a directory" : st.isSocket() ? "a socket" : "a block device";
+  throw new DockpackError("FS_NOT_REGULAR_FILE", `The output '${path}' is ${what}, not a file.`, {
+    hint: "Give the path of a file to write (a character device such as /dev/null or a fifo is written in place).",
+    details: { path, kind: what },
+  });
 }
 
 /** A pending atomic write: write to `stream`, then `commit()` or `abort()`. */
@@ -50,6 +85,79 @@ export interface AtomicWrite {
   commit(): Promise<void>;
   /** Discards the temp file; the target is untouched. Safe to call more than once. */
   abort(): Promise<void>;
+  /** Bytes written so far. */
+  bytesWritten(): number;
+}
+
+/**
+ * A write into standard output or an existing character device / fifo: nothing to rename, and
+ * an abort cannot take back what was written (as with `docker save -o /dev/stdout`).
+ */
+function streamWrite(path: string, kind: "stdout" | "stream"): AtomicWrite {
+  let fd: number;
+  try {
+    fd = kind === "stdout" ? 1 : openSync(path, constants.O_WRONLY | constants.O_NOCTTY);
+  } catch (err) {
+    throw toDockpackError(err);
+  }
+  let written = 0;
+  let done = false;
+  const stream = new Writable({
+    highWaterMark: 1024 * 1024,
+    write(chunk: Buffer, _enc, cb) {
+      const step = (off: number) => {
+        if (off >= chunk.length) return cb();
+        fsWrite(fd, chunk, off, chunk.length - off, null, (err, n) => {
+          if (err) {
+            // a pipe reader that went away: EAGAIN on a non-blocking stdout is retried
+            if ((err as NodeJS.ErrnoException).code === "EAGAIN") return setTimeout(() => step(off), 5);
+            return cb(err);
+          }
+          written += n;
+          step(off + n);
+        });
+      };
+      step(0);
+    },
+  });
+  const close = () => {
+    if (kind === "stream") {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
+    }
+  };
+  return {
+    stream,
+    bytesWritten: () => written,
+    async commit() {
+      if (done)
+        throw new DockpackError("FS_COMMITTED", `The write of '${path}' was already committed or aborted.`);
+      try {
+        if (stream.errored) throw stream.errored;
+        if (!stream.writableFinished)
+          await new Promise<void>((resolve, reject) => {
+            stream.once("finish", resolve);
+            stream.once("error", reject);
+            if (!stream.writableEnded) stream.end();
+          });
+      } catch (err) {
+        done = true;
+        close();
+        throw toDockpackError(err);
+      }
+      done = true;
+      close();
+    },
+    async abort() {
+      if (done) return;
+      done = true;
+      if (!stream.destroyed) stream.destroy();
+      close();
+    },
+  };
 }
 
 function tempName(path: string): string {
@@ -103,11 +211,14 @@ function existsError(path: string): DockpackError {
 /**
  * Starts an atomic write of `path` (see the module doc). The file appears only at `commit()`;
  * an exit or signal before that leaves no temp file.
- * @throws DockpackError `FS_EXISTS` (synchronously) when `path` exists and `overwrite` is not set,
+ * @throws DockpackError `FS_NOT_REGULAR_FILE` (synchronously) for a directory, socket or block
+ *   device; `FS_EXISTS` (synchronously) when `path` exists and `overwrite` is not set,
  *   or at commit when it appeared meanwhile; `FS_ENOENT`/`FS_EACCES` when the directory is missing
  *   or not writable.
  */
 export function createAtomicWriteStream(path: string, options: AtomicWriteOptions = {}): AtomicWrite {
+  const kind = outputKind(path, options);
+  if (kind !== "file") return streamWrite(path, kind);
   const overwrite = options.overwrite ?? false;
   let existingMode: number | undefined;
   try {
@@ -217,6 +328,8 @@ export function createAtomicWriteStream(path: string, options: AtomicWriteOption
           throw existsSync(path) ? existsError(path) : err;
         });
       } else {
+        // Never rename over something that is not a regular file (it may have appeared meanwhile).
+        if (outputKind(path) !== "file") throw new Error("unreachable");
         if (named === undefined) {
           const name = tempName(path);
           await linkTmpfile(fd, name);
@@ -242,7 +355,7 @@ export function createAtomicWriteStream(path: string, options: AtomicWriteOption
     }
   }
 
-  return { stream, commit, abort };
+  return { stream, commit, abort, bytesWritten: () => position };
 }
 
 /** fsyncs a directory so that a rename in it is durable. Best effort. */
