@@ -41,7 +41,11 @@ async function readInput(o: { input?: string; file?: string }): Promise<unknown>
     }
     return parseJson(text, o.file);
   }
-  throw new DockpackError("USAGE_ERROR", "Give the input with --input JSON or --file FILE.", { usage: true });
+  // No option: JSON piped on stdin (`echo '{…}' | dockpack tool invoke ID`).
+  if (!process.stdin.isTTY) return parseJson(await readStdin(), "stdin");
+  throw new DockpackError("USAGE_ERROR", "Give the input with --input JSON, --file FILE or on stdin.", {
+    usage: true,
+  });
 }
 
 async function readStdin(): Promise<string> {
@@ -85,13 +89,16 @@ export function register(program: Command): void {
       .action(
         action(
           async (_r, _cmd, o: { toolsDir?: string }) => listTools({ toolsDir: o.toolsDir }),
-          (res: { toolsDir: string; tools: ToolSummary[] }) =>
-            res.tools.length === 0
-              ? `no tools in ${res.toolsDir}`
-              : formatTable(
-                  ["ID", "TYPE", "VERSION", "DESCRIPTION"],
-                  res.tools.map((t) => [t.id, t.type, t.version, t.description]),
-                ),
+          (res: { toolsDir: string; tools: ToolSummary[]; broken: { message: string }[] }) =>
+            [
+              res.tools.length === 0
+                ? `no tools in ${res.toolsDir}`
+                : formatTable(
+                    ["ID", "TYPE", "VERSION", "DESCRIPTION"],
+                    res.tools.map((t) => [t.id, t.type, t.version, t.description]),
+                  ),
+              ...res.broken.map((b) => `not loaded: ${b.message}`),
+            ].join("\n"),
         ),
       ),
     ["dockpack tool list --tools-dir examples/tools", "dockpack --json tool list --tools-dir examples/tools"],
@@ -135,7 +142,7 @@ export function register(program: Command): void {
     [
       `dockpack tool invoke upper --tools-dir examples/tools --input '{"text":"hi"}'`,
       "dockpack tool invoke shout-count --tools-dir examples/tools --prompt 'hello world'",
-      'echo \'{"text":"x"}\' | dockpack --json tool invoke upper --tools-dir examples/tools --file -',
+      'echo \'{"text":"x"}\' | dockpack --json tool invoke upper --tools-dir examples/tools',
     ],
   );
 
@@ -147,7 +154,10 @@ export function register(program: Command): void {
       )
       .argument("<id>", "tool id")
       .option("--port <n>", "listen port (default: $API_PORT or 8080; 0 picks a free one)")
-      .option("--host <addr>", "listen address (default: $API_HOST or 0.0.0.0)")
+      .option(
+        "--host <addr>",
+        "listen address (default: $API_HOST or 127.0.0.1; warns beyond loopback without API_TOKEN)",
+      )
       .addOption(toolsDirOption())
       .action(
         action(
@@ -164,6 +174,10 @@ export function register(program: Command): void {
                 resolve,
                 toolsDir: resolveToolsDir(o.toolsDir),
                 accessLog: (line) => reporter.info(line),
+                log: (line) =>
+                  line.startsWith("warn:") || line.startsWith("error:")
+                    ? reporter.warn(line)
+                    : reporter.info(line),
               },
               (line) => reporter.info(line),
             );

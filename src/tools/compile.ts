@@ -13,12 +13,19 @@ import { bundleRuntime } from "./bundle.js";
 import { buildExecutable, type ExeInfo } from "./compile-exe.js";
 import { directoryResolver } from "./invoke.js";
 import type { Tool } from "./manifest.js";
+import { closureWith, familiesOf } from "./runtimes.js";
 import { sampleInput } from "./sample.js";
 import { checkOutputPath, createStage } from "./stage.js";
 import { renderTemplate } from "./templates.js";
 
-/** The base image of generated Dockerfiles unless `--base-image` is given (pinned tag). */
+/** The base image of generated Dockerfiles for Node tools unless `--base-image` is given (pinned tag). */
 export const DEFAULT_BASE_IMAGE = "node:20.20.2-bookworm-slim";
+/** The base image for tools that run python (pinned tag); node is copied in from {@link DEFAULT_NODE_IMAGE}. */
+export const DEFAULT_PYTHON_BASE_IMAGE = "python:3.12.12-slim-bookworm";
+/** The image the node runtime is copied from when the base has none (multi-stage build, glibc bases). */
+export const DEFAULT_NODE_IMAGE = DEFAULT_BASE_IMAGE;
+/** Where the copied node runtime lives in the image (apart from any node the base brings). */
+export const IMAGE_NODE_PATH = "/opt/dockpack/node";
 
 /** What `compile` produces. */
 export const COMPILE_TARGETS = ["docker", "exe", "both"] as const;
@@ -35,8 +42,13 @@ export interface CompileOptions {
   output?: string;
   /** `docker` (default), `exe` or `both`. */
   target?: CompileTarget;
-  /** Base image of the Dockerfile (default {@link DEFAULT_BASE_IMAGE}). */
+  /**
+   * Base image of the Dockerfile (default: {@link DEFAULT_PYTHON_BASE_IMAGE} when a tool runs
+   * python, else {@link DEFAULT_BASE_IMAGE}). A base that is not a node image gets node copied in.
+   */
   baseImage?: string;
+  /** Image the node runtime is copied from (default {@link DEFAULT_NODE_IMAGE}). */
+  nodeImage?: string;
   /** API port (default 8080). */
   port?: number;
   /** Also write a CI workflow: `github` (.github/workflows/docker-image.yml). */
@@ -62,6 +74,12 @@ export interface CompileResult {
   /** The image name build.sh and compose use (docker, both). */
   image?: string;
   base_image?: string;
+  /** Image node is copied from when the base is not a node image. */
+  node_image?: string;
+  /** Runtimes the tools need beyond node (`python`). */
+  runtimes: string[];
+  /** What may keep the image from running the tool, with the fix. */
+  warnings: string[];
   port: number;
   /** The executable (exe, both). */
   exe?: ExeInfo;
@@ -71,19 +89,7 @@ export interface CompileResult {
 
 /** Collects `tool` and, for workflows, every tool its steps call (recursively), sorted by id. */
 export async function toolClosure(tool: Tool, toolsDir?: string): Promise<Tool[]> {
-  const resolveTool = directoryResolver(toolsDir);
-  const found = new Map<string, Tool>([[tool.manifest.id, tool]]);
-  const queue = [tool];
-  while (queue.length) {
-    const t = queue.shift() as Tool;
-    for (const step of t.manifest.steps ?? []) {
-      if (found.has(step.tool)) continue;
-      const sub = await resolveTool(step.tool);
-      found.set(step.tool, sub);
-      queue.push(sub);
-    }
-  }
-  return [...found.values()].sort((a, b) => a.manifest.id.localeCompare(b.manifest.id));
+  return closureWith(tool, directoryResolver(toolsDir));
 }
 
 const SKIP = new Set([".git", ".DS_Store", "__pycache__", ".env"]);
@@ -132,7 +138,7 @@ function imageName(tool: Tool): string {
   return `dockpack-tool-${tool.manifest.id}:${tag}`;
 }
 
-function dependencyLines(tools: Tool[]): { system: string; npm: string } {
+function dependencyLines(tools: Tool[], npmCommand: string): { system: string; npm: string } {
   const apt = [...new Set(tools.flatMap((t) => t.manifest.dependencies.apt))].sort();
   const pip = [...new Set(tools.flatMap((t) => t.manifest.dependencies.pip))].sort();
   const system: string[] = [];
@@ -150,7 +156,7 @@ function dependencyLines(tools: Tool[]): { system: string; npm: string } {
     .filter((t) => t.manifest.dependencies.npm.length)
     .map(
       (t) =>
-        `RUN cd /app/tools/${t.manifest.id} && npm install --omit=dev --no-audit --no-fund ${t.manifest.dependencies.npm.join(" ")}`,
+        `RUN cd /app/tools/${t.manifest.id} && ${npmCommand} install --omit=dev --no-audit --no-fund ${t.manifest.dependencies.npm.join(" ")}`,
     );
   return {
     system: system.length ? `\n${system.join("\n")}\n` : "",
@@ -159,6 +165,67 @@ function dependencyLines(tools: Tool[]): { system: string; npm: string } {
 }
 
 const sq = (s: string) => s.replaceAll("'", "'\\''");
+
+/** True when `image` looks like an official-style node image (node is on its PATH). */
+const isNodeImage = (image: string) => /(^|\/)node(:|@|$)/.test(image);
+
+/**
+ * The runtime part of the Dockerfile: which base, whether node is copied in, build-time checks
+ * that the base can run the tools, and warnings (with the fix) for bases that likely cannot.
+ */
+function runtimePlan(tools: Tool[], baseImage: string, nodeImage: string) {
+  const families = familiesOf(tools);
+  const python = families.includes("python");
+  const copyNode = !isNodeImage(baseImage);
+  const nodeBin = copyNode ? IMAGE_NODE_PATH : "node";
+  const apt = tools.flatMap((t) => t.manifest.dependencies.apt);
+  const warnings: string[] = [];
+  if (/alpine|musl/i.test(baseImage))
+    warnings.push(
+      `${baseImage} looks musl-based: the node runtime the server needs is built for glibc. Use a Debian/Ubuntu-based --base-image (e.g. ${python ? DEFAULT_PYTHON_BASE_IMAGE : DEFAULT_BASE_IMAGE}).`,
+    );
+  if (python && !/python/i.test(baseImage) && !apt.some((a) => /^python3(-minimal)?$/.test(a)))
+    warnings.push(
+      `the tool runs python but ${baseImage} may have no python3 (the build checks and stops). Use --base-image ${DEFAULT_PYTHON_BASE_IMAGE} (the default for python tools) or add python3 to dependencies.apt.`,
+    );
+  const checks: string[] = [];
+  if (copyNode)
+    checks.push(
+      "# The copied node runtime must run on this base (glibc).",
+      `RUN ${IMAGE_NODE_PATH} -e 0 || { echo "dockpack: node from NODE_IMAGE does not run on BASE_IMAGE ${baseImage} (a glibc base is needed; alpine/musl cannot run it): choose a Debian/Ubuntu-based --base-image" >&2; exit 1; }`,
+    );
+  if (python)
+    checks.push(
+      "# The tool runs python: the base must have it.",
+      `RUN command -v python3 >/dev/null || { echo "dockpack: the tool runs python3 but BASE_IMAGE ${baseImage} has none: use --base-image ${DEFAULT_PYTHON_BASE_IMAGE} or add python3 to dependencies.apt" >&2; exit 1; }`,
+    );
+  const npmNeeded = tools.some((t) => t.manifest.dependencies.npm.length);
+  const copy = copyNode
+    ? [
+        "# The server's node runtime, copied from NODE_IMAGE (multi-stage build).",
+        `COPY --from=node /usr/local/bin/node ${IMAGE_NODE_PATH}`,
+        ...(npmNeeded ? ["COPY --from=node /usr/local/lib/node_modules/npm /opt/dockpack/npm"] : []),
+      ].join("\n")
+    : "";
+  return {
+    families,
+    copyNode,
+    nodeBin,
+    warnings,
+    npmCommand: copyNode ? `${IMAGE_NODE_PATH} /opt/dockpack/npm/bin/npm-cli.js` : "npm",
+    values: {
+      RUNTIME_NOTE: `node${families.map((f) => ` + ${f}`).join("")}${copyNode ? " (node copied in from NODE_IMAGE)" : ""}`,
+      NODE_BIN: nodeBin,
+      NODE_STAGE: copyNode ? `ARG NODE_IMAGE=${nodeImage}\nFROM \${NODE_IMAGE} AS node\n` : "",
+      NODE_COPY: copy,
+      RUNTIME_CHECKS: checks.length ? `${checks.join("\n")}\n` : "",
+      COMPOSE_NODE_ARG: copyNode ? `        NODE_IMAGE: \${NODE_IMAGE:-${nodeImage}}\n` : "",
+      BUILD_NODE_NOTE: copyNode ? ", NODE_IMAGE" : "",
+      BUILD_NODE_LINE: copyNode ? `NODE_IMAGE="\${NODE_IMAGE:-${nodeImage}}"\n` : "",
+      BUILD_NODE_ARG: copyNode ? ' --build-arg NODE_IMAGE="$NODE_IMAGE"' : "",
+    },
+  };
+}
 
 /**
  * Compiles tool `id` into a package in `output`.
@@ -186,14 +253,24 @@ export async function compileTool(
         usage: true,
       },
     );
-  const baseImage = options.baseImage ?? DEFAULT_BASE_IMAGE;
-  if (!/^[A-Za-z0-9][A-Za-z0-9._/:@-]*$/.test(baseImage))
-    throw new DockpackError("COMPILE_OPTION_INVALID", `'${baseImage}' is not an image reference.`, {
-      usage: true,
-    });
   const resolveTool = directoryResolver(options.toolsDir);
   const tool = await resolveTool(options.id);
-  const tools = await toolClosure(tool, options.toolsDir);
+  const tools = await closureWith(tool, resolveTool);
+  const python = familiesOf(tools).includes("python");
+  const baseImage = options.baseImage ?? (python ? DEFAULT_PYTHON_BASE_IMAGE : DEFAULT_BASE_IMAGE);
+  const nodeImage = options.nodeImage ?? DEFAULT_NODE_IMAGE;
+  for (const ref of [baseImage, nodeImage])
+    if (!/^[A-Za-z0-9][A-Za-z0-9._/:@-]*$/.test(ref))
+      throw new DockpackError("COMPILE_OPTION_INVALID", `'${ref}' is not an image reference.`, {
+        usage: true,
+      });
+  const plan = runtimePlan(tools, baseImage, nodeImage);
+  if (target !== "exe") for (const w of plan.warnings) reporter.warn(w);
+  const exeWarnings =
+    target !== "docker" && plan.families.includes("python")
+      ? ["the executable carries node, not python: python3 must be installed on the machine that runs it."]
+      : [];
+  for (const w of exeWarnings) reporter.warn(w);
   const output = resolve(options.output ?? "docker-package");
   await checkOutputPath(output, Boolean(options.force));
 
@@ -201,7 +278,7 @@ export async function compileTool(
   const image = imageName(tool);
   const sample = JSON.stringify(sampleInput(tool));
   const workdir = relative(process.cwd(), output).split(sep).join("/") || ".";
-  const deps = dependencyLines(tools);
+  const deps = dependencyLines(tools, plan.npmCommand);
   const values: Record<string, string> = {
     TOOL_ID: m.id,
     TOOL_NAME: m.name,
@@ -232,6 +309,7 @@ export async function compileTool(
         : "";
     })(),
     WORKDIR: workdir,
+    ...plan.values,
   };
 
   const stage = await createStage(output);
@@ -273,6 +351,7 @@ export async function compileTool(
           EXE_NAME: exe.name,
           NODE_VERSION: process.versions.node,
           PLATFORM: `${process.platform}-${process.arch}`,
+          EXE_RUNTIME_NOTE: plan.families.includes("python") ? ": python3 for this tool" : "",
         }),
       );
     }
@@ -283,7 +362,11 @@ export async function compileTool(
       tool_id: m.id,
       target,
       output,
-      ...(target !== "exe" ? { image, base_image: baseImage } : {}),
+      ...(target !== "exe"
+        ? { image, base_image: baseImage, ...(plan.copyNode ? { node_image: nodeImage } : {}) }
+        : {}),
+      runtimes: plan.families,
+      warnings: [...(target !== "exe" ? plan.warnings : []), ...exeWarnings],
       port,
       ...(exe ? { exe: { ...exe, path: join(output, exe.path) } } : {}),
       files,

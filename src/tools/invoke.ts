@@ -3,7 +3,7 @@
  * workflow's steps in order), validate the output against `output_schema`.
  */
 import { DockpackError } from "../core/errors.js";
-import { findTool, loadTools, type Tool } from "./manifest.js";
+import { findTool, scanTools, type Tool } from "./manifest.js";
 import { runExecutable } from "./runner.js";
 import { schemaErrors } from "./schema.js";
 
@@ -26,6 +26,8 @@ export interface InvokeOptions {
   resolve?: ToolResolver;
   /** Aborts the running program. */
   signal?: AbortSignal;
+  /** Receives each executable run's stderr (tool id, text), e.g. for LOG_LEVEL=debug. */
+  onStderr?: (toolId: string, stderr: string) => void;
 }
 
 /** Result of {@link invokeTool}. */
@@ -115,6 +117,7 @@ async function execute(
       timeoutSeconds: options.timeoutSeconds,
       signal: options.signal,
     });
+    options.onStderr?.(m.id, out.stderr);
     return { result: out.output };
   }
   if (depth > 8)
@@ -128,8 +131,24 @@ async function execute(
     const sub = await resolve(step.tool);
     try {
       const stepInput = validateInput(sub, resolveMapping(step.input, { input, steps }, where));
-      const out = await execute(sub, stepInput, options, resolve, depth + 1);
-      steps[step.id] = checkOutput(sub, out.result);
+      // on_error: {retry: true, max_retries: N} runs a failing step up to N more times; bad
+      // input and a canceled request are not retried.
+      const retries = step.on_error?.retry ? step.on_error.max_retries : 0;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const out = await execute(sub, stepInput, options, resolve, depth + 1);
+          steps[step.id] = checkOutput(sub, out.result);
+          break;
+        } catch (e) {
+          const code = e instanceof DockpackError ? e.code : "";
+          if (
+            attempt >= retries ||
+            options.signal?.aborted ||
+            /INPUT_INVALID|MAPPING_INVALID|CANCELED/.test(code)
+          )
+            throw e;
+        }
+      }
     } catch (e) {
       if (e instanceof DockpackError && !e.message.includes(`workflow '${m.id}'`))
         // A step's bad input is the workflow's fault, not the caller's: not a usage error.
@@ -177,7 +196,7 @@ export function checkOutput(tool: Tool, output: Record<string, unknown>): Record
 export function directoryResolver(toolsDir?: string): ToolResolver {
   let all: Promise<Tool[]> | undefined;
   return async (id) => {
-    all ??= loadTools(toolsDir);
+    all ??= scanTools(toolsDir).then((s) => s.tools);
     const hit = (await all).find((t) => t.manifest.id === id);
     return hit ?? findTool(id, toolsDir);
   };

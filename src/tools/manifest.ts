@@ -25,8 +25,17 @@ const jsonSchema = z
 const workflowStep = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "lower-case letters, digits, '-' or '_'"),
   tool: z.string().min(1),
+  /** What the step does (for people; the seed's workflows carry one per step). */
+  description: z.string().optional(),
   /** Step input: literal values; strings `$input.<path>` / `$steps.<id>.<path>` are mapped. */
   input: z.record(z.string(), z.unknown()).default({}),
+  /** The seed's recovery step: `{retry: true, max_retries: 1}` runs a failing step again. */
+  on_error: z
+    .strictObject({
+      retry: z.boolean().default(false),
+      max_retries: z.number().int().min(0).max(10).default(1),
+    })
+    .optional(),
 });
 
 /** The zod schema of `tool.yaml`. Unknown keys are errors (they are usually typos). */
@@ -163,16 +172,21 @@ export async function loadTool(dir: string): Promise<Tool> {
   return { manifest: parseManifest(text, manifestPath), dir: abs, manifestPath };
 }
 
-/**
- * Loads every tool in `toolsDir` (each sub-folder holding a `tool.yaml`), sorted by id.
- * @throws DockpackError `TOOLS_DIR_MISSING`, `TOOL_MANIFEST_INVALID`, `TOOL_ID_DUPLICATE`
- */
-export async function loadTools(toolsDir?: string): Promise<Tool[]> {
+/** A tool folder whose `tool.yaml` could not be loaded (see {@link scanTools}). */
+export interface BrokenTool {
+  /** The tool folder. */
+  dir: string;
+  /** The `id:` written in the file, when it could be read; else the folder name. */
+  id: string;
+  /** Why it could not be loaded (`TOOL_MANIFEST_INVALID`, `TOOL_ID_DUPLICATE`). */
+  error: DockpackError;
+}
+
+async function readToolsDir(toolsDir?: string): Promise<{ dir: string; names: string[] }> {
   const dir = resolveToolsDir(toolsDir);
-  let names: string[];
   try {
     if (!(await stat(dir)).isDirectory()) throw new Error("not a directory");
-    names = (await readdir(dir)).sort();
+    return { dir, names: (await readdir(dir)).sort() };
   } catch (e) {
     throw new DockpackError(
       "TOOLS_DIR_MISSING",
@@ -183,7 +197,18 @@ export async function loadTools(toolsDir?: string): Promise<Tool[]> {
       },
     );
   }
+}
+
+/**
+ * Loads every tool of `toolsDir` that loads, and reports the others: one broken `tool.yaml` does
+ * not hide the other tools (`tool list`, `tool invoke`, the service's workflow steps).
+ * @returns the tools sorted by id, and the broken folders (invalid manifest, duplicate id)
+ * @throws DockpackError `TOOLS_DIR_MISSING`
+ */
+export async function scanTools(toolsDir?: string): Promise<{ tools: Tool[]; broken: BrokenTool[] }> {
+  const { dir, names } = await readToolsDir(toolsDir);
   const tools: Tool[] = [];
+  const broken: BrokenTool[] = [];
   const seen = new Map<string, string>();
   for (const name of names) {
     const sub = join(dir, name);
@@ -192,39 +217,74 @@ export async function loadTools(toolsDir?: string): Promise<Tool[]> {
     } catch {
       continue;
     }
-    const tool = await loadTool(sub);
+    let tool: Tool;
+    try {
+      tool = await loadTool(sub);
+    } catch (e) {
+      if (!(e instanceof DockpackError)) throw e;
+      let id = name;
+      try {
+        const raw = parseDocument(await readFile(join(sub, MANIFEST_NAME), "utf8")).toJS() as {
+          id?: unknown;
+        };
+        if (typeof raw?.id === "string") id = raw.id;
+      } catch {
+        // keep the folder name
+      }
+      broken.push({ dir: sub, id, error: e });
+      continue;
+    }
     const prev = seen.get(tool.manifest.id);
-    if (prev)
-      throw new DockpackError(
+    if (prev) {
+      const error = new DockpackError(
         "TOOL_ID_DUPLICATE",
         `Tool id '${tool.manifest.id}' is used by ${prev} and ${sub}.`,
-        {
-          hint: "Give each tool a unique id.",
-        },
+        { hint: "Give each tool a unique id." },
       );
+      broken.push({ dir: sub, id: tool.manifest.id, error });
+      continue;
+    }
     seen.set(tool.manifest.id, sub);
     tools.push(tool);
   }
-  return tools.sort((a, b) => a.manifest.id.localeCompare(b.manifest.id));
+  tools.sort((a, b) => a.manifest.id.localeCompare(b.manifest.id));
+  return { tools, broken };
 }
 
 /**
- * Finds tool `id` in `toolsDir`.
- * @throws DockpackError `TOOL_NOT_FOUND` listing the known ids, plus the errors of {@link loadTools}
+ * Loads every tool in `toolsDir` (each sub-folder holding a `tool.yaml`), sorted by id; strict:
+ * any broken manifest is an error (see {@link scanTools} for the tolerant form).
+ * @throws DockpackError `TOOLS_DIR_MISSING`, `TOOL_MANIFEST_INVALID`, `TOOL_ID_DUPLICATE`
+ */
+export async function loadTools(toolsDir?: string): Promise<Tool[]> {
+  const { tools, broken } = await scanTools(toolsDir);
+  if (broken.length) throw broken[0].error;
+  return tools;
+}
+
+/**
+ * Finds tool `id` in `toolsDir`; other tools' broken manifests do not matter.
+ * @throws DockpackError `TOOL_NOT_FOUND` listing the known ids, the tool's own
+ *   `TOOL_MANIFEST_INVALID` / `TOOL_ID_DUPLICATE`, `TOOLS_DIR_MISSING`
  */
 export async function findTool(id: string, toolsDir?: string): Promise<Tool> {
-  const tools = await loadTools(toolsDir);
+  const { tools, broken } = await scanTools(toolsDir);
+  const own = broken.find((b) => b.id === id || b.dir.endsWith(`/${id}`));
+  if (own?.error.code === "TOOL_ID_DUPLICATE") throw own.error;
   const hit = tools.find((t) => t.manifest.id === id);
-  if (!hit) {
-    const known = tools.map((t) => t.manifest.id);
-    throw new DockpackError("TOOL_NOT_FOUND", `No tool '${id}' in ${resolveToolsDir(toolsDir)}.`, {
-      hint: known.length
+  if (hit) return hit;
+  if (own) throw own.error;
+  const known = tools.map((t) => t.manifest.id);
+  const brokenNote = broken.length
+    ? ` Not loaded (broken tool.yaml): ${broken.map((b) => join(b.dir, MANIFEST_NAME)).join(", ")}.`
+    : "";
+  throw new DockpackError("TOOL_NOT_FOUND", `No tool '${id}' in ${resolveToolsDir(toolsDir)}.`, {
+    hint:
+      (known.length
         ? `Known tools: ${known.join(", ")}.`
-        : "That directory holds no tools (folders with tool.yaml).",
-      details: { known },
-    });
-  }
-  return hit;
+        : "That directory holds no tools (folders with tool.yaml).") + brokenNote,
+    details: { known },
+  });
 }
 
 /** The summary row of a tool. */
@@ -241,13 +301,19 @@ export function summarize(tool: Tool): ToolSummary {
 }
 
 /**
- * Lists the tools of a directory (see {@link loadTools}).
- * @returns `{ toolsDir, tools: ToolSummary[] }`
+ * Lists the tools of a directory (see {@link scanTools}): broken tool folders are reported, not fatal.
+ * @returns `{ toolsDir, tools: ToolSummary[], broken }`
  */
 export async function listTools(options: { toolsDir?: string } = {}): Promise<{
   toolsDir: string;
   tools: ToolSummary[];
+  /** Tool folders whose tool.yaml could not be loaded: `{ dir, id, code, message }`. */
+  broken: { dir: string; id: string; code: string; message: string }[];
 }> {
-  const tools = await loadTools(options.toolsDir);
-  return { toolsDir: resolveToolsDir(options.toolsDir), tools: tools.map(summarize) };
+  const { tools, broken } = await scanTools(options.toolsDir);
+  return {
+    toolsDir: resolveToolsDir(options.toolsDir),
+    tools: tools.map(summarize),
+    broken: broken.map((b) => ({ dir: b.dir, id: b.id, code: b.error.code, message: b.error.message })),
+  };
 }

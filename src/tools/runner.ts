@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { DockpackError } from "../core/errors.js";
 import type { Tool } from "./manifest.js";
+import { trackGroup, untrackGroup } from "./reaper.js";
 
 /** Largest stdout / stderr a tool may print, in bytes (16 MiB). */
 export const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
@@ -32,9 +33,21 @@ export interface RunOutcome {
   durationSeconds: number;
 }
 
-/** The program used for `node` in a command: `$DOCKPACK_NODE`, else this process's node. */
-function nodeProgram(): string {
-  return process.env.DOCKPACK_NODE || process.execPath;
+/** Environment variable the single executable sets on itself: it is not a plain node. */
+export const SEA_SELF_ENV = "DOCKPACK_SEA_SELF";
+/** Set on a tool started as `node SCRIPT` under a single executable: the executable runs SCRIPT. */
+export const SEA_AS_NODE_ENV = "DOCKPACK_SEA_AS_NODE";
+
+/**
+ * The program used for `node` in a command: `$DOCKPACK_NODE`, else this process's node (under a
+ * single executable: the executable itself, which runs the script when {@link SEA_AS_NODE_ENV}
+ * is set — so a Node tool's exe needs no node installed).
+ */
+function nodeProgram(): { program: string; env: Record<string, string> } {
+  if (process.env.DOCKPACK_NODE) return { program: process.env.DOCKPACK_NODE, env: {} };
+  if (process.env[SEA_SELF_ENV] === "1")
+    return { program: process.execPath, env: { [SEA_AS_NODE_ENV]: "1" } };
+  return { program: process.execPath, env: {} };
 }
 
 /**
@@ -98,7 +111,9 @@ export async function runExecutable(
     }
     argv.push(a);
   }
-  const program = argv[0] === "node" ? nodeProgram() : argv[0];
+  const node = argv[0] === "node" ? nodeProgram() : undefined;
+  const program = node ? node.program : argv[0];
+  if (node) Object.assign(env, node.env);
   const timeoutSeconds = options.timeoutSeconds ?? m.timeout_seconds;
   const started = performance.now();
   try {
@@ -114,6 +129,8 @@ export async function runExecutable(
       reject: false,
       stripFinalNewline: false,
     });
+    const pgid = sub.pid;
+    if (pgid) trackGroup(pgid);
     const killGroup = (signal: NodeJS.Signals) => {
       try {
         if (sub.pid) process.kill(-sub.pid, signal);
@@ -133,7 +150,10 @@ export async function runExecutable(
     );
     const onAbort = () => killGroup("SIGKILL");
     options.signal?.addEventListener("abort", onAbort, { once: true });
-    const res = await sub;
+    const res = await sub.finally(() => {
+      // Whatever the tool started and left running (stdio closed, still in its group) ends here.
+      if (pgid) untrackGroup(pgid);
+    });
     clearTimeout(timer);
     clearTimeout(forceTimer);
     options.signal?.removeEventListener("abort", onAbort);

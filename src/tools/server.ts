@@ -1,10 +1,16 @@
 /**
  * The HTTP API of a tool service (hono on @hono/node-server): `GET /`, `GET /api/health`,
- * `GET /api/info`, `POST /api/invoke`, `GET /openapi.json`, `GET /metrics`; body size limit,
- * optional bearer token, CORS allow-list, optional per-client rate limit, graceful shutdown.
+ * `GET /api/info`, `POST /api/invoke`, `GET /openapi.json`, `GET /metrics`.
+ *
+ * Hardening: `POST /api/invoke` takes `application/json` only (415 otherwise, so a cross-site form
+ * or `text/plain` fetch cannot run the tool); body size limit; optional bearer token; CORS
+ * allow-list; per-client rate limit; a bounded queue (503 + Retry-After when full); an invoke
+ * whose client goes away leaves the queue or has its tool killed; error bodies carry a code, a
+ * short message and a request id (details such as tracebacks go to the log only); header and
+ * request timeouts; a shutdown deadline.
  */
+import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
-import { availableParallelism } from "node:os";
 import { serve } from "@hono/node-server";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -14,24 +20,23 @@ import { type InvokeOptions, invokeTool, type ToolResolver } from "./invoke.js";
 import type { Tool } from "./manifest.js";
 import { ServiceMetrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
+import { InvokeQueue } from "./queue.js";
+import { enableWatchdog, signalAllGroups } from "./reaper.js";
+import { closureWith, missingPrograms } from "./runtimes.js";
+import {
+  DEFAULT_SERVICE_CONFIG,
+  isLoopback,
+  LOG_LEVELS,
+  type LogLevel,
+  type ServiceConfig,
+} from "./service-config.js";
 
-/** Settings of a tool service. Each has an environment variable (see {@link serviceConfigFromEnv}). */
-export interface ServiceConfig {
-  /** Listen port (`API_PORT`, default 8080). */
-  port: number;
-  /** Listen address (`API_HOST`, default 0.0.0.0). */
-  host: string;
-  /** Bearer token required on /api/invoke and /api/info (`API_TOKEN`); unset = open. */
-  token?: string;
-  /** Origins allowed by CORS (`CORS_ORIGINS`, comma-separated); empty = no CORS headers. */
-  corsOrigins: string[];
-  /** Invokes per client IP per minute (`RATE_LIMIT_PER_MINUTE`); 0 = no limit. */
-  rateLimitPerMinute: number;
-  /** Largest request body, in bytes (`MAX_BODY_BYTES`, default 1 MiB). */
-  maxBodyBytes: number;
-  /** Tool runs at once (`MAX_CONCURRENT_INVOKES`, default 4 × CPUs); more requests wait their turn. */
-  maxConcurrent: number;
-}
+export {
+  DEFAULT_SERVICE_CONFIG,
+  type LogLevel,
+  type ServiceConfig,
+  serviceConfigFromEnv,
+} from "./service-config.js";
 
 /** {@link ServiceConfig} plus what only a library caller can pass. */
 export type ServiceOptions = Partial<ServiceConfig> & {
@@ -40,105 +45,68 @@ export type ServiceOptions = Partial<ServiceConfig> & {
   toolsDir?: string;
   /** Receives one access-log line per request: `METHOD /path STATUS 12.3ms`. */
   accessLog?: (line: string) => void;
+  /** Receives error, warning and debug lines (filtered by `logLevel`). */
+  log?: (line: string) => void;
+  /** The hint given when the port is taken (default names --port and API_PORT). */
+  portHint?: string;
 };
-
-/** Defaults of {@link ServiceConfig}. */
-export const DEFAULT_SERVICE_CONFIG: ServiceConfig = {
-  port: 8080,
-  host: "0.0.0.0",
-  corsOrigins: [],
-  rateLimitPerMinute: 0,
-  maxBodyBytes: 1024 * 1024,
-  maxConcurrent: 4 * availableParallelism(),
-};
-
-function intEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new DockpackError(
-      "SERVICE_CONFIG_INVALID",
-      `${name}=${raw} is not an integer from ${min} to ${max}.`,
-      {
-        hint: `Fix ${name} in the environment or .env.`,
-        usage: true,
-      },
-    );
-  return n;
-}
-
-/**
- * Reads a {@link ServiceConfig} from environment variables API_PORT, API_HOST, API_TOKEN,
- * CORS_ORIGINS, RATE_LIMIT_PER_MINUTE, MAX_BODY_BYTES, MAX_CONCURRENT_INVOKES (empty values count
- * as unset).
- * @throws DockpackError `SERVICE_CONFIG_INVALID` (usage) naming the variable
- */
-export function serviceConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
-  return {
-    port: intEnv(env, "API_PORT", DEFAULT_SERVICE_CONFIG.port, 0, 65535),
-    host: env.API_HOST?.trim() || DEFAULT_SERVICE_CONFIG.host,
-    token: env.API_TOKEN?.trim() || undefined,
-    corsOrigins: (env.CORS_ORIGINS ?? "")
-      .split(",")
-      .map((s) => s.trim())
-      .filter(Boolean),
-    rateLimitPerMinute: intEnv(env, "RATE_LIMIT_PER_MINUTE", 0, 0, 1_000_000),
-    maxBodyBytes: intEnv(env, "MAX_BODY_BYTES", DEFAULT_SERVICE_CONFIG.maxBodyBytes, 1, 1024 ** 3),
-    maxConcurrent: intEnv(env, "MAX_CONCURRENT_INVOKES", DEFAULT_SERVICE_CONFIG.maxConcurrent, 1, 10_000),
-  };
-}
-
-/** A counting semaphore: at most `size` tool runs at once, the rest wait in arrival order. */
-class Slots {
-  private busy = 0;
-  private readonly waiting: (() => void)[] = [];
-  constructor(
-    private readonly size: number,
-    private readonly metrics: ServiceMetrics,
-  ) {}
-  async acquire(): Promise<void> {
-    if (this.busy >= this.size) {
-      const turn = new Promise<void>((go) => this.waiting.push(go));
-      this.metrics.inFlight(this.busy, this.waiting.length);
-      await turn; // release() hands its slot over: busy stays the same
-    } else this.busy++;
-    this.metrics.inFlight(this.busy, this.waiting.length);
-  }
-  release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.busy--;
-    this.metrics.inFlight(this.busy, this.waiting.length);
-  }
-}
 
 /** What {@link createToolApp} returns. */
 export interface ToolApp {
   app: Hono;
   metrics: ServiceMetrics;
+  /** Stops every running invoke (its tool is killed) — the shutdown deadline. */
+  abortAll(): void;
 }
 
-const HTTP_STATUS: Record<string, 400 | 422 | 500> = { TOOL_INPUT_INVALID: 422 };
 const ROUTES = new Set(["/", "/api/health", "/api/info", "/api/invoke", "/openapi.json", "/metrics"]);
+const ABS_PATH = /(?<![\w.])\/(?:[\w.@+-]+\/)+[\w.@+-]*/g;
+
+/**
+ * The message a client sees for a failed invoke: the first line of the error, without absolute
+ * paths (the full text, stderr and tracebacks are logged with the request id instead).
+ */
+export function publicMessage(err: DockpackError): string {
+  const first = err.message.split("\n")[0].replace(/:\s*$/, "");
+  const step =
+    typeof err.details?.step === "string" && !first.includes("(step ") ? ` (step '${err.details.step}')` : "";
+  return `${first.replace(ABS_PATH, "<path>")}${step}`.slice(0, 300);
+}
+
+function statusOf(code: string): 422 | 500 | 503 {
+  if (code === "TOOL_INPUT_INVALID") return 422;
+  if (code === "SERVICE_BUSY") return 503;
+  return 500;
+}
 
 /**
  * Builds the hono app serving `tool` (no socket; `app.fetch` answers Requests).
- * @param resolve finds workflow steps' tools
+ * @param config settings; `resolve` finds workflow steps' tools
  */
 export function createToolApp(tool: Tool, config: ServiceOptions = {}): ToolApp {
   const cfg = { ...DEFAULT_SERVICE_CONFIG, ...config };
   const m = tool.manifest;
   const metrics = new ServiceMetrics(m.id);
-  const app = new Hono();
-  const service = `dockpack tool service: ${m.name}`;
+  const app = new Hono<{ Variables: { requestId: string } }>();
   const window = new Map<string, { start: number; count: number }>();
-  const slots = new Slots(cfg.maxConcurrent, metrics);
-  const fail = (c: Context, status: 400 | 401 | 413 | 422 | 429 | 500, error: string, extra = {}) =>
-    c.json({ success: false, error, ...extra }, status);
+  const queue = new InvokeQueue(cfg.maxConcurrent, cfg.maxQueued, (r, q) => metrics.inFlight(r, q));
+  const running = new Set<AbortController>();
+  const level = LOG_LEVELS.indexOf(cfg.logLevel);
+  const log = (at: LogLevel, line: string) => {
+    if (LOG_LEVELS.indexOf(at) <= level) config.log?.(`${at}: ${line}`);
+  };
+  const fail = (
+    c: Context,
+    status: 400 | 401 | 413 | 415 | 422 | 429 | 500 | 503,
+    error: string,
+    extra = {},
+  ) => c.json({ success: false, error, request_id: c.get("requestId"), ...extra }, status);
+  let closure: Promise<Tool[]> | undefined;
 
   app.use("*", async (c, next) => {
     const t = performance.now();
+    c.set("requestId", randomUUID());
+    c.header("X-Request-Id", c.get("requestId"));
     await next();
     // Unknown paths share one label, so scanners cannot grow the metric without bound.
     const path = new URL(c.req.url).pathname;
@@ -157,7 +125,7 @@ export function createToolApp(tool: Tool, config: ServiceOptions = {}): ToolApp 
 
   app.get("/", (c) =>
     c.json({
-      service,
+      service: `dockpack tool service: ${m.name}`,
       tool_id: m.id,
       version: m.version,
       endpoints: [
@@ -170,7 +138,17 @@ export function createToolApp(tool: Tool, config: ServiceOptions = {}): ToolApp 
       ],
     }),
   );
-  app.get("/api/health", (c) => c.json({ status: "healthy", tool_id: m.id, version: m.version }));
+  app.get("/api/health", async (c) => {
+    // Healthy only when every program the tool (and its workflow steps) starts is installed.
+    closure ??= closureWith(tool, config.resolve ?? (async () => tool)).catch(() => [tool]);
+    const missing = missingPrograms(await closure);
+    if (missing.length)
+      return c.json(
+        { status: "unhealthy", tool_id: m.id, version: m.version, missing_programs: missing },
+        503,
+      );
+    return c.json({ status: "healthy", tool_id: m.id, version: m.version });
+  });
   app.get("/api/info", (c) =>
     c.json({
       tool_id: m.id,
@@ -187,6 +165,14 @@ export function createToolApp(tool: Tool, config: ServiceOptions = {}): ToolApp 
   app.get("/metrics", (c) => c.text(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }));
   app.post(
     "/api/invoke",
+    async (c, next) => {
+      // A JSON content type makes a cross-site request need a CORS preflight the browser
+      // cannot pass: forms and text/plain fetches are refused before the tool runs.
+      const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
+      if (type !== "application/json" && !/^application\/[\w.+-]*\+json$/.test(type))
+        return fail(c, 415, "Content-Type must be application/json", { code: "UNSUPPORTED_MEDIA_TYPE" });
+      await next();
+    },
     bodyLimit({
       maxSize: cfg.maxBodyBytes,
       onError: (c) => fail(c, 413, `request body larger than ${cfg.maxBodyBytes} bytes`),
@@ -213,10 +199,39 @@ export function createToolApp(tool: Tool, config: ServiceOptions = {}): ToolApp 
       } catch {
         return fail(c, 400, "request body is not valid JSON");
       }
-      await slots.acquire();
-      const started = performance.now();
+      // The seed's clients wrap the input: {"input_data": {...}} (unless the schema has that field).
+      input = unwrapInputData(tool, input);
+      const own = new AbortController();
+      const signal = AbortSignal.any([c.req.raw.signal, own.signal]);
+      let started = 0;
       try {
-        const options: InvokeOptions = { tool, input, resolve: config.resolve, toolsDir: config.toolsDir };
+        await queue.acquire(signal);
+      } catch (e) {
+        const err = e as DockpackError;
+        if (err.code === "SERVICE_BUSY") {
+          c.header("Retry-After", "1");
+          return fail(c, 503, err.message, { code: err.code });
+        }
+        return clientGone(c);
+      }
+      running.add(own);
+      try {
+        started = performance.now();
+        const options: InvokeOptions = {
+          tool,
+          input,
+          resolve: config.resolve,
+          toolsDir: config.toolsDir,
+          signal,
+          onStderr: (id, stderr) => {
+            if (stderr.trim())
+              log("debug", `[${c.get("requestId")}] stderr of '${id}':\n${stderr.trimEnd()}`);
+          },
+        };
+        log(
+          "debug",
+          `[${c.get("requestId")}] invoke '${m.id}' (${JSON.stringify(input).length} bytes of input)`,
+        );
         const out = await invokeTool(options);
         metrics.observe((performance.now() - started) / 1000);
         return c.json({
@@ -226,20 +241,59 @@ export function createToolApp(tool: Tool, config: ServiceOptions = {}): ToolApp 
           duration_seconds: out.duration_seconds,
         });
       } catch (e) {
+        if (c.req.raw.signal.aborted) return clientGone(c);
         const err = isDockpackError(e) ? e : new DockpackError("INTERNAL_ERROR", String(e));
-        const status = HTTP_STATUS[err.code] ?? 500;
-        if (status === 500) metrics.observe((performance.now() - started) / 1000);
+        const status = statusOf(err.code);
+        if (status === 500) {
+          metrics.observe((performance.now() - started) / 1000);
+          const stderr = typeof err.details?.stderr === "string" ? `\n${err.details.stderr.trimEnd()}` : "";
+          log(
+            "error",
+            `[${c.get("requestId")}] ${err.code}: ${err.message}${stderr && !err.message.includes(stderr.trim()) ? stderr : ""}`,
+          );
+        }
         const errors = status === 422 ? { errors: (err.details?.errors as string[]) ?? [] } : {};
-        return fail(c, status, err.message, { code: err.code, ...errors });
+        const message = status === 422 ? err.message : publicMessage(err);
+        return fail(c, status, message, { code: err.code, ...errors });
       } finally {
-        slots.release();
+        running.delete(own);
+        queue.release();
       }
     },
   );
   app.notFound((c) =>
     c.json({ success: false, error: `no route ${c.req.method} ${new URL(c.req.url).pathname}` }, 404),
   );
-  return { app, metrics };
+  return {
+    app: app as unknown as Hono,
+    metrics,
+    abortAll: () => {
+      for (const ac of running) ac.abort();
+    },
+  };
+}
+
+/** 499 (client closed request, nginx's code): nobody reads it, but the access log and metrics do. */
+function clientGone(c: Context): Response {
+  return c.body(null, 499 as 200);
+}
+
+/**
+ * Unwraps the seed's request shape `{"input_data": {...}}` unless the tool's input schema itself
+ * has an `input_data` property.
+ */
+export function unwrapInputData(tool: Tool, input: unknown): unknown {
+  const props = (tool.manifest.input_schema as { properties?: Record<string, unknown> }).properties ?? {};
+  if (
+    input !== null &&
+    typeof input === "object" &&
+    !Array.isArray(input) &&
+    Object.keys(input).length === 1 &&
+    "input_data" in input &&
+    !("input_data" in props)
+  )
+    return (input as { input_data: unknown }).input_data;
+  return input;
 }
 
 /** A running tool service. */
@@ -248,37 +302,79 @@ export interface RunningService {
   url: string;
   /** The port bound (useful with port 0). */
   port: number;
-  /** Stops accepting connections, lets in-flight requests finish, then resolves. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting connections and lets in-flight requests finish; after `deadlineSeconds`
+   * (default: the config's shutdown timeout) running tools are killed and connections closed.
+   */
+  close(deadlineSeconds?: number): Promise<void>;
 }
 
 /**
- * Starts serving `tool` over HTTP.
+ * Starts serving `tool` over HTTP. Warns (through `log`) when it listens beyond loopback
+ * without `API_TOKEN`.
  * @throws DockpackError `SERVICE_LISTEN_FAILED` (port in use, address not available)
  */
 export async function startToolServer(tool: Tool, config: ServiceOptions = {}): Promise<RunningService> {
   const cfg = { ...DEFAULT_SERVICE_CONFIG, ...config };
-  const { app } = createToolApp(tool, config);
+  const { app, abortAll } = createToolApp(tool, config);
+  enableWatchdog();
   return new Promise((resolvePromise, reject) => {
-    const server = serve({ fetch: app.fetch, port: cfg.port, hostname: cfg.host }, (info: AddressInfo) => {
-      const host = cfg.host === "0.0.0.0" ? "127.0.0.1" : cfg.host.includes(":") ? `[${cfg.host}]` : cfg.host;
-      resolvePromise({
-        url: `http://${host}:${info.port}`,
-        port: info.port,
-        close: () =>
-          new Promise<void>((done) => {
-            server.close(() => done());
-            (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
-          }),
-      });
-    });
+    const server = serve(
+      {
+        fetch: app.fetch,
+        port: cfg.port,
+        hostname: cfg.host,
+        serverOptions: {
+          headersTimeout: cfg.headersTimeoutSeconds * 1000,
+          requestTimeout: cfg.requestTimeoutSeconds * 1000,
+          keepAliveTimeout: 5000,
+          connectionsCheckingInterval: 1000,
+        },
+      },
+      (info: AddressInfo) => {
+        const host =
+          cfg.host === "0.0.0.0" || cfg.host === "::"
+            ? "127.0.0.1"
+            : cfg.host.includes(":")
+              ? `[${cfg.host}]`
+              : cfg.host;
+        if (!isLoopback(cfg.host) && !cfg.token)
+          config.log?.(
+            `warn: listening on ${cfg.host} without API_TOKEN: anyone who can reach this port can run the tool (set API_TOKEN, or API_HOST=127.0.0.1)`,
+          );
+        const s = server as unknown as { closeIdleConnections?(): void; closeAllConnections?(): void };
+        resolvePromise({
+          url: `http://${host}:${info.port}`,
+          port: info.port,
+          close: (deadlineSeconds = cfg.shutdownTimeoutSeconds) =>
+            new Promise<void>((done) => {
+              const timer = setTimeout(() => {
+                abortAll();
+                signalAllGroups("SIGKILL");
+                s.closeAllConnections?.();
+              }, deadlineSeconds * 1000);
+              // Keep-alive connections become idle when their request finishes: close them then.
+              const idle = setInterval(() => s.closeIdleConnections?.(), 100);
+              server.close(() => {
+                clearTimeout(timer);
+                clearInterval(idle);
+                done();
+              });
+              s.closeIdleConnections?.();
+            }),
+        });
+      },
+    );
     server.once("error", (e: NodeJS.ErrnoException) =>
       reject(
         new DockpackError(
           "SERVICE_LISTEN_FAILED",
           `Cannot listen on ${cfg.host}:${cfg.port}: ${e.code ?? e.message}.`,
           {
-            hint: e.code === "EADDRINUSE" ? "Choose another port with --port (or API_PORT)." : undefined,
+            hint:
+              e.code === "EADDRINUSE"
+                ? (config.portHint ?? "Choose another port with --port (or API_PORT).")
+                : undefined,
             cause: e,
           },
         ),
@@ -288,15 +384,16 @@ export async function startToolServer(tool: Tool, config: ServiceOptions = {}): 
 }
 
 /**
- * Serves until SIGTERM or SIGINT, then shuts down gracefully (in-flight requests finish).
- * @param log receives one line per event (listening, shutting down)
+ * Serves until SIGTERM or SIGINT, then shuts down gracefully: in-flight requests finish within
+ * the shutdown deadline; a second signal stops at once (running tools are killed on exit).
+ * @param log receives one line per event (listening, shutting down, warnings)
  */
 export async function serveUntilSignal(
   tool: Tool,
   config: ServiceOptions,
   log: (line: string) => void,
 ): Promise<{ url: string }> {
-  const running = await startToolServer(tool, config);
+  const running = await startToolServer(tool, { log, ...config });
   log(`serving tool '${tool.manifest.id}' on ${running.url} (POST /api/invoke)`);
   await new Promise<void>((done) => {
     // The listeners stay installed until the process ends: removing them inside the signal

@@ -65,7 +65,7 @@ test("the generated container builds offline, runs as non-root, answers every en
     assert.match(curlRun.stdout, /all checks passed/);
     const nodeRun = await exec(join(out, "test.sh"), [], { env: { ...env, TEST_HTTP_CLIENT: "node" } });
     assert.match(nodeRun.stdout, /all checks passed/);
-    assert.equal(nodeRun.stdout.match(/^ok /gm)?.length, 8);
+    assert.equal(nodeRun.stdout.match(/^ok /gm)?.length, 9);
 
     // Non-root inside, and the image's own HEALTHCHECK command succeeds (no curl in the image).
     assert.equal((await exec("docker", ["exec", container, "id", "-u"])).stdout.trim(), "10001");
@@ -76,16 +76,24 @@ test("the generated container builds offline, runs as non-root, answers every en
     const state = (await exec("docker", ["inspect", "-f", "{{.State.ExitCode}}", container])).stdout.trim();
     assert.equal(state, "0");
 
-    // The compose file works with the installed docker-compose (v1): up, test.sh, down.
+    // The compose file works with the installed docker-compose (v1): up, test.sh, down. The
+    // published port follows API_PORT (issue 13 A8), on 127.0.0.1 only.
+    const { HOST_PORT: _, ...envNoHostPort } = env;
     const composeEnv = {
-      ...env,
-      HOST_PORT: String(await freePort()),
+      ...envNoHostPort,
+      API_PORT: String(await freePort()),
       COMPOSE_PROJECT_NAME: `dockpack-t7test-${id}`,
     };
-    await exec("docker-compose", ["config", "-q"], { cwd: out, env: composeEnv });
+    const config = (await exec("docker-compose", ["config"], { cwd: out, env: composeEnv })).stdout;
+    assert.match(
+      config,
+      new RegExp(
+        `published: ${composeEnv.API_PORT}|127\\.0\\.0\\.1:${composeEnv.API_PORT}:${composeEnv.API_PORT}`,
+      ),
+    );
     try {
       await exec(join(out, "docker-compose-up.sh"), [], { env: composeEnv });
-      await waitForHttp(`http://127.0.0.1:${composeEnv.HOST_PORT}/api/health`, 30);
+      await waitForHttp(`http://127.0.0.1:${composeEnv.API_PORT}/api/health`, 30);
       assert.match((await exec(join(out, "test.sh"), [], { env: composeEnv })).stdout, /all checks passed/);
     } finally {
       await exec("docker-compose", ["down", "-t", "5"], { cwd: out, env: composeEnv }).catch(() => {});

@@ -76,13 +76,21 @@ test("POST /api/invoke: 200 result, 400 not JSON, 422 schema errors, 413 too lar
 });
 
 test("a crashing tool → 500 and the server keeps answering; a hanging tool → 500 timeout", async () => {
-  const crash = await start("crash", FIXTURE_TOOLS);
+  const logged: string[] = [];
+  const crash = await start("crash", FIXTURE_TOOLS, { log: (l: string) => logged.push(l) });
   const r = await post(crash, "{}");
   assert.equal(r.status, 500);
   const body = await json(r);
   assert.equal(body.success, false);
   assert.equal(body.code, "TOOL_FAILED");
-  assert.match(body.error, /boom/);
+  // The client gets a code, a short message and a request id; stderr goes to the log only.
+  assert.equal(body.error, "Tool 'crash' failed with exit code 3");
+  assert.match(body.request_id, /^[0-9a-f-]{36}$/);
+  assert.equal(r.headers.get("x-request-id"), body.request_id);
+  assert.ok(
+    logged.some((l) => l.includes(body.request_id) && /boom/.test(l)),
+    logged.join("\n"),
+  );
   assert.equal((await fetch(`${crash}/api/health`)).status, 200);
   const hang = await start("hang", FIXTURE_TOOLS);
   const t = Date.now();
