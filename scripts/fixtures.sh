@@ -71,11 +71,21 @@ cleanup() { for d in "${TMPS[@]}"; do rm -rf -- "$d"; done; }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+# mktmp: makes a temp folder removed at exit and puts its path in $TMPD. (Not `$(mktmp)`: a
+# command substitution runs in a subshell, whose TMPS+= the exit trap never sees.)
 mktmp() {
-  local d
-  d="$(mktemp -d "${TMPDIR:-/tmp}/dockpack-fixture.XXXXXX")"
-  TMPS+=("$d")
-  echo "$d"
+  TMPD="$(mktemp -d "${TMPDIR:-/tmp}/dockpack-fixture.XXXXXX")"
+  TMPS+=("$TMPD")
+}
+
+# build_tag SHORT TAG: builds under the image's lock; a rebuild moves the tag, so the image it
+# left untagged is removed (unless a container or a child image still uses it).
+build_tag() {
+  local old new
+  old="$(docker image inspect -f '{{.Id}}' "$2" 2>/dev/null || true)"
+  with_lock "$1" "build_$1"
+  new="$(docker image inspect -f '{{.Id}}' "$2" 2>/dev/null || true)"
+  if [ -n "$old" ] && [ "$old" != "$new" ]; then docker rmi "$old" >/dev/null 2>&1 || true; fi
 }
 
 fresh() { [ "${DOCKPACK_FIXTURE_REBUILD:-}" != 1 ] && have_image "$1"; }
@@ -97,7 +107,8 @@ build_busybox() {
     die "$bb is not statically linked (apt-get install busybox-static)"
   log "$tag: assembling a root filesystem from $bb"
   local root
-  root="$(mktmp)/root"
+  mktmp
+  root="$TMPD/root"
   mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,root,home,var,proc,sys,dev,run}
   chmod 1777 "$root/tmp"
   chmod 0700 "$root/root"
@@ -136,7 +147,8 @@ debootstrap_tar() {
   need zstd zstd
   [ "$(id -u)" = 0 ] || die "debootstrap needs root (run as root, or run scripts/setup.sh as root once)"
   local root
-  root="$(mktmp)/root"
+  mktmp
+  root="$TMPD/root"
   log "$name: debootstrap --variant=minbase $SUITE from $MIRROR (a few minutes the first time)"
   local start=$SECONDS
   debootstrap --variant=minbase ${include:+--include="$include"} --cache-dir="$CACHE/debs" \
@@ -175,7 +187,7 @@ build_python() {
 build_node() {
   local tag=dockpack-fixture/node:20
   fresh "$tag" && return 0
-  with_lock debian build_debian
+  build_tag debian dockpack-fixture/debian:bookworm
   local node
   node="$(command -v node)" || die "node is not installed on this machine"
   node="$(readlink -f "$node")"
@@ -183,7 +195,8 @@ build_node() {
   version="$("$node" -v)"
   log "$tag: adding $node ($version) to dockpack-fixture/debian:bookworm"
   local ctx
-  ctx="$(mktmp)"
+  mktmp
+  ctx="$TMPD"
   cp "$node" "$ctx/node"
   cat >"$ctx/Dockerfile" <<D
 FROM dockpack-fixture/debian:bookworm
@@ -207,7 +220,7 @@ for n in "${names[@]}"; do
   short="${tag#dockpack-fixture/}"
   short="${short%%:*}"
   if ! fresh "$tag"; then
-    with_lock "$short" "build_$short"
+    build_tag "$short" "$tag"
     log "$tag: ready"
   fi
   echo "$tag"

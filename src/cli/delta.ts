@@ -142,7 +142,7 @@ export function register(program: Command): void {
   ]);
 
   // An archive written to standard output: the summary goes to stderr instead.
-  const createToStdout = false;
+  let createToStdout = false;
   let applyToStdout = false;
   const create = delta
     .command("create")
@@ -196,10 +196,11 @@ export function register(program: Command): void {
             },
             verbose(reporter, Boolean(o.verbose)),
           );
+          createToStdout = toStdout;
           if (toStdout) reporter.info(renderCreate(result));
-          return { ...result, toStdout };
+          return result;
         },
-        (r) => (r.toStdout ? "" : renderCreate(r)),
+        (r) => (createToStdout ? "" : renderCreate(r)),
       ),
     );
   withExamples(create, [

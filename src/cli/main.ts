@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
+import { sweepStaleTempDirs } from "../core/fs/temp.js";
 import { GROUPS } from "./groups.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
@@ -25,6 +26,8 @@ function firstCommand(argv: string[]): string | undefined {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // Temp folders of dockpack runs that were killed (kill -9, a crash) go first (core/fs/temp).
+  await sweepStaleTempDirs().catch(() => []);
   const wantsJson = argv.includes("--json");
   const program = new Command("dockpack")
     .description(

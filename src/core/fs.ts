@@ -12,4 +12,11 @@ export {
 } from "./fs/atomic.js";
 export { onCleanup, pendingCleanups } from "./fs/cleanup.js";
 export { type LockOptions, withLock } from "./fs/lock.js";
-export { ensureFreeSpace, freeSpace, makeTempDir, removeTempDir } from "./fs/temp.js";
+export {
+  ensureFreeSpace,
+  freeSpace,
+  makeTempDir,
+  processStartTicks,
+  removeTempDir,
+  sweepStaleTempDirs,
+} from "./fs/temp.js";

@@ -21,10 +21,13 @@ after(async () => {
 
 test("login refuses a wrong password and stores nothing; a right one lands in config.json; logout erases", () => {
   const env = { DOCKER_CONFIG: cfg };
-  const bad = runCli(["--json", "login", reg.host, "-u", "alice", "--password-stdin", "--ca-file", reg.caFile as string], {
-    env,
-    input: "wrong\n",
-  });
+  const bad = runCli(
+    ["--json", "login", reg.host, "-u", "alice", "--password-stdin", "--ca-file", reg.caFile as string],
+    {
+      env,
+      input: "wrong\n",
+    },
+  );
   assert.equal(bad.code, 1, bad.stderr);
   assert.equal(JSON.parse(bad.stdout).error.code, "OCI_UNAUTHORIZED");
   assert.equal(existsSync(join(cfg, "config.json")), false);
