@@ -10,6 +10,7 @@ import { formatBytes, formatTable } from "../core/output.js";
 import { exportEnvironment, importPackage, listPackages, validatePackage } from "../env/index.js";
 import { action, withExamples } from "./common.js";
 import { renderEnvironment } from "./env.js";
+import { registerPackageRegistryCommands, registryOptions, renderRemoteList } from "./registry.js";
 
 /** Adds the `packages` command group. */
 export function register(program: Command): void {
@@ -34,6 +35,9 @@ export function register(program: Command): void {
       .option("--compressed", "compress volume data (default)")
       .option("--no-compress", "store volume data uncompressed")
       .option("--codec <codec>", "volume compression: zstd or gzip", "zstd")
+      .option("--push <reference>", "then push the package to an OCI registry (see packages push)")
+      .option("--ca-file <pem>", "with --push: also trust this CA bundle")
+      .option("--insecure", "with --push: allow plain HTTP / unverified TLS")
       .action(
         action(
           async (r, cmd, branch: string) => {
@@ -43,7 +47,7 @@ export function register(program: Command): void {
                 hint: "Use zstd or gzip.",
                 usage: true,
               });
-            return exportEnvironment(
+            const res = await exportEnvironment(
               {
                 branch,
                 outputDir: o.outputDir,
@@ -52,10 +56,22 @@ export function register(program: Command): void {
               },
               r,
             );
+            if (!o.push) return res;
+            const { pushPackage } = await import("../env/registry.js");
+            return {
+              ...res,
+              pushed: await pushPackage(
+                { package: res.package, reference: o.push, ...registryOptions(o) },
+                r,
+              ),
+            };
           },
           (res) =>
             `${res.package}\n  ${formatBytes(res.size)}, ${res.metadata.volumes.length} volume(s)` +
-            `${res.metadata.include_code ? `, ${res.metadata.code_files} code file(s)` : ", no code"}, ${res.seconds.toFixed(1)} s`,
+            `${res.metadata.include_code ? `, ${res.metadata.code_files} code file(s)` : ", no code"}, ${res.seconds.toFixed(1)} s` +
+            ("pushed" in res
+              ? `\n  pushed ${res.pushed.reference}@${res.pushed.digest} (sent ${formatBytes(res.pushed.uploadedBytes)})`
+              : ""),
         ),
       ),
     [
@@ -68,7 +84,11 @@ export function register(program: Command): void {
   withExamples(
     packages
       .command("import <package>")
-      .description("verify a package and recreate its environment (worktree, env files, volumes) here")
+      .description(
+        "verify a package (a file, or a registry reference such as ghcr.io/acme/shop-env:main) and recreate its environment here",
+      )
+      .option("--ca-file <pem>", "for a registry reference: also trust this CA bundle")
+      .option("--insecure", "for a registry reference: allow plain HTTP / unverified TLS")
       .option("--target-branch <name>", "import under another branch name")
       .option("--restore-data", "restore the volumes' data (default)")
       .option("--no-data", "create empty volumes")
@@ -88,6 +108,9 @@ export function register(program: Command): void {
               force: o.force,
               standalone: o.standalone,
             };
+            const { isRegistryReference, importFromRegistry } = await import("../env/registry-import.js");
+            if (isRegistryReference(pkg))
+              return importFromRegistry({ ...options, reference: pkg, ...registryOptions(o) }, r);
             try {
               return await importPackage(options, r);
             } catch (e) {
@@ -112,43 +135,55 @@ export function register(program: Command): void {
 
   withExamples(
     packages
-      .command("list")
-      .description("list packages in a folder, reading only each file's metadata")
+      .command("list [repository]")
+      .description(
+        "list packages in a folder, reading only each file's metadata; or the tags of a registry repository",
+      )
       .option("--package-dir <dir>", "folder to list", "./packages")
+      .option("--ca-file <pem>", "for a repository: also trust this CA bundle")
+      .option("--insecure", "for a repository: allow plain HTTP / unverified TLS")
       .action(
         action(
-          async (_r, cmd) => listPackages({ packageDir: cmd.opts().packageDir }),
+          async (_r, cmd, repository?: string) => {
+            if (!repository) return listPackages({ packageDir: cmd.opts().packageDir });
+            const { listRemotePackages } = await import("../env/registry.js");
+            return listRemotePackages({ repository, ...registryOptions(cmd.opts()) });
+          },
           (res) =>
-            res.packages.length === 0
-              ? `no packages in ${res.directory}`
-              : formatTable(
-                  ["FILE", "PROJECT", "BRANCH", "CREATED", "SIZE", "VOLUMES", "CODE"],
-                  res.packages.map((p) =>
-                    p.error
-                      ? [
-                          p.file,
-                          "-",
-                          "-",
-                          "-",
-                          formatBytes(p.size),
-                          "-",
-                          `error ${p.error.code}: ${p.error.message}`,
-                        ]
-                      : [
-                          p.file,
-                          p.project ?? "",
-                          p.branch ?? "",
-                          p.created_at ?? "",
-                          formatBytes(p.size),
-                          p.volumes.join(",") || "-",
-                          p.include_code ? "yes" : "no",
-                        ],
+            "repository" in res
+              ? renderRemoteList(res)
+              : res.packages.length === 0
+                ? `no packages in ${res.directory}`
+                : formatTable(
+                    ["FILE", "PROJECT", "BRANCH", "CREATED", "SIZE", "VOLUMES", "CODE"],
+                    res.packages.map((p) =>
+                      p.error
+                        ? [
+                            p.file,
+                            "-",
+                            "-",
+                            "-",
+                            formatBytes(p.size),
+                            "-",
+                            `error ${p.error.code}: ${p.error.message}`,
+                          ]
+                        : [
+                            p.file,
+                            p.project ?? "",
+                            p.branch ?? "",
+                            p.created_at ?? "",
+                            formatBytes(p.size),
+                            p.volumes.join(",") || "-",
+                            p.include_code ? "yes" : "no",
+                          ],
+                    ),
                   ),
-                ),
         ),
       ),
     ["dockpack packages list", "dockpack packages list --package-dir /mnt/backup --json"],
   );
+
+  registerPackageRegistryCommands(packages);
 
   withExamples(
     packages

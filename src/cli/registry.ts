@@ -6,6 +6,11 @@ import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { login, logout } from "../core/oci/login.js";
 import type { RegistryOptions } from "../core/oci/transport.js";
+import { formatBytes, formatTable } from "../core/output.js";
+import type { listRemotePackages } from "../env/registry.js";
+
+type RemoteList = Awaited<ReturnType<typeof listRemotePackages>>;
+
 import { action, withExamples } from "./common.js";
 import type { GroupModule } from "./groups.js";
 
@@ -81,3 +86,74 @@ export const logoutGroup: GroupModule = {
     );
   },
 };
+
+/** Adds `packages push` and `packages pull` to the `packages` group. */
+export function registerPackageRegistryCommands(packages: Command): void {
+  withExamples(
+    addRegistryOptions(
+      packages
+        .command("push <package> <reference>")
+        .description("push a package file to an OCI registry (volumes the registry has are not sent again)")
+        .option("--chunk-size <mib>", "upload blobs larger than this in resumable chunks (MiB)", "16"),
+    ).action(
+      action(
+        async (r, cmd, pkg: string, reference: string) => {
+          const o = cmd.opts();
+          const { pushPackage } = await import("../env/registry.js");
+          return pushPackage(
+            { package: pkg, reference, chunkSize: Number(o.chunkSize) * 1024 * 1024, ...registryOptions(o) },
+            r,
+          );
+        },
+        (res) =>
+          `pushed ${res.reference}@${res.digest}\n  sent ${formatBytes(res.uploadedBytes)} of ${formatBytes(res.totalBytes)} (${res.existing} blob(s) already there), ${res.seconds.toFixed(1)} s`,
+      ),
+    ),
+    [
+      "dockpack packages push packages/shop-main-20250101T120000Z.dockpack.tar ghcr.io/acme/shop-env:main",
+      "dockpack packages push shop.dockpack.tar 127.0.0.1:5000/shop:review --json",
+    ],
+  );
+  withExamples(
+    addRegistryOptions(
+      packages
+        .command("pull <reference>")
+        .description("pull a package from an OCI registry into the identical package file (verified)")
+        .option("-o, --output-dir <dir>", "where to write the package", "./packages"),
+    ).action(
+      action(
+        async (r, cmd, reference: string) => {
+          const o = cmd.opts();
+          const { pullPackage } = await import("../env/registry.js");
+          return pullPackage({ reference, outputDir: o.outputDir, ...registryOptions(o) }, r);
+        },
+        (res) =>
+          `${res.package}\n  ${formatBytes(res.size)} from ${res.reference}@${res.digest}, ${res.seconds.toFixed(1)} s`,
+      ),
+    ),
+    [
+      "dockpack packages pull ghcr.io/acme/shop-env:main",
+      "dockpack packages pull 127.0.0.1:5000/shop:review -o /tmp/in",
+    ],
+  );
+}
+
+/** Text of `packages list REPOSITORY`. */
+export function renderRemoteList(res: RemoteList): string {
+  if (res.packages.length === 0) return `no packages in ${res.repository}`;
+  return formatTable(
+    ["TAG", "PROJECT", "BRANCH", "CREATED", "SIZE", "VOLUMES"],
+    res.packages.map((p) =>
+      p.error
+        ? [p.tag, "-", "-", "-", "-", `error ${p.error.code}`]
+        : [
+            p.tag,
+            p.project ?? "",
+            p.branch ?? "",
+            p.created_at ?? "",
+            formatBytes(p.size ?? 0),
+            p.volumes?.join(",") || "-",
+          ],
+    ),
+  );
+}

@@ -1,0 +1,213 @@
+/**
+ * The registry form of an environment package (see docs/commands/registry.md): how a package file
+ * (package-format.ts) is cut into OCI blobs and put back together byte for byte.
+ *
+ * The package tar is split at member boundaries into segments, in file order:
+ * - each `volumes/<name>.tar.<codec>` member: its tar header(s) and padding are kept in the config
+ *   blob, its data (the compressed volume, whose sha256 metadata.json already records) is a layer
+ *   of its own — so an unchanged volume is the same blob in every export and is not uploaded again;
+ * - every other run of members (metadata.json; environment/…; code/…; checksums.sha256 with the
+ *   end-of-archive blocks) is a layer of raw tar bytes.
+ *
+ * Reassembling the segments in order gives the exact package bytes (`package_sha256` checks it).
+ */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { open } from "node:fs/promises";
+import { z } from "zod";
+import { DockpackError } from "../core/errors.js";
+
+/** artifactType of an environment package manifest. */
+export const ENV_ARTIFACT_TYPE = "application/vnd.dockpack.env.package.v1";
+/** Media type of the config blob ({@link RegistryPackageConfig} as JSON). */
+export const ENV_CONFIG_MEDIA_TYPE = "application/vnd.dockpack.env.package.config.v1+json";
+/** Media type of a raw tar segment layer. */
+export const ENV_SEGMENT_MEDIA_TYPE = "application/vnd.dockpack.env.package.segment.v1.tar";
+/** Media type of a volume layer by codec. */
+export const ENV_VOLUME_MEDIA_TYPES: Record<string, string> = {
+  zstd: "application/vnd.dockpack.env.volume.v1.tar+zstd",
+  gzip: "application/vnd.dockpack.env.volume.v1.tar+gzip",
+  none: "application/vnd.dockpack.env.volume.v1.tar",
+};
+
+/** One segment of the package file. */
+export interface Segment {
+  /** `metadata`, `environment`, `code`, `volume`, `checksums` or `other`. */
+  kind: string;
+  /** Member name of a volume segment (e.g. `volumes/db.tar.zst`); the first member's otherwise. */
+  member: string;
+  /** Byte range of the layer's bytes in the package file, [start, end). */
+  start: number;
+  end: number;
+  /** Volume only: the tar header block(s) before the data, and the zero padding after it (bytes). */
+  header?: Buffer;
+  padding?: number;
+  /** `sha256:<hex>` of [start, end), set by {@link digestSegments}. */
+  digest?: string;
+}
+
+const segmentSchema = z.object({
+  kind: z.string().max(32),
+  member: z.string().max(4096),
+  size: z.number().int().nonnegative(),
+  header: z
+    .string()
+    .max(64 * 1024)
+    .optional(),
+  padding: z.number().int().min(0).max(511).optional(),
+});
+
+/** The config blob: what the package was, and how to rebuild it from the layers (one per segment). */
+export const registryPackageConfigSchema = z.object({
+  format: z.literal("dockpack-env-package-oci"),
+  format_version: z.string().regex(/^1\.\d+$/),
+  /** Base name of the package file as exported. */
+  file_name: z.string().max(255),
+  package_size: z.number().int().nonnegative(),
+  package_sha256: z.string().regex(/^sha256:[a-f0-9]{64}$/),
+  /** metadata.json of the package (parsed), for `packages list` without downloading layers. */
+  metadata: z.record(z.string(), z.unknown()),
+  /** Segments in file order; segment i is layer i. */
+  segments: z.array(segmentSchema).max(100_000),
+});
+export type RegistryPackageConfig = z.infer<typeof registryPackageConfigSchema>;
+
+function octal(buf: Buffer, off: number, len: number): number {
+  if (buf[off] & 0x80) {
+    let n = 0;
+    for (let i = off + 1; i < off + len; i++) n = n * 256 + buf[i];
+    return n;
+  }
+  const s = buf
+    .toString("ascii", off, off + len)
+    .replace(/\0.*$/s, "")
+    .trim();
+  return s === "" ? 0 : Number.parseInt(s, 8);
+}
+
+function kindOf(name: string, first: boolean): string {
+  if (first) return "metadata";
+  if (name.startsWith("environment/") || name === "environment") return "environment";
+  if (name.startsWith("code/") || name === "code") return "code";
+  if (name.startsWith("volumes/")) return "volume";
+  if (name === "checksums.sha256") return "checksums";
+  return "other";
+}
+
+/**
+ * Cuts a package file into segments by reading its tar headers (data is skipped, not read).
+ * The file must already have passed the package reader; a structure this scanner cannot follow
+ * throws `PACKAGE_UNREADABLE`.
+ */
+export async function scanSegments(file: string): Promise<Segment[]> {
+  const fh = await open(file, "r");
+  try {
+    const size = (await fh.stat()).size;
+    const segs: Segment[] = [];
+    let pos = 0;
+    let first = true;
+    const block = Buffer.alloc(512);
+    const bad = (why: string) => new DockpackError("PACKAGE_UNREADABLE", `${file}: ${why} at byte ${pos}`);
+    const raw = (kind: string, member: string, start: number, end: number) => {
+      const last = segs[segs.length - 1];
+      if (last && last.kind === kind && kind !== "volume" && kind !== "metadata" && last.end === start)
+        last.end = end;
+      else segs.push({ kind, member, start, end });
+    };
+    while (pos < size) {
+      const entryStart = pos;
+      let name = "";
+      let paxPath: string | undefined;
+      // prefix headers (pax 'x'/'g', GNU 'L'/'K') belong to the entry that follows
+      for (;;) {
+        if (pos + 512 > size) throw bad("truncated tar header");
+        await fh.read(block, 0, 512, pos);
+        if (block.every((b) => b === 0)) {
+          raw("checksums", "end-of-archive", entryStart, size);
+          return finish(segs, size);
+        }
+        const type = String.fromCharCode(block[156] || 0x30);
+        const len = octal(block, 124, 12);
+        const dataStart = pos + 512;
+        const padded = Math.ceil(len / 512) * 512;
+        if (type === "x" || type === "g" || type === "L" || type === "K") {
+          if (len > 1024 * 1024) throw bad("oversized extended header");
+          const ext = Buffer.alloc(len);
+          await fh.read(ext, 0, len, dataStart);
+          if (type === "x") {
+            const m = /\d+ path=([^\n]*)\n/.exec(ext.toString("utf8"));
+            if (m) paxPath = m[1];
+          } else if (type === "L") paxPath = ext.toString("utf8").replace(/\0.*$/s, "");
+          pos = dataStart + padded;
+          continue;
+        }
+        const prefix = block.toString("utf8", 345, 500).replace(/\0.*$/s, "");
+        const short = block.toString("utf8", 0, 100).replace(/\0.*$/s, "");
+        name = paxPath ?? (prefix ? `${prefix}/${short}` : short);
+        const kind = kindOf(name, first);
+        first = false;
+        if (kind === "volume" && (type === "0" || type === "\0")) {
+          const header = Buffer.alloc(dataStart - entryStart);
+          await fh.read(header, 0, header.length, entryStart);
+          segs.push({
+            kind,
+            member: name,
+            start: dataStart,
+            end: dataStart + len,
+            header,
+            padding: padded - len,
+          });
+        } else raw(kind, name, entryStart, dataStart + padded);
+        pos = dataStart + padded;
+        break;
+      }
+    }
+    throw bad("no end-of-archive blocks");
+  } finally {
+    await fh.close();
+  }
+}
+
+function finish(segs: Segment[], size: number): Segment[] {
+  let covered = 0;
+  for (const s of segs) covered += (s.header?.length ?? 0) + (s.end - s.start) + (s.padding ?? 0);
+  if (covered !== size)
+    throw new DockpackError("PACKAGE_UNREADABLE", `segments cover ${covered} of ${size} bytes`);
+  return segs;
+}
+
+/**
+ * Reads the file once and sets each segment's digest; returns the whole file's digest too.
+ */
+export async function digestSegments(file: string, segs: Segment[]): Promise<string> {
+  const whole = createHash("sha256");
+  const order = [...segs].sort((a, b) => a.start - b.start);
+  let i = 0;
+  let cur = order[0] ? createHash("sha256") : null;
+  let pos = 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
+    const buf = chunk as Buffer;
+    whole.update(buf);
+    let off = 0;
+    while (off < buf.length && i < order.length) {
+      const s = order[i];
+      const abs = pos + off;
+      if (abs < s.start) {
+        off = Math.min(buf.length, s.start - pos);
+        continue;
+      }
+      const take = Math.min(buf.length - off, s.end - abs);
+      cur?.update(buf.subarray(off, off + take));
+      off += take;
+      if (pos + off >= s.end) {
+        s.digest = `sha256:${(cur as ReturnType<typeof createHash>).digest("hex")}`;
+        i++;
+        cur = createHash("sha256");
+      }
+    }
+    pos += buf.length;
+  }
+  for (; i < order.length; i++)
+    if (order[i].start === order[i].end) order[i].digest = `sha256:${createHash("sha256").digest("hex")}`;
+  return `sha256:${whole.digest("hex")}`;
+}
