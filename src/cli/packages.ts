@@ -97,6 +97,10 @@ export function register(program: Command): void {
         "--standalone <dir>",
         "create a fresh repository in DIR from the package's code and import there",
       )
+      .option(
+        "--allow-special-files",
+        "restore device nodes and fifos found in volume data (refused by default)",
+      )
       .action(
         action(
           async (r, cmd, pkg: string) => {
@@ -107,6 +111,7 @@ export function register(program: Command): void {
               restoreData: o.data !== false,
               force: o.force,
               standalone: o.standalone,
+              allowSpecialFiles: o.allowSpecialFiles === true,
             };
             const { isRegistryReference, importFromRegistry } = await import("../env/registry-import.js");
             if (isRegistryReference(pkg))
@@ -189,10 +194,17 @@ export function register(program: Command): void {
     packages
       .command("validate <package>")
       .description("verify a package completely (checksums, format version, paths); exit 1 when invalid")
+      .option(
+        "--allow-special-files",
+        "accept device nodes and fifos in volume data, as import would with it",
+      )
       .action(
         action(
-          async (r, _cmd, pkg: string) => {
-            const res = await validatePackage({ package: pkg }, r);
+          async (r, cmd, pkg: string) => {
+            const res = await validatePackage(
+              { package: pkg, allowSpecialFiles: cmd.opts().allowSpecialFiles === true },
+              r,
+            );
             if (!res.valid) process.exitCode = 1;
             return res;
           },

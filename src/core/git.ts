@@ -6,6 +6,7 @@
  * Follows git's documented porcelain formats: `git worktree list --porcelain`,
  * `git status --porcelain=v1 -z`, `git ls-files -z`.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { resolve } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import { execa } from "execa";
@@ -28,14 +29,35 @@ function gitFailed(args: string[], cwd: string, err: unknown): DockpackError {
   );
 }
 
+const hooksOff = new AsyncLocalStorage<boolean>();
+
+/**
+ * Runs `fn` with git hooks disabled for every git command it runs (through {@link git} and
+ * {@link archive}, also in nested async calls): each gets `-c core.hooksPath=/dev/null`, so no
+ * hook of any repository runs, whoever planted it. Used by `packages import`, whose input is
+ * untrusted.
+ */
+export function withoutGitHooks<T>(fn: () => Promise<T>): Promise<T> {
+  return hooksOff.run(true, fn);
+}
+
+/** `-c core.hooksPath=/dev/null` inside {@link withoutGitHooks}, else nothing. */
+function hookArgs(): string[] {
+  return hooksOff.getStore() ? ["-c", "core.hooksPath=/dev/null"] : [];
+}
+
 /**
  * Runs `git args…` in `cwd` and returns its stdout (final newline stripped). Prompts are
- * disabled (GIT_TERMINAL_PROMPT=0). Throws `GIT_FAILED` (or `PROGRAM_MISSING` without git).
+ * disabled (GIT_TERMINAL_PROMPT=0); hooks too inside {@link withoutGitHooks}. Throws
+ * `GIT_FAILED` (or `PROGRAM_MISSING` without git).
  */
 export async function git(args: string[], cwd: string): Promise<string> {
   requireProgram("git", "git repositories");
   try {
-    const res = await run("git", args, { cwd, env: { GIT_TERMINAL_PROMPT: "0", LC_ALL: "C" } });
+    const res = await run("git", [...hookArgs(), ...args], {
+      cwd,
+      env: { GIT_TERMINAL_PROMPT: "0", LC_ALL: "C" },
+    });
     return res.stdout;
   } catch (err) {
     if (isDockpackError(err) && err.code === "PROGRAM_MISSING") throw err;
@@ -202,7 +224,11 @@ export async function listWorkingFiles(cwd: string): Promise<string[]> {
 export function archive(cwd: string, ref: string): Readable {
   requireProgram("git", "git archive");
   const args = ["archive", "--format=tar", "--end-of-options", ref];
-  const child = execa("git", args, { cwd, reject: false, buffer: { stdout: false, stderr: true } });
+  const child = execa("git", [...hookArgs(), ...args], {
+    cwd,
+    reject: false,
+    buffer: { stdout: false, stderr: true },
+  });
   // The output ends only once git has exited 0, so a failure is never mistaken for an empty tar.
   const out = new PassThrough();
   (child.stdout as Readable).pipe(out, { end: false });

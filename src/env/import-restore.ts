@@ -1,14 +1,15 @@
 /**
- * Import restore steps: package members written into a worktree (paths and checksums checked
- * again while writing), volume members streamed into Docker volumes (verified on the way), the
+ * Import restore steps: package members written into a worktree (restore-files.ts: paths and
+ * checksums checked again while writing, no link ever followed), volume members streamed into
+ * Docker volumes (verified, size-capped and entry-checked on the way), the
  * `--standalone` repository, and Docker's data root for the free-space check.
  */
-import { createReadStream, createWriteStream } from "node:fs";
-import { chmod, mkdir, readdir, rm, symlink } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { createReadStream } from "node:fs";
+import { lstat, mkdir, readdir, rm, unlink } from "node:fs/promises";
+import { join } from "node:path";
 import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { checkEntryPath, readTar } from "../core/archive.js";
+import { readTarStrict } from "../core/archive.js";
 import { decompressStream } from "../core/codec.js";
 import { verifyingStream } from "../core/digest.js";
 import { getDocker } from "../core/docker/client.js";
@@ -19,52 +20,35 @@ import type { Reporter } from "../core/output.js";
 import { exists } from "./import-aside.js";
 import type { Journal } from "./journal.js";
 import type { PackageMetadata } from "./package-format.js";
+import { capBytes } from "./package-volume.js";
+
+import { restoreMembers } from "./restore-files.js";
+
+export { restoreMembers };
 
 /**
- * Writes the members under `prefix` (files and symlinks) into `dest`, checking every path and
- * every file's sha256 against `checksums` again while writing. Returns the relative paths written.
+ * Removes checked-out files that the code snapshot did not contain (deleted before export).
+ * Never follows a symlink: a path whose parent is a symlink (e.g. one the package created) is
+ * skipped, and a symlink at the path itself is removed, not its target.
  */
-export async function restoreMembers(
-  file: string,
-  prefix: string,
-  dest: string,
-  checksums: Map<string, string>,
-): Promise<Set<string>> {
-  const written = new Set<string>();
-  await readTar(createReadStream(file, { highWaterMark: 1024 * 1024 }), async (header, body) => {
-    if (!header.name.startsWith(prefix) || header.type === "directory") {
-      body.resume();
-      return;
-    }
-    const rel = header.name.slice(prefix.length);
-    const why = checkEntryPath(rel);
-    if (why) throw new DockpackError("PACKAGE_UNSAFE_PATH", `member '${header.name}' is unsafe: ${why}`);
-    const target = join(dest, rel);
-    await mkdir(dirname(target), { recursive: true });
-    await rm(target, { force: true, recursive: false }).catch(() => {});
-    if (header.type === "symlink") {
-      await symlink(header.linkname ?? "", target);
-      body.resume();
-    } else if (header.type === "file") {
-      const expected = checksums.get(header.name);
-      if (!expected)
-        throw new DockpackError("PACKAGE_MEMBER_UNLISTED", `member '${header.name}' has no checksum`);
-      await pipeline(
-        body,
-        verifyingStream(expected, header.name),
-        createWriteStream(target, { mode: 0o644 }),
-      );
-      await chmod(target, (header.mode ?? 0o644) & 0o111 ? 0o755 : 0o644);
-    } else body.resume();
-    written.add(rel);
-  });
-  return written;
-}
-
-/** Removes checked-out files that the code snapshot did not contain (deleted before export). */
 export async function removeFilesNotIn(worktree: string, keep: Set<string>): Promise<void> {
   const tracked = (await git(["ls-files", "-z"], worktree)).split("\0").filter(Boolean);
-  for (const f of tracked) if (!keep.has(f)) await rm(join(worktree, f), { force: true });
+  for (const f of tracked) {
+    if (keep.has(f)) continue;
+    if (!(await parentsAreDirectories(worktree, f))) continue;
+    await unlink(join(worktree, f)).catch(() => {});
+  }
+}
+
+async function parentsAreDirectories(root: string, rel: string): Promise<boolean> {
+  const parts = rel.split("/");
+  let dir = root;
+  for (let i = 0; i < parts.length - 1; i++) {
+    dir = join(dir, parts[i]);
+    const st = await lstat(dir).catch(() => null);
+    if (!st?.isDirectory() || st.isSymbolicLink()) return false;
+  }
+  return true;
 }
 
 /** Streams one volume member (verified on the way) into the Docker volume `dockerName`. */
@@ -77,6 +61,7 @@ export async function restoreVolume(
   reporter: Reporter,
   size: number,
   journal: Journal,
+  options: { allowSpecialFiles?: boolean } = {},
 ): Promise<void> {
   let found = false;
   const source = createReadStream(file, { highWaterMark: 1024 * 1024 });
@@ -85,9 +70,20 @@ export async function restoreVolume(
   );
   const inFlight: { writing?: Promise<unknown> } = {};
   try {
-    await readVolumeMember(source, member, sha256, codec, dockerName, reporter, size, inFlight, () => {
-      found = true;
-    });
+    await readVolumeMember(
+      source,
+      member,
+      sha256,
+      codec,
+      dockerName,
+      reporter,
+      size,
+      inFlight,
+      options,
+      () => {
+        found = true;
+      },
+    );
   } finally {
     unhook();
     // the tar reader may fail before the engine upload ends: wait for it (and its helper
@@ -106,13 +102,13 @@ async function readVolumeMember(
   reporter: Reporter,
   size: number,
   inFlight: { writing?: Promise<unknown> },
+  options: { allowSpecialFiles?: boolean },
   onFound: () => void,
 ): Promise<void> {
-  await readTar(source, async (header, body) => {
-    if (header.name !== member) {
-      body.resume();
-      return;
-    }
+  await readTarStrict(source, async (entry, body) => {
+    if (entry.name !== member) return;
+    if (entry.type !== "file")
+      throw new DockpackError("PACKAGE_MEMBER_TYPE_INVALID", `member '${member}' is a ${entry.type}`);
     onFound();
     const bar = reporter.progress(`volume ${dockerName}`, size);
     let done = 0;
@@ -125,8 +121,17 @@ async function readVolumeMember(
     });
     // both sides must have finished (the helper container removed) before a rollback may run
     const all = Promise.allSettled([
-      pipeline(body, verifyingStream(sha256, member), decompressStream(codec), counter),
-      writeVolumeTar(dockerName, counter).catch((err) => {
+      pipeline(
+        body,
+        verifyingStream(sha256, member),
+        decompressStream(codec),
+        capBytes(size, member),
+        counter,
+      ),
+      writeVolumeTar(dockerName, counter, {
+        untrusted: true,
+        allowSpecialFiles: options.allowSpecialFiles === true,
+      }).catch((err) => {
         counter.destroy(err);
         throw err;
       }),
@@ -193,7 +198,7 @@ export async function createStandaloneRepo(
     } else await rm(dir, { recursive: true, force: true });
   });
   reporter.info(`creating repository ${dir} from the code snapshot`);
-  await git(["init", "-q"], dir);
+  await git(["-c", "core.hooksPath=/dev/null", "init", "-q"], dir);
   // the main checkout's branch must not be the imported branch, which gets its own worktree
   await git(["symbolic-ref", "HEAD", `refs/heads/${target === "main" ? "trunk" : "main"}`], dir);
   await restoreMembers(file, "code/", dir, checksums);
@@ -201,6 +206,8 @@ export async function createStandaloneRepo(
   await git(["add", "-A"], dir);
   await git(
     [
+      "-c",
+      "core.hooksPath=/dev/null",
       "-c",
       "user.name=dockpack",
       "-c",

@@ -3,7 +3,15 @@ import { join, resolve } from "node:path";
 import { createVolume } from "../core/docker/volumes.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
 import { ensureFreeSpace } from "../core/fs.js";
-import { commitExists, deleteBranch, git, worktreeAdd, worktreeList, worktreeRemove } from "../core/git.js";
+import {
+  commitExists,
+  deleteBranch,
+  git,
+  withoutGitHooks,
+  worktreeAdd,
+  worktreeList,
+  worktreeRemove,
+} from "../core/git.js";
 import { type Reporter, silentReporter } from "../core/output.js";
 import { removeVolumeSoon } from "./compose-run.js";
 import { CONFIG_FILE, type EnvConfig, loadEnvConfig, parseEnvConfigText } from "./config.js";
@@ -36,6 +44,8 @@ export interface ImportOptions {
   force?: boolean;
   /** Create a fresh git repository in this folder from the package's code snapshot and import there. */
   standalone?: string;
+  /** Restore device nodes and fifos found in volume tars (refused by default). */
+  allowSpecialFiles?: boolean;
 }
 
 /** Result of {@link importPackage}: the new environment and what the import did. */
@@ -62,6 +72,11 @@ export async function importPackage(
   options: ImportOptions,
   reporter: Reporter = silentReporter(),
 ): Promise<ImportResult> {
+  // The package is untrusted: no git hook of any repository runs during an import.
+  return withoutGitHooks(() => importSteps(options, reporter));
+}
+
+async function importSteps(options: ImportOptions, reporter: Reporter): Promise<ImportResult> {
   const started = Date.now();
   const file = resolve(options.cwd ?? process.cwd(), options.package);
   await lstat(file).catch(() => {
@@ -70,7 +85,8 @@ export async function importPackage(
     });
   });
   reporter.info(`verifying ${file}`);
-  const verified = await requireValidPackage(file, reporter);
+  const allowSpecialFiles = options.allowSpecialFiles === true;
+  const verified = await requireValidPackage(file, reporter, { allowSpecialFiles });
   const meta = verified.metadata;
   const target = options.targetBranch ?? meta.branch;
   checkBranchName(target);
@@ -204,7 +220,9 @@ export async function importPackage(
       journal.added(`remove volume ${dockerName}`, () => removeVolumeSoon(dockerName));
       if (options.restoreData === false) continue;
       reporter.info(`restoring volume ${dockerName}`);
-      await restoreVolume(file, v.member, v.sha256, v.codec, dockerName, reporter, v.size, journal);
+      await restoreVolume(file, v.member, v.sha256, v.codec, dockerName, reporter, v.size, journal, {
+        allowSpecialFiles,
+      });
       journal.checkpoint();
     }
     failAt("import:volumes");

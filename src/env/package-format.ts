@@ -167,3 +167,84 @@ export function packageFileName(project: string, branchSafe: string, date: Date)
     .replace(/\.\d+Z$/, "Z");
   return `${project}-${branchSafe}-${stamp}${PACKAGE_EXTENSION}`;
 }
+
+/** Longest member path accepted (bytes), and longest path component (bytes). */
+const MAX_PATH_BYTES = 4096;
+const MAX_COMPONENT_BYTES = 255;
+
+/**
+ * Why a member name is not acceptable in a package, or null. Names must be canonical
+ * (`/`-separated, no empty, `.` or `..` components, no leading `/`, no NUL), under one of the
+ * package's sections (`metadata.json`, `checksums.sha256`, `environment/<path>`, `code/<path>`,
+ * `volumes/<file>`), of a length every file system takes, and never git metadata: a `.git`
+ * component (any case, any depth, file or folder) is refused, since git would honour it as a
+ * repository (hooks, config).
+ */
+export function checkMemberName(name: string): string | null {
+  if (name === "") return "the name is empty";
+  if (name.includes("\0")) return "the name contains a NUL byte";
+  if (name.startsWith("/")) return "it is an absolute path";
+  const parts = name.split("/");
+  if (parts.includes("..")) return "it has a '..' component";
+  if (parts.some((p) => p === "" || p === ".")) return "it is not a canonical path (empty or '.' component)";
+  if (Buffer.byteLength(name) > MAX_PATH_BYTES) return `it is longer than ${MAX_PATH_BYTES} bytes`;
+  if (parts.some((p) => Buffer.byteLength(p) > MAX_COMPONENT_BYTES))
+    return `a component is longer than ${MAX_COMPONENT_BYTES} bytes`;
+  if (name === METADATA_MEMBER || name === CHECKSUMS_MEMBER) return null;
+  const [section] = parts;
+  if (section === "volumes") return parts.length === 2 ? null : "volume members lie directly under volumes/";
+  if (section !== "code" && section !== "environment") return "it is outside the package's sections";
+  if (parts.length < 2) return "it names a section itself";
+  if (parts.some((p) => p.toLowerCase() === ".git"))
+    return "it is git metadata (.git), which is never restored";
+  return null;
+}
+
+/** The path a `code/` or `environment/` member is restored to, relative to the worktree. */
+export function restorePath(member: string): string | null {
+  if (member.startsWith("code/")) return member.slice(5);
+  if (member.startsWith("environment/")) return member.slice(12);
+  return null;
+}
+
+const MAX_LINK_HOPS = 40;
+
+/**
+ * Resolves a symlink `target` met in folder `base` (components relative to the restore root)
+ * through the symlinks `lookup` knows (package symlinks, and at import those already on disk),
+ * without touching anything. Returns the resolved components, or the reason it leaves the root
+ * (absolute target, `..` above the root, more than 40 levels of links).
+ */
+export function resolveInside(
+  base: string[],
+  target: string,
+  lookup: (rel: string) => string | undefined,
+  depth = 0,
+): string[] | string {
+  if (target.startsWith("/")) return `its target '${target}' is absolute`;
+  if (target === "") return "its target is empty";
+  let stack = [...base];
+  for (const part of target.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") {
+      if (stack.length === 0) return `its target '${target}' leads outside the worktree`;
+      stack.pop();
+      continue;
+    }
+    const next = lookup([...stack, part].join("/"));
+    if (next === undefined) {
+      stack.push(part);
+      continue;
+    }
+    if (depth >= MAX_LINK_HOPS) return "its target has too many levels of symlinks";
+    const r = resolveInside(stack, next, lookup, depth + 1);
+    if (typeof r === "string") return r;
+    stack = r;
+  }
+  return stack;
+}
+
+/** Extension of a volume member for `codec` (`.zst`, `.gz`, or none). */
+export function volumeMemberName(name: string, codec: PackageVolume["codec"]): string {
+  return `volumes/${name}.tar${codec === "zstd" ? ".zst" : codec === "gzip" ? ".gz" : ""}`;
+}

@@ -1,37 +1,33 @@
 /**
- * Reading environment packages: the head (metadata.json only, for `packages list`), and a full
- * streaming verification that reports every problem (for `packages validate` and before any
- * import changes anything). Format: package-format.ts.
+ * Reading environment packages: the head (metadata.json only, for `packages list`), and the one
+ * full streaming verification that reports every problem — `packages validate`, `packages
+ * inspect` and `packages import` (before it changes anything) all run it. Format:
+ * package-format.ts; cross-checks: package-checks.ts; volume members: package-volume*.ts.
  */
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { basename } from "node:path";
-import { PassThrough, type Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { checkEntryPath, readTar } from "../core/archive.js";
-import { decompressStream } from "../core/codec.js";
-import { DigestStream, digestStream, sha256Hex } from "../core/digest.js";
+import type { Readable } from "node:stream";
+import { parseTarField, readTarStrict } from "../core/archive.js";
+import { digestStream, sha256Hex } from "../core/digest.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
 import { type Reporter, silentReporter } from "../core/output.js";
 import { CONFIG_FILE } from "./config.js";
+import { crossCheck, type ScanState } from "./package-checks.js";
 import {
   CHECKSUMS_MEMBER,
+  checkMemberName,
   METADATA_MEMBER,
   type PackageMetadata,
-  parseChecksums,
   parseMetadata,
+  restorePath,
 } from "./package-format.js";
+import { archiveProblemCode } from "./package-volume.js";
+import { checkVolumeMember } from "./package-volume-check.js";
 
 /** Largest metadata.json a reader accepts (bytes). */
 const METADATA_MAX = 1024 * 1024;
-
-function parseOctal(buf: Buffer, off: number, len: number): number {
-  const s = buf
-    .toString("ascii", off, off + len)
-    .replace(/\0.*$/s, "")
-    .trim();
-  return s === "" ? Number.NaN : Number.parseInt(s, 8);
-}
 
 function notPackage(file: string, why: string): DockpackError {
   return new DockpackError(
@@ -59,7 +55,12 @@ export async function readPackageHead(file: string): Promise<PackageMetadata> {
     const name = header.toString("utf8", 0, 100).replace(/\0.*$/s, "");
     if (name !== METADATA_MEMBER)
       throw notPackage(file, `its first member is '${name}', not ${METADATA_MEMBER}`);
-    const size = parseOctal(header, 124, 12);
+    let size: number;
+    try {
+      size = parseTarField(header.subarray(124, 136), "size", 0, false);
+    } catch {
+      throw notPackage(file, "its first header has an invalid size field");
+    }
     if (!Number.isFinite(size) || size <= 0 || size > METADATA_MAX)
       throw notPackage(file, "metadata.json has an impossible size");
     const body = Buffer.alloc(size);
@@ -96,33 +97,63 @@ export interface VerifyResult {
   checksums: Map<string, string>;
   /** Text of environment/.dockpack/config.yml, when present. */
   configText: string | null;
+  /**
+   * Texts of the small files under environment/ (each ≤ 1 MiB), by path relative to the
+   * worktree: the compose files and config that `packages inspect` reads.
+   */
+  environmentTexts: Map<string, string>;
   /** Package size in bytes. */
   size: number;
 }
 
+/** Options of {@link verifyPackage}. */
+export interface VerifyOptions {
+  /** Accept device nodes and fifos inside volume tars (default: refused, `PACKAGE_SPECIAL_FILE`). */
+  allowSpecialFiles?: boolean;
+}
+
+/** Largest checksums.sha256 accepted (bytes). */
+const CHECKSUMS_MAX = 64 * 1024 * 1024;
+/** Largest environment file kept in memory for inspection (bytes), and all of them together. */
+const ENV_TEXT_MAX = 1024 * 1024;
+const ENV_TEXTS_TOTAL = 16 * 1024 * 1024;
+
 /**
- * Reads the whole package once, streaming, and checks: metadata.json first, valid and of a known
- * major version; every member path safe (no absolute paths, `..`, links escaping); only regular
- * files, directories and symlinks; every member's sha256 against checksums.sha256 (metadata.json
- * included) and no member missing or unlisted; each volume member's sha256 and size against
- * metadata.json, and its decompressed tar's sha256, size and entry paths; the archive not
- * truncated. Never throws for a bad package: every problem is collected.
+ * Reads the whole package once, streaming, with the strict tar reader (`readTarStrict`), and
+ * checks everything an import relies on: the tar itself (header checksums, strict numbers, no
+ * data after the end-of-archive but zeros, no type whose size does not fit), metadata.json first
+ * and valid, checksums.sha256 last, every member name canonical and inside a section, no member
+ * twice, only regular files (and symlinks under code/ and environment/), no `.git`, no member
+ * below a symlink of the package, no symlink leading outside the worktree (resolved through the
+ * package's other symlinks), every member's sha256 against checksums.sha256 and every member
+ * listed there and in metadata.json (volumes, environment files, code count), each volume listed
+ * once with a member name matching its codec, and each volume tar decompressed (capped at its
+ * declared size) and checked entry by entry (see package-volume.ts). `import` runs this same
+ * function before changing anything, and reads the members again with the same reader and rules.
+ * Never throws for a bad package: every problem is collected.
  * @throws DockpackError `FS_ENOENT` when the file does not exist
  */
 export async function verifyPackage(
   file: string,
   reporter: Reporter = silentReporter(),
+  options: VerifyOptions = {},
 ): Promise<VerifyResult> {
   const size = (await stat(file)).size;
   const label = basename(file);
   const problems: PackageProblem[] = [];
   const add = (code: string, message: string, member?: string) =>
     problems.push({ code, message, ...(member ? { member } : {}) });
-  let metadata: PackageMetadata | null = null;
-  let checksumsText: string | null = null;
-  let configText: string | null = null;
-  const digests = new Map<string, { sha256: string; size: number }>();
-  const volumeChecks = new Map<string, { tarSha256: string; tarSize: number; innerProblem?: string }>();
+  const state: ScanState = {
+    metadata: null,
+    checksumsText: null,
+    configText: null,
+    environmentTexts: new Map(),
+    envTextBytes: 0,
+    digests: new Map(),
+    order: [],
+    links: [],
+    volumeChecks: new Map(),
+  };
   let index = 0;
   const bar = reporter.progress(`verify ${label}`, size);
   const source = createReadStream(file, { highWaterMark: 1024 * 1024 });
@@ -132,80 +163,97 @@ export async function verifyPackage(
     bar.update(readBytes);
   });
   try {
-    await readTar(source, async (header, body) => {
-      const name = header.name;
+    await readTarStrict(source, async (entry, body) => {
+      const name = entry.name;
       const first = index++ === 0;
-      const unsafe = checkEntryPath(name);
-      if (unsafe) add("PACKAGE_UNSAFE_PATH", `${label}: member '${name}' is unsafe: ${unsafe}`, name);
-      if (header.type === "directory") {
-        body.resume();
+      if (state.digests.has(name)) {
+        add("PACKAGE_MEMBER_DUPLICATE", `${label}: member '${name}' appears more than once`, name);
         return;
       }
-      if (header.type === "symlink") {
-        const target = header.linkname ?? "";
-        const r = checkLinkTarget(name, target);
-        if (r) add("PACKAGE_UNSAFE_PATH", `${label}: symlink '${name}' → '${target}' escapes: ${r}`, name);
-        digests.set(name, { sha256: `sha256:${sha256Hex(target)}`, size: 0 });
-        body.resume();
-        return;
-      }
-      if (header.type !== "file") {
-        add(
-          "PACKAGE_UNSAFE_PATH",
-          `${label}: member '${name}' has type ${header.type}; only files, directories and symlinks are allowed`,
-          name,
-        );
-        body.resume();
-        return;
-      }
+      state.order.push(name);
+      const bad = checkMemberName(name);
+      if (bad) add("PACKAGE_UNSAFE_PATH", `${label}: member '${name}' is refused: ${bad}`, name);
       if (first && name !== METADATA_MEMBER)
         add("PACKAGE_NOT_A_PACKAGE", `${label}: the first member is '${name}', not ${METADATA_MEMBER}`, name);
+      const rel = restorePath(name);
+      if (entry.type === "symlink") {
+        if (rel === null)
+          add(
+            "PACKAGE_MEMBER_TYPE_INVALID",
+            `${label}: member '${name}' is a symlink; only code/ and environment/ may hold symlinks`,
+            name,
+          );
+        else if (!bad) state.links.push({ member: name, rel, target: entry.linkname });
+        state.digests.set(name, { sha256: `sha256:${sha256Hex(entry.linkname)}`, size: 0 });
+        return;
+      }
+      if (entry.type !== "file") {
+        add(
+          "PACKAGE_MEMBER_TYPE_INVALID",
+          `${label}: member '${name}' is a ${entry.type}; a package holds only files and symlinks`,
+          name,
+        );
+        state.digests.set(name, { sha256: "", size: 0 });
+        return;
+      }
       if (name === METADATA_MEMBER || name === CHECKSUMS_MEMBER || name === `environment/${CONFIG_FILE}`) {
-        const chunks: Buffer[] = [];
-        let n = 0;
-        for await (const c of body as AsyncIterable<Buffer>) {
-          n += c.length;
-          if (n <= METADATA_MAX) chunks.push(c);
+        const limit = name === CHECKSUMS_MEMBER ? CHECKSUMS_MAX : METADATA_MAX;
+        const { buf, digest, size: n } = await readSmall(body, limit);
+        state.digests.set(name, { sha256: digest, size: n });
+        if (n > limit) {
+          add(
+            "PACKAGE_MEMBER_TOO_LARGE",
+            `${label}: member '${name}' is ${n} bytes, over the ${limit} allowed`,
+            name,
+          );
+          return;
         }
-        const buf = Buffer.concat(chunks);
-        digests.set(name, { sha256: `sha256:${sha256Hex(buf)}`, size: n });
         if (name === METADATA_MEMBER) {
           try {
-            metadata = parseMetadata(buf, label);
+            state.metadata = parseMetadata(buf, label);
           } catch (e) {
             const err = toDockpackError(e);
             add(err.code, err.message, name);
           }
-        } else if (name === CHECKSUMS_MEMBER) checksumsText = buf.toString();
-        else configText = buf.toString();
+        } else if (name === CHECKSUMS_MEMBER) state.checksumsText = buf.toString();
+        else {
+          state.configText = buf.toString();
+          keepEnvText(state, CONFIG_FILE, buf);
+        }
         return;
       }
       if (name.startsWith("volumes/")) {
-        const digest = new DigestStream();
-        const tee = new PassThrough();
-        const inner = checkVolumeTar(name, tee);
-        const counted = pipeline(body, digest, tee);
-        const [innerRes] = await Promise.all([inner, counted]);
-        digests.set(name, { sha256: digest.digest, size: digest.size });
-        volumeChecks.set(name, innerRes);
+        const v = state.metadata?.volumes.find((x) => x.member === name);
+        if (v) {
+          const res = await checkVolumeMember(body, v, options);
+          state.digests.set(name, { sha256: res.sha256, size: res.size });
+          state.volumeChecks.set(name, res);
+          return;
+        }
+      }
+      if (rel !== null && name.startsWith("environment/") && entry.size <= ENV_TEXT_MAX) {
+        const { buf, digest, size: n } = await readSmall(body, ENV_TEXT_MAX);
+        state.digests.set(name, { sha256: digest, size: n });
+        keepEnvText(state, rel, buf);
         return;
       }
       const d = await digestStream(body);
-      digests.set(name, { sha256: d.digest, size: d.size });
+      state.digests.set(name, { sha256: d.digest, size: d.size });
     });
   } catch (e) {
     const err = toDockpackError(e);
-    const truncated = /unexpected end|premature/i.test(err.message) || size % 512 !== 0;
     if (index === 0)
       add("PACKAGE_NOT_A_PACKAGE", `${label} is not a dockpack environment package: ${err.message}`);
-    else if (truncated) add("PACKAGE_TRUNCATED", `${label} is truncated: ${err.message}`);
-    else add("PACKAGE_UNREADABLE", `${label} cannot be read as a tar archive: ${err.message}`);
+    else
+      add(
+        err.code.startsWith("ARCHIVE_") ? archiveProblemCode(err.code) : "PACKAGE_UNREADABLE",
+        `${label}: ${err.message}`,
+      );
   } finally {
     bar.stop();
   }
   if (index === 0 && !problems.length) add("PACKAGE_NOT_A_PACKAGE", `${label} holds no members`);
-  const notPackageAtAll = problems.some((p) => p.code === "PACKAGE_NOT_A_PACKAGE") && digests.size === 0;
-  if (notPackageAtAll)
+  if (problems.some((p) => p.code === "PACKAGE_NOT_A_PACKAGE") && state.digests.size === 0)
     return {
       package: file,
       valid: false,
@@ -213,129 +261,42 @@ export async function verifyPackage(
       metadata: null,
       checksums: new Map(),
       configText: null,
+      environmentTexts: new Map(),
       size,
     };
-  if (!digests.has(METADATA_MEMBER))
-    add("PACKAGE_MEMBER_MISSING", `${label}: ${METADATA_MEMBER} is missing`, METADATA_MEMBER);
-
-  let checksums = new Map<string, string>();
-  if (checksumsText === null)
-    add("PACKAGE_MEMBER_MISSING", `${label}: ${CHECKSUMS_MEMBER} is missing`, CHECKSUMS_MEMBER);
-  else {
-    try {
-      checksums = parseChecksums(checksumsText, label);
-    } catch (e) {
-      const err = toDockpackError(e);
-      add(err.code, err.message, CHECKSUMS_MEMBER);
-    }
-    for (const [member, expected] of checksums) {
-      const got = digests.get(member);
-      if (!got)
-        add(
-          "PACKAGE_MEMBER_MISSING",
-          `${label}: member '${member}' listed in ${CHECKSUMS_MEMBER} is missing`,
-          member,
-        );
-      else if (got.sha256 !== expected)
-        add(
-          "PACKAGE_CHECKSUM_MISMATCH",
-          `${label}: member '${member}': expected ${expected}, got ${got.sha256}`,
-          member,
-        );
-    }
-    for (const member of digests.keys())
-      if (member !== CHECKSUMS_MEMBER && !checksums.has(member))
-        add(
-          "PACKAGE_MEMBER_UNLISTED",
-          `${label}: member '${member}' is not listed in ${CHECKSUMS_MEMBER}`,
-          member,
-        );
-  }
-  const meta = metadata as PackageMetadata | null;
-  if (meta) {
-    if (checksumsText !== null && checksums.size && meta.members !== checksums.size)
-      add(
-        "PACKAGE_METADATA_MISMATCH",
-        `${label}: metadata.json counts ${meta.members} members, ${CHECKSUMS_MEMBER} lists ${checksums.size}`,
-      );
-    for (const v of meta.volumes) {
-      const got = digests.get(v.member);
-      if (!got) {
-        if (!checksums.has(v.member))
-          add("PACKAGE_MEMBER_MISSING", `${label}: volume member '${v.member}' is missing`, v.member);
-        continue;
-      }
-      if (got.sha256 !== v.sha256 || got.size !== v.compressed_size)
-        add(
-          "PACKAGE_CHECKSUM_MISMATCH",
-          `${label}: volume '${v.name}' (${v.member}) does not match metadata.json (sha256 or size)`,
-          v.member,
-        );
-      const inner = volumeChecks.get(v.member);
-      if (inner?.innerProblem)
-        add(
-          inner.innerProblem.startsWith("unsafe") ? "PACKAGE_UNSAFE_PATH" : "PACKAGE_VOLUME_INVALID",
-          `${label}: volume '${v.name}': ${inner.innerProblem}`,
-          v.member,
-        );
-      else if (inner && (inner.tarSha256 !== v.tar_sha256 || inner.tarSize !== v.size))
-        add(
-          "PACKAGE_CHECKSUM_MISMATCH",
-          `${label}: volume '${v.name}': its decompressed tar does not match metadata.json`,
-          v.member,
-        );
-    }
-  }
+  const checksums = crossCheck(state, label, add);
   return {
     package: file,
     valid: problems.length === 0,
     problems,
-    metadata: meta,
+    metadata: state.metadata,
     checksums,
-    configText,
+    configText: state.configText,
+    environmentTexts: state.environmentTexts,
     size,
   };
-
-  async function checkVolumeTar(
-    member: string,
-    input: Readable,
-  ): Promise<{ tarSha256: string; tarSize: number; innerProblem?: string }> {
-    const codec = member.endsWith(".zst") ? "zstd" : member.endsWith(".gz") ? "gzip" : "none";
-    const decoded = decompressStream(codec);
-    const digest = new DigestStream();
-    const out = new PassThrough();
-    let innerProblem: string | undefined;
-    const scanning = readTar(out, async (h, b) => {
-      const why = h.name === "./" ? null : checkEntryPath(h.name);
-      if (why && !innerProblem) innerProblem = `unsafe entry '${h.name}': ${why}`;
-      if (h.type === "link" && h.linkname && checkEntryPath(h.linkname) && !innerProblem)
-        innerProblem = `unsafe hardlink '${h.name}' → '${h.linkname}'`;
-      b.resume();
-    }).catch((e) => {
-      innerProblem ??= `its tar cannot be read: ${toDockpackError(e).message}`;
-      out.resume();
-    });
-    try {
-      await Promise.all([pipeline(input, decoded, digest, out), scanning]);
-    } catch (e) {
-      input.resume();
-      innerProblem ??= `it cannot be decompressed: ${toDockpackError(e).message}`;
-    }
-    return { tarSha256: digest.digest, tarSize: digest.size, ...(innerProblem ? { innerProblem } : {}) };
-  }
 }
 
-/** Why a symlink at `name` pointing to `target` would escape the package root, or null. */
-function checkLinkTarget(name: string, target: string): string | null {
-  if (target.startsWith("/")) return "absolute target";
-  const parts = name.split("/").slice(0, -1);
-  for (const p of target.split("/")) {
-    if (p === "..") {
-      if (parts.length === 0) return "target leaves the package";
-      parts.pop();
-    } else if (p !== "." && p !== "") parts.push(p);
+function keepEnvText(state: ScanState, rel: string, buf: Buffer): void {
+  if (state.envTextBytes + buf.length > ENV_TEXTS_TOTAL) return;
+  state.envTextBytes += buf.length;
+  state.environmentTexts.set(rel, buf.toString());
+}
+
+/** Reads a member body, keeping at most `limit` bytes; the digest and size cover all of it. */
+async function readSmall(
+  body: Readable,
+  limit: number,
+): Promise<{ buf: Buffer; digest: string; size: number }> {
+  const chunks: Buffer[] = [];
+  const hash = createHash("sha256");
+  let n = 0;
+  for await (const c of body as AsyncIterable<Buffer>) {
+    hash.update(c);
+    n += c.length;
+    if (n <= limit) chunks.push(c);
   }
-  return null;
+  return { buf: Buffer.concat(chunks), digest: `sha256:${hash.digest("hex")}`, size: n };
 }
 
 /**
@@ -346,8 +307,9 @@ function checkLinkTarget(name: string, target: string): string | null {
 export async function requireValidPackage(
   file: string,
   reporter: Reporter,
+  options: VerifyOptions = {},
 ): Promise<VerifyResult & { metadata: PackageMetadata }> {
-  const res = await verifyPackage(file, reporter);
+  const res = await verifyPackage(file, reporter, options);
   if (!res.valid || !res.metadata) {
     const first = res.problems[0] ?? { code: "PACKAGE_INVALID", message: `${basename(file)} is invalid` };
     throw new DockpackError(

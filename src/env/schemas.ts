@@ -38,6 +38,10 @@ export const importOptionsSchema = z.object({
     .string()
     .optional()
     .describe("Create a fresh repository in this folder from the package's code and import there"),
+  allowSpecialFiles: z
+    .boolean()
+    .optional()
+    .describe("Restore device nodes and fifos found in volume data (refused by default)"),
 });
 
 /** Input of `listPackages` / MCP `list_packages`. */
@@ -50,6 +54,10 @@ export const listPackagesOptionsSchema = z.object({
 export const validateOptionsSchema = z.object({
   cwd,
   package: z.string().describe("Path of the .dockpack.tar package"),
+  allowSpecialFiles: z
+    .boolean()
+    .optional()
+    .describe("Accept device nodes and fifos in volume data, as import with allowSpecialFiles would"),
 });
 
 /** Input of `listEnvironments` / MCP `env_list`. */

@@ -13,6 +13,8 @@ export interface ValidateOptions {
   cwd?: string;
   /** The package file. */
   package: string;
+  /** Accept device nodes and fifos in volume tars (as `import --allow-special-files` does). */
+  allowSpecialFiles?: boolean;
 }
 
 /** Result of {@link validatePackage}. */
@@ -37,7 +39,7 @@ export async function validatePackage(
   const file = resolve(options.cwd ?? process.cwd(), options.package);
   let res: Awaited<ReturnType<typeof verifyPackage>>;
   try {
-    res = await verifyPackage(file, reporter);
+    res = await verifyPackage(file, reporter, { allowSpecialFiles: options.allowSpecialFiles === true });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT")
       throw new DockpackError("PACKAGE_NOT_FOUND", `Package ${file} does not exist.`, {

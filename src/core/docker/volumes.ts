@@ -19,7 +19,9 @@ import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type Docker from "dockerode";
 import tar from "tar-stream";
-import { DockpackError, toDockpackError } from "../errors.js";
+import { normaliseEntryName, TarEntryChecker } from "../archive/checks.js";
+import { readTarStrict } from "../archive/strict.js";
+import { DockpackError, isDockpackError, toDockpackError } from "../errors.js";
 import { onCleanup } from "../fs.js";
 import { engineMessage, requireEngine, statusCode } from "./client.js";
 import { ensureHelperImage, HELPER_IMAGE, helperLabels } from "./helper-image.js";
@@ -259,6 +261,20 @@ function relName(name: string): string {
   return name;
 }
 
+/** Options of {@link writeVolumeTar}. */
+export interface WriteVolumeOptions {
+  /**
+   * The tar comes from an untrusted source (a package): it is read with the strict reader
+   * (readTarStrict) and every entry is checked in order by a TarEntryChecker before it reaches
+   * the engine: no `..` or absolute names, nothing below an earlier symlink or file, hardlinks
+   * only to earlier files of the same tar, no device nodes or fifos unless `allowSpecialFiles`.
+   * A refused entry fails the write with `VOLUME_SPECIAL_FILE` or `VOLUME_UNSAFE_ENTRY`.
+   */
+  untrusted?: boolean;
+  /** With `untrusted`: accept character/block devices and fifos. Default false. */
+  allowSpecialFiles?: boolean;
+}
+
 /**
  * Writes a tar stream into a named volume (Docker Engine API `PUT /containers/{id}/archive?path=/`, entries moved under `data/`),
  * streaming. Entry names are taken relative to the volume root (`a/b`, `./a/b` and a `./` root
@@ -271,7 +287,11 @@ function relName(name: string): string {
  * `VOLUME_TAR_INVALID`. The volume must exist (`VOLUME_NOT_FOUND` otherwise); the engine's refusal
  * (bad tar, no space) is `VOLUME_FAILED`. The helper container is removed in all cases.
  */
-export async function writeVolumeTar(name: string, input: Readable): Promise<void> {
+export async function writeVolumeTar(
+  name: string,
+  input: Readable,
+  options: WriteVolumeOptions = {},
+): Promise<void> {
   const docker = await requireEngine();
   if (!(await volumeExists(name))) {
     input.destroy();
@@ -282,7 +302,9 @@ export async function writeVolumeTar(name: string, input: Readable): Promise<voi
   // the root entry's owner and mode to the mount point and re-apply the mode of hardlinks
   // (its chown of a hardlink clears setuid; its chmod finds the link target only relative to
   // the container root).
-  const prefixed = prefixEntries(input, MOUNT.slice(1));
+  const prefixed = options.untrusted
+    ? prefixCheckedEntries(input, MOUNT.slice(1), options)
+    : prefixEntries(input, MOUNT.slice(1));
   // On SIGINT/SIGTERM the upload is cut first, or the removal would wait for it.
   const unregisterAbort = onCleanup(() => {
     prefixed.destroy(new Error("interrupted"));
@@ -357,6 +379,81 @@ function prefixEntries(input: Readable, dir: string): Readable & { done: Promise
               `The tar stream for the volume is unreadable: ${err.message}`,
               {
                 hint: "Check that the input is an uncompressed tar archive.",
+                cause: err,
+              },
+            );
+      pack.destroy(failure);
+      throw failure;
+    },
+  );
+  done.catch(() => {});
+  return Object.assign(pack, { done }) as unknown as Readable & { done: Promise<void> };
+}
+
+/**
+ * {@link prefixEntries} for untrusted input: the strict reader and the entry checks described at
+ * {@link WriteVolumeOptions.untrusted}. Pax records other than path/size (xattrs…) are kept.
+ */
+function prefixCheckedEntries(
+  input: Readable,
+  dir: string,
+  options: WriteVolumeOptions,
+): Readable & { done: Promise<void> } {
+  const pack = tar.pack();
+  const checker = new TarEntryChecker({ allowSpecialFiles: options.allowSpecialFiles === true });
+  const move = (n: string) => {
+    const rel = normaliseEntryName(n);
+    return rel === "" ? `${dir}/` : `${dir}/${rel}`;
+  };
+  pack.on("error", () => {});
+  const done = readTarStrict(input, async (entry, body) => {
+    const problem = checker.check(entry);
+    if (problem)
+      throw new DockpackError(
+        problem.code === "ARCHIVE_SPECIAL_FILE" ? "VOLUME_SPECIAL_FILE" : "VOLUME_UNSAFE_ENTRY",
+        `Refusing volume tar ${problem.reason}.`,
+        {
+          hint:
+            problem.code === "ARCHIVE_SPECIAL_FILE"
+              ? "Device nodes and fifos are refused by default; pass --allow-special-files if you trust the package."
+              : "The volume data may be malicious; do not import it.",
+          details: { reason: problem.reason },
+        },
+      );
+    const header: tar.Header = {
+      name: move(entry.name),
+      linkname: entry.type === "link" ? move(entry.linkname) : entry.linkname,
+      type: entry.type,
+      size: entry.size,
+      mode: entry.mode,
+      uid: entry.uid,
+      gid: entry.gid,
+      uname: entry.uname,
+      gname: entry.gname,
+      mtime: new Date(entry.mtime * 1000),
+      devmajor: entry.devmajor,
+      devminor: entry.devminor,
+      ...(Object.keys(entry.pax).length ? { pax: entry.pax } : {}),
+    };
+    await new Promise<void>((resolve, reject) => {
+      const sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
+      sink.on("error", () => {});
+      body.on("error", reject);
+      body.pipe(sink);
+    });
+  }).then(
+    () => {
+      pack.finalize();
+    },
+    (err) => {
+      const failure =
+        isDockpackError(err) && !String(err.code).startsWith("ARCHIVE_")
+          ? err
+          : new DockpackError(
+              "VOLUME_TAR_INVALID",
+              `The tar stream for the volume is unreadable: ${err.message}`,
+              {
+                hint: "The volume data is damaged or crafted.",
                 cause: err,
               },
             );

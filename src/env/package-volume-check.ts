@@ -1,0 +1,102 @@
+/**
+ * `validate`'s reading of one volume member (import's is restoreVolume in import-restore.ts; both
+ * use the rules of package-volume.ts): the member's sha256 and size, then, while it streams, its
+ * decompression with the recorded codec capped at the recorded tar size, the tar's sha256 and
+ * size, and every entry through the strict tar reader and one TarEntryChecker.
+ */
+import { pipeline as pipelineCb, type Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { readTarStrict, TarEntryChecker } from "../core/archive.js";
+import { decompressStream } from "../core/codec.js";
+import { DigestStream } from "../core/digest.js";
+import { toDockpackError } from "../core/errors.js";
+import type { PackageVolume } from "./package-format.js";
+import { capBytes, volumeProblemCode } from "./package-volume.js";
+
+/** What {@link checkVolumeMember} found. */
+export interface VolumeCheck {
+  /** sha256 and size of the member as stored (compressed). */
+  sha256: string;
+  size: number;
+  /** sha256 and size of the decompressed tar (as far as it was read). */
+  tarSha256: string;
+  tarSize: number;
+  /** The first problem inside the volume tar, if any. */
+  problem?: { code: string; message: string };
+}
+
+/**
+ * Reads a volume member's body to its end (never fails for bad content: problems are returned).
+ * @param options `allowSpecialFiles` accepts devices and fifos
+ */
+export async function checkVolumeMember(
+  body: Readable,
+  v: PackageVolume,
+  options: { allowSpecialFiles?: boolean },
+): Promise<VolumeCheck> {
+  const outer = new DigestStream();
+  const decoded = decompressStream(v.codec);
+  const tarDigest = new DigestStream();
+  let problem: { code: string; message: string } | undefined;
+  const note = (code: string, message: string) => {
+    problem ??= { code, message };
+  };
+  let innerDone = false;
+  decoded.on("error", () => undefined);
+  // Feeds the decoder but never fails the outer read: once the inner side failed, bytes are
+  // only hashed.
+  const feed = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (innerDone || decoded.destroyed) {
+        cb();
+        return;
+      }
+      if (decoded.write(chunk)) cb();
+      else {
+        const go = () => {
+          decoded.off("drain", go);
+          decoded.off("close", go);
+          cb();
+        };
+        decoded.on("drain", go);
+        decoded.on("close", go);
+      }
+    },
+    final(cb) {
+      if (!decoded.destroyed) decoded.end();
+      cb();
+    },
+  });
+  const checker = new TarEntryChecker({ allowSpecialFiles: options.allowSpecialFiles === true });
+  const plain = tarDigest;
+  pipelineCb(decoded, capBytes(v.size, v.member), tarDigest, () => undefined);
+  const inner = readTarStrict(plain, async (entry, b) => {
+    const p = checker.check(entry);
+    if (p) note(volumeProblemCode(p), p.reason);
+    b.resume();
+  })
+    .catch((e) => {
+      const err = toDockpackError(e);
+      if (err.code === "PACKAGE_VOLUME_TOO_LARGE") note("PACKAGE_VOLUME_INVALID", err.message);
+      else if (err.code.startsWith("ARCHIVE_"))
+        note("PACKAGE_VOLUME_INVALID", `its tar cannot be read: ${err.message}`);
+      else note("PACKAGE_VOLUME_INVALID", `it cannot be decompressed as ${v.codec}: ${err.message}`);
+    })
+    .finally(() => {
+      innerDone = true;
+      decoded.destroy();
+      plain.resume();
+    });
+  decoded.on("error", (e) =>
+    note("PACKAGE_VOLUME_INVALID", `it cannot be decompressed as ${v.codec}: ${toDockpackError(e).message}`),
+  );
+  await pipeline(body, outer, feed);
+  await inner;
+  return {
+    sha256: outer.digest,
+    size: outer.size,
+    tarSha256: tarDigest.digest,
+    tarSize: tarDigest.size,
+    ...(problem ? { problem } : {}),
+  };
+}
