@@ -8,6 +8,7 @@ import type { Command } from "commander";
 import { formatBytes, formatTable } from "../core/output.js";
 import { type PackageFeaturesResult, packageFeatures } from "../features/index.js";
 import { action, withExamples } from "./common.js";
+import { registerFeatureRegistryCommands } from "./registry.js";
 
 function human(result: PackageFeaturesResult): string {
   const rows = result.features.map((f) => [
@@ -65,4 +66,5 @@ export function register(program: Command): void {
       "dockpack features package src --json | jq -r '.features[].digest'",
     ],
   );
+  registerFeatureRegistryCommands(group);
 }

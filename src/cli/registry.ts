@@ -157,3 +157,64 @@ export function renderRemoteList(res: RemoteList): string {
     ),
   );
 }
+
+/** Adds `features publish` and `features info` to the `features` group. */
+export function registerFeatureRegistryCommands(group: Command): void {
+  withExamples(
+    addRegistryOptions(
+      group
+        .command("publish")
+        .description(
+          "package features and publish them with the collection metadata to an OCI registry, as `devcontainer features publish` does (tags X, X.Y, X.Y.Z, latest moved only forward)",
+        )
+        .argument("[target]", "feature folder, collection folder or repository root", ".")
+        .requiredOption("-r, --registry <host>", "registry host, e.g. ghcr.io")
+        .requiredOption("-n, --namespace <path>", "namespace, e.g. acme/features"),
+    ).action(
+      action(
+        async (r, cmd, target: string) => {
+          const o = cmd.opts();
+          const { publishFeatures } = await import("../features/publish.js");
+          return publishFeatures(
+            { target, registry: o.registry, namespace: o.namespace, ...registryOptions(o) },
+            r,
+          );
+        },
+        (res) =>
+          formatTable(
+            ["FEATURE", "VERSION", "TAGS", "DIGEST"],
+            res.features.map((f) => [
+              f.id,
+              f.version,
+              f.publishedTags.join(",") || "(exists)",
+              f.digest ?? "-",
+            ]),
+          ) + `\ncollection: ${res.registry}/${res.namespace}:latest@${res.collectionDigest}`,
+      ),
+    ),
+    [
+      "dockpack features publish src --registry ghcr.io --namespace acme/features",
+      "dockpack features publish . -r 127.0.0.1:5000 -n team/features --json",
+    ],
+  );
+  withExamples(
+    addRegistryOptions(
+      group
+        .command("info <reference>")
+        .description(
+          "show a published feature's manifest, tags and metadata (works for the devcontainer CLI's too)",
+        ),
+    ).action(
+      action(
+        async (_r, cmd, reference: string) => {
+          const { featureInfo } = await import("../features/publish.js");
+          return featureInfo({ reference, ...registryOptions(cmd.opts()) });
+        },
+        (res) =>
+          `${res.canonicalId}\n  tags: ${res.publishedTags.join(", ")}` +
+          (res.metadata ? `\n  ${res.metadata.id} ${res.metadata.version}: ${res.metadata.name ?? ""}` : ""),
+      ),
+    ),
+    ["dockpack features info ghcr.io/devcontainers/features/node:1"],
+  );
+}
