@@ -9,7 +9,7 @@
  */
 import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { open } from "node:fs/promises";
-import { Duplex, PassThrough, pipeline, Readable, type Writable } from "node:stream";
+import { Duplex, PassThrough, pipeline, Readable, Transform, type Writable } from "node:stream";
 import { createGunzip, createGzip } from "node:zlib";
 import { DockpackError, isDockpackError } from "./errors.js";
 import { findProgram, requireProgram } from "./exec.js";
@@ -52,6 +52,41 @@ export interface CompressOptions {
 export interface DecompressOptions {
   /** zstd: accept windows up to 2 GiB (`--long=31`), needed for streams written with `long`. */
   long?: boolean;
+  /**
+   * Most bytes the decompressed output may have (the size the input declared). The stream fails
+   * with `CODEC_OUTPUT_TOO_LARGE` at the first byte over, and the decoder is stopped: a
+   * decompression bomb never reaches memory or disk beyond this.
+   */
+  maxBytes?: number;
+  /** What is decompressed, for the error message (e.g. `member layers/1-….zst of x.dpd`). */
+  label?: string;
+}
+
+/** The error of a stream that produced more than `limit` bytes. */
+export function tooLargeError(label: string, limit: number): DockpackError {
+  return new DockpackError(
+    "CODEC_OUTPUT_TOO_LARGE",
+    `${label} expands past the ${limit} bytes it declares; stopped at the first byte over.`,
+    {
+      hint: "The input is corrupted or forged (a decompression bomb); nothing past the limit was written.",
+      details: { label, limit },
+    },
+  );
+}
+
+/**
+ * A pass-through that fails with `CODEC_OUTPUT_TOO_LARGE` (see {@link tooLargeError}) as soon as
+ * more than `limit` bytes went through it. Use it wherever a stream's declared size bounds it.
+ */
+export function capBytes(limit: number, label: string): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      seen += chunk.length;
+      if (seen > limit) cb(tooLargeError(label, limit));
+      else cb(null, chunk);
+    },
+  });
 }
 
 /**
@@ -155,22 +190,34 @@ export function compressStream(codec: Codec, options: CompressOptions = {}): Dup
  * and carrying the program's (or zlib's) message. `PROGRAM_MISSING` is thrown at once.
  */
 export function decompressStream(codec: Codec, options: DecompressOptions = {}): Duplex {
+  const cap =
+    options.maxBytes === undefined
+      ? undefined
+      : { limit: options.maxBytes, label: options.label ?? `${codec} stream` };
   switch (codec) {
     case "none":
-      return new PassThrough();
-    case "gzip":
-      return mapErrors(createGunzip(), "gzip", "decompress");
+      return cap ? capBytes(cap.limit, cap.label) : new PassThrough();
+    case "gzip": {
+      const gunzip = mapErrors(createGunzip(), "gzip", "decompress");
+      if (!cap) return gunzip;
+      const limiter = capBytes(cap.limit, cap.label);
+      gunzip.on("error", (e) => limiter.destroy(e));
+      limiter.on("error", () => gunzip.destroy());
+      gunzip.pipe(limiter);
+      return Duplex.from({ writable: gunzip, readable: limiter });
+    }
     case "zstd":
       return childStream(
         "zstd",
         ["-d", "-c", "-q", ...(options.long ? ["--long=31"] : [])],
         "zstd",
         "decompress",
+        cap,
       );
     case "xz":
-      return childStream("xz", ["-d", "-c", "-q", "-T0"], "xz", "decompress");
+      return childStream("xz", ["-d", "-c", "-q", "-T0"], "xz", "decompress", cap);
     case "bzip2":
-      return childStream("bzip2", ["-d", "-c", "-q"], "bzip2", "decompress");
+      return childStream("bzip2", ["-d", "-c", "-q"], "bzip2", "decompress", cap);
   }
 }
 
@@ -247,7 +294,14 @@ const STDERR_TAIL = 4096;
  * ends only after the child exited 0. A non-zero exit or a signal fails the stream with the
  * codec error and the child's stderr; destroying the stream kills the child.
  */
-function childStream(program: string, args: string[], codec: Codec, direction: Direction): Duplex {
+function childStream(
+  program: string,
+  args: string[],
+  codec: Codec,
+  direction: Direction,
+  cap?: { limit: number; label: string },
+): Duplex {
+  let produced = 0;
   const path = requireProgram(program, `${codec} ${direction}ion`);
   let child: ChildProcessByStdio<Writable, Readable, Readable> | undefined;
   let exited = false;
@@ -295,6 +349,12 @@ function childStream(program: string, args: string[], codec: Codec, direction: D
     stderr = (stderr + s).slice(-STDERR_TAIL);
   });
   child.stdout.on("data", (chunk: Buffer) => {
+    if (duplex.destroyed) return;
+    produced += chunk.length;
+    if (cap && produced > cap.limit) {
+      duplex.destroy(tooLargeError(cap.label, cap.limit));
+      return;
+    }
     if (!duplex.push(chunk)) child?.stdout.pause();
   });
   child.on("error", (err) => {

@@ -15,7 +15,7 @@ import { dirname, join, resolve } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
-import { decompressStream } from "../core/codec.js";
+import { capBytes, decompressStream } from "../core/codec.js";
 import { digestFile, digestStream, sha256Hex, verifyingStream } from "../core/digest.js";
 import { inspectImage, loadImage } from "../core/docker/images.js";
 import { DockpackError } from "../core/errors.js";
@@ -32,7 +32,15 @@ import { openImage, openImages } from "../image/open.js";
 import { type ArchiveLayout, writeImageTar } from "../image/write.js";
 import { findInEngine } from "./engine-bases.js";
 import { DELTA_CONFIG_MEMBER, type DeltaLayerEntry, type DeltaMetadata, openDeltaPackage } from "./format.js";
-import { decodeDelta, ZSTD_LONG_THRESHOLD } from "./methods.js";
+import { decodeDelta, unexpectedParams, ZSTD_LONG_THRESHOLD } from "./methods.js";
+
+/**
+ * Most bytes a decompressed patch may take for a layer of `size` bytes: a patch never needs
+ * more than the layer itself plus its framing (VCDIFF, zstd, bsdiff headers), so size + 1/64 + 1 MiB.
+ */
+export function patchLimit(size: number): number {
+  return size + Math.ceil(size / 64) + 1024 * 1024;
+}
 
 /** Options of {@link applyDelta} (also the MCP tool's input). */
 export const ApplyDeltaOptionsSchema = z.object({
@@ -176,6 +184,12 @@ export async function applyDelta(input: ApplyDeltaOptions, reporter: Reporter): 
       );
       await ensureFreeSpace(dirname(resolve(options.output)), total, options.output);
     }
+    // The sizes the metadata declares for the layers read from bases: a base stops there.
+    const declaredSize = new Map<string, number>();
+    for (const l of md.layers) {
+      if (l.ship === "reused") declaredSize.set(l.diffId, l.size);
+      if (l.ship === "delta" && l.base) declaredSize.set(l.base.diffId, l.base.size);
+    }
     const files = new Map<string, string>();
     const counts = { total: md.layers.length, fromBase: 0, fromDelta: 0, fromFull: 0 };
     const progress = reporter.progress("rebuild layers", md.layers.length, "items");
@@ -184,9 +198,11 @@ export async function applyDelta(input: ApplyDeltaOptions, reporter: Reporter): 
       if (have) return have;
       const src = sources.get(diffId) as { image: Image; index: number };
       const file = join(work, `${diffId.slice(7)}.tar`);
+      const label = `base layer ${diffId} from ${src.image.ref}`;
       await pipeline(
         await src.image.openLayer(src.index),
-        verifyingStream(diffId, `base layer ${diffId} from ${src.image.ref}`),
+        capBytes(declaredSize.get(diffId) ?? Number.MAX_SAFE_INTEGER, label),
+        verifyingStream(diffId, label),
         createWriteStream(file),
       );
       files.set(diffId, file);
@@ -296,23 +312,46 @@ async function rebuildLayer(
   const codec = l.codec ?? "none";
   const label = `layer ${l.index} (${l.diffId}) rebuilt from ${pkgPath}`;
   const file = join(tmp, `${l.diffId.slice(7)}.tar`);
-  const decoded = async (): Promise<Readable> => {
+  // Every decompression stops at the size the metadata declares (bombs never reach the disk).
+  const decoded = async (maxBytes: number): Promise<Readable[]> => {
     const raw = await container.open(member);
-    if (codec === "none") return raw;
-    return raw.pipe(decompressStream(codec, { long: l.size > ZSTD_LONG_THRESHOLD }));
+    const memberLabel = `${pkgPath}: member ${member} of layer ${l.index} (${l.diffId})`;
+    return [
+      raw,
+      decompressStream(codec, { long: l.size > ZSTD_LONG_THRESHOLD, maxBytes, label: memberLabel }),
+    ];
   };
   if (l.ship === "full") {
-    await pipeline(await decoded(), verifyingStream(l.diffId, label), createWriteStream(file));
+    await pipeline([...(await decoded(l.size)), verifyingStream(l.diffId, label), createWriteStream(file)]);
   } else {
     if (!l.method || !l.base)
       throw new DockpackError(
         "DELTA_PACKAGE_INVALID",
         `${pkgPath}: layer ${l.index} is a delta without method or base.`,
       );
+    const params = l.params ?? {};
+    const odd = unexpectedParams(l.method, params, l.base.size, l.size);
+    if (odd) {
+      throw new DockpackError(
+        "DELTA_PACKAGE_INVALID",
+        `${pkgPath}: layer ${l.index} (${l.diffId}) records ${odd}.`,
+        {
+          hint: "The package is corrupted or forged; create it again.",
+        },
+      );
+    }
     const old = await baseFile(l.base.diffId);
+    const oldSize = (await stat(old)).size;
+    if (oldSize !== l.base.size) {
+      throw new DockpackError(
+        "DELTA_PACKAGE_INVALID",
+        `${pkgPath}: layer ${l.index} declares a base layer of ${l.base.size} bytes; ${l.base.diffId} has ${oldSize}.`,
+        { hint: "The package is corrupted or forged; create it again." },
+      );
+    }
     const patch = join(tmp, `patch-${l.index}`);
-    await pipeline(await decoded(), createWriteStream(patch));
-    await decodeDelta(l.method, old, patch, file, l.params ?? {});
+    await pipeline([...(await decoded(patchLimit(l.size))), createWriteStream(patch)]);
+    await decodeDelta(l.method, old, patch, file, params, l.size, label);
     const got = await digestFile(file);
     if (got.digest !== l.diffId) {
       throw new DockpackError(

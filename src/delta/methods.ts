@@ -10,9 +10,14 @@
  * - `zstd` — `zstd --patch-from=OLD` (the old layer as a dictionary); long-distance mode with a
  *   window covering both files on both ends above 128 MiB. The output is zstd already.
  */
+import { spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { open } from "node:fs/promises";
 import { freemem } from "node:os";
+import { pipeline } from "node:stream/promises";
+import { capBytes } from "../core/codec.js";
 import { DockpackError } from "../core/errors.js";
-import { run } from "../core/exec.js";
+import { requireProgram, run } from "../core/exec.js";
 
 /** Binary delta methods. */
 export type DeltaMethod = "xdelta3" | "bsdiff" | "zstd";
@@ -114,8 +119,99 @@ export async function encodeDelta(
 }
 
 /**
+ * Reads the header of a bsdiff 4 patch (`BSDIFF40`, control and diff block lengths, new file
+ * size; 64-bit sign-magnitude little-endian, as bspatch.c `offtin`). Returns undefined when the
+ * file is not such a patch.
+ */
+export async function bsdiffNewSize(patchFile: string): Promise<number | undefined> {
+  const fh = await open(patchFile, "r");
+  try {
+    const head = Buffer.alloc(32);
+    const { bytesRead } = await fh.read(head, 0, 32, 0);
+    if (bytesRead < 32 || head.toString("latin1", 0, 8) !== "BSDIFF40") return undefined;
+    const offtin = (at: number): number => {
+      const hi = head.readUInt32LE(at + 4);
+      const v = (hi & 0x7fffffff) * 2 ** 32 + head.readUInt32LE(at);
+      return hi & 0x80000000 ? -v : v;
+    };
+    return offtin(24);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Runs `program args…` whose output goes to its standard output into `outFile`, failing with
+ * `CODEC_OUTPUT_TOO_LARGE` (and killing the program) at the first byte past `maxBytes`.
+ * Throws `COMMAND_FAILED` with the tail of stderr when it exits non-zero.
+ */
+async function runToFile(
+  program: string,
+  args: string[],
+  outFile: string,
+  maxBytes: number,
+  label: string,
+): Promise<void> {
+  const child = spawn(requireProgram(program), args, { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (d: string) => {
+    stderr = (stderr + d).slice(-4096);
+  });
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => resolve(code));
+  });
+  try {
+    await pipeline(child.stdout, capBytes(maxBytes, label), createWriteStream(outFile));
+  } catch (e) {
+    child.kill("SIGKILL");
+    await exited.catch(() => undefined);
+    throw e;
+  }
+  const code = await exited;
+  if (code !== 0) {
+    const tail = stderr.trim().split("\n").slice(-8).join("\n");
+    throw new DockpackError(
+      "COMMAND_FAILED",
+      `'${program} ${args.join(" ")}' failed with exit code ${code}${tail ? `:\n${tail}` : ""}`,
+      { details: { program, args, exitCode: code, stderr: tail } },
+    );
+  }
+}
+
+/**
+ * Checks a patch's recorded parameters against those {@link encodeDelta} derives from the
+ * declared sizes (a forged window would make the program allocate it).
+ * @returns an explanation when they differ, else undefined
+ */
+export function unexpectedParams(
+  method: DeltaMethod,
+  params: MethodParams,
+  oldSize: number,
+  newSize: number,
+): string | undefined {
+  if (method === "xdelta3") {
+    const want = xdelta3Window(oldSize);
+    if (params.window !== undefined && params.window !== want)
+      return `xdelta3 window ${params.window} (a base layer of ${oldSize} bytes gives ${want})`;
+    if (params.windowLog !== undefined) return "a zstd windowLog on an xdelta3 patch";
+  } else if (method === "zstd") {
+    const want = zstdWindowLog(Math.max(oldSize, newSize));
+    if (params.windowLog !== want)
+      return `zstd windowLog ${params.windowLog ?? "none"} (the sizes give ${want ?? "none"})`;
+    if (params.window !== undefined) return "an xdelta3 window on a zstd patch";
+  } else if (params.window !== undefined || params.windowLog !== undefined)
+    return "window parameters on a bsdiff patch";
+  return undefined;
+}
+
+/**
  * Rebuilds `outFile` from `oldFile` and a patch written by {@link encodeDelta} with the same
- * method and parameters. The caller verifies the result's digest.
+ * method and parameters, writing at most `newSize` bytes: a patch that expands further fails
+ * with `CODEC_OUTPUT_TOO_LARGE` at the first byte over (bsdiff: its header must declare exactly
+ * `newSize`, else `DELTA_PATCH_INVALID` before bspatch allocates anything). The caller verifies
+ * the result's digest.
  */
 export async function decodeDelta(
   method: DeltaMethod,
@@ -123,23 +219,43 @@ export async function decodeDelta(
   patchFile: string,
   outFile: string,
   params: MethodParams,
+  newSize: number,
+  label = outFile,
 ): Promise<void> {
   if (method === "xdelta3") {
     const window = params.window ?? XDELTA3_MAX_WINDOW;
-    await run("xdelta3", ["-d", "-f", "-B", String(window), "-s", oldFile, patchFile, outFile]);
+    await runToFile(
+      "xdelta3",
+      ["-d", "-c", "-B", String(window), "-s", oldFile, patchFile],
+      outFile,
+      newSize,
+      label,
+    );
   } else if (method === "bsdiff") {
+    const declared = await bsdiffNewSize(patchFile);
+    if (declared !== newSize) {
+      throw new DockpackError(
+        "DELTA_PATCH_INVALID",
+        `${label}: the bsdiff patch ${declared === undefined ? "has no BSDIFF40 header" : `declares ${declared} bytes`}, the layer is ${newSize} bytes.`,
+        { hint: "The package is corrupted or forged; copy it again." },
+      );
+    }
     await run("bspatch", [oldFile, outFile, patchFile]);
   } else {
     const w = params.windowLog;
-    await run("zstd", [
-      "-q",
-      "-d",
-      "-f",
-      ...(w ? [`--long=${w}`, `--memory=${2 ** w}`] : []),
-      `--patch-from=${oldFile}`,
-      patchFile,
-      "-o",
+    await runToFile(
+      "zstd",
+      [
+        "-q",
+        "-d",
+        "-c",
+        ...(w ? [`--long=${w}`, `--memory=${2 ** w}`] : []),
+        `--patch-from=${oldFile}`,
+        patchFile,
+      ],
       outFile,
-    ]);
+      newSize,
+      label,
+    );
   }
 }

@@ -3,6 +3,7 @@
  * the header checksum fixed, a member body replaced by a same-length one — and rebuilds tars
  * with members swapped, added or duplicated.
  */
+import { createHash } from "node:crypto";
 import { closeSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
 import tar from "tar-stream";
 import { indexTar } from "../../src/image/container.js";
@@ -69,4 +70,41 @@ export async function writeMembers(file: string, members: Member[]): Promise<voi
   pack.finalize();
   await ended;
   writeFileSync(file, Buffer.concat(chunks));
+}
+
+/** A delta package taken apart: its metadata (parsed) and every member after it. */
+export interface OpenPackage {
+  // biome-ignore lint/suspicious/noExplicitAny: tests forge arbitrary metadata
+  md: any;
+  members: Member[];
+}
+
+/**
+ * Rewrites the delta package `from` into `to` after `edit` changed its metadata or members; the
+ * member digests and sizes in the metadata are recomputed for members whose body changed (what a
+ * forger would do), unless `keepDigests`.
+ */
+export async function forgePackage(
+  from: string,
+  to: string,
+  edit: (p: OpenPackage) => void | Promise<void>,
+  options: { keepDigests?: boolean; rawMetadata?: (text: string) => string } = {},
+): Promise<void> {
+  const all = await readMembers(from);
+  const md = JSON.parse(all[0].body.toString("utf8"));
+  const p: OpenPackage = { md, members: all.slice(1) };
+  const before = new Map(p.members.map((m) => [m.name, m.body]));
+  await edit(p);
+  if (!options.keepDigests) {
+    for (const l of p.md.layers ?? []) {
+      const m = p.members.find((x) => x.name === l.member);
+      if (m && before.get(m.name) !== m.body) {
+        l.memberSize = m.body.length;
+        l.memberDigest = `sha256:${createHash("sha256").update(m.body).digest("hex")}`;
+      }
+    }
+  }
+  let text = `${JSON.stringify(p.md, null, 2)}\n`;
+  if (options.rawMetadata) text = options.rawMetadata(text);
+  await writeMembers(to, [{ name: "dockpack-delta.json", body: Buffer.from(text) }, ...p.members]);
 }
