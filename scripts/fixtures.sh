@@ -8,6 +8,8 @@
 #   debian   dockpack-fixture/debian:bookworm  debootstrap --variant=minbase bookworm
 #   node     dockpack-fixture/node:20        the debian fixture + this machine's node binary
 #   python   dockpack-fixture/python:3       debootstrap minbase bookworm with python3-minimal
+#   pyslim   dockpack-fixture/pyslim:3       debootstrap minbase bookworm with python3 (full standard
+#                                            library, like python:3.12-slim; tool compile tests)
 # Full tags are accepted too. Prints the tags on stdout, progress on stderr.
 #
 # Env: DOCKPACK_FIXTURE_CACHE (default /var/cache/dockpack-fixtures, else ~/.cache/…): root
@@ -46,7 +48,8 @@ tag_of() {
     debian | dockpack-fixture/debian:bookworm) echo dockpack-fixture/debian:bookworm ;;
     node | dockpack-fixture/node:20) echo dockpack-fixture/node:20 ;;
     python | dockpack-fixture/python:3) echo dockpack-fixture/python:3 ;;
-    *) die "unknown fixture '$1' (known: scratch busybox debian node python)" ;;
+    pyslim | dockpack-fixture/pyslim:3) echo dockpack-fixture/pyslim:3 ;;
+    *) die "unknown fixture '$1' (known: scratch busybox debian node python pyslim)" ;;
   esac
 }
 
@@ -182,6 +185,15 @@ build_python() {
   import_rootfs python3-bookworm "$tag"
   docker run --rm --network none "$tag" python3 -V >/dev/null ||
     die "$tag: python3 does not run in the image"
+}
+
+build_pyslim() {
+  local tag=dockpack-fixture/pyslim:3
+  fresh "$tag" && return 0
+  debootstrap_tar python3-full-bookworm "python3"
+  import_rootfs python3-full-bookworm "$tag"
+  docker run --rm --network none "$tag" python3 -c 'import json, sys' >/dev/null ||
+    die "$tag: python3 with its standard library does not run in the image"
 }
 
 build_node() {

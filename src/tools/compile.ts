@@ -184,7 +184,7 @@ function runtimePlan(tools: Tool[], baseImage: string, nodeImage: string) {
     warnings.push(
       `${baseImage} looks musl-based: the node runtime the server needs is built for glibc. Use a Debian/Ubuntu-based --base-image (e.g. ${python ? DEFAULT_PYTHON_BASE_IMAGE : DEFAULT_BASE_IMAGE}).`,
     );
-  if (python && !/python/i.test(baseImage) && !apt.some((a) => /^python3(-minimal)?$/.test(a)))
+  if (python && !/py(thon)?/i.test(baseImage) && !apt.some((a) => /^python3(-minimal)?$/.test(a)))
     warnings.push(
       `the tool runs python but ${baseImage} may have no python3 (the build checks and stops). Use --base-image ${DEFAULT_PYTHON_BASE_IMAGE} (the default for python tools) or add python3 to dependencies.apt.`,
     );

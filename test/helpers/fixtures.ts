@@ -18,6 +18,8 @@ export const FIXTURES = {
   debian: "dockpack-fixture/debian:bookworm",
   node: "dockpack-fixture/node:20",
   python: "dockpack-fixture/python:3",
+  /** python3 with its full standard library (like python:3.12-slim). */
+  pyslim: "dockpack-fixture/pyslim:3",
 } as const;
 
 /** A fixture name (`busybox`) or its full tag (`dockpack-fixture/busybox:1`). */

@@ -164,3 +164,18 @@ test("compile refuses an unknown id, an invalid tool.yaml and a non-empty output
     [],
   );
 });
+
+test("invoke reads the input from stdin when no option gives it; list reports a broken tool.yaml and goes on", () => {
+  const r = runCli(["--json", "tool", "invoke", "upper", "--tools-dir", EXAMPLES], {
+    input: '{"text":"piped"}',
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout).result, { text: "PIPED", length: 5 });
+  const empty = runCli(["tool", "invoke", "upper", "--tools-dir", EXAMPLES], { input: "" });
+  assert.equal(empty.code, 2);
+  assert.match(empty.stderr, /stdin is not valid JSON/);
+  const list = runCli(["tool", "list", "--tools-dir", join(FIXTURES, "mixed")]);
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, /^good\s/m);
+  assert.match(list.stdout, /not loaded: .*mixed\/bad\/tool\.yaml/);
+});

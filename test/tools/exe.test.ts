@@ -1,12 +1,17 @@
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { execFile, spawn, spawnSync } from "node:child_process";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { promisify } from "node:util";
 import { runCli } from "../helpers/cli.js";
+import { needsEngine } from "../helpers/engine.js";
+import { ensureFixture } from "../helpers/fixtures.js";
 import { EXAMPLES, freePort, waitForHttp } from "./helpers.js";
 
+const exec = promisify(execFile);
 let dir: string;
 let exe: string;
 let env: NodeJS.ProcessEnv;
@@ -88,4 +93,71 @@ test("API mode (no arguments): serves the HTTP API and stops cleanly on SIGTERM"
   } finally {
     child.kill("SIGKILL");
   }
+});
+
+test("a Node tool's exe runs in a container with neither node nor python (the exe runs node scripts itself)", async (t) => {
+  if (!needsEngine(t)) return;
+  const debian = await ensureFixture("debian");
+  const r = await exec("docker", [
+    "run",
+    "--rm",
+    "--network",
+    "none",
+    "-v",
+    `${exe}:/x/shout-count:ro`,
+    debian,
+    "sh",
+    "-c",
+    'if command -v node || command -v python3; then exit 9; fi; /x/shout-count --input \'{"text":"in a box"}\'',
+  ]);
+  assert.deepEqual(JSON.parse(r.stdout), { text: "IN A BOX", words: 3 });
+});
+
+test("the exe checks its extracted files: an edited tool file is replaced before it runs", async () => {
+  assert.equal(runExe(["--input", '{"text":"a"}']).status, 0);
+  const folder = (await readdir(join(dir, "tmp"))).find((n) => n.startsWith("dockpack-tool-shout-count-"));
+  assert.ok(folder);
+  assert.equal((await stat(join(dir, "tmp", folder))).mode & 0o777, 0o700);
+  const script = join(dir, "tmp", folder, "tools", "upper", "upper.mjs");
+  await writeFile(script, 'console.log(JSON.stringify({ text: "HACKED", length: 6 }));\n');
+  const r = runExe(["--input", '{"text":"safe"}']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { text: "SAFE", words: 1 });
+});
+
+test("the exe's port-in-use hint names --port, which it accepts", async () => {
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));
+  const port = (blocker.address() as { port: number }).port;
+  try {
+    const r = runExe(["--port", String(port), "--host", "127.0.0.1"]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /EADDRINUSE/);
+    assert.match(r.stderr, /hint: .*--port N/);
+  } finally {
+    blocker.close();
+  }
+});
+
+test("a Python tool's exe runs on a machine with python3 and no node; it says python3 is needed", async (t) => {
+  if (!needsEngine(t)) return;
+  const pyslim = await ensureFixture("pyslim");
+  const out = join(dir, "calc");
+  const c = runCli(["--json", "tool", "compile", "basic_calculator", out, "exe", "--tools-dir", EXAMPLES]);
+  assert.equal(c.code, 0, c.stderr);
+  assert.match(c.stderr, /python3 must be installed on the machine that runs it/);
+  assert.match(await readFile(join(out, "BUILD_INSTRUCTIONS.md"), "utf8"), /python3 for this tool/);
+  const r = await exec("docker", [
+    "run",
+    "--rm",
+    "--network",
+    "none",
+    "-v",
+    `${join(out, "exe", "basic_calculator")}:/x/calc:ro`,
+    pyslim,
+    "sh",
+    "-c",
+    'if command -v node; then exit 9; fi; /x/calc --input \'{"operation":"add","a":2,"b":3}\'',
+  ]);
+  assert.deepEqual(JSON.parse(r.stdout), { result: 5, operation: "add" });
 });

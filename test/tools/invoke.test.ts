@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { DockpackError } from "../../src/core/errors.js";
@@ -22,6 +23,7 @@ test("list finds every example tool, sorted, with type and version", async () =>
   assert.deepEqual(
     res.tools.map((t) => [t.id, t.type]),
     [
+      ["basic_calculator", "executable"],
       ["shout-count", "workflow"],
       ["sleep", "executable"],
       ["upper", "executable"],
@@ -142,4 +144,42 @@ test("--prompt text fills the tool's text property", async () => {
   assert.deepEqual(promptInput(tool, "hi"), { text: "hi" });
   const sleep = await findTool("sleep", EXAMPLES);
   assert.throws(() => promptInput(sleep, "x"), /no string input property/);
+});
+
+test("seed workflows: step description and on_error {retry, max_retries} run a failing step again", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "dockpack-t13-flaky-"));
+  process.env.DOCKPACK_TEST_FLAKY_FILE = join(dir, "ran-once");
+  try {
+    const res = await invokeTool({ id: "seed-flow", toolsDir: FIXTURE_TOOLS, input: {} });
+    assert.deepEqual(res.result, { ok: true });
+    await rm(join(dir, "ran-once"));
+    const m = (await findTool("seed-flow", FIXTURE_TOOLS)).manifest;
+    m.steps = m.steps?.map((s) => ({ ...s, on_error: undefined }));
+    await rejectsWith(
+      invokeTool({
+        tool: { ...(await findTool("seed-flow", FIXTURE_TOOLS)), manifest: m },
+        toolsDir: FIXTURE_TOOLS,
+        input: {},
+      }),
+      "TOOL_FAILED",
+      /step 'first'/,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("one broken tool.yaml does not hide the other tools from list and invoke", async () => {
+  const dir = join(FIXTURES, "mixed");
+  const res = await listTools({ toolsDir: dir });
+  assert.deepEqual(
+    res.tools.map((t) => t.id),
+    ["good"],
+  );
+  assert.equal(res.broken.length, 1);
+  assert.equal(res.broken[0].code, "TOOL_MANIFEST_INVALID");
+  assert.match(res.broken[0].message, /mixed\/bad\/tool\.yaml/);
+  assert.deepEqual((await invokeTool({ id: "good", toolsDir: dir, input: {} })).result, { fine: true });
+  await rejectsWith(findTool("bad", dir), "TOOL_MANIFEST_INVALID", /colour/);
+  await rejectsWith(loadTools(dir), "TOOL_MANIFEST_INVALID");
 });

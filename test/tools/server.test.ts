@@ -240,3 +240,20 @@ test("MAX_CONCURRENT_INVOKES: requests past the limit wait their turn (gauges in
   assert.match(await (await fetch(`${url}/metrics`)).text(), /tool_invokes_in_flight\{tool_id="sleep"\} 0/);
   assert.equal(serviceConfigFromEnv({ MAX_CONCURRENT_INVOKES: "3" }).maxConcurrent, 3);
 });
+
+test("LOG_LEVEL=debug (or the seed's FLASK_DEBUG=1) logs each invoke; info does not", async () => {
+  assert.equal(serviceConfigFromEnv({ LOG_LEVEL: "debug" }).logLevel, "debug");
+  assert.equal(serviceConfigFromEnv({ FLASK_DEBUG: "1" }).logLevel, "debug");
+  assert.equal(serviceConfigFromEnv({}).logLevel, "info");
+  assert.throws(() => serviceConfigFromEnv({ LOG_LEVEL: "loud" }), /LOG_LEVEL=loud/);
+  const debug: string[] = [];
+  const info: string[] = [];
+  const d = await start("upper", EXAMPLES, { logLevel: "debug", log: (l: string) => debug.push(l) });
+  const i = await start("upper", EXAMPLES, { log: (l: string) => info.push(l) });
+  for (const url of [d, i]) assert.equal((await post(url, JSON.stringify({ text: "x" }))).status, 200);
+  assert.ok(
+    debug.some((l) => /^debug: \[[0-9a-f-]+\] invoke 'upper'/.test(l)),
+    debug.join("\n"),
+  );
+  assert.deepEqual(info, []);
+});
