@@ -75,7 +75,8 @@ async function addFileMember(w: PackageTarWriter, member: string, path: string):
   const st = await lstat(path);
   if (st.isSymbolicLink()) return w.addSymlink(member, await readlink(path));
   if (!st.isFile()) return null;
-  const mode = st.mode & 0o111 ? 0o755 : 0o644;
+  // permission bits as they are (an .env of mode 600 stays 600 after import); never setuid/setgid
+  const mode = st.mode & 0o777;
   if (st.size < 1024 * 1024) return w.addBuffer(member, await readFile(path), mode);
   return w.addStream(member, createReadStream(path, { highWaterMark: 1024 * 1024 }), mode);
 }
