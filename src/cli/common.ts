@@ -3,8 +3,10 @@
  * examples in help, and error → exit code mapping.
  */
 import type { Command } from "commander";
+import { currentSignal, interrupted, isInterrupted } from "../core/abort.js";
 import { type DockpackError, toDockpackError } from "../core/errors.js";
 import { createReporter, type LogLevel, printResult, type Reporter } from "../core/output.js";
+import { interruptExitCode } from "./interrupt.js";
 
 /** Global options every command inherits from the root program. */
 export interface GlobalOptions {
@@ -75,6 +77,16 @@ export function action<T>(
       const result = await fn(reporter, cmd, ...args.slice(0, -1));
       printResult(g.json, result, human ? human(result) : undefined);
     } catch (e) {
+      const signal = currentSignal();
+      if (isInterrupted(e, signal)) {
+        // Ctrl-C (or SIGTERM/SIGHUP): one plain line, never a stack trace — whatever error the
+        // aborted work ended with (a destroyed stream's "Premature close" included).
+        const err = interrupted(signal);
+        if (g.json) process.stdout.write(`${JSON.stringify({ error: err.toJSON() }, null, 2)}\n`);
+        process.stderr.write(`${err.message.replace(/^Interrupted/, "interrupted")}\n`);
+        process.exitCode = interruptExitCode(typeof signal?.reason === "string" ? signal.reason : null);
+        return;
+      }
       const err = toDockpackError(e);
       reportError(err, g);
       process.exitCode = err.usage ? 2 : 1;

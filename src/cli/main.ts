@@ -5,8 +5,10 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
+import { withSignal } from "../core/abort.js";
 import { sweepStaleTempDirs } from "../core/fs/temp.js";
 import { GROUPS } from "./groups.js";
+import { handleInterrupts } from "./interrupt.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
   version: string;
@@ -68,15 +70,17 @@ async function main(argv: string[]): Promise<void> {
     else program.command(group.name).description(group.summary);
   }
 
+  // Signals become an abort of the command's AbortSignal (see interrupt.ts and core/abort.ts).
+  const interrupts = handleInterrupts();
   try {
-    await program.parseAsync(argv, { from: "user" });
+    await withSignal(interrupts.signal, () => program.parseAsync(argv, { from: "user" }));
   } catch (e) {
     if (e instanceof CommanderError) {
       const ok = ["commander.helpDisplayed", "commander.version", "commander.help"].includes(e.code);
       process.exitCode = ok ? 0 : e.code === "commander.executeSubCommandAsync" ? e.exitCode : 2;
-      return;
-    }
-    throw e;
+    } else throw e;
+  } finally {
+    await interrupts.finish();
   }
 }
 

@@ -2,8 +2,10 @@
  * `dockpack tool …`: tool services — list, invoke, serve, compile, recover. Thin wiring over
  * src/tools (see docs/commands/tool.md).
  */
+
 import { readFile } from "node:fs/promises";
 import { type Command, Option } from "commander";
+import { currentSignal } from "../core/abort.js";
 import { DockpackError } from "../core/errors.js";
 import { formatBytes, formatTable } from "../core/output.js";
 import { COMPILE_TARGETS, type CompileResult, type CompileTarget, compileTool } from "../tools/compile.js";
@@ -180,6 +182,7 @@ export function register(program: Command): void {
                     : reporter.info(line),
               },
               (line) => reporter.info(line),
+              currentSignal(),
             );
             return { tool_id: id, url: res.url, stopped: true };
           },

@@ -5,6 +5,7 @@
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
 import { type Options as ExecaOptions, execa } from "execa";
+import { currentSignal, interrupted } from "./abort.js";
 import { DockpackError } from "./errors.js";
 
 /** Debian package that provides each program dockpack may call. */
@@ -74,11 +75,19 @@ export interface RunResult {
 /**
  * Runs `program args…` to completion and returns its output (utf-8). Throws `COMMAND_FAILED`
  * (message: the command line, exit code and the last lines of stderr) when it exits non-zero,
- * or `PROGRAM_MISSING` when it is not installed.
+ * or `PROGRAM_MISSING` when it is not installed. The ambient abort signal (core/abort.ts) kills
+ * the program (unless `options.cancelSignal` is given) and makes this throw `INTERRUPTED`.
  */
 export async function run(program: string, args: string[], options: ExecaOptions = {}): Promise<RunResult> {
   requireProgram(program);
-  const res = await execa(program, args, { reject: false, stripFinalNewline: true, ...options });
+  const signal = options.cancelSignal ?? currentSignal();
+  const res = await execa(program, args, {
+    reject: false,
+    stripFinalNewline: true,
+    ...(signal ? { cancelSignal: signal } : {}),
+    ...options,
+  });
+  if (res.isCanceled || signal?.aborted) throw interrupted(signal);
   const stdout = typeof res.stdout === "string" ? res.stdout : "";
   const stderr = typeof res.stderr === "string" ? res.stderr : "";
   if (res.exitCode !== 0) {

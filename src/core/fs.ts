@@ -10,7 +10,7 @@ export {
   listTempFiles,
   outputKind,
 } from "./fs/atomic.js";
-export { onCleanup, pendingCleanups } from "./fs/cleanup.js";
+export { onCleanup, pendingCleanups, runCleanups, runCleanupsSync } from "./fs/cleanup.js";
 export { type LockOptions, withLock } from "./fs/lock.js";
 export {
   ensureFreeSpace,

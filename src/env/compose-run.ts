@@ -7,8 +7,10 @@
  * the environment, and `--project-directory <worktree>` so that relative paths in the user's
  * compose files (build contexts, bind mounts, env_file) and the worktree's `.env` keep working.
  */
+
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
+import { throwIfAborted, withoutSignal } from "../core/abort.js";
 import { getDocker } from "../core/docker/client.js";
 import { runCompose } from "../core/docker/compose.js";
 import { listContainers, startContainers, stopContainers } from "../core/docker/containers.js";
@@ -45,8 +47,8 @@ export async function runningContainers(composeProject: string): Promise<string[
 
 /**
  * Runs `fn` with the running containers of `composeProject` stopped, and starts them again
- * afterwards — also when `fn` fails and when the process is interrupted (SIGINT/SIGTERM), through
- * a core/fs cleanup hook (with a synchronous `docker start` for a second Ctrl-C or `process.exit`).
+ * afterwards — also when `fn` fails or the ambient abort signal (core/abort.ts) fires, and,
+ * as a safety net when the process ends first, through a core/fs cleanup hook (with a synchronous `docker start` for a second Ctrl-C or `process.exit`).
  */
 export async function withStoppedContainers<T>(
   composeProject: string,
@@ -61,7 +63,7 @@ export async function withStoppedContainers<T>(
   let restarting: Promise<void> | undefined;
   let restartedSync = false;
   const restart = () => {
-    restarting ??= startContainers(ids);
+    restarting ??= withoutSignal(() => startContainers(ids));
     return restarting;
   };
   // the synchronous variant runs when the process must exit at once (a second Ctrl-C, process.exit)
@@ -73,6 +75,7 @@ export async function withStoppedContainers<T>(
   const unregister = onCleanup(restart, restartSync);
   try {
     await stopContainers(ids);
+    throwIfAborted();
     return await fn();
   } finally {
     try {

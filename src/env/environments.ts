@@ -6,8 +6,10 @@
  * settings (see settings.ts); `environmentUp`/`environmentDown` run docker-compose for it;
  * `listEnvironments`/`environmentInfo` report status; `removeEnvironment` takes it away.
  */
+
 import { access, copyFile, mkdir, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
+import { withoutSignal } from "../core/abort.js";
 import { listContainers } from "../core/docker/containers.js";
 import {
   createVolume,
@@ -177,9 +179,12 @@ export async function createEnvironment(
     return await describe(path, settings);
   } catch (err) {
     reporter.warn(`creating environment ${branch} failed; removing what was created`);
-    for (const v of createdVolumes) await removeVolume(v).catch(() => {});
-    await worktreeRemove(ctx.root, path, { force: true }).catch(() => {});
-    if (!hadBranch) await deleteBranch(branch, ctx.root, true).catch(() => {});
+    // outside the ambient signal: after an abort, the undo's own git/docker calls must still run
+    await withoutSignal(async () => {
+      for (const v of createdVolumes) await removeVolume(v).catch(() => {});
+      await worktreeRemove(ctx.root, path, { force: true }).catch(() => {});
+      if (!hadBranch) await deleteBranch(branch, ctx.root, true).catch(() => {});
+    });
     throw err;
   }
 }

@@ -16,6 +16,7 @@ import { createReadStream } from "node:fs";
 import { link, lstat, mkdir, readFile, readlink, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
+import { throwIfAborted, withSignal } from "../core/abort.js";
 import { CODEC_EXTENSION, compressStream } from "../core/codec.js";
 import { DigestStream } from "../core/digest.js";
 import { readVolumeTar, volumeExists, volumeSize } from "../core/docker/volumes.js";
@@ -54,6 +55,8 @@ export interface ExportOptions {
   includeCode?: boolean;
   /** Volume codec: `zstd` (default), `gzip`, or `none` (`--no-compress`). */
   codec?: "zstd" | "gzip" | "none";
+  /** Aborts the export: everything is rolled back, then it rejects with `INTERRUPTED`. */
+  signal?: AbortSignal;
 }
 
 /** Result of {@link exportEnvironment}. */
@@ -87,12 +90,17 @@ async function addFileMember(w: PackageTarWriter, member: string, path: string):
  * @returns the package path, size (bytes), metadata and wall time (seconds)
  * @throws DockpackError `ENV_NOT_FOUND`, `ENV_VOLUME_MISSING` (a configured volume does not
  *   exist: start the environment once), `NO_SPACE` (with needed/available bytes), `VOLUME_*`,
- *   `CODEC_*`, `INJECTED_FAILURE` (test hook `DOCKPACK_FAIL_AT=export:<step>`)
+ *   `CODEC_*`, `INJECTED_FAILURE` (test hook `DOCKPACK_FAIL_AT=export:<step>`), `INTERRUPTED`
+ *   (`options.signal` aborted: no package, stopped containers started again)
  */
 export async function exportEnvironment(
   options: ExportOptions,
   reporter: Reporter = silentReporter(),
 ): Promise<ExportResult> {
+  return withSignal(options.signal, () => exportUnderSignal(options, reporter));
+}
+
+async function exportUnderSignal(options: ExportOptions, reporter: Reporter): Promise<ExportResult> {
   const started = Date.now();
   const cwd = options.cwd ?? process.cwd();
   const ctx = await repoContext(cwd);
@@ -122,15 +130,8 @@ export async function exportEnvironment(
   await ensureFreeSpace(outputDir, needed, `the package of environment '${options.branch}'`);
   failAt("export:space");
 
+  throwIfAborted();
   const temp = await makeTempDir(".dockpack-export-", { parent: outputDir });
-  // A signal makes core/fs run the cleanups (restart containers, remove the temp folder) while
-  // this function may still be running: remember it, so the package is never published after.
-  const signal: { received: NodeJS.Signals | null } = { received: null };
-  const mark = (sig: NodeJS.Signals) => {
-    signal.received ??= sig;
-  };
-  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-  for (const sig of signals) process.on(sig, mark);
   const stagePath = join(temp, "package.tar");
   const now = new Date();
   const writer = await PackageTarWriter.open(stagePath, Math.floor(now.getTime() / 1000));
@@ -156,6 +157,7 @@ export async function exportEnvironment(
     if (includeCode) {
       reporter.info(`adding ${files.length} code file(s)`);
       for (const rel of files) {
+        throwIfAborted();
         const info = await addFileMember(writer, `code/${rel}`, join(env.path, rel)).catch((err) => {
           if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
           throw err;
@@ -171,6 +173,7 @@ export async function exportEnvironment(
     const packaged: PackageVolume[] = [];
     await withStoppedContainers(env.settings.compose_project, reporter, async () => {
       for (const v of volumes) {
+        throwIfAborted();
         const member = `volumes/${v.name}.tar${CODEC_EXTENSION[codec]}`;
         reporter.info(`exporting volume ${v.source}`);
         const bar = reporter.progress(`volume ${v.name}`, v.size);
@@ -236,6 +239,8 @@ export async function exportEnvironment(
     );
     await writer.finish();
     failAt("export:finish");
+    // never publish once aborted (the containers were already started again)
+    throwIfAborted();
 
     const finalPath = await publish(
       stagePath,
@@ -251,7 +256,6 @@ export async function exportEnvironment(
     await writer.abort();
     throw err;
   } finally {
-    for (const sig of signals) process.off(sig, mark);
     await removeTempDir(temp);
   }
 }

@@ -9,6 +9,7 @@ import { lstat, mkdir, readdir, rm, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { interrupted } from "../core/abort.js";
 import { readTarStrict } from "../core/archive.js";
 import { decompressStream } from "../core/codec.js";
 import { verifyingStream } from "../core/digest.js";
@@ -65,9 +66,7 @@ export async function restoreVolume(
 ): Promise<void> {
   let found = false;
   const source = createReadStream(file, { highWaterMark: 1024 * 1024 });
-  const unhook = journal.onCancel(() =>
-    source.destroy(new DockpackError("INTERRUPTED", "Interrupted by a signal.")),
-  );
+  const unhook = journal.onCancel(() => source.destroy(interrupted()));
   const inFlight: { writing?: Promise<unknown> } = {};
   try {
     await readVolumeMember(

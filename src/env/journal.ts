@@ -4,13 +4,14 @@
  * something it replaced). `rollback()` runs the undo actions newest first and keeps going when
  * one fails, collecting the failures.
  *
- * Interruption (SIGINT, SIGTERM, SIGHUP): a core/fs cleanup hook marks the journal cancelled,
- * aborts in-flight streams registered with {@link Journal.onCancel}, and waits for the operation
- * to notice ({@link Journal.checkpoint} throws `INTERRUPTED` at the next step boundary) and roll
- * itself back, so nothing is created after the rollback ran. When the operation does not settle
- * within 120 s, the hook rolls back itself.
+ * Interruption (the ambient abort signal of core/abort.ts: Ctrl-C in the CLI, a cancelled MCP
+ * request, an embedder's `options.signal`) marks the journal cancelled and aborts in-flight streams
+ * registered with {@link Journal.onCancel}; the operation notices ({@link Journal.checkpoint}
+ * throws `INTERRUPTED` at the next step boundary) and rolls itself back, so nothing is created
+ * after the rollback ran. As a safety net when the process ends first, a core/fs cleanup hook does
+ * the same and waits up to 120 s for the operation to settle, else rolls back itself.
  */
-import { DockpackError } from "../core/errors.js";
+import { interrupted, onAbort, withoutSignal } from "../core/abort.js";
 import { onCleanup } from "../core/fs.js";
 import type { Reporter } from "../core/output.js";
 
@@ -31,18 +32,25 @@ export class Journal {
   step = "start";
 
   constructor(private readonly reporter: Reporter) {
-    this.unregister = onCleanup(async () => {
+    const cancel = () => {
       this.cancelled = true;
       for (const hook of this.cancelHooks) hook();
+    };
+    const offAbort = onAbort(cancel);
+    const offCleanup = onCleanup(async () => {
+      cancel();
       const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 120_000).unref());
       if ((await Promise.race([this.finished, timeout])) === "timeout") await this.rollback();
     });
+    this.unregister = () => {
+      offAbort();
+      offCleanup();
+    };
   }
 
   /** Throws `INTERRUPTED` when an interruption was received; call at step boundaries. */
   checkpoint(): void {
-    if (this.cancelled)
-      throw new DockpackError("INTERRUPTED", "Interrupted by a signal.", { hint: "Run the import again." });
+    if (this.cancelled) throw interrupted();
   }
 
   /** Registers an abort action for in-flight work (e.g. destroy a stream); returns its unregister. */
@@ -88,7 +96,8 @@ export class Journal {
       for (const a of this.undo.reverse()) {
         try {
           this.reporter.info(`rollback: ${a.what}`);
-          await a.fn();
+          // outside the (aborted) ambient signal: the undo's own git/docker calls must run
+          await withoutSignal(a.fn);
         } catch (err) {
           failed.push(`${a.what}: ${(err as Error).message}`);
         }

@@ -384,17 +384,32 @@ export async function startToolServer(tool: Tool, config: ServiceOptions = {}): 
 }
 
 /**
- * Serves until SIGTERM or SIGINT, then shuts down gracefully: in-flight requests finish within
- * the shutdown deadline; a second signal stops at once (running tools are killed on exit).
+ * Serves until `signal` aborts (the CLI aborts it on SIGTERM/SIGINT; the reason names the signal),
+ * then shuts down gracefully: in-flight requests finish within the shutdown deadline. Without a
+ * signal — only the compiled executable's own entry point, which owns its process — it listens to
+ * SIGTERM/SIGINT itself; a second signal stops at once (running tools are killed on exit).
  * @param log receives one line per event (listening, shutting down, warnings)
  */
 export async function serveUntilSignal(
   tool: Tool,
   config: ServiceOptions,
   log: (line: string) => void,
+  signal?: AbortSignal,
 ): Promise<{ url: string }> {
   const running = await startToolServer(tool, { log, ...config });
   log(`serving tool '${tool.manifest.id}' on ${running.url} (POST /api/invoke)`);
+  if (signal) {
+    await new Promise<void>((done) => {
+      const stop = () => {
+        const why = typeof signal.reason === "string" ? signal.reason : "aborted";
+        log(`${why}: finishing in-flight requests, then stopping`);
+        running.close().then(done);
+      };
+      if (signal.aborted) stop();
+      else signal.addEventListener("abort", stop, { once: true });
+    });
+    return { url: running.url };
+  }
   await new Promise<void>((done) => {
     // The listeners stay installed until the process ends: removing them inside the signal
     // would let signal-exit (used by execa) re-raise the signal and kill in-flight requests.

@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createAtomicWriteStream, makeTempDir, onCleanup, withLock } from "../../src/core/fs.js";
+import { createAtomicWriteStream, makeTempDir, onCleanup, runCleanups, withLock } from "../../src/core/fs.js";
 
 const [mode, a, b] = process.argv.slice(2);
 
@@ -29,6 +29,20 @@ async function main(): Promise<void> {
         await sleep(100);
         writeFileSync(a, "cleaned");
       });
+      // The library installs no signal handler (an embedding host owns its shutdown): the host —
+      // here this child, in dockpack the CLI — runs the cleanups on a signal and exits.
+      if (
+        process.listenerCount("SIGINT") +
+          process.listenerCount("SIGTERM") +
+          process.listenerCount("SIGHUP") !==
+        0
+      )
+        throw new Error("the library installed a signal handler");
+      for (const [sig, code] of [
+        ["SIGINT", 130],
+        ["SIGTERM", 143],
+      ] as const)
+        process.on(sig, () => void runCleanups().then(() => process.exit(code)));
       process.stdout.write(`ready ${dir}\n`);
       setInterval(() => undefined, 1000);
       return;

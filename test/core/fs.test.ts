@@ -141,7 +141,7 @@ for (const tmpfile of [true, false]) {
   });
 }
 
-test("a temp dir is removed on normal exit; onCleanup runs (awaited) on SIGINT and SIGTERM, exit 130/143", async () => {
+test("a temp dir is removed on normal exit; no signal handler is installed; a host's runCleanups on SIGINT/SIGTERM runs them (awaited)", async () => {
   await withTmp(async (dir) => {
     // The three children run side by side (each start-up through tsx costs a second or two).
     const normalCase = (async () => {

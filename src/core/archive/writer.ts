@@ -12,6 +12,7 @@ import { lstat, readdir, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import tarStream from "tar-stream";
+import { onAbort } from "../abort.js";
 import { DockpackError, toDockpackError } from "../errors.js";
 
 /** Options of {@link createTarWriter}. */
@@ -261,6 +262,9 @@ export function packDirectory(dir: string, options: PackDirectoryOptions = {}): 
     }
     await writer.finish();
   };
+  // the ambient abort signal (core/abort.ts) ends the stream early (its reader sees a premature close)
+  const off = onAbort(() => writer.stream.destroy());
+  writer.stream.once("close", off);
   fill().catch((err: unknown) => {
     if (!writer.stream.destroyed) writer.stream.destroy(toDockpackError(err));
   });

@@ -3,8 +3,10 @@
  * `docker save` / `docker load` (docker-archive tars: `manifest.json`, `repositories`, config
  * and layer blobs; OCI layout entries too with Docker ≥ 25). Never pulls.
  */
+
 import type { Readable } from "node:stream";
 import type Docker from "dockerode";
+import { interrupted, onAbort } from "../abort.js";
 import { DockpackError } from "../errors.js";
 import { engineMessage, requireEngine, statusCode } from "./client.js";
 
@@ -103,7 +105,11 @@ export async function saveImage(refs: string[]): Promise<Readable> {
   try {
     // dockerode's getImages (GET /images/get?names=a&names=b) is missing from its type declarations.
     const api = docker as unknown as { getImages(opts: { names: string[] }): Promise<Readable> };
-    return await api.getImages({ names: refs });
+    const out = await api.getImages({ names: refs });
+    // the ambient abort signal (core/abort.ts) cuts the download
+    const off = onAbort(() => out.destroy());
+    out.once("close", off);
+    return out;
   } catch (err) {
     throw failed("docker save", refs.join(", "), err);
   }
@@ -126,6 +132,9 @@ export async function loadImage(tar: Readable): Promise<LoadResult> {
   tar.once("error", (err) => {
     inputError = err;
   });
+  // the ambient abort signal (core/abort.ts) cuts the upload
+  const off = onAbort(() => tar.destroy(interrupted()));
+  tar.once("close", off);
   const fail = (err: unknown) =>
     new DockpackError("IMAGE_LOAD_FAILED", `docker load failed: ${engineMessage(err)}`, {
       hint: "Check that the input is a complete docker-archive (docker save) tar.",

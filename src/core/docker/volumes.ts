@@ -19,6 +19,7 @@ import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type Docker from "dockerode";
 import tar from "tar-stream";
+import { interrupted, onAbort } from "../abort.js";
 import { normaliseEntryName, TarEntryChecker } from "../archive/checks.js";
 import { readTarStrict } from "../archive/strict.js";
 import { DockpackError, isDockpackError, toDockpackError } from "../errors.js";
@@ -203,9 +204,18 @@ export async function readVolumeTar(name: string): Promise<Readable> {
   const pack = tar.pack();
   // The engine holds the container's lock while an archive download is open, so a removal waits
   // for it: on SIGINT/SIGTERM the download is cut first (cleanups run newest first).
-  const unregisterAbort = onCleanup(() => {
+  const cutDownload = () => {
     (raw as unknown as Readable).destroy();
+  };
+  const unregisterExit = onCleanup(cutDownload);
+  const unregisterSignal = onAbort(() => {
+    cutDownload();
+    out.destroy();
   });
+  const unregisterAbort = () => {
+    unregisterExit();
+    unregisterSignal();
+  };
   let removal: Promise<void> | undefined;
   const cleanup = () => {
     unregisterAbort();
@@ -306,9 +316,15 @@ export async function writeVolumeTar(
     ? prefixCheckedEntries(input, MOUNT.slice(1), options)
     : prefixEntries(input, MOUNT.slice(1));
   // On SIGINT/SIGTERM the upload is cut first, or the removal would wait for it.
-  const unregisterAbort = onCleanup(() => {
-    prefixed.destroy(new Error("interrupted"));
-  });
+  const cutUpload = () => {
+    prefixed.destroy(interrupted());
+  };
+  const unregisterExit = onCleanup(cutUpload);
+  const unregisterSignal = onAbort(cutUpload);
+  const unregisterAbort = () => {
+    unregisterExit();
+    unregisterSignal();
+  };
   let inputFailure: unknown;
   const inputDone = prefixed.done.catch((err) => {
     inputFailure = err;

@@ -33,6 +33,7 @@ import { link, open, readdir, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Writable } from "node:stream";
 import { promisify } from "node:util";
+import { onAbort } from "../abort.js";
 import { DockpackError, toDockpackError } from "../errors.js";
 import { findProgram, pidAlive } from "../exec.js";
 import { onCleanup } from "./cleanup.js";
@@ -210,7 +211,8 @@ function existsError(path: string): DockpackError {
 
 /**
  * Starts an atomic write of `path` (see the module doc). The file appears only at `commit()`;
- * an exit or signal before that leaves no temp file.
+ * an exit or an abort of the ambient signal (core/abort.ts: the stream is destroyed) before that
+ * leaves no temp file.
  * @throws DockpackError `FS_NOT_REGULAR_FILE` (synchronously) for a directory, socket or block
  *   device; `FS_EXISTS` (synchronously) when `path` exists and `overwrite` is not set,
  *   or at commit when it appeared meanwhile; `FS_ENOENT`/`FS_EACCES` when the directory is missing
@@ -252,7 +254,7 @@ export function createAtomicWriteStream(path: string, options: AtomicWriteOption
   }
 
   let done = false;
-  const unregister = onCleanup(
+  const unregisterExit = onCleanup(
     () => abort(),
     () => {
       if (named) {
@@ -264,6 +266,16 @@ export function createAtomicWriteStream(path: string, options: AtomicWriteOption
       }
     },
   );
+  // The ambient abort signal (core/abort.ts) destroys the stream, so whatever writes into it
+  // stops (a pipeline into it fails with ERR_STREAM_PREMATURE_CLOSE; `withSignal` reports that as
+  // INTERRUPTED). No error is emitted: the stream may have no error listener at that moment.
+  const unregisterAbort = onAbort(() => {
+    if (!done && !stream.destroyed) stream.destroy();
+  });
+  const unregister = () => {
+    unregisterExit();
+    unregisterAbort();
+  };
 
   const stream = new Writable({
     highWaterMark: 1024 * 1024,

@@ -1,17 +1,18 @@
 /**
- * The process-wide cleanup registry: work to undo when the process ends early or normally —
- * remove temp files and directories, release locks, start stopped containers again.
+ * The process-wide cleanup registry: work to undo when the process ends before the operation
+ * that registered it could undo it itself — remove temp files and directories, release locks,
+ * start stopped containers again.
  *
- * - SIGINT / SIGTERM / SIGHUP: every registered cleanup runs, newest first, each awaited (errors
- *   are printed on stderr and do not stop the others), then the process exits with 130 / 143 /
- *   129 (128 + signal number, as shells report it). A second signal while cleaning up exits at
- *   once after the synchronous cleanups.
  * - Normal end (`beforeExit`, the event loop drained): remaining cleanups run, awaited.
  * - `process.exit()` (the `exit` event): only synchronous work is possible; each cleanup's `sync`
  *   variant runs, or its function is called without being awaited.
+ * - {@link runCleanups} / {@link runCleanupsSync}: the CLI calls these after an interrupted
+ *   command settled (or did not settle in time), before it exits with 130/143/129.
  *
- * The signal handlers are installed only while something is registered, so a process with
- * nothing to clean up keeps Node's default signal behaviour.
+ * This module installs NO signal handlers: a library must not decide how its host process shuts
+ * down. Interruption is an abort of the operation's `options.signal` (see core/abort.ts); only
+ * the CLI turns SIGINT/SIGTERM/SIGHUP into one. The `beforeExit`/`exit` listeners are installed
+ * only while something is registered.
  */
 
 /** A registered cleanup. */
@@ -21,17 +22,17 @@ interface Entry {
 }
 
 const entries = new Set<Entry>();
-const SIGNALS = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
-type Sig = keyof typeof SIGNALS;
 let installed = false;
-let cleaningForSignal = false;
 
 function report(err: unknown): void {
   process.stderr.write(`warning: cleanup failed: ${err instanceof Error ? err.message : String(err)}\n`);
 }
 
-/** Runs and removes all entries, newest first, awaiting each. */
-async function runAll(): Promise<void> {
+/**
+ * Runs and removes every registered cleanup, newest first, awaiting each (a failure is printed on
+ * stderr as a warning and does not stop the others). For the CLI's interrupt path.
+ */
+export async function runCleanups(): Promise<void> {
   const list = [...entries].reverse();
   for (const e of list) {
     entries.delete(e);
@@ -43,7 +44,11 @@ async function runAll(): Promise<void> {
   }
 }
 
-function runAllSync(): void {
+/**
+ * Runs every registered cleanup's synchronous variant at once (or starts its function without
+ * awaiting it): for an exit that cannot wait (a second Ctrl-C).
+ */
+export function runCleanupsSync(): void {
   const list = [...entries].reverse();
   for (const e of list) {
     entries.delete(e);
@@ -59,52 +64,35 @@ function runAllSync(): void {
   }
 }
 
-const handlers: Record<Sig, () => void> = {
-  SIGINT: () => void onSignal("SIGINT"),
-  SIGTERM: () => void onSignal("SIGTERM"),
-  SIGHUP: () => void onSignal("SIGHUP"),
-};
-
-async function onSignal(sig: Sig): Promise<void> {
-  const code = SIGNALS[sig];
-  if (cleaningForSignal) {
-    runAllSync();
-    process.exit(code);
-  }
-  cleaningForSignal = true;
-  await runAll();
-  process.exit(code);
-}
-
 function onBeforeExit(): void {
-  if (entries.size === 0 || cleaningForSignal) return;
-  void runAll().then(uninstallIfIdle);
+  if (entries.size === 0) return;
+  void runCleanups().then(uninstallIfIdle);
 }
 
 function onExit(): void {
-  runAllSync();
+  runCleanupsSync();
 }
 
 function install(): void {
   if (installed) return;
   installed = true;
-  for (const sig of Object.keys(SIGNALS) as Sig[]) process.on(sig, handlers[sig]);
   process.on("beforeExit", onBeforeExit);
   process.on("exit", onExit);
 }
 
 function uninstallIfIdle(): void {
-  if (!installed || entries.size > 0 || cleaningForSignal) return;
+  if (!installed || entries.size > 0) return;
   installed = false;
-  for (const sig of Object.keys(SIGNALS) as Sig[]) process.off(sig, handlers[sig]);
   process.off("beforeExit", onBeforeExit);
   process.off("exit", onExit);
 }
 
 /**
- * Registers `fn` to run when the process ends: on SIGINT/SIGTERM/SIGHUP (awaited, then exit
- * 130/143/129), on a normal end (awaited), and on `process.exit()` (called, not awaited, unless
- * `sync` is given, which then runs instead). Cleanups run newest first.
+ * Registers `fn` to run when the process ends with it still registered: on a normal end
+ * (awaited), on `process.exit()` (called, not awaited, unless `sync` is given, which then runs
+ * instead), and when the CLI exits after an interrupt ({@link runCleanups}). Cleanups run newest
+ * first. It is a safety net: an operation undoes its own work on errors and aborts, then
+ * unregisters.
  * Returns a function that unregisters it (call it once the work is done or undone).
  * Example: `const undo = onCleanup(() => startContainers(ids)); …; undo();`
  */

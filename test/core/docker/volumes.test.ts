@@ -241,6 +241,8 @@ test("missing volumes and bad input fail clearly, without creating anything", as
 
 async function interruptChild(vol: string, script: string): Promise<void> {
   const mod = new URL("../../../src/core/docker/volumes.ts", import.meta.url).href;
+  const abortMod = new URL("../../../src/core/abort.ts", import.meta.url).href;
+  const fsMod = new URL("../../../src/core/fs.ts", import.meta.url).href;
   const child = spawn(
     process.execPath,
     [
@@ -248,7 +250,8 @@ async function interruptChild(vol: string, script: string): Promise<void> {
       "tsx",
       "--input-type=module",
       "-e",
-      `const v = await import(${JSON.stringify(mod)}); const vol = ${JSON.stringify(vol)};\n${script}\nsetInterval(() => {}, 1000);`,
+      // the child is the host: like the CLI, it turns SIGTERM into an abort, then runs what is left
+      `const v = await import(${JSON.stringify(mod)}); const { withSignal } = await import(${JSON.stringify(abortMod)}); const { runCleanups } = await import(${JSON.stringify(fsMod)}); const vol = ${JSON.stringify(vol)};\nconst ac = new AbortController(); process.on("SIGTERM", () => { ac.abort("SIGTERM"); setTimeout(() => runCleanups().then(() => process.exit(143)), 2000); });\nawait withSignal(ac.signal, async () => {\n${script}\n});\nsetInterval(() => {}, 1000);`,
     ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
