@@ -273,7 +273,7 @@ export function register(program: Command): void {
     tool
       .command("recover")
       .description(
-        "Find missing Python/Node modules and programs in a tool's error output and print (or run) the install commands",
+        "Find missing Python/Node modules and programs in a tool's error output and print (or run) the install commands; exits 1 while something is missing",
       )
       .argument("[id]", "tool to run (with --input) and analyse")
       .option("--from-log <file>", "analyse this log file instead of running a tool")
@@ -281,7 +281,7 @@ export function register(program: Command): void {
       .option("--file <file>", "read the input from a JSON file")
       .option("--install", "run the install commands (pip, npm, apt); off inside generated images")
       .option("--dry-run", "with --install: show the commands without running them")
-      .option("--retry", "run the tool once more afterwards")
+      .option("--retry", "run the tool once more afterwards (default after --install)")
       .addOption(toolsDirOption())
       .action(
         action(
@@ -305,7 +305,7 @@ export function register(program: Command): void {
               });
             const input =
               id && (o.input !== undefined || o.file !== undefined) ? await readInput(o) : undefined;
-            return recoverTool(
+            const res = await recoverTool(
               {
                 fromLog: o.fromLog,
                 id,
@@ -317,14 +317,27 @@ export function register(program: Command): void {
               },
               reporter,
             );
+            // Something is still missing: the result is printed, and the exit code says so.
+            if (res.missing.length > 0 && !res.retry?.success) process.exitCode = 1;
+            return res;
           },
           (r: RecoverResult) => {
             if (r.missing.length === 0) return `nothing missing found in ${r.source}`;
             const lines = [
               `missing (${r.source}):`,
               ...r.missing.map((m) => `  ${m.kind} ${m.name} → ${m.package}${m.mapped ? "" : " (guess)"}`),
-              r.installed ? "installed with:" : r.dry_run ? "would run:" : "install with:",
-              ...r.commands.map((c) => `  ${c.line}`),
+              ...(r.commands.length
+                ? [
+                    r.installed ? "installed with:" : r.dry_run ? "would run:" : "install with:",
+                    ...r.commands.map((c) => `  ${c.line}`),
+                  ]
+                : []),
+              ...(r.guessed_commands.length
+                ? [
+                    "guessed package names (check them first; --install does not run these):",
+                    ...r.guessed_commands.map((c) => `  ${c.line}`),
+                  ]
+                : []),
             ];
             if (r.retry)
               lines.push(

@@ -5,9 +5,9 @@
  * the package that provides it, and prints (or, with `install`, runs) the install commands.
  */
 
+import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { builtinModules } from "node:module";
-import { execa } from "execa";
 import { DockpackError, isDockpackError } from "../core/errors.js";
 import { PROGRAM_PACKAGES } from "../core/exec.js";
 import type { Reporter } from "../core/output.js";
@@ -32,6 +32,45 @@ export const PYTHON_PACKAGES: Record<string, string> = {
   docx: "python-docx",
   attr: "attrs",
   google: "protobuf",
+};
+
+/** Import names that are also their PyPI package's name (known, so not a guess). */
+export const PYTHON_SAME_NAME = new Set([
+  "requests",
+  "numpy",
+  "pandas",
+  "scipy",
+  "matplotlib",
+  "flask",
+  "fastapi",
+  "uvicorn",
+  "httpx",
+  "pydantic",
+  "jinja2",
+  "click",
+  "rich",
+  "tqdm",
+  "boto3",
+  "openai",
+  "anthropic",
+  "ollama",
+  "redis",
+  "psycopg2",
+  "pymongo",
+  "lxml",
+  "markdown",
+  "jsonschema",
+  "pytest",
+  "aiohttp",
+  "sqlalchemy",
+  "tiktoken",
+]);
+
+/** Valid names: a Python module path, an npm package, a program (none may start with `-`). */
+const VALID = {
+  python: /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/,
+  node: /^(@[a-z0-9~][a-z0-9._~-]*\/)?[a-z0-9~][a-z0-9._~-]*$/,
+  program: /^[A-Za-z0-9_][A-Za-z0-9_.+-]*$/,
 };
 
 /** Programs (beyond those dockpack itself uses) and the Debian package that provides them. */
@@ -69,7 +108,10 @@ export interface MissingItem {
   name: string;
   /** The package that provides it (PyPI, npm, Debian). */
   package: string;
-  /** True when the package comes from a known mapping, false when it is a guess (same name). */
+  /**
+   * True when the package is known (a mapping, or a known same-name package); false when it is a
+   * guess (the same name), which `install` never runs.
+   */
   mapped: boolean;
   /** The log line it was found on. */
   evidence: string;
@@ -89,7 +131,10 @@ export interface RecoverResult {
   /** `log:<file>` or `tool:<id>`. */
   source: string;
   missing: MissingItem[];
+  /** Commands for the known packages (what `install` runs). */
   commands: InstallCommand[];
+  /** Commands for guessed package names: check the names first, never run by `install`. */
+  guessed_commands: InstallCommand[];
   /** True when the commands ran (`install`), false when only printed. */
   installed: boolean;
   /** The commands that would run, with `dryRun`. */
@@ -120,12 +165,20 @@ export function programPackage(program: string): string {
   return PROGRAM_PACKAGES[program] ?? EXTRA_PROGRAM_PACKAGES[program] ?? program;
 }
 
-const PATTERNS: { kind: MissingItem["kind"]; re: RegExp }[] = [
+const PATTERNS: { kind: MissingItem["kind"]; re: RegExp; group?: number }[] = [
   { kind: "python", re: /ModuleNotFoundError: No module named '([^']+)'/ },
   { kind: "python", re: /ImportError: No module named '?([A-Za-z0-9_.]+)'?/ },
+  // `from flask_cors import CORS` against a missing or wrong package (the seed's example).
+  { kind: "python", re: /ImportError: cannot import name '[^']+' from '([^']+)'/ },
   { kind: "node", re: /Cannot find (?:module|package) '([^']+)'/ },
   { kind: "node", re: /ERR_MODULE_NOT_FOUND.*?['"]([^'"]+)['"]/ },
-  { kind: "program", re: /(?:^|\s|:)([A-Za-z0-9_.+-]+): (?:command )?not found\s*$/ },
+  // Shell messages only: `bash: X: command not found`, `sh: 1: X: not found`, `/bin/sh: X: not found`
+  // (not any "X: not found", which is how tools report missing files).
+  { kind: "program", re: /(?:^|\s|:)([A-Za-z0-9_.+-]+): command not found\s*$/ },
+  {
+    kind: "program",
+    re: /^(?:\/(?:usr\/)?bin\/)?(?:ba|da|z|k)?sh: (?:line )?(?:\d+: )?([A-Za-z0-9_.+-]+): not found\s*$/,
+  },
   { kind: "program", re: /spawn ([^\s]+) ENOENT/ },
   { kind: "program", re: /(?:execvp|exec)\(?\)?:? ?'?([^\s':]+)'?: No such file or directory/ },
 ];
@@ -143,20 +196,21 @@ export function detectMissing(log: string): MissingItem[] {
       const m = re.exec(line);
       if (!m) continue;
       let name = m[1];
+      if (kind === "program") name = name.split("/").pop() ?? name;
+      // Never let a log line put an option or a path into an install command.
+      if (!VALID[kind].test(kind === "python" ? name : kind === "node" ? (nodePackage(name) ?? "") : name))
+        break;
       let pkg: string | null;
       if (kind === "python") pkg = pythonPackage(name);
       else if (kind === "node") pkg = nodePackage(name);
-      else {
-        name = name.split("/").pop() ?? name;
-        pkg = programPackage(name);
-      }
+      else pkg = programPackage(name);
       if (!pkg) continue;
       const key = `${kind}:${pkg}`;
       if (seen.has(key)) break;
       seen.add(key);
       const mapped =
         kind === "python"
-          ? name.split(".")[0] in PYTHON_PACKAGES
+          ? name.split(".")[0] in PYTHON_PACKAGES || PYTHON_SAME_NAME.has(name.split(".")[0])
           : kind === "program"
             ? name in PROGRAM_PACKAGES || name in EXTRA_PROGRAM_PACKAGES
             : true;
@@ -184,7 +238,7 @@ export function installCommands(
       manager,
       program,
       args,
-      line: [program, ...args].map((a) => (/^[\w@./:=-]+$/.test(a) ? a : `'${a}'`)).join(" "),
+      line: [program, ...args].map((a) => (/^[\w@./:=+~-]+$/.test(a) ? a : `'${a}'`)).join(" "),
     });
   const pip = by("python");
   if (pip.length) add("pip", "python3", ["-m", "pip", "install", ...pip]);
@@ -213,7 +267,7 @@ export interface RecoverOptions {
   install?: boolean;
   /** With `install`: report the commands without running them. */
   dryRun?: boolean;
-  /** Run the tool once more afterwards (needs `id`). */
+  /** Run the tool once more afterwards (needs `id`); default: after an install that ran. */
   retry?: boolean;
 }
 
@@ -274,14 +328,28 @@ export async function recoverTool(
     }
   }
   const missing = detectMissing(log);
-  const commands = installCommands(missing, { nodeDir });
+  const commands = installCommands(
+    missing.filter((m) => m.mapped),
+    { nodeDir },
+  );
+  const guessed = installCommands(
+    missing.filter((m) => !m.mapped),
+    { nodeDir },
+  );
   let installed = false;
   if (options.install && !options.dryRun) {
+    for (const g of guessed)
+      reporter.warn(`not running '${g.line}': the package name is a guess; check it, then run it by hand`);
     for (const c of commands) {
       reporter.info(`running: ${c.line}`);
-      const res = await execa(c.program, c.args, { stdio: ["ignore", "inherit", "inherit"], reject: false });
-      if (res.exitCode !== 0)
-        throw new DockpackError("COMMAND_FAILED", `'${c.line}' failed with exit code ${res.exitCode}.`, {
+      // The installers' output goes to stderr: stdout carries only the result (--json).
+      const code = await new Promise<number | null>((resolve) => {
+        const child = spawn(c.program, c.args, { stdio: ["ignore", 2, 2] });
+        child.on("error", () => resolve(127));
+        child.on("exit", (exit) => resolve(exit));
+      });
+      if (code !== 0)
+        throw new DockpackError("COMMAND_FAILED", `'${c.line}' failed with exit code ${code}.`, {
           hint: "Run it by hand to see why.",
         });
     }
@@ -291,10 +359,12 @@ export async function recoverTool(
     source,
     missing,
     commands,
+    guessed_commands: guessed,
     installed,
     dry_run: Boolean(options.install && options.dryRun),
   };
-  if (options.retry) {
+  // Recovery re-runs the tool after installing (as the seed's recovery does), unless told not to.
+  if (options.id && (options.retry ?? installed)) {
     try {
       result.retry = {
         success: true,

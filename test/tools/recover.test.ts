@@ -102,8 +102,10 @@ test("missing programs: sh 'not found', bash 'command not found', spawn ENOENT â
 test("recover ID runs the tool and prints pip/npm/apt commands; --install --dry-run runs nothing", async () => {
   const py = await recoverTool({ id: "py-missing", toolsDir: FIXTURE_TOOLS, input: {} });
   assert.equal(py.source, "tool:py-missing");
+  // A made-up module's package name is a guess: printed apart, never installed.
+  assert.deepEqual(py.commands, []);
   assert.deepEqual(
-    py.commands.map((c) => c.line),
+    py.guessed_commands.map((c) => c.line),
     ["python3 -m pip install dockpack-made-up-module"],
   );
   assert.equal(py.installed, false);
@@ -130,7 +132,7 @@ test("CLI: recover --from-log prints commands; --install is refused inside gener
   const log = join(dir, "error.log");
   await writeFile(log, stderrOf("python3", ["-c", "import dockpack_made_up_module"]));
   const r = runCli(["tool", "recover", "--from-log", log]);
-  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.code, 1, r.stderr); // something is missing
   assert.match(r.stdout, /python dockpack_made_up_module â†’ dockpack-made-up-module \(guess\)/);
   assert.match(r.stdout, /python3 -m pip install dockpack-made-up-module/);
   const off = runCli(["tool", "recover", "--from-log", log, "--install"], {
@@ -143,4 +145,40 @@ test("CLI: recover --from-log prints commands; --install is refused inside gener
   const missingLog = runCli(["tool", "recover", "--from-log", join(dir, "nope.log")]);
   assert.equal(missingLog.code, 2);
   assert.match(missingLog.stderr, /nope\.log/);
+});
+
+test("issue 13 A10: the seed's ImportError, no option injection, no files taken for programs, guesses never installed, --install re-runs, --json stays one document", async () => {
+  assert.deepEqual(
+    detectMissing("ImportError: cannot import name 'CORS' from 'flask_cors' (unknown location)").map((m) => [
+      m.kind,
+      m.package,
+      m.mapped,
+    ]),
+    [["python", "flask-cors", true]],
+  );
+  assert.deepEqual(
+    detectMissing("ModuleNotFoundError: No module named '--index-url=https://evil.example/simple'"),
+    [],
+  );
+  assert.deepEqual(detectMissing("Cannot find module '--registry=https://evil.example'"), []);
+  assert.deepEqual(detectMissing("Error: config.yaml: not found"), []);
+  assert.deepEqual(detectMissing("sh: 1: -rf: not found"), []);
+  assert.deepEqual(
+    detectMissing("ModuleNotFoundError: No module named 'requests'").map((m) => m.mapped),
+    [true],
+  );
+  // --install with a guessed name: nothing runs, the guess is reported, the tool is run again,
+  // stdout is one JSON document, and the exit code says something is still missing.
+  const r = runCli(
+    ["--json", "tool", "recover", "py-missing", "--tools-dir", FIXTURE_TOOLS, "--input", "{}", "--install"],
+    { env: { DOCKPACK_NO_AUTO_INSTALL: "" } },
+  );
+  assert.equal(r.code, 1, r.stderr);
+  const res = JSON.parse(r.stdout);
+  assert.equal(res.installed, false);
+  assert.deepEqual(res.commands, []);
+  assert.equal(res.guessed_commands.length, 1);
+  assert.match(r.stderr, /not running 'python3 -m pip install dockpack-made-up-module'/);
+  const again = await recoverTool({ id: "prog-missing", toolsDir: FIXTURE_TOOLS, input: {}, install: true });
+  assert.equal(again.retry, undefined); // nothing was installed: nothing to re-run
 });
