@@ -31,7 +31,13 @@ import type { Image } from "../image/image.js";
 import { openImage, openImages } from "../image/open.js";
 import { type ArchiveLayout, writeImageTar } from "../image/write.js";
 import { findInEngine } from "./engine-bases.js";
-import { DELTA_CONFIG_MEMBER, type DeltaLayerEntry, type DeltaMetadata, openDeltaPackage } from "./format.js";
+import {
+  DELTA_CONFIG_MEMBER,
+  type DeltaLayerEntry,
+  type DeltaMetadata,
+  isValidRepoTag,
+  openDeltaPackage,
+} from "./format.js";
 import { decodeDelta, unexpectedParams, ZSTD_LONG_THRESHOLD } from "./methods.js";
 
 /**
@@ -101,15 +107,25 @@ export async function applyDelta(input: ApplyDeltaOptions, reporter: Reporter): 
       { hint: "The package is corrupted; copy it again." },
     );
   }
-  const configIds =
-    (JSON.parse(config.toString("utf8")) as { rootfs?: { diff_ids?: string[] } }).rootfs?.diff_ids ?? [];
-  if (configIds.join() !== md.layers.map((l) => l.diffId).join()) {
+  let configIds: unknown;
+  try {
+    configIds = (JSON.parse(config.toString("utf8")) as { rootfs?: { diff_ids?: unknown } })?.rootfs?.diff_ids;
+  } catch {
+    configIds = undefined;
+  }
+  if (!Array.isArray(configIds) || configIds.join() !== md.layers.map((l) => l.diffId).join()) {
     throw new DockpackError(
       "DELTA_PACKAGE_INVALID",
       `${options.package}: the layer list does not match the config's rootfs.diff_ids.`,
     );
   }
   const tags = options.imageName ? [normalizeTag(options.imageName)] : md.source.repoTags;
+  if (options.imageName && !isValidRepoTag(tags[0])) {
+    throw new DockpackError("DELTA_TAG_INVALID", `'${options.imageName}' is not a valid image name[:tag].`, {
+      usage: true,
+      hint: "Use a lowercase name such as example/app:2 (the tag: letters, digits, '_', '.', '-').",
+    });
+  }
   const outKind = options.output ? outputKind(options.output, { allowStdout: true }) : undefined;
   if (
     options.output &&

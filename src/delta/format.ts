@@ -101,6 +101,72 @@ export const DeltaMetadataSchema = z.object({
 /** The package metadata. */
 export type DeltaMetadata = z.infer<typeof DeltaMetadataSchema>;
 
+/** Largest metadata member read (bytes); a real one is a few KiB per layer. */
+export const DELTA_METADATA_LIMIT = 16 * 1024 * 1024;
+
+const DOMAIN = String.raw`(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?`;
+const COMPONENT = String.raw`[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`;
+const REPO_TAG_RE = new RegExp(String.raw`^(?:${DOMAIN}/)?${COMPONENT}(?:/${COMPONENT})*:[\w][\w.-]{0,127}$`);
+
+/**
+ * True when `t` is a `name:tag` the engine accepts (distribution/reference grammar: optional
+ * registry host[:port], lowercase path components, a tag of ≤ 128 word characters, dots, dashes;
+ * name ≤ 255 characters). `docker load` refuses anything else.
+ */
+export function isValidRepoTag(t: string): boolean {
+  const colon = t.lastIndexOf(":");
+  return REPO_TAG_RE.test(t) && colon > 0 && colon <= 255;
+}
+
+/**
+ * Checks what the schema cannot: member order (metadata first and only once, one config),
+ * source.id = config digest, layer rows consistent (index = position, members for full and
+ * delta rows, a `duplicate` row pointing at an earlier row with the same diff_id, a delta row's
+ * base), and tags the engine accepts.
+ * @throws DockpackError `DELTA_PACKAGE_INVALID` naming the package and the inconsistency
+ */
+async function checkConsistency(path: string, md: DeltaMetadata, container: TarContainer): Promise<void> {
+  const bad = (why: string) =>
+    new DockpackError("DELTA_PACKAGE_INVALID", `${path}: ${why}`, {
+      hint: "The package is corrupted or forged; create it again with 'dockpack delta create'.",
+    });
+  const members = await container.members();
+  if (members[0]?.path !== DELTA_METADATA_MEMBER)
+    throw bad(`${DELTA_METADATA_MEMBER} is not the first member.`);
+  const seen = new Set<string>();
+  for (const m of members) {
+    if (seen.has(m.path)) throw bad(`the member ${m.path} appears more than once.`);
+    seen.add(m.path);
+  }
+  if (md.source.id !== md.config.digest)
+    throw bad(`source.id ${md.source.id} is not the config digest ${md.config.digest}.`);
+  if (md.config.member !== DELTA_CONFIG_MEMBER)
+    throw bad(`the config member is '${md.config.member}', not ${DELTA_CONFIG_MEMBER}.`);
+  for (const t of md.source.repoTags)
+    if (!isValidRepoTag(t)) throw bad(`the tag ${JSON.stringify(t)} is not a valid image name:tag.`);
+  const shipped = new Set<string>();
+  md.layers.forEach((l, i) => {
+    const row = `layer ${i}`;
+    if (l.index !== i) throw bad(`${row} has index ${l.index}.`);
+    if (l.ship === "full" || l.ship === "delta") {
+      if (!l.member || l.memberDigest === undefined || l.memberSize === undefined)
+        throw bad(`${row} ships as ${l.ship} without a member, its digest and size.`);
+      if (!l.member.startsWith("layers/") || shipped.has(l.member) || l.member === DELTA_CONFIG_MEMBER)
+        throw bad(`${row} names the member ${JSON.stringify(l.member)}.`);
+      shipped.add(l.member);
+      if (!seen.has(l.member)) throw bad(`${row}: the member ${l.member} is missing.`);
+    } else if (l.member !== undefined) throw bad(`${row} ships as ${l.ship} but names a member.`);
+    if (l.ship === "delta" && (!l.method || !l.base)) throw bad(`${row} is a delta without method or base.`);
+    if (l.ship === "duplicate") {
+      const first = l.sameAs === undefined ? undefined : md.layers[l.sameAs];
+      if (l.sameAs === undefined || l.sameAs >= i || first?.diffId !== l.diffId || first.ship === "duplicate")
+        throw bad(
+          `${row} is a duplicate of ${l.sameAs ?? "nothing"}, which is not an earlier layer with diff_id ${l.diffId}.`,
+        );
+    }
+  });
+}
+
 /** Bytes a tar member of `size` bytes takes (header + padded body). */
 export function tarMemberSize(size: number): number {
   return 512 + Math.ceil(size / 512) * 512;
@@ -160,9 +226,17 @@ export async function openDeltaPackage(path: string): Promise<OpenedDeltaPackage
       },
     );
   }
+  const metadataSize = await container.size(DELTA_METADATA_MEMBER);
+  if (metadataSize > DELTA_METADATA_LIMIT) {
+    throw new DockpackError(
+      "DELTA_METADATA_TOO_LARGE",
+      `${path}: ${DELTA_METADATA_MEMBER} is ${metadataSize} bytes, more than the ${DELTA_METADATA_LIMIT} a package's metadata may have.`,
+      { hint: "The package is corrupted or forged; create it again with 'dockpack delta create'." },
+    );
+  }
   let raw: unknown;
   try {
-    raw = JSON.parse((await container.read(DELTA_METADATA_MEMBER)).toString("utf8"));
+    raw = JSON.parse((await container.read(DELTA_METADATA_MEMBER, DELTA_METADATA_LIMIT)).toString("utf8"));
   } catch (e) {
     throw new DockpackError("DELTA_PACKAGE_INVALID", `${path}: ${DELTA_METADATA_MEMBER} is not valid JSON.`, {
       cause: e,
@@ -187,5 +261,6 @@ export async function openDeltaPackage(path: string): Promise<OpenedDeltaPackage
       `${path}: ${DELTA_METADATA_MEMBER} is malformed: ${parsed.error.issues[0]?.path.join(".")} ${parsed.error.issues[0]?.message}.`,
     );
   }
+  await checkConsistency(path, parsed.data, container);
   return { path, metadata: parsed.data, container };
 }
