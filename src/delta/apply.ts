@@ -109,7 +109,8 @@ export async function applyDelta(input: ApplyDeltaOptions, reporter: Reporter): 
   }
   let configIds: unknown;
   try {
-    configIds = (JSON.parse(config.toString("utf8")) as { rootfs?: { diff_ids?: unknown } })?.rootfs?.diff_ids;
+    configIds = (JSON.parse(config.toString("utf8")) as { rootfs?: { diff_ids?: unknown } })?.rootfs
+      ?.diff_ids;
   } catch {
     configIds = undefined;
   }
