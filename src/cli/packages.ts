@@ -7,7 +7,14 @@ import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { DockpackError, toDockpackError } from "../core/errors.js";
 import { formatBytes, formatTable } from "../core/output.js";
-import { exportEnvironment, importPackage, listPackages, validatePackage } from "../env/index.js";
+import {
+  exportEnvironment,
+  importPackage,
+  inspectPackage,
+  listPackages,
+  renderInspection,
+  validatePackage,
+} from "../env/index.js";
 import { action, withExamples } from "./common.js";
 import { renderEnvironment } from "./env.js";
 import { registerPackageRegistryCommands, registryOptions, renderRemoteList } from "./registry.js";
@@ -209,14 +216,48 @@ export function register(program: Command): void {
             return res;
           },
           (res) =>
-            res.valid
+            (res.valid
               ? `${res.package}: valid (${formatBytes(res.size)}, format ${res.metadata?.format_version}, ${res.metadata?.volumes.length} volume(s))`
-              : `${res.package}: INVALID, ${res.problems.length} problem(s):\n${res.problems.map((p) => `  ${p.code}: ${p.message}`).join("\n")}`,
+              : `${res.package}: INVALID, ${res.problems.length} problem(s):\n${res.problems.map((p) => `  ${p.code}: ${p.message}`).join("\n")}`) +
+            (res.services.length ? `\n  services: ${res.services.join(", ")}` : "") +
+            (res.metadata?.volumes.length
+              ? `\n  volumes: ${res.metadata.volumes.map((v) => `${v.name} ${formatBytes(v.size)}`).join(", ")}`
+              : "") +
+            res.warnings.map((w) => `\n  ! ${w}`).join(""),
         ),
       ),
     [
       "dockpack packages validate packages/shop-main-20250101T120000Z.dockpack.tar",
       "dockpack packages validate shop.dockpack.tar --json",
+    ],
+  );
+
+  withExamples(
+    packages
+      .command("inspect <package>")
+      .description(
+        "show what a package holds and what its compose files would do (services, volumes, host ports, bind mounts outside the project, privileged/host settings); runs nothing",
+      )
+      .option(
+        "--allow-special-files",
+        "accept device nodes and fifos in volume data, as import would with it",
+      )
+      .action(
+        action(
+          async (r, cmd, pkg: string) => {
+            const res = await inspectPackage(
+              { package: pkg, allowSpecialFiles: cmd.opts().allowSpecialFiles === true },
+              r,
+            );
+            if (!res.valid) process.exitCode = 1;
+            return res;
+          },
+          (res) => renderInspection(res, formatBytes),
+        ),
+      ),
+    [
+      "dockpack packages inspect shop-main-20250101T120000Z.dockpack.tar",
+      "dockpack packages inspect shop.dockpack.tar --json",
     ],
   );
 }

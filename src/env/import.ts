@@ -25,6 +25,8 @@ import {
   restoreMembers,
   restoreVolume,
 } from "./import-restore.js";
+import { inspectVerified } from "./inspect.js";
+import { composeWarnings } from "./inspect-compose.js";
 import { Journal } from "./journal.js";
 import { checkBranchName, composeProjectName, volumeName, worktreeFolder } from "./naming.js";
 import { requireValidPackage } from "./package-reader.js";
@@ -87,6 +89,8 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
   reporter.info(`verifying ${file}`);
   const allowSpecialFiles = options.allowSpecialFiles === true;
   const verified = await requireValidPackage(file, reporter, { allowSpecialFiles });
+  // what env up would do beyond the project, said before anything runs it
+  for (const w of composeWarnings(inspectVerified(verified).compose)) reporter.warn(w);
   const meta = verified.metadata;
   const target = options.targetBranch ?? meta.branch;
   checkBranchName(target);

@@ -19,6 +19,13 @@ export { type ExportOptions, type ExportResult, exportEnvironment } from "./expo
 export { type ImportOptions, type ImportResult, importPackage } from "./import.js";
 export type { ImportConflict } from "./import-aside.js";
 export { type InitOptions, type InitResult, initEnvironments } from "./init.js";
+export {
+  type InspectOptions,
+  type InspectResult,
+  inspectPackage,
+  renderInspection,
+} from "./inspect.js";
+export type { InspectedCompose, InspectedService } from "./inspect-compose.js";
 export { type ListPackagesOptions, listPackages, type PackageRow } from "./list.js";
 export {
   PACKAGE_FORMAT_VERSION,

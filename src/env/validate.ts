@@ -5,6 +5,8 @@
 import { resolve } from "node:path";
 import { DockpackError } from "../core/errors.js";
 import { type Reporter, silentReporter } from "../core/output.js";
+import { inspectVerified } from "./inspect.js";
+import { composeWarnings } from "./inspect-compose.js";
 import type { PackageMetadata } from "./package-format.js";
 import { type PackageProblem, verifyPackage } from "./package-reader.js";
 
@@ -25,6 +27,10 @@ export interface ValidateResult {
   size: number;
   problems: PackageProblem[];
   metadata: PackageMetadata | null;
+  /** Services of the packaged compose files. */
+  services: string[];
+  /** What `env up` would do beyond the project (host ports, bind mounts outside, privileged…). */
+  warnings: string[];
 }
 
 /**
@@ -47,5 +53,14 @@ export async function validatePackage(
       });
     throw err;
   }
-  return { package: file, valid: res.valid, size: res.size, problems: res.problems, metadata: res.metadata };
+  const { compose } = inspectVerified(res);
+  return {
+    package: file,
+    valid: res.valid,
+    size: res.size,
+    problems: res.problems,
+    metadata: res.metadata,
+    services: compose.services.map((s) => s.name),
+    warnings: composeWarnings(compose),
+  };
 }

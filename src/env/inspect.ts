@@ -1,0 +1,115 @@
+/**
+ * `inspectPackage` (`dockpack packages inspect PACKAGE`): what a package holds and what its
+ * compose files would do once imported and started — services, volumes with sizes, host ports,
+ * bind mounts leaving the project, external volumes, privileged / host-namespace settings — read
+ * without executing anything (inspect-compose.ts). The package is verified by the same reader
+ * as validate and import, so the report also says whether it is valid.
+ */
+import { basename, resolve } from "node:path";
+import { DockpackError } from "../core/errors.js";
+import { type Reporter, silentReporter } from "../core/output.js";
+import { CONFIG_FILE, parseEnvConfigText } from "./config.js";
+import { composeWarnings, type InspectedCompose, inspectComposeTexts } from "./inspect-compose.js";
+import type { PackageMetadata } from "./package-format.js";
+import { type PackageProblem, type VerifyResult, verifyPackage } from "./package-reader.js";
+
+/** Options of {@link inspectPackage}. */
+export interface InspectOptions {
+  cwd?: string;
+  /** The package file. */
+  package: string;
+  /** Judge device nodes and fifos in volume data as `import --allow-special-files` would. */
+  allowSpecialFiles?: boolean;
+}
+
+/** Result of {@link inspectPackage}. */
+export interface InspectResult {
+  package: string;
+  /** Bytes. */
+  size: number;
+  valid: boolean;
+  problems: PackageProblem[];
+  metadata: PackageMetadata | null;
+  /** Each packaged volume: logical name, uncompressed tar bytes, stored bytes, codec. */
+  volumes: { name: string; size: number; compressed_size: number; codec: string }[];
+  /** Compose files read (paths in the worktree). */
+  compose_files: string[];
+  compose: InspectedCompose;
+  /** Human lines: what `env up` would do that reaches beyond the project (also printed by import). */
+  warnings: string[];
+}
+
+/** The compose side of a verified package (used by inspect, validate and import). */
+export function inspectVerified(res: VerifyResult): { files: string[]; compose: InspectedCompose } {
+  let files: string[] = [];
+  if (res.configText !== null) {
+    try {
+      files = parseEnvConfigText(res.configText, `package:environment/${CONFIG_FILE}`).compose_files;
+    } catch {
+      files = [];
+    }
+  }
+  if (files.length === 0)
+    files = [...res.environmentTexts.keys()].filter((f) => /(^|\/)(docker-)?compose[^/]*\.ya?ml$/.test(f));
+  return { files, compose: inspectComposeTexts(files, res.environmentTexts) };
+}
+
+/**
+ * Verifies and inspects a package (nothing is extracted or run).
+ * @throws DockpackError `PACKAGE_NOT_FOUND` when the file does not exist
+ */
+export async function inspectPackage(
+  options: InspectOptions,
+  reporter: Reporter = silentReporter(),
+): Promise<InspectResult> {
+  const file = resolve(options.cwd ?? process.cwd(), options.package);
+  let res: VerifyResult;
+  try {
+    res = await verifyPackage(file, reporter, { allowSpecialFiles: options.allowSpecialFiles === true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT")
+      throw new DockpackError("PACKAGE_NOT_FOUND", `Package ${file} does not exist.`, {
+        hint: "List packages with 'dockpack packages list'.",
+      });
+    throw err;
+  }
+  const { files, compose } = inspectVerified(res);
+  return {
+    package: file,
+    size: res.size,
+    valid: res.valid,
+    problems: res.problems,
+    metadata: res.metadata,
+    volumes: (res.metadata?.volumes ?? []).map((v) => ({
+      name: v.name,
+      size: v.size,
+      compressed_size: v.compressed_size,
+      codec: v.codec,
+    })),
+    compose_files: files,
+    compose,
+    warnings: composeWarnings(compose),
+  };
+}
+
+/** Human rendering of {@link InspectResult} (the CLI's text output). */
+export function renderInspection(r: InspectResult, formatBytes: (n: number) => string): string {
+  const m = r.metadata;
+  const lines = [
+    `${basename(r.package)}: ${r.valid ? "valid" : `INVALID (${r.problems.length} problem(s))`}, ${formatBytes(r.size)}`,
+  ];
+  if (m)
+    lines.push(
+      `  from ${m.project}/${m.branch} at ${m.commit ?? "(no commit)"}${m.dirty ? " (dirty)" : ""}, ${m.created_at}`,
+      `  code: ${m.include_code ? `${m.code_files} file(s)` : "none"}; env files: ${m.environment_files.join(", ") || "none"}`,
+    );
+  for (const v of r.volumes)
+    lines.push(`  volume ${v.name}: ${formatBytes(v.size)} (${formatBytes(v.compressed_size)} ${v.codec})`);
+  for (const s of r.compose.services)
+    lines.push(
+      `  service ${s.name}: ${s.image ?? (s.build ? "(built)" : "(no image)")}${s.host_ports.length ? `, ports ${s.host_ports.join(" ")}` : ""}`,
+    );
+  if (r.warnings.length) lines.push("  beyond the project:", ...r.warnings.map((w) => `    ! ${w}`));
+  for (const p of r.problems) lines.push(`  ${p.code}: ${p.message}`);
+  return lines.join("\n");
+}
