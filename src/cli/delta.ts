@@ -3,7 +3,7 @@
  * the options of the library functions in src/delta; results print as text or, under --json,
  * as the result object.
  */
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { CODECS } from "../core/codec.js";
 import { DockpackError } from "../core/errors.js";
 import { formatBytes, formatTable, type Reporter } from "../core/output.js";
@@ -22,15 +22,14 @@ import { action, withExamples } from "./common.js";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
+/** Parses `-l`: a whole number written in decimal (`9`, `-5`), nothing else (`1.5`, `0x10`, `1e1`). */
 function parseLevel(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n)) {
-    throw new DockpackError("CODEC_LEVEL_INVALID", `Compression level '${value}' is not a whole number.`, {
-      hint: "Use 1–9 (zstd: 1–22, or -1 to -100 for the fast levels).",
-      usage: true,
-    });
+  if (!/^-?[0-9]{1,3}$/.test(value.trim())) {
+    throw new InvalidArgumentError(
+      `'${value}' is not a whole number (use 1–9; zstd: 1–22, or -1 to -100 for the fast levels).`,
+    );
   }
-  return n;
+  return Number(value);
 }
 
 /**
@@ -122,6 +121,11 @@ function renderInfo(i: DeltaInfo): string {
 }
 
 function renderApply(r: ApplyDeltaResult): string {
+  if (r.dryRun)
+    return (
+      `Dry run: the package checks out and every base layer was found; would ${r.output ? `write ${r.output}` : "load"} ${r.imageId}${r.tags.length ? ` as ${r.tags.join(", ")}` : ""}\n` +
+      `layers: ${r.layers.total} (${r.layers.fromBase} from base, ${r.layers.fromDelta} from deltas, ${r.layers.fromFull} from the package), image ${formatBytes(r.imageSize)}`
+    );
   return (
     `${r.loaded ? "Loaded" : `Wrote ${r.output}:`} ${r.imageId}${r.tags.length ? ` as ${r.tags.join(", ")}` : ""}\n` +
     `layers: ${r.layers.total} (${r.layers.fromBase} from base, ${r.layers.fromDelta} rebuilt from deltas, ${r.layers.fromFull} from the package), image ${formatBytes(r.imageSize)}`
@@ -234,6 +238,11 @@ export function register(program: Command): void {
         .default("docker-archive"),
     )
     .option("-f, --force", "overwrite an existing output file or move an existing tag")
+    .option(
+      "-d, --dry-run",
+      "check the package and that every base layer is found; rebuild and write nothing",
+    )
+    .option("--no-engine", "never read base layers from the Docker Engine (only --base-archive files)")
     .option("-v, --verbose", "log each step")
     .action(
       action(
@@ -253,6 +262,8 @@ export function register(program: Command): void {
               ...(o.output ? { output: o.output as string } : {}),
               format: o.format as "docker-archive",
               force: Boolean(o.force),
+              dryRun: Boolean(o.dryRun),
+              noEngine: o.engine === false,
             },
             verbose(reporter, Boolean(o.verbose)),
           );

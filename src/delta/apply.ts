@@ -65,6 +65,14 @@ export const ApplyDeltaOptionsSchema = z.object({
     .default("docker-archive")
     .describe("layout of --output"),
   force: z.boolean().default(false).describe("overwrite an existing output file or image tag"),
+  dryRun: z
+    .boolean()
+    .default(false)
+    .describe("check the package, its members and that every base layer is found; rebuild and write nothing"),
+  noEngine: z
+    .boolean()
+    .default(false)
+    .describe("never read base layers from the Docker Engine (only --base-archive files)"),
 });
 /** Options of {@link applyDelta}. */
 export type ApplyDeltaOptions = z.input<typeof ApplyDeltaOptionsSchema>;
@@ -81,6 +89,8 @@ export interface ApplyDeltaResult {
   /** Where base layers came from (archives or engine images). */
   baseSources: string[];
   imageSize: number;
+  /** True for a dry run: everything was checked, nothing rebuilt, loaded or written. */
+  dryRun?: boolean;
 }
 
 function normalizeTag(t: string): string {
@@ -156,13 +166,19 @@ export async function applyDelta(input: ApplyDeltaOptions, reporter: Reporter): 
     };
     for (const ref of options.baseArchives) addSource(await openImage(ref, reporter));
     let missing = [...needed].filter((d) => !sources.has(d));
-    if (missing.length > 0) {
+    if (missing.length > 0 && !options.noEngine) {
       const refs = await findInEngine(missing, md).catch((e) => {
         if ((e as { code?: string }).code === "ENGINE_UNAVAILABLE" && options.output) return [];
         throw e;
       });
       if (refs.length > 0) {
-        reporter.info(`Reading base layers from the engine: ${refs.map((r) => r.name).join(", ")}`);
+        const names = refs.map((r) => r.name).join(", ");
+        // With explicit base archives, a fall-back to the engine is said out loud (A9).
+        if (options.baseArchives.length > 0)
+          reporter.warn(
+            `${missing.length} base layer(s) are not in the given --base-archive files; reading them from the engine: ${names} (pass --no-engine to forbid this).`,
+          );
+        else reporter.info(`Reading base layers from the engine: ${names}`);
         for (const image of await openImages(
           refs.map((r) => `docker-daemon:${r.id}`),
           reporter,
@@ -171,7 +187,7 @@ export async function applyDelta(input: ApplyDeltaOptions, reporter: Reporter): 
       }
       missing = [...needed].filter((d) => !sources.has(d));
     }
-    if (missing.length > 0) throw baseMissing(missing, md);
+    if (missing.length > 0) throw baseMissing(missing, md, options.noEngine);
 
     // Check every member's digest before rebuilding anything.
     for (const l of md.layers) {
@@ -186,6 +202,24 @@ export async function applyDelta(input: ApplyDeltaOptions, reporter: Reporter): 
       }
     }
 
+    if (options.dryRun) {
+      const distinct = new Map(md.layers.map((l) => [l.diffId, l.size]));
+      return {
+        imageId: configDigest,
+        tags,
+        loaded: false,
+        layers: {
+          total: md.layers.length,
+          fromBase: md.layers.filter((l) => l.ship === "reused").length,
+          fromDelta: md.layers.filter((l) => l.ship === "delta").length,
+          fromFull: md.layers.filter((l) => l.ship === "full").length,
+        },
+        baseSources: opened.map((i) => i.ref),
+        imageSize: [...distinct.values()].reduce((a, b) => a + b, 0),
+        ...(options.output ? { output: options.output } : {}),
+        dryRun: true,
+      };
+    }
     const work: string = await makeTempDir("dockpack-delta-apply-");
     tmp = work;
     const rebuilt = md.layers.filter((l) => l.ship === "full" || l.ship === "delta");
@@ -403,7 +437,7 @@ async function checkTags(tags: string[], id: string): Promise<void> {
   }
 }
 
-function baseMissing(missing: string[], md: DeltaMetadata): DockpackError {
+function baseMissing(missing: string[], md: DeltaMetadata, noEngine = false): DockpackError {
   const lines = missing.map((d) => {
     const from = md.bases.filter((b) => b.diffIds.includes(d)).map((b) => b.repoTags[0] ?? b.id ?? b.ref);
     return `  ${d}${from.length ? ` (in ${from.join(", ")})` : ""}`;
@@ -417,11 +451,13 @@ function baseMissing(missing: string[], md: DeltaMetadata): DockpackError {
   ];
   return new DockpackError(
     "DELTA_BASE_MISSING",
-    `The delta needs ${missing.length} base layer(s) that neither the given archives nor the engine provide:\n${lines.join("\n")}`,
+    `The delta needs ${missing.length} base layer(s) that ${noEngine ? "the given archives do not provide (--no-engine)" : "neither the given archives nor the engine provide"}:\n${lines.join("\n")}`,
     {
-      hint: images.length
-        ? `Load ${images.join(", ")} into the engine, or pass it with --base-archive FILE.`
-        : "Pass the base image with --base-archive FILE.",
+      hint: noEngine
+        ? `Pass the base image${images.length ? ` (${images.join(", ")})` : ""} with --base-archive FILE, or drop --no-engine.`
+        : images.length
+          ? `Load ${images.join(", ")} into the engine, or pass it with --base-archive FILE.`
+          : "Pass the base image with --base-archive FILE.",
       details: { missing, images },
     },
   );

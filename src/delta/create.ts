@@ -187,6 +187,17 @@ export async function createDelta(input: CreateDeltaOptions, reporter: Reporter)
   const codec = options.compression;
   const level = options.level ?? DEFAULT_LEVEL[codec];
   if (codec !== "none") checkLevel(codec, level);
+  else if (options.level !== undefined) {
+    throw new DockpackError(
+      "CODEC_LEVEL_INVALID",
+      `Compression 'none' takes no level (got ${options.level}).`,
+      {
+        usage: true,
+        hint: "Drop -l/--level, or choose a codec (-c zstd|gzip|xz|bzip2).",
+        details: { codec, level: options.level },
+      },
+    );
+  }
   const outKind = options.dryRun ? "file" : outputKind(options.output, { allowStdout: true });
   if (
     !options.dryRun &&
@@ -374,7 +385,7 @@ export async function createDelta(input: CreateDeltaOptions, reporter: Reporter)
       bases: bases.map((b) => b.entry),
       method: options.method,
       compression: codec,
-      level,
+      ...(codec === "none" ? {} : { level }),
       config: { member: DELTA_CONFIG_MEMBER, digest: source.configDigest, size: source.config.length },
       layers,
       totals: {
