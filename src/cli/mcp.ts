@@ -4,6 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
+import { currentSignal } from "../core/abort.js";
 import { serveStdio } from "../mcp/server.js";
 import { withExamples } from "./common.js";
 
@@ -19,7 +20,7 @@ export function register(program: Command): void {
         "run the MCP server over stdio (tools: export_package, import_package, list_packages, validate_package, env_list, env_create, …)",
       )
       .action(async () => {
-        await serveStdio(version);
+        await serveStdio(version, currentSignal());
       }),
     ["dockpack mcp", `claude mcp add dockpack -- npx dockpack mcp`],
   );

@@ -1,14 +1,19 @@
 /**
- * MCP tools of the env domain: export_package, import_package, list_packages, validate_package,
- * env_list, env_create. Input schemas are the library's option schemas (src/env/schemas.ts);
- * each tool calls the library directly and returns its result as structured JSON. Progress and
- * logs are not sent (silent reporter), so stdout carries only the protocol.
+ * MCP tools of the env domain — the whole lifecycle of an environment and its packages:
+ * env_list, env_info, env_create, env_up, env_down, env_remove, export_package, import_package,
+ * list_packages, validate_package. Input schemas are the library's option schemas
+ * (src/env/schemas.ts, plus the small ones below); each tool calls the library directly and
+ * returns its result as structured JSON. Long tools send progress notifications and stop with
+ * rollback when the request is cancelled (see tool.ts).
  */
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { silentReporter } from "../core/output.js";
+import { z } from "zod";
 import {
   createEnvironment,
   createOptionsSchema,
+  environmentDown,
+  environmentInfo,
+  environmentUp,
   envListOptionsSchema,
   exportEnvironment,
   exportOptionsSchema,
@@ -17,26 +22,75 @@ import {
   listEnvironments,
   listPackages,
   listPackagesOptionsSchema,
+  removeEnvironment,
   validateOptionsSchema,
   validatePackage,
 } from "../env/index.js";
 import { registerLibraryTool } from "./tool.js";
+
+const cwd = envListOptionsSchema.shape.cwd;
+const branch = z.string().describe("Branch of the environment");
+const envRefSchema = z.object({ cwd, branch });
+const removeSchema = z.object({
+  cwd,
+  branch,
+  volumes: z.boolean().optional().describe("Also remove the environment's named volumes (default: kept)"),
+  deleteBranch: z.boolean().optional().describe("Also delete the git branch"),
+  force: z.boolean().optional().describe("Remove a worktree with uncommitted changes (they are lost)"),
+});
+
+/** structuredContent of the tools returning one environment. */
+const environmentOutput = z.looseObject({
+  branch: z.string(),
+  path: z.string(),
+  composeProject: z.string(),
+  status: z.enum(["running", "stopped"]),
+  containers: z.array(z.looseObject({ name: z.string(), service: z.string(), state: z.string() })),
+  volumes: z.array(
+    z.looseObject({ name: z.string(), volume: z.string(), exists: z.boolean(), size: z.number().nullable() }),
+  ),
+});
+const exportOutput = z.looseObject({
+  package: z.string().describe("absolute path of the package file"),
+  size: z.number().describe("bytes"),
+  metadata: z.looseObject({}),
+  seconds: z.number(),
+});
+
+const READ_ONLY = { readOnlyHint: true, openWorldHint: false } as const;
 
 /** Registers the env domain's tools on `server`. */
 export function register(server: McpServer): void {
   registerLibraryTool(
     server,
     "export_package",
-    "Export an environment (env files, config, code, named volume data) as one verified .dockpack.tar package file.",
+    "Export an environment (env files, config, code, named volume data) as one verified .dockpack.tar package file. Running containers are stopped while volumes are read and started again; a cancelled call leaves them running and writes no package. Sends progress notifications per volume.",
     exportOptionsSchema,
-    (input) => exportEnvironment(input, silentReporter()),
+    (input, reporter) => exportEnvironment(input, reporter),
+    {
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: false,
+        openWorldHint: false,
+      },
+      output: exportOutput,
+    },
   );
   registerLibraryTool(
     server,
     "import_package",
-    "Verify a .dockpack.tar package and recreate its environment (worktree, env files, volumes); rolls back on failure.",
+    "Verify a .dockpack.tar package and recreate its environment (worktree, env files, volumes); rolls back on failure or cancellation. With force, an existing branch/worktree/volumes of that name are replaced.",
     importOptionsSchema,
-    (input) => importPackage(input, silentReporter()),
+    (input, reporter) => importPackage(input, reporter),
+    {
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: true,
+        idempotentHint: false,
+        openWorldHint: false,
+      },
+    },
   );
   registerLibraryTool(
     server,
@@ -44,13 +98,15 @@ export function register(server: McpServer): void {
     "List the .dockpack.tar packages in a folder (metadata only; damaged files get an error row).",
     listPackagesOptionsSchema,
     (input) => listPackages(input),
+    { annotations: READ_ONLY },
   );
   registerLibraryTool(
     server,
     "validate_package",
     "Fully verify a package (every checksum, format version, safe paths) and list every problem.",
     validateOptionsSchema,
-    (input) => validatePackage(input, silentReporter()),
+    (input, reporter) => validatePackage(input, reporter),
+    { annotations: READ_ONLY },
   );
   registerLibraryTool(
     server,
@@ -58,12 +114,77 @@ export function register(server: McpServer): void {
     "List the environments of a repository: branch, status, URL, containers, volumes with sizes.",
     envListOptionsSchema,
     (input) => listEnvironments(input),
+    { annotations: READ_ONLY },
+  );
+  registerLibraryTool(
+    server,
+    "env_info",
+    "Describe one environment: worktree path, compose project, status, containers, volumes with sizes, ports, URL.",
+    envRefSchema,
+    (input) => environmentInfo(input),
+    { annotations: READ_ONLY, output: environmentOutput },
   );
   registerLibraryTool(
     server,
     "env_create",
-    "Create the environment of a branch: git worktree, compose project, volume names and free host ports.",
+    "Create the environment of a branch: git worktree, compose project, volume names and free host ports. Does not start it (see env_up).",
     createOptionsSchema,
-    (input) => createEnvironment(input, silentReporter()),
+    (input, reporter) => createEnvironment(input, reporter),
+    {
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: false,
+        openWorldHint: false,
+      },
+      output: environmentOutput,
+    },
+  );
+  registerLibraryTool(
+    server,
+    "env_up",
+    "Start an environment's containers (compose up -d) and return its info (status, containers, URL).",
+    envRefSchema,
+    (input, reporter) => environmentUp(input, reporter),
+    {
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: true,
+        openWorldHint: false,
+      },
+      output: environmentOutput,
+    },
+  );
+  registerLibraryTool(
+    server,
+    "env_down",
+    "Stop and remove an environment's containers (compose down); its volumes, worktree and branch are kept.",
+    envRefSchema,
+    (input, reporter) => environmentDown(input, reporter),
+    {
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: true,
+        openWorldHint: false,
+      },
+      output: environmentOutput,
+    },
+  );
+  registerLibraryTool(
+    server,
+    "env_remove",
+    "Remove an environment: its containers and worktree; with volumes also its named volumes, with deleteBranch also its branch. Refuses uncommitted changes unless force. Returns what was removed and the volumes kept.",
+    removeSchema,
+    (input, reporter) => removeEnvironment(input, reporter),
+    {
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: true,
+        idempotentHint: false,
+        openWorldHint: false,
+      },
+    },
   );
 }

@@ -5,7 +5,6 @@
  * resolved against the server's working directory.
  */
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { silentReporter } from "../core/output.js";
 import { packageFeatures, packageFeaturesOptionsSchema } from "../features/index.js";
 import { registerLibraryTool } from "./tool.js";
 
@@ -16,6 +15,14 @@ export function register(server: McpServer): void {
     "features_package",
     "Package Dev Container Features (a feature folder, a folder of feature folders such as src, or a repository root holding src/) into reproducible devcontainer-feature-<id>.tgz tarballs and devcontainer-collection.json, as `devcontainer features package` does. Validates every feature first (errors list each problem with file and JSON path); writes nothing on failure. Returns each tarball's path, size (bytes) and sha256 digest.",
     packageFeaturesOptionsSchema,
-    async (input) => packageFeatures(input, silentReporter()),
+    async (input, reporter) => packageFeatures(input, reporter),
+    {
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: true,
+        openWorldHint: false,
+      },
+    },
   );
 }

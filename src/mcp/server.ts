@@ -1,6 +1,7 @@
 /**
  * The dockpack MCP server (Model Context Protocol, stdio transport, official SDK). Each domain's
  * tools are registered by one file in this folder (`env.ts`, `delta.ts`, …) listed below.
+ * Tool plumbing (strict arguments, progress notifications, cancellation): `tool.ts`.
  */
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
@@ -24,8 +25,22 @@ export async function createMcpServer(version: string): Promise<McpServer> {
   return server;
 }
 
-/** Serves MCP over stdin/stdout until the client disconnects. Logs must go to stderr only. */
-export async function serveStdio(version: string): Promise<void> {
+/**
+ * Serves MCP over stdin/stdout until the client disconnects (stdin ends) or `signal` aborts (the
+ * CLI aborts it on SIGINT/SIGTERM); then tool services started by `tool_serve` are stopped.
+ * Logs must go to stderr only. In-flight tool calls see the abort through their own signals.
+ */
+export async function serveStdio(version: string, signal?: AbortSignal): Promise<void> {
   const server = await createMcpServer(version);
-  await server.connect(new StdioServerTransport());
+  const transport = new StdioServerTransport();
+  const closed = new Promise<void>((resolve) => {
+    server.server.onclose = () => resolve();
+    process.stdin.once("end", () => resolve());
+    if (signal?.aborted) resolve();
+    signal?.addEventListener("abort", () => resolve(), { once: true });
+  });
+  await server.connect(transport);
+  await closed;
+  await server.close().catch(() => {});
+  await (await import("./tools.js")).stopAllServices();
 }

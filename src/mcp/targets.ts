@@ -1,13 +1,13 @@
 /**
- * MCP tools of the targets domain: `targets_list`, `targets_verify`, `targets_build`. Each calls
- * the library function of the same command and returns its result object.
+ * MCP tools of the targets domain: `targets_init`, `targets_add`, `targets_list`,
+ * `targets_verify`, `targets_build`. Each calls the library function of the same command and
+ * returns its result object.
  */
 
 import { resolve } from "node:path";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
-import { silentReporter } from "../core/output.js";
-import { buildTarget, listTargets, verifyTargets } from "../targets/index.js";
+import { addTarget, buildTarget, initTargets, listTargets, verifyTargets } from "../targets/index.js";
 import { registerLibraryTool } from "./tool.js";
 
 const root = z
@@ -15,6 +15,8 @@ const root = z
   .describe(
     "Project root holding ops/packaging and docs/packaging (absolute, or relative to the server's cwd)",
   );
+
+const READ_ONLY = { readOnlyHint: true, openWorldHint: false } as const;
 
 /** Registers the targets tools on `server`. */
 export function register(server: McpServer): void {
@@ -24,14 +26,67 @@ export function register(server: McpServer): void {
     "List the packaging targets (services, jobs, apps) in docs/packaging/registry.json.",
     z.object({ root }),
     async (input) => listTargets({ root: resolve(input.root) }),
+    { annotations: READ_ONLY },
+  );
+  registerLibraryTool(
+    server,
+    "targets_init",
+    "Create the packaging tree (ops/packaging/<type>s, docs/packaging/registry.json) under a project root. Idempotent: existing files are left alone. With dryRun, list what would be created.",
+    z.object({ root, dryRun: z.boolean().optional().describe("List what would be created, write nothing") }),
+    async (input, reporter) => initTargets({ root: resolve(input.root), dryRun: input.dryRun }, reporter),
+    {
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: true,
+        openWorldHint: false,
+      },
+    },
+  );
+  registerLibraryTool(
+    server,
+    "targets_add",
+    "Add a packaging target (service, job or app) to the registry, with a Dockerfile from a template (node, python, go) unless one exists.",
+    z.object({
+      root,
+      type: z.enum(["service", "job", "app"]).describe("Target type"),
+      id: z.string().describe("Target id, [a-z0-9-], unique in the registry"),
+      module: z.string().optional().describe("Source folder (default <type>s/<id>); must exist"),
+      template: z.string().optional().describe("node, python, go or a template path (default: guessed)"),
+      dockerfile: z
+        .string()
+        .optional()
+        .describe("Dockerfile path (default ops/packaging/<type>s/<id>.Dockerfile)"),
+      context: z.string().optional().describe("Build context (default the project root)"),
+      image: z.string().optional().describe("Image repository name (default the id)"),
+      port: z
+        .number()
+        .int()
+        .min(1)
+        .max(65535)
+        .optional()
+        .describe("Port filled into the template (default 8080)"),
+      entry: z.string().optional().describe("Entry filled into the template (default guessed)"),
+      healthPath: z.string().optional().describe("Health endpoint (default /healthz)"),
+    }),
+    async (input, reporter) => addTarget({ ...input, root: resolve(input.root) }, reporter),
+    {
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: false,
+        openWorldHint: false,
+      },
+    },
   );
   registerLibraryTool(
     server,
     "targets_verify",
     "Check the packaging tree and registry: paths exist, no unresolved template placeholders, valid image names, unique ids. Returns errors and warnings; reads files only.",
     z.object({ root, strict: z.boolean().optional().describe("Treat warnings as failures") }),
-    async (input) =>
-      verifyTargets({ root: resolve(input.root), strict: input.strict ?? false }, silentReporter()),
+    async (input, reporter) =>
+      verifyTargets({ root: resolve(input.root), strict: input.strict ?? false }, reporter),
+    { annotations: READ_ONLY },
   );
   registerLibraryTool(
     server,
@@ -46,7 +101,7 @@ export function register(server: McpServer): void {
       platform: z.string().optional().describe("Target platform, e.g. linux/amd64"),
       dryRun: z.boolean().optional().describe("Return the planned build only"),
     }),
-    async (input) =>
+    async (input, reporter) =>
       buildTarget(
         {
           root: resolve(input.root),
@@ -57,7 +112,8 @@ export function register(server: McpServer): void {
           ...(input.platform !== undefined ? { platform: input.platform } : {}),
           dryRun: input.dryRun ?? false,
         },
-        silentReporter(),
+        reporter,
       ),
+    { annotations: { readOnlyHint: false, destructiveHint: false, openWorldHint: true } },
   );
 }

@@ -19,7 +19,7 @@ test("delta tools create, describe and apply a package; errors come back as tool
   await Promise.all([server.connect(a), client.connect(b)]);
   try {
     const names = (await client.listTools()).tools.map((t) => t.name).sort();
-    assert.deepEqual(names, ["delta_apply", "delta_create", "delta_info"]);
+    assert.deepEqual(names, ["delta_apply", "delta_create", "delta_info", "delta_inventory", "delta_list"]);
     const { v1, v2 } = await versionPair("dockpack-test-mcp");
     const f1 = join(dir, "v1.tar");
     const f2 = join(dir, "v2.tar");

@@ -23,7 +23,13 @@ test("targets tools list, verify and plan a build; errors are tool errors with a
   await Promise.all([server.connect(serverSide), client.connect(clientSide)]);
   try {
     const tools = (await client.listTools()).tools.map((t) => t.name).sort();
-    assert.deepEqual(tools, ["targets_build", "targets_list", "targets_verify"]);
+    assert.deepEqual(tools, [
+      "targets_add",
+      "targets_build",
+      "targets_init",
+      "targets_list",
+      "targets_verify",
+    ]);
     const build = (await client.listTools()).tools.find((t) => t.name === "targets_build");
     assert.deepEqual((build?.inputSchema.required ?? []).sort(), ["root", "target"]);
 
