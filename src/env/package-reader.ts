@@ -138,8 +138,25 @@ export async function verifyPackage(
   reporter: Reporter = silentReporter(),
   options: VerifyOptions = {},
 ): Promise<VerifyResult> {
-  const size = (await stat(file)).size;
+  const st = await stat(file);
+  const size = st.size;
   const label = basename(file);
+  if (!st.isFile())
+    return {
+      package: file,
+      valid: false,
+      problems: [
+        {
+          code: "PACKAGE_NOT_A_PACKAGE",
+          message: `${label} is not a regular file (a folder, device or fifo)`,
+        },
+      ],
+      metadata: null,
+      checksums: new Map(),
+      configText: null,
+      environmentTexts: new Map(),
+      size,
+    };
   const problems: PackageProblem[] = [];
   const add = (code: string, message: string, member?: string) =>
     problems.push({ code, message, ...(member ? { member } : {}) });

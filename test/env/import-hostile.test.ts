@@ -5,7 +5,7 @@
  * device nodes / fifos in a volume tar are refused unless --allow-special-files.
  */
 import assert from "node:assert/strict";
-import { chmod, lstat, mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, test } from "node:test";
@@ -86,6 +86,25 @@ test("a link chain that would plant .git/hooks in the main repository is refused
   assert.equal(sh("git", ["branch", "--list"], real.app), branchesBefore);
   assert.deepEqual(volumesWithPrefix(`${real.project}-chain_`), []);
   await markerAbsent();
+});
+
+test("A1 as reported: code/up -> .. then code/up/<other-branch>/.env cannot overwrite another environment's .env", async (t) => {
+  if (!needsEngine(t) || !real) return;
+  const victim = join(real.app, "worktrees", "src", ".env");
+  const before = await readFile(victim, "utf8");
+  const pkg = join(real.work, "up.dockpack.tar");
+  await craftPackage(pkg, {
+    members: [
+      { name: "code/up", type: "2", linkname: ".." },
+      { name: "code/up/src/.env", body: "OVERWRITTEN=1\n" },
+    ],
+    meta: { project: real.project },
+  });
+  const r = runCli(["--json", "packages", "import", pkg, "--target-branch", "up"], { cwd: real.app });
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(JSON.parse(r.stdout).error.code, "PACKAGE_UNSAFE_PATH");
+  assert.equal(await readFile(victim, "utf8"), before);
+  assert.deepEqual(volumesWithPrefix(`${real.project}-up_`), []);
 });
 
 test("--standalone: a package with code/.git/hooks is refused; hooks from git's templates never run", async (t) => {

@@ -1,5 +1,5 @@
 /**
- * Safe tar extraction: writes only inside the destination and refuses entries that could reach
+ * Safe tar extraction (read with the strict reader, strict.ts): writes only inside the destination and refuses entries that could reach
  * outside it or smuggle special files or privileges. Modelled on GNU tar's safety checks
  * (`--no-overwrite-dir`, refusing `..` members) and on the CVE classes of tar slip and
  * symlink/hardlink traversal (e.g. CVE-2018-20834, CVE-2021-32803).
@@ -29,7 +29,8 @@ import {
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { DockpackError } from "../errors.js";
-import { readTar, type TarHeader } from "./reader.js";
+import type { TarHeader } from "./reader.js";
+import { readTarStrict } from "./strict.js";
 
 /**
  * The reason a tar entry name is unsafe to extract, or null when it is fine: empty, contains a
@@ -100,7 +101,8 @@ export async function extractTarSafe(
   let entries = 0;
   let bytes = 0;
 
-  await readTar(input, async (header, body) => {
+  await readTarStrict(input, async (entry, body) => {
+    const header: TarHeader = { ...entry, mtime: new Date(entry.mtime * 1000) };
     const name = header.name;
     const refuse = (reason: string) =>
       new DockpackError("ARCHIVE_UNSAFE_ENTRY", `Refusing tar entry '${name}': ${reason}.`, {
