@@ -185,3 +185,109 @@ async function listening(port: number): Promise<boolean> {
     s.once("error", () => resolve(false));
   });
 }
+
+/** Options of {@link startProxy}: faults and auth put in front of a test registry. */
+export interface ProxyOptions {
+  /** Answer 500 to every request whose path contains this string (e.g. a blob digest). */
+  failPath?: string;
+  /** Token auth (Docker token spec): `/token` issues tokens for these users (Basic). */
+  tokenUsers?: Record<string, string>;
+  /** Seconds a token stays valid at the proxy (default 300); `expires_in` always says 300. */
+  tokenLifetime?: number;
+  /** Delay (ms) before forwarding each PATCH/PUT upload request, and per MiB of a blob download. */
+  slowMs?: number;
+}
+
+/** A proxy in front of a registry; `host` is `127.0.0.1:PORT`. */
+export interface TestProxy {
+  host: string;
+  port: number;
+  /** Requests seen: `METHOD path`. */
+  requests: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts an HTTP proxy to `target` (a plain-HTTP {@link TestRegistry}) that can inject faults
+ * and require Bearer tokens, so error paths run against the real registry behind it.
+ */
+export async function startProxy(target: TestRegistry, options: ProxyOptions = {}): Promise<TestProxy> {
+  const { createServer: createHttpServer, request } = await import("node:http");
+  const { randomUUID } = await import("node:crypto");
+  const port = await freePort();
+  const tokens = new Map<string, number>();
+  const requests: string[] = [];
+  const server = createHttpServer((req, res) => {
+    const url = req.url ?? "/";
+    requests.push(`${req.method} ${url}`);
+    if (options.tokenUsers && url.startsWith("/token")) {
+      const auth = req.headers.authorization ?? "";
+      const [user, pass] = Buffer.from(auth.replace(/^Basic /, ""), "base64").toString().split(":");
+      if (!auth.startsWith("Basic ") || options.tokenUsers[user] !== pass) {
+        res.writeHead(401, { "content-type": "application/json" }).end('{"details":"bad credentials"}');
+        return;
+      }
+      const token = randomUUID();
+      tokens.set(token, Date.now() + (options.tokenLifetime ?? 300) * 1000);
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token, expires_in: 300 }));
+      return;
+    }
+    if (options.tokenUsers) {
+      const t = (req.headers.authorization ?? "").replace(/^Bearer /, "");
+      const until = tokens.get(t);
+      if (!until || until < Date.now()) {
+        res
+          .writeHead(401, {
+            "www-authenticate": `Bearer realm="http://127.0.0.1:${port}/token",service="test-registry",scope="repository:x:pull"${until ? ',error="invalid_token"' : ""}`,
+            "content-type": "application/json",
+          })
+          .end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
+        req.resume();
+        return;
+      }
+    }
+    if (options.failPath && url.includes(options.failPath)) {
+      req.resume();
+      res.writeHead(500, { "content-type": "application/json" }).end('{"errors":[{"code":"UNKNOWN","message":"injected"}]}');
+      return;
+    }
+    const forward = () => {
+      const headers = { ...req.headers };
+      delete headers.authorization;
+      const up = request(
+        { host: "127.0.0.1", port: target.port, method: req.method, path: url, headers },
+        (upRes) => {
+          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+          if (options.slowMs && req.method === "GET" && url.includes("/blobs/")) {
+            let n = 0;
+            upRes.on("data", (c: Buffer) => {
+              n += c.length;
+              if (n >= 1024 * 1024) {
+                n = 0;
+                upRes.pause();
+                setTimeout(() => upRes.resume(), options.slowMs);
+              }
+              res.write(c);
+            });
+            upRes.on("end", () => res.end());
+          } else upRes.pipe(res);
+        },
+      );
+      up.on("error", () => res.destroy());
+      req.pipe(up);
+    };
+    if (options.slowMs && (req.method === "PATCH" || req.method === "PUT")) setTimeout(forward, options.slowMs);
+    else forward();
+  });
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()));
+  return {
+    host: `127.0.0.1:${port}`,
+    port,
+    requests,
+    stop: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}

@@ -113,10 +113,10 @@ export class OciRepository {
       path: `/v2/${this.repository}/blobs/${digest}`,
       scopes: this.#pull,
     });
+    if (res.status !== 200 && res.status !== 404) return this.transport.fail(res, `HEAD blob ${digest}`);
     await res.body.dump();
     if (res.status === 200) return Number(header(res, "content-length") ?? -1);
-    if (res.status === 404) return null;
-    return this.transport.fail(res, `HEAD blob ${digest}`);
+    return null;
   }
 
   /**
@@ -176,9 +176,9 @@ export class OciRepository {
       path: `/v2/${this.repository}/blobs/uploads/`,
       scopes: this.#push,
     });
-    await res.body.dump();
     const loc = header(res, "location");
     if (res.status !== 202 || !loc) return this.transport.fail(res, "starting a blob upload");
+    await res.body.dump();
     return this.#abs(loc);
   }
 
@@ -345,9 +345,10 @@ export class OciRepository {
       headers: { accept: MANIFEST_ACCEPT.join(", ") },
       scopes: this.#pull,
     });
+    if (res.status !== 200 && res.status !== 404)
+      return this.transport.fail(res, `HEAD manifest ${this.repository}:${reference}`);
     await res.body.dump();
     if (res.status === 404) return null;
-    if (res.status !== 200) return this.transport.fail(res, `HEAD manifest ${this.repository}:${reference}`);
     return header(res, "docker-content-digest") ?? (await this.getManifest(reference)).digest;
   }
 

@@ -368,6 +368,12 @@ export class RegistryTransport {
           attempt--;
           continue;
         }
+        if (hadAuth && this.#challenge?.params.error === "invalid_token")
+          throw new DockpackError(
+            "OCI_TOKEN_REJECTED",
+            `${this.registry}: ${req.method} ${new URL(url).pathname} was refused: the registry rejected a freshly issued token (expired or revoked)`,
+            { hint: "Check the clocks of this machine and the token service, then log in again." },
+          );
         throw new DockpackError(
           "OCI_UNAUTHORIZED",
           `${this.registry}: ${req.method} ${new URL(url).pathname} was refused (401 Unauthorized)${hadAuth ? " with the given credentials" : ""}`,
@@ -418,7 +424,12 @@ export class RegistryTransport {
    */
   async fail(res: RegistryResponse, what: string): Promise<never> {
     let detail = "";
+    const used =
+      (res.body as unknown as { bodyUsed?: boolean }).bodyUsed ||
+      res.body.readableEnded ||
+      res.body.destroyed;
     try {
+      if (used) throw new Error("body already read");
       const text = (await res.body.text()).slice(0, 2000);
       try {
         const parsed = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
