@@ -164,6 +164,21 @@ function dependencyLines(tools: Tool[], npmCommand: string): { system: string; n
   };
 }
 
+/** The .env lines of a service with LLM tools (see docs/commands/tool.md, "LLM tools"). */
+const LLM_ENV_BLOCK = `
+# LLM tools. LLM_PROVIDER: openai (also any OpenAI-compatible endpoint: ollama's /v1, vLLM,
+# llama.cpp server), anthropic or ollama. LLM_BASE_URL: another endpoint — with /v1 for openai
+# (e.g. http://host.docker.internal:11434/v1), the server root for anthropic and ollama
+# (e.g. http://host.docker.internal:11434). Keys are never logged.
+LLM_PROVIDER=openai
+LLM_MODEL=
+LLM_BASE_URL=
+OPENAI_API_KEY=
+ANTHROPIC_API_KEY=
+# Retries on 408/409/429/5xx and connection errors, with backoff.
+LLM_MAX_RETRIES=2
+`;
+
 const sq = (s: string) => s.replaceAll("'", "'\\''");
 
 /** True when `image` looks like an official-style node image (node is on its PATH). */
@@ -309,6 +324,7 @@ export async function compileTool(
         : "";
     })(),
     WORKDIR: workdir,
+    LLM_ENV: tools.some((t) => t.manifest.type === "llm") ? LLM_ENV_BLOCK : "",
     ...plan.values,
   };
 

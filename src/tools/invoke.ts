@@ -3,6 +3,7 @@
  * workflow's steps in order), validate the output against `output_schema`.
  */
 import { DockpackError } from "../core/errors.js";
+import { runLlm } from "./llm.js";
 import { findTool, scanTools, type Tool } from "./manifest.js";
 import { runExecutable } from "./runner.js";
 import { schemaErrors } from "./schema.js";
@@ -120,6 +121,10 @@ async function execute(
     options.onStderr?.(m.id, out.stderr);
     return { result: out.output };
   }
+  if (m.type === "llm")
+    return {
+      result: await runLlm(tool, input, { timeoutSeconds: options.timeoutSeconds, signal: options.signal }),
+    };
   if (depth > 8)
     throw new DockpackError(
       "WORKFLOW_TOO_DEEP",

@@ -45,7 +45,7 @@ export const ToolManifestSchema = z
     name: z.string().min(1),
     description: z.string().default(""),
     version: z.string().min(1).default("0.0.0"),
-    type: z.enum(["executable", "workflow"]),
+    type: z.enum(["executable", "workflow", "llm"]),
     command: z.array(z.string().min(1)).min(1).optional(),
     /** How the input reaches the program: `stdin` (default), or `argument` ({input_json}/{input_file} in command). */
     input_mode: z.enum(["stdin", "argument"]).default("stdin"),
@@ -70,6 +70,22 @@ export const ToolManifestSchema = z
     /** The string property of the input that `--prompt TEXT` fills; default: the first string property. */
     prompt_field: z.string().optional(),
     steps: z.array(workflowStep).min(1).optional(),
+    /** An `llm` tool: the prompt template and model settings (env LLM_* override provider, model, base_url). */
+    llm: z
+      .strictObject({
+        /** The user message; `{{field}}` / `{{input_json}}` are replaced by input values. */
+        prompt: z.string().min(1),
+        /** Extra system instructions (the output-schema instruction is always added). */
+        system: z.string().optional(),
+        provider: z.enum(["openai", "anthropic", "ollama"]).optional(),
+        model: z.string().min(1).optional(),
+        base_url: z.string().url().optional(),
+        temperature: z.number().min(0).max(2).optional(),
+        max_tokens: z.number().int().positive().max(1_000_000).optional(),
+        /** Stream the answer (the SDKs' streaming APIs); the result is the same. */
+        stream: z.boolean().default(false),
+      })
+      .optional(),
     /** Workflow result: a mapping like a step input; default: the last step's output. */
     output: z.unknown().optional(),
   })
@@ -80,6 +96,16 @@ export const ToolManifestSchema = z
       ctx.addIssue({ code: "custom", path: ["steps"], message: "a workflow needs steps" });
     if (m.type === "workflow" && m.command)
       ctx.addIssue({ code: "custom", path: ["command"], message: "a workflow has steps, not a command" });
+    if (m.type === "llm" && !m.llm)
+      ctx.addIssue({ code: "custom", path: ["llm"], message: "an llm tool needs llm: {prompt: …}" });
+    if (m.type === "llm" && (m.command || m.steps))
+      ctx.addIssue({
+        code: "custom",
+        path: ["type"],
+        message: "an llm tool has llm.prompt, not a command or steps",
+      });
+    if (m.type !== "llm" && m.llm)
+      ctx.addIssue({ code: "custom", path: ["llm"], message: "llm settings need type: llm" });
     if (m.command && m.input_mode === "argument" && !m.command.some((a) => /\{input_(json|file)\}/.test(a)))
       ctx.addIssue({
         code: "custom",
@@ -110,7 +136,7 @@ export interface Tool {
 export interface ToolSummary {
   id: string;
   name: string;
-  type: "executable" | "workflow";
+  type: "executable" | "workflow" | "llm";
   version: string;
   description: string;
   dir: string;

@@ -25,7 +25,9 @@ test("list finds every example tool, sorted, with type and version", async () =>
     [
       ["basic_calculator", "executable"],
       ["shout-count", "workflow"],
+      ["shout-summarize", "workflow"],
       ["sleep", "executable"],
+      ["summarize", "llm"],
       ["upper", "executable"],
       ["word-count", "executable"],
     ],
