@@ -7,7 +7,10 @@
  * The two are measured in alternating rounds (direct, service, direct, service, …) and each
  * figure is the median over the rounds, so a change of machine load hits both alike.
  *
- * Usage: node --import tsx bench/tool-serve.ts [--seconds 5] [--connections 4] [--rounds 3]
+ * Then overloads a second service (MAX_CONCURRENT_INVOKES = connections, MAX_QUEUED_INVOKES =
+ * connections) with 4 × connections clients: the bounded queue answers 503 + Retry-After beyond it.
+ *
+ * Usage: node --import tsx bench/tool-serve.ts [--seconds 5] [--connections 10] [--rounds 3]
  */
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -19,7 +22,7 @@ import { startToolServer } from "../src/tools/server.js";
 const { values } = parseArgs({
   options: {
     seconds: { type: "string", default: "5" },
-    connections: { type: "string", default: "4" },
+    connections: { type: "string", default: "10" },
     rounds: { type: "string", default: "3" },
   },
 });
@@ -62,7 +65,38 @@ type Cannon = (opts: Record<string, unknown>) => Promise<{
   latency: { p50: number; p99: number };
   non2xx: number;
   errors: number;
+  "2xx": number;
+  "5xx": number;
+  statusCodeStats?: Record<string, { count: number }>;
 }>;
+
+/** Overload: `4 × connections` clients against a queue of `connections` running + `connections` waiting. */
+async function overload(): Promise<{ ok: number; busy: number; other: number }> {
+  const name = "autocannon";
+  const autocannon = (await import(name)).default as Cannon;
+  const t = await findTool("upper", toolsDir);
+  const s = await startToolServer(t, {
+    port: 0,
+    host: "127.0.0.1",
+    maxConcurrent: connections,
+    maxQueued: connections,
+  });
+  try {
+    const r = await autocannon({
+      url: `${s.url}/api/invoke`,
+      method: "POST",
+      connections: connections * 4,
+      duration: seconds,
+      headers: { "content-type": "application/json" },
+      body,
+    });
+    const stats = r.statusCodeStats ?? {};
+    const busy = stats["503"]?.count ?? 0;
+    return { ok: r["2xx"], busy, other: r.non2xx - busy + r.errors };
+  } finally {
+    await s.close();
+  }
+}
 
 async function load(url: string, method: "GET" | "POST") {
   const name = "autocannon"; // no type declarations ship with it
@@ -80,10 +114,12 @@ async function load(url: string, method: "GET" | "POST") {
 }
 
 const tool = await findTool("upper", toolsDir);
+// As many tool runs at once as the direct runner has (the default, 4 per CPU, may be fewer).
 const service = await startToolServer(tool, {
   port: 0,
   host: "127.0.0.1",
   resolve: directoryResolver(toolsDir),
+  maxConcurrent: connections,
 });
 try {
   process.stderr.write(
@@ -117,6 +153,11 @@ try {
   console.log(
     `overhead of the service per call (medians of ${rounds} rounds): p50 ${(invoke.p50 - base.p50).toFixed(1)} ms, ` +
       `p99 ${(invoke.p99 - base.p99).toFixed(1)} ms; throughput ${((invoke.rps / base.rps) * 100).toFixed(0)}% of direct`,
+  );
+  const o = await overload();
+  console.log(
+    `overload (${connections * 4} clients, ${connections} running + ${connections} queued): ${o.ok} answered 200, ` +
+      `${o.busy} answered 503 (Retry-After), ${o.other} other`,
   );
 } finally {
   await service.close();

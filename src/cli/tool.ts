@@ -207,7 +207,11 @@ export function register(program: Command): void {
       .argument("[target]", `what to build: ${COMPILE_TARGETS.join(", ")}`, "docker")
       .option(
         "--base-image <image>",
-        "base image of the Dockerfile (default: a pinned node:20 bookworm-slim)",
+        "base image of the Dockerfile (default: pinned python slim for python tools, else node:20 bookworm-slim; node is copied into non-node bases)",
+      )
+      .option(
+        "--node-image <image>",
+        "image the node runtime is copied from (default: the pinned node:20 bookworm-slim)",
       )
       .option("--port <n>", "API port", "8080")
       .addOption(
@@ -225,7 +229,14 @@ export function register(program: Command): void {
             id: string,
             output: string,
             target: string,
-            o: { baseImage?: string; port: string; ci?: "github"; force?: boolean; toolsDir?: string },
+            o: {
+              baseImage?: string;
+              nodeImage?: string;
+              port: string;
+              ci?: "github";
+              force?: boolean;
+              toolsDir?: string;
+            },
           ) => {
             if (!COMPILE_TARGETS.includes(target as CompileTarget))
               throw new DockpackError("USAGE_ERROR", `Unknown target '${target}'.`, {
@@ -243,6 +254,7 @@ export function register(program: Command): void {
                 target: target as CompileTarget,
                 toolsDir: o.toolsDir,
                 baseImage: o.baseImage,
+                nodeImage: o.nodeImage,
                 port: intOption(o.port, "--port"),
                 ci: o.ci,
                 force: o.force,
