@@ -12,10 +12,11 @@
  *
  * Usage: node --import tsx bench/tool-serve.ts [--seconds 5] [--connections 10] [--rounds 3]
  */
+import { spawn } from "node:child_process";
+import { type AddressInfo, createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { execa } from "execa";
-import { directoryResolver } from "../src/tools/invoke.js";
 import { findTool } from "../src/tools/manifest.js";
 import { startToolServer } from "../src/tools/server.js";
 
@@ -113,14 +114,38 @@ async function load(url: string, method: "GET" | "POST") {
   return { rps: r.requests.total / seconds, p50: r.latency.p50, p99: r.latency.p99, n: r.requests.total };
 }
 
-const tool = await findTool("upper", toolsDir);
-// As many tool runs at once as the direct runner has (the default, 4 per CPU, may be fewer).
-const service = await startToolServer(tool, {
-  port: 0,
-  host: "127.0.0.1",
-  resolve: directoryResolver(toolsDir),
-  maxConcurrent: connections,
+// The service runs in its own process, as deployed (`dockpack tool serve`), with as many tool
+// runs at once as the direct runner has (the default, 4 per CPU, may be fewer).
+const port = await new Promise<number>((resolve) => {
+  const srv = createServer().listen(0, "127.0.0.1", () => {
+    const p = (srv.address() as AddressInfo).port;
+    srv.close(() => resolve(p));
+  });
 });
+const main = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
+const child = spawn(
+  process.execPath,
+  ["--import", "tsx", main, "tool", "serve", "upper", "--tools-dir", toolsDir, "--port", String(port)],
+  {
+    stdio: "ignore",
+    env: { ...process.env, MAX_CONCURRENT_INVOKES: String(connections), LOG_LEVEL: "error" },
+  },
+);
+const service = {
+  url: `http://127.0.0.1:${port}`,
+  close: async () => {
+    child.kill("SIGTERM");
+    await new Promise((r) => child.once("exit", r));
+  },
+};
+for (let i = 0; ; i++) {
+  try {
+    if ((await fetch(`${service.url}/api/health`)).ok) break;
+  } catch {
+    if (i > 300) throw new Error("the service did not start");
+  }
+  await new Promise((r) => setTimeout(r, 100));
+}
 try {
   process.stderr.write(
     `bench: ${rounds} rounds of ${seconds} s each, ${connections} connections, tool 'upper', ${service.url}\n`,
