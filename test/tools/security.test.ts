@@ -160,31 +160,38 @@ function serveCli(id: string, port: number, env: Record<string, string> = {}): C
   );
 }
 
-test("A6: SIGKILL of the server kills the running tool (watchdog)", async () => {
-  const port = await freePort();
-  const pidFile = join(dir, "a6.pid");
-  const child = serveCli("pidfile", port, { DOCKPACK_TEST_PID_FILE: pidFile });
-  try {
-    await waitForHttp(`http://127.0.0.1:${port}/api/health`, 30);
-    const req = fetch(`http://127.0.0.1:${port}/api/invoke`, {
-      method: "POST",
-      body: "{}",
-      headers: { "content-type": "application/json" },
-    }).catch(() => undefined);
-    let pid = 0;
-    for (let i = 0; i < 50 && !pid; i++) {
-      await sleep(100);
-      pid = Number((await readFile(pidFile, "utf8").catch(() => "")).trim());
+for (const how of ["SIGKILL", "two SIGTERMs"] as const)
+  test(`A6: ${how} to the server kills the running tool`, async () => {
+    const port = await freePort();
+    const pidFile = join(dir, `a6-${how.length}.pid`);
+    const child = serveCli("pidfile", port, { DOCKPACK_TEST_PID_FILE: pidFile });
+    try {
+      await waitForHttp(`http://127.0.0.1:${port}/api/health`, 30);
+      const req = fetch(`http://127.0.0.1:${port}/api/invoke`, {
+        method: "POST",
+        body: "{}",
+        headers: { "content-type": "application/json" },
+      }).catch(() => undefined);
+      let pid = 0;
+      for (let i = 0; i < 150 && !pid; i++) {
+        await sleep(100);
+        pid = Number((await readFile(pidFile, "utf8").catch(() => "")).trim());
+      }
+      assert.ok(pid > 0 && alive(pid), "the tool did not start");
+      if (how === "SIGKILL")
+        child.kill("SIGKILL"); // the watchdog kills the tool
+      else {
+        child.kill("SIGTERM"); // waits for the in-flight request…
+        await sleep(300);
+        child.kill("SIGTERM"); // …the second one exits at once, killing the tool on exit
+      }
+      await req;
+      for (let i = 0; i < 100 && alive(pid); i++) await sleep(100);
+      assert.equal(alive(pid), false, "the tool outlived the SIGKILLed server");
+    } finally {
+      child.kill("SIGKILL");
     }
-    assert.ok(pid > 0 && alive(pid), "the tool did not start");
-    child.kill("SIGKILL");
-    await req;
-    for (let i = 0; i < 30 && alive(pid); i++) await sleep(100);
-    assert.equal(alive(pid), false, "the tool outlived the SIGKILLed server");
-  } finally {
-    child.kill("SIGKILL");
-  }
-});
+  });
 
 test("A7: slow-header clients do not hold up shutdown; A8: serve binds 127.0.0.1 by default", async () => {
   const port = await freePort();
