@@ -57,6 +57,15 @@ describe("OCI client, plain HTTP registry", () => {
     const r3 = await repo.pushBlob(sha(big), big.length, { open: opener(big), chunkSize: 1024 * 1024 });
     assert.equal(r3.how, "uploaded");
     assert.equal(await repo.blobSize(sha(big)), big.length);
+    // a chunked upload interrupted between chunks resumes at the registry's offset
+    const mid = randomBytes(5 * 1024 * 1024);
+    const cut = (start: number) => {
+      if (start >= 3 * 1024 * 1024) throw new Error("interrupted");
+      return Readable.from([mid.subarray(start)]);
+    };
+    await assert.rejects(repo.pushBlob(sha(mid), mid.length, { open: cut, chunkSize: 1024 * 1024 }));
+    const resumed = await repo.pushBlob(sha(mid), mid.length, { open: opener(mid), chunkSize: 1024 * 1024 });
+    assert.deepEqual([resumed.how, resumed.sent], ["uploaded", 2 * 1024 * 1024]);
     const { repo: other } = await openRepository(`${reg.host}/t/other`, { credentials: null });
     const r4 = await other.pushBlob(sha(big), big.length, { open: opener(big), mountFrom: "t/blobs" });
     assert.equal(r4.how, "mounted");
