@@ -216,7 +216,7 @@ test("A7: slow-header clients do not hold up shutdown; A8: serve binds 127.0.0.1
     const t = Date.now();
     child.kill("SIGTERM");
     assert.equal(await exited, 0);
-    assert.ok(Date.now() - t < 4000, `shutdown took ${Date.now() - t} ms`);
+    assert.ok(Date.now() - t < 6000, `shutdown took ${Date.now() - t} ms`);
   } finally {
     for (const s of sockets) s.destroy();
     child.kill("SIGKILL");
