@@ -149,8 +149,8 @@ function dependencyLines(tools: Tool[], npmCommand: string): { system: string; n
     );
   if (pip.length)
     system.push(
-      "# Python packages the tool declares (dependencies.pip).",
-      `RUN python3 -m pip install --no-cache-dir ${pip.join(" ")}`,
+      "# Python packages the tool declares (dependencies.pip; a Debian python3 base needs python3-pip in dependencies.apt).",
+      `RUN PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --no-cache-dir ${pip.join(" ")}`,
     );
   const npm = tools
     .filter((t) => t.manifest.dependencies.npm.length)
