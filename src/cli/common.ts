@@ -43,6 +43,65 @@ export function reporterFor(cmd: Command): Reporter {
   });
 }
 
+/** Keys holding a result's primary value, most specific first (see {@link primaryLines}). */
+const PRIMARY_KEYS = [
+  "package",
+  "imageId",
+  "outputFolder",
+  "outputDir",
+  "output",
+  "file",
+  "branch",
+  "url",
+  "path",
+  "id",
+  "name",
+  "volume",
+] as const;
+/** Keys holding a list result's rows. */
+const LIST_KEYS = [
+  "environments",
+  "packages",
+  "features",
+  "targets",
+  "tools",
+  "layers",
+  "images",
+  "volumes",
+  "tags",
+];
+
+/**
+ * The primary result of a command, one item per line, as `docker -q` prints it: the package path,
+ * the image ID, the output folder, the URL; for a list, the primary value of each row.
+ * Lets scripts write `P=$(dockpack -q packages export main)`.
+ */
+export function primaryLines(result: unknown): string[] {
+  if (result === null || result === undefined) return [];
+  if (typeof result !== "object") return [String(result)];
+  if (Array.isArray(result)) return result.flatMap((r) => primaryLines(r).slice(0, 1));
+  const o = result as Record<string, unknown>;
+  for (const k of PRIMARY_KEYS) {
+    const v = o[k];
+    if (typeof v === "string" && v !== "") return [v];
+  }
+  if (o.environment && typeof o.environment === "object") return primaryLines(o.environment);
+  for (const k of LIST_KEYS) if (Array.isArray(o[k])) return primaryLines(o[k]);
+  return [];
+}
+
+/**
+ * `dockpack …args` as the user must type it from the current folder: with `-C DIR` when the
+ * command must run in `repository` and the current folder is outside it.
+ */
+export function commandLine(args: string, repository?: string): string {
+  if (!repository) return `dockpack ${args}`;
+  const cwd = process.cwd();
+  const inside = cwd === repository || cwd.startsWith(`${repository}/`);
+  const quoted = /^[\w./~@:+-]+$/.test(repository) ? repository : `'${repository.replace(/'/g, "'\\''")}'`;
+  return inside ? `dockpack ${args}` : `dockpack -C ${quoted} ${args}`;
+}
+
 /** Appends an "Examples:" section to a command's help. */
 export function withExamples(cmd: Command, examples: string[]): Command {
   cmd.addHelpText("after", `\nExamples:\n${examples.map((e) => `  $ ${e}`).join("\n")}\n`);
@@ -62,8 +121,9 @@ export function reportError(err: DockpackError, g: GlobalOptions): void {
 }
 
 /**
- * Wraps a command action: builds the Reporter, runs `fn`, prints its result (JSON under --json,
- * else the text from `human`), and maps errors to exit codes (1, or 2 for usage errors).
+ * Wraps a command action: builds the Reporter, runs `fn`, prints its result (JSON under --json;
+ * under -q only its primary value, see {@link primaryLines}; else the text from `human`), and maps
+ * errors to exit codes (1, or 2 for usage errors; 130/143/129 when interrupted).
  */
 export function action<T>(
   fn: (reporter: Reporter, cmd: Command, ...args: any[]) => Promise<T>,
@@ -75,7 +135,8 @@ export function action<T>(
     const reporter = reporterFor(cmd);
     try {
       const result = await fn(reporter, cmd, ...args.slice(0, -1));
-      printResult(g.json, result, human ? human(result) : undefined);
+      if (g.quiet && !g.json) printResult(false, undefined, primaryLines(result).join("\n"));
+      else printResult(g.json, result, human ? human(result) : undefined);
     } catch (e) {
       const signal = currentSignal();
       if (isInterrupted(e, signal)) {

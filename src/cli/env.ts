@@ -183,9 +183,33 @@ export function register(program: Command): void {
               r,
             ),
           (r) =>
-            `removed environment ${r.branch} (${r.path})${r.removedVolumes.length ? `, volumes ${r.removedVolumes.join(", ")}` : ""}${r.branchDeleted ? ", branch deleted" : ""}`,
+            `removed environment ${r.branch} (${r.path})${r.removedVolumes.length ? `, volumes ${r.removedVolumes.join(", ")}` : ""}${r.branchDeleted ? ", branch deleted" : ""}` +
+            (r.keptVolumes.length
+              ? `\nkept volumes ${r.keptVolumes.join(", ")} (their data stays; remove them later with: dockpack env prune)`
+              : ""),
         ),
       ),
     ["dockpack env remove feature/login", "dockpack env remove feature/login --volumes --delete-branch"],
+  );
+
+  withExamples(
+    env
+      .command("prune")
+      .description("remove the volumes of environments that are gone (kept by env remove without --volumes)")
+      .option("--dry-run", "only list them")
+      .action(
+        action(
+          async (r, cmd) => {
+            const { pruneEnvironments } = await import("../env/prune.js");
+            return pruneEnvironments({ dryRun: cmd.opts().dryRun === true }, r);
+          },
+          (r) =>
+            r.volumes.length === 0
+              ? "no volumes of removed environments"
+              : `${r.dryRun ? "would remove" : "removed"} ${r.volumes.length} volume(s):\n` +
+                r.volumes.map((v) => `  ${v.volume}  (${v.composeProject})`).join("\n"),
+        ),
+      ),
+    ["dockpack env prune --dry-run", "dockpack env prune"],
   );
 }

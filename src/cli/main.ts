@@ -18,7 +18,7 @@ const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.ur
 function firstCommand(argv: string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === "--log-level") {
+    if (a === "--log-level" || a === "-C") {
       i++;
       continue;
     }
@@ -27,7 +27,33 @@ function firstCommand(argv: string[]): string | undefined {
   return undefined;
 }
 
+/** Applies `-C DIR` options given before the command (several combine, as with git); true when one was. */
+function applyDirectory(argv: string[]): boolean {
+  let applied = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--log-level") i++;
+    else if (a.startsWith("-C")) {
+      const dir = a === "-C" ? argv[++i] : a.slice(2);
+      if (!dir) continue;
+      changeDirectory(dir);
+      applied = true;
+    } else if (!a.startsWith("-")) break;
+  }
+  return applied;
+}
+
+function changeDirectory(dir: string): void {
+  try {
+    process.chdir(dir);
+  } catch (e) {
+    process.stderr.write(`error: -C ${dir}: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
+  const directoryApplied = applyDirectory(argv);
   // Temp folders of dockpack runs that were killed (kill -9, a crash) go first (core/fs/temp).
   await sweepStaleTempDirs().catch(() => []);
   const wantsJson = argv.includes("--json");
@@ -44,7 +70,8 @@ async function main(argv: string[]): Promise<void> {
         .default("info"),
     )
     .option("--no-color", "no colours in the output (also when NO_COLOR is set)")
-    .option("-q, --quiet", "log only errors and draw no progress bars")
+    .option("-q, --quiet", "print only the primary result (path, image ID, …) one per line; log only errors")
+    .option("-C <dir>", "run as if dockpack was started in DIR (as git -C does)")
     .showSuggestionAfterError(true)
     .enablePositionalOptions(false)
     .exitOverride()
@@ -57,6 +84,11 @@ async function main(argv: string[]): Promise<void> {
         }
       },
     });
+  // -C given after the command word (commander still parses it as the global option)
+  program.hook("preAction", (_root, sub) => {
+    const dir = (sub.optsWithGlobals() as { C?: string }).C;
+    if (dir && !directoryApplied) changeDirectory(dir);
+  });
   program.addHelpText(
     "after",
     "\nExamples:\n  $ dockpack --help\n  $ dockpack --version\n" +

@@ -15,7 +15,7 @@ import {
   renderInspection,
   validatePackage,
 } from "../env/index.js";
-import { action, withExamples } from "./common.js";
+import { action, commandLine, withExamples } from "./common.js";
 import { renderEnvironment } from "./env.js";
 import { registerPackageRegistryCommands, registryOptions, renderRemoteList } from "./registry.js";
 
@@ -135,7 +135,7 @@ export function register(program: Command): void {
           (res) =>
             `imported ${res.source.project}/${res.source.branch} as ${res.environment.branch} (${res.seconds.toFixed(1)} s)` +
             `${res.replaced.length ? `\n  replaced: ${res.replaced.join(", ")}` : ""}\n${renderEnvironment(res.environment)}\n` +
-            `start it with: dockpack env up ${res.environment.branch}`,
+            `start it with: ${commandLine(`env up ${res.environment.branch}`, res.repository)}`,
         ),
       ),
     [

@@ -300,6 +300,8 @@ export interface RemoveResult {
   branch: string;
   path: string;
   removedVolumes: string[];
+  /** Docker volumes of the environment that still exist (without `volumes`); `env prune` removes them later. */
+  keptVolumes: string[];
   branchDeleted: boolean;
 }
 
@@ -325,18 +327,18 @@ export async function removeEnvironment(
   await composeDown(env.path, env.settings.compose_project);
   await worktreeRemove(ctx.root, env.path, { force: true });
   const removedVolumes: string[] = [];
-  if (options.volumes) {
-    for (const v of Object.values(env.settings.volumes)) {
-      if (await volumeExists(v)) {
-        await removeVolume(v);
-        removedVolumes.push(v);
-      }
-    }
+  const keptVolumes: string[] = [];
+  for (const v of Object.values(env.settings.volumes)) {
+    if (!(await volumeExists(v))) continue;
+    if (options.volumes) {
+      await removeVolume(v);
+      removedVolumes.push(v);
+    } else keptVolumes.push(v);
   }
   let branchDeleted = false;
   if (options.deleteBranch) {
     await deleteBranch(options.branch, ctx.root, true);
     branchDeleted = true;
   }
-  return { branch: options.branch, path: env.path, removedVolumes, branchDeleted };
+  return { branch: options.branch, path: env.path, removedVolumes, keptVolumes, branchDeleted };
 }

@@ -41,6 +41,7 @@ import {
   renderChecksums,
 } from "./package-format.js";
 import { type MemberInfo, PackageTarWriter } from "./package-writer.js";
+import { excludeFolderFromGit } from "./settings.js";
 import { dockpackVersion } from "./version.js";
 
 /** Options of {@link exportEnvironment}; the CLI flags and the MCP tool map onto these. */
@@ -127,6 +128,8 @@ async function exportUnderSignal(options: ExportOptions, reporter: Reporter): Pr
   for (const f of files) codeBytes += (await lstat(join(env.path, f)).catch(() => ({ size: 0 }))).size;
   const needed = volumes.reduce((a, v) => a + v.size, 0) + codeBytes + METADATA_RESERVED_BYTES + 1024 * 1024;
   await mkdir(outputDir, { recursive: true });
+  // a package folder inside the repository stays out of `git status` / `git add -A`
+  await excludeFolderFromGit(ctx.root, outputDir);
   await ensureFreeSpace(outputDir, needed, `the package of environment '${options.branch}'`);
   failAt("export:space");
 

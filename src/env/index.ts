@@ -19,6 +19,7 @@ export { type ExportOptions, type ExportResult, exportEnvironment } from "./expo
 export { type ImportOptions, type ImportResult, importPackage } from "./import.js";
 export type { ImportConflict } from "./import-aside.js";
 export { type InitOptions, type InitResult, initEnvironments } from "./init.js";
+export { type OrphanVolume, type PruneOptions, type PruneResult, pruneEnvironments } from "./prune.js";
 export {
   type InspectOptions,
   type InspectResult,

@@ -6,7 +6,7 @@
  * git through the repository's `info/exclude`.
  */
 import { appendFile, mkdir, readdir, readFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join, relative, sep } from "node:path";
 import YAML from "yaml";
 import { z } from "zod";
 import { DockpackError } from "../core/errors.js";
@@ -146,6 +146,25 @@ export async function writeEnvSettings(
  * patterns to the repository's `info/exclude` (shared by all its worktrees). Idempotent.
  */
 export async function excludeFromGit(repoRoot: string, worktreesDir: string): Promise<void> {
+  await excludePatterns(repoRoot, [
+    `/${ENV_FILE}`,
+    `/${ENV_COMPOSE_FILE}`,
+    `/${worktreesDir.replace(/^\/+|\/+$/g, "")}/`,
+  ]);
+}
+
+/**
+ * Keeps a folder inside the repository (e.g. the packages folder an export writes to) out of
+ * `git status` and `git add -A` through `info/exclude`. Does nothing for a folder outside
+ * `repoRoot` or the root itself. Idempotent.
+ */
+export async function excludeFolderFromGit(repoRoot: string, folder: string): Promise<void> {
+  const rel = relative(repoRoot, folder);
+  if (!rel || rel.startsWith("..") || isAbsolute(rel)) return;
+  await excludePatterns(repoRoot, [`/${rel.split(sep).join("/")}/`]);
+}
+
+async function excludePatterns(repoRoot: string, want: string[]): Promise<void> {
   const common = (await git(["rev-parse", "--git-common-dir"], repoRoot)).trim();
   const file = join(common.startsWith("/") ? common : join(repoRoot, common), "info", "exclude");
   await mkdir(dirname(file), { recursive: true });
@@ -155,7 +174,6 @@ export async function excludeFromGit(repoRoot: string, worktreesDir: string): Pr
   } catch {
     // none yet
   }
-  const want = [`/${ENV_FILE}`, `/${ENV_COMPOSE_FILE}`, `/${worktreesDir.replace(/^\/+|\/+$/g, "")}/`];
   const missing = want.filter((w) => !text.split("\n").includes(w));
   if (missing.length)
     await appendFile(file, `${text && !text.endsWith("\n") ? "\n" : ""}# dockpack\n${missing.join("\n")}\n`);

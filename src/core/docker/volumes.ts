@@ -210,6 +210,7 @@ export async function readVolumeTar(name: string): Promise<Readable> {
   const unregisterExit = onCleanup(cutDownload);
   const unregisterSignal = onAbort(() => {
     cutDownload();
+    extract.destroy();
     out.destroy();
   });
   const unregisterAbort = () => {
@@ -240,6 +241,13 @@ export async function readVolumeTar(name: string): Promise<Readable> {
       delete pax.path;
       delete pax.linkpath;
       renamed.pax = pax;
+    }
+    // once the output was destroyed (an abort, a failed consumer) the entries still buffered in
+    // the extractor have nowhere to go: stop instead of writing into a destroyed pack
+    if (pack.destroyed || (pack as unknown as { destroying?: boolean }).destroying) {
+      body.resume();
+      extract.destroy();
+      return;
     }
     const sink = pack.entry(renamed, (err) => {
       if (err) extract.destroy(err);
