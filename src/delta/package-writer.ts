@@ -7,6 +7,7 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
+import { interrupted, onAbort } from "../core/abort.js";
 import { DockpackError } from "../core/errors.js";
 import { createAtomicWriteStream } from "../core/fs.js";
 import { DELTA_CONFIG_MEMBER, DELTA_METADATA_MEMBER, type DeltaMetadata } from "./format.js";
@@ -36,23 +37,48 @@ export async function writeDeltaPackage(
   }
   const pack = tar.pack();
   const done = pipeline(pack, out.stream);
+  // A destination that fails or is destroyed (an abort) ends every wait at once; its
+  // "Premature close" is never left unhandled.
+  const broken = done.then(
+    () => new Promise<never>(() => undefined),
+    (e: unknown) => {
+      throw e;
+    },
+  );
+  broken.catch(() => undefined);
+  const off = onAbort(() => pack.destroy(interrupted()));
   const mtime = new Date(metadata.created);
   const add = (name: string, data: Buffer) =>
-    new Promise<void>((resolve, reject) =>
-      pack.entry({ name, mtime, mode: 0o644 }, data, (err) => (err ? reject(err) : resolve())),
-    );
+    Promise.race([
+      new Promise<void>((resolve, reject) => {
+        if (pack.destroyed) return reject(interrupted());
+        const entry = pack.entry({ name, mtime, mode: 0o644 }, data, (err) =>
+          err ? reject(err) : resolve(),
+        );
+        entry.on("error", reject); // destroyed with the pack (an abort)
+      }),
+      broken,
+    ]);
   try {
     await add(DELTA_METADATA_MEMBER, Buffer.from(`${JSON.stringify(metadata, null, 2)}\n`));
     await add(DELTA_CONFIG_MEMBER, config);
     for (const m of members) {
       const size = (await stat(m.file)).size;
-      await new Promise<void>((resolve, reject) => {
-        const entry = pack.entry({ name: m.name, size, mtime, mode: 0o644 }, (err) =>
-          err ? reject(err) : resolve(),
-        );
-        const body = createReadStream(m.file);
-        body.on("error", reject);
-        body.pipe(entry);
+      const body = createReadStream(m.file);
+      await Promise.race([
+        new Promise<void>((resolve, reject) => {
+          if (pack.destroyed) return reject(interrupted());
+          const entry = pack.entry({ name: m.name, size, mtime, mode: 0o644 }, (err) =>
+            err ? reject(err) : resolve(),
+          );
+          body.on("error", reject);
+          entry.on("error", reject); // destroyed with the pack (an abort): never an unhandled error
+          body.pipe(entry);
+        }),
+        broken,
+      ]).catch((e: unknown) => {
+        body.destroy();
+        throw e;
       });
     }
     pack.finalize();
@@ -63,6 +89,8 @@ export async function writeDeltaPackage(
     await done.catch(() => {});
     await out.abort();
     throw e;
+  } finally {
+    off();
   }
   return out.bytesWritten();
 }

@@ -15,6 +15,7 @@
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
+import { interrupted, onAbort } from "../core/abort.js";
 import { sha256Hex } from "../core/digest.js";
 import { DockpackError } from "../core/errors.js";
 import { IMAGE_NAME, REF_NAME } from "./oci-layout.js";
@@ -53,30 +54,54 @@ export async function writeImageTar(
 ): Promise<void> {
   const pack = tar.pack();
   const done = pipeline(pack, dest);
+  // A destination that fails or is destroyed (an abort, a closed pipe) ends every wait below at
+  // once, and its "Premature close" is never left unhandled (it was a stack trace on Ctrl-C).
+  const broken = done.then(
+    () => new Promise<never>(() => undefined),
+    (e: unknown) => {
+      throw e;
+    },
+  );
+  broken.catch(() => undefined);
+  const off = onAbort(() => pack.destroy(interrupted()));
+  const guarded = <T>(p: Promise<T>): Promise<T> => Promise.race([p, broken]);
   const mtime = new Date(0);
   const addBuffer = (name: string, data: Buffer | string) =>
-    new Promise<void>((resolve, reject) => {
-      pack.entry({ name, mtime, mode: 0o644 }, data, (err) => (err ? reject(err) : resolve()));
-    });
+    guarded(
+      new Promise<void>((resolve, reject) => {
+        if (pack.destroyed) return reject(interrupted());
+        const entry = pack.entry({ name, mtime, mode: 0o644 }, data, (err) =>
+          err ? reject(err) : resolve(),
+        );
+        entry.on("error", reject); // destroyed with the pack (an abort): never an unhandled error
+      }),
+    );
   const addLayer = async (name: string, layer: LayerInput) => {
     const body = await layer.open();
-    await new Promise<void>((resolve, reject) => {
-      const entry = pack.entry({ name, size: layer.size, mtime, mode: 0o644 }, (err) =>
-        err
-          ? reject(
-              new DockpackError(
-                "IMAGE_LAYER_SIZE_MISMATCH",
-                `Layer ${layer.diffId}: the stream did not yield the expected ${layer.size} bytes (${err.message}).`,
-                { cause: err },
-              ),
-            )
-          : resolve(),
-      );
-      body.on("error", (e) => {
-        entry.destroy(e);
-        reject(e);
-      });
-      body.pipe(entry);
+    await guarded(
+      new Promise<void>((resolve, reject) => {
+        if (pack.destroyed) return reject(interrupted());
+        const entry = pack.entry({ name, size: layer.size, mtime, mode: 0o644 }, (err) =>
+          err
+            ? reject(
+                new DockpackError(
+                  "IMAGE_LAYER_SIZE_MISMATCH",
+                  `Layer ${layer.diffId}: the stream did not yield the expected ${layer.size} bytes (${err.message}).`,
+                  { cause: err },
+                ),
+              )
+            : resolve(),
+        );
+        body.on("error", (e) => {
+          entry.destroy(e);
+          reject(e);
+        });
+        entry.on("error", reject); // destroyed with the pack (an abort): never an unhandled error
+        body.pipe(entry);
+      }),
+    ).catch((e: unknown) => {
+      body.destroy();
+      throw e;
     });
   };
   try {
@@ -148,10 +173,12 @@ export async function writeImageTar(
       for (const [diffId, l] of unique) await addLayer(`blobs/sha256/${hex(diffId)}`, l);
     }
     pack.finalize();
+    await done;
   } catch (e) {
     pack.destroy(e as Error);
     await done.catch(() => {});
     throw e;
+  } finally {
+    off();
   }
-  await done;
 }
