@@ -96,6 +96,7 @@ export function register(program: Command): void {
       )
       .option("--ca-file <pem>", "for a registry reference: also trust this CA bundle")
       .option("--insecure", "for a registry reference: allow plain HTTP / unverified TLS")
+      .option("--verify-key <pub>", "for a registry reference: require an SSH signature by this public key")
       .option("--target-branch <name>", "import under another branch name")
       .option("--restore-data", "restore the volumes' data (default)")
       .option("--no-data", "create empty volumes")
@@ -122,7 +123,10 @@ export function register(program: Command): void {
             };
             const { isRegistryReference, importFromRegistry } = await import("../env/registry-import.js");
             if (isRegistryReference(pkg))
-              return importFromRegistry({ ...options, reference: pkg, ...registryOptions(o) }, r);
+              return importFromRegistry(
+                { ...options, reference: pkg, verifyKey: o.verifyKey, ...registryOptions(o) },
+                r,
+              );
             try {
               return await importPackage(options, r);
             } catch (e) {

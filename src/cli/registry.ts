@@ -94,14 +94,21 @@ export function registerPackageRegistryCommands(packages: Command): void {
       packages
         .command("push <package> <reference>")
         .description("push a package file to an OCI registry (volumes the registry has are not sent again)")
-        .option("--chunk-size <mib>", "upload blobs larger than this in resumable chunks (MiB)", "16"),
+        .option("--chunk-size <mib>", "upload blobs larger than this in resumable chunks (MiB)", "16")
+        .option("--sign <key>", "attach an SSH signature (ssh-keygen -Y sign) made with this private key"),
     ).action(
       action(
         async (r, cmd, pkg: string, reference: string) => {
           const o = cmd.opts();
           const { pushPackage } = await import("../env/registry.js");
           return pushPackage(
-            { package: pkg, reference, chunkSize: Number(o.chunkSize) * 1024 * 1024, ...registryOptions(o) },
+            {
+              package: pkg,
+              reference,
+              chunkSize: Number(o.chunkSize) * 1024 * 1024,
+              sign: o.sign,
+              ...registryOptions(o),
+            },
             r,
           );
         },
@@ -119,13 +126,20 @@ export function registerPackageRegistryCommands(packages: Command): void {
       packages
         .command("pull <reference>")
         .description("pull a package from an OCI registry into the identical package file (verified)")
-        .option("-o, --output-dir <dir>", "where to write the package", "./packages"),
+        .option("-o, --output-dir <dir>", "where to write the package", "./packages")
+        .option(
+          "--verify-key <pub>",
+          "refuse the package unless it carries an SSH signature by this public key",
+        ),
     ).action(
       action(
         async (r, cmd, reference: string) => {
           const o = cmd.opts();
           const { pullPackage } = await import("../env/registry.js");
-          return pullPackage({ reference, outputDir: o.outputDir, ...registryOptions(o) }, r);
+          return pullPackage(
+            { reference, outputDir: o.outputDir, verifyKey: o.verifyKey, ...registryOptions(o) },
+            r,
+          );
         },
         (res) =>
           `${res.package}\n  ${formatBytes(res.size)} from ${res.reference}@${res.digest}, ${res.seconds.toFixed(1)} s`,

@@ -28,7 +28,7 @@ export function isRegistryReference(arg: string): boolean {
 
 /** Imports a package straight from a registry reference; returns the import and the pull. */
 export async function importFromRegistry(
-  options: Omit<ImportOptions, "package"> & RegistryOptions & { reference: string },
+  options: Omit<ImportOptions, "package"> & RegistryOptions & { reference: string; verifyKey?: string },
   reporter: Reporter = silentReporter(),
 ): Promise<ImportResult & { pulled: PullPackageResult }> {
   const dir = await makeTempDir("dockpack-pull-");

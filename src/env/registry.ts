@@ -27,6 +27,7 @@ import {
   registryPackageConfigSchema,
   scanSegments,
 } from "./registry-layout.js";
+import { signPackageManifest, verifyPackageSignature } from "./registry-sign.js";
 
 /** Options of {@link pushPackage}. */
 export interface PushPackageOptions extends RegistryOptions {
@@ -38,6 +39,8 @@ export interface PushPackageOptions extends RegistryOptions {
   concurrency?: number;
   /** PATCH chunk size for big blobs (bytes, default 16 MiB). */
   chunkSize?: number;
+  /** SSH private key: attach an SSH signature of the manifest as a referrer (registry-sign.ts). */
+  sign?: string;
 }
 
 /** Result of {@link pushPackage}. */
@@ -52,6 +55,8 @@ export interface PushPackageResult {
   /** Blobs skipped because the registry had them (HEAD hit), and mounted ones. */
   existing: number;
   layers: number;
+  /** Digest of the signature artifact, with `sign`. */
+  signature?: string;
   seconds: number;
 }
 
@@ -147,11 +152,9 @@ export async function pushPackage(
         ...(metadata.commit ? { "org.opencontainers.image.revision": metadata.commit } : {}),
       },
     };
-    const { digest } = await repo.putManifest(
-      referenceTarget(ref),
-      Buffer.from(JSON.stringify(manifest)),
-      OCI_MANIFEST,
-    );
+    const manifestBytes = Buffer.from(JSON.stringify(manifest));
+    const { digest } = await repo.putManifest(referenceTarget(ref), manifestBytes, OCI_MANIFEST);
+    const signature = options.sign ? await signPackageManifest(repo, manifestBytes, options.sign) : undefined;
     reporter.info(`pushed ${formatReference(ref)}@${digest}: sent ${uploadedBytes} of ${total} bytes`);
     return {
       reference: formatReference(ref),
@@ -160,6 +163,7 @@ export async function pushPackage(
       uploadedBytes,
       existing,
       layers: layers.length,
+      ...(signature ? { signature } : {}),
       seconds: (Date.now() - t0) / 1000,
     };
   } finally {
@@ -171,6 +175,8 @@ export async function pushPackage(
 export interface RemotePackage {
   repo: OciRepository;
   digest: string;
+  /** The manifest's exact bytes. */
+  bytes: Buffer;
   manifest: ImageManifest;
   config: RegistryPackageConfig;
 }
@@ -208,7 +214,7 @@ export async function readRemotePackage(repo: OciRepository, target: string): Pr
     size += s.size + (s.header ? Buffer.from(s.header, "base64").length : 0) + (s.padding ?? 0);
   if (size !== config.package_size)
     throw new DockpackError("OCI_NOT_A_PACKAGE", `${where}: segments do not add up to the package size`);
-  return { repo, digest: m.digest, manifest, config };
+  return { repo, digest: m.digest, bytes: m.bytes, manifest, config };
 }
 
 /** Options of {@link pullPackage}. */
@@ -217,6 +223,8 @@ export interface PullPackageOptions extends RegistryOptions {
   /** Folder to write the package into (default `./packages`). */
   outputDir?: string;
   concurrency?: number;
+  /** SSH public key: refuse the package unless a signature referrer verifies with it. */
+  verifyKey?: string;
 }
 
 /** Result of {@link pullPackage}. */
@@ -246,6 +254,8 @@ export async function pullPackage(
   try {
     const remote = await readRemotePackage(repo, referenceTarget(ref));
     const { config, manifest } = remote;
+    if (options.verifyKey)
+      await verifyPackageSignature(repo, remote.bytes, options.verifyKey, formatReference(ref));
     let name = config.file_name;
     if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(name) || !name.endsWith(PACKAGE_EXTENSION))
       name = `${remote.digest.slice(7, 23)}${PACKAGE_EXTENSION}`;
