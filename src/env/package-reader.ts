@@ -46,6 +46,8 @@ function notPackage(file: string, why: string): DockpackError {
  *   `PACKAGE_TRUNCATED`, `PACKAGE_METADATA_INVALID`, `PACKAGE_VERSION_UNSUPPORTED`
  */
 export async function readPackageHead(file: string): Promise<PackageMetadata> {
+  // a fifo or device would block or never end: only regular files are read
+  if (!(await stat(file)).isFile()) throw notPackage(file, "it is not a regular file");
   const fh = await open(file, "r");
   try {
     const header = Buffer.alloc(512);
