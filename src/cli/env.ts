@@ -7,6 +7,7 @@ import { formatBytes, formatTable } from "../core/output.js";
 import {
   createEnvironment,
   type EnvironmentInfo,
+  environmentBuild,
   environmentDown,
   environmentInfo,
   environmentUp,
@@ -57,29 +58,36 @@ export function register(program: Command): void {
       .option("--project <name>", "project name (default: the repository folder's name)")
       .option(
         "--compose-file <file>",
-        "compose file (repeatable; default: compose.yaml/docker-compose.yml)",
+        "compose file (repeatable; default: what compose loads: COMPOSE_FILE, else compose.yaml/docker-compose.yml + override)",
         list,
       )
       .option("--worktrees-dir <dir>", "where environments' worktrees go", "worktrees")
       .option("--volume <name>", "named volume to package (repeatable; default: all named volumes)", list)
-      .option("--env-file <file>", "env file to carry in packages (repeatable; default .env)", list)
+      .option(
+        "--env-file <file>",
+        "env file to carry into worktrees and packages (repeatable; default: .env and every env_file:)",
+        list,
+      )
       .option("--web-service <service>", "service whose published port gives the environment's URL")
       .option("--web-port <port>", "container port of the web service", (v) => Number.parseInt(v, 10))
       .option("--force", "overwrite an existing config")
       .action(
         action(
-          async (_r, cmd) => {
+          async (r, cmd) => {
             const o = cmd.opts();
-            return initEnvironments({
-              project: o.project,
-              composeFiles: o.composeFile,
-              worktreesDir: o.worktreesDir,
-              volumes: o.volume,
-              envFiles: o.envFile,
-              webService: o.webService,
-              webPort: o.webPort,
-              force: o.force,
-            });
+            return initEnvironments(
+              {
+                project: o.project,
+                composeFiles: o.composeFile,
+                worktreesDir: o.worktreesDir,
+                volumes: o.volume,
+                envFiles: o.envFile,
+                webService: o.webService,
+                webPort: o.webPort,
+                force: o.force,
+              },
+              r,
+            );
           },
           (r) =>
             `wrote ${r.configPath}\n  project ${r.config.project}, volumes: ${r.config.volumes.join(", ") || "none"}${r.config.web ? `, web: ${r.config.web.service}:${r.config.web.port}` : ""}`,
@@ -112,9 +120,25 @@ export function register(program: Command): void {
   withExamples(
     env
       .command("up <branch>")
-      .description("start the environment's containers (docker-compose up -d)")
-      .action(action(async (r, _cmd, branch: string) => environmentUp({ branch }, r), renderEnvironment)),
-    ["dockpack env up feature/login"],
+      .description(
+        "start the environment (compose up -d from its compose file regenerated from the resolved model; builds missing images)",
+      )
+      .option("--build", "build every build: image again before starting")
+      .action(
+        action(
+          async (r, cmd, branch: string) => environmentUp({ branch, build: cmd.opts().build }, r),
+          renderEnvironment,
+        ),
+      ),
+    ["dockpack env up feature/login", "dockpack env up feature/login --build"],
+  );
+
+  withExamples(
+    env
+      .command("build <branch>")
+      .description("build the environment's build: images (compose build), named per compose project")
+      .action(action(async (r, _cmd, branch: string) => environmentBuild({ branch }, r), renderEnvironment)),
+    ["dockpack env build feature/login"],
   );
 
   withExamples(

@@ -31,10 +31,16 @@ import {
   worktreeRemove,
 } from "../core/git.js";
 import { type Reporter, silentReporter } from "../core/output.js";
-import { composeDown, composeUp, withStoppedContainers } from "./compose-run.js";
+import { composeDown, type UpOptions, upEnvironment, withStoppedContainers } from "./compose-run.js";
 import { CONFIG_FILE, DOCKPACK_DIR, type EnvConfig, loadEnvConfig, renderEnvConfig } from "./config.js";
 import { checkBranchName, worktreeFolder } from "./naming.js";
-import { type EnvSettings, excludeFromGit, readEnvSettings, writeEnvSettings } from "./settings.js";
+import {
+  type EnvSettings,
+  excludeFromGit,
+  readEnvSettings,
+  volumeCreateOptions,
+  writeEnvSettings,
+} from "./settings.js";
 
 export async function exists(path: string): Promise<boolean> {
   try {
@@ -167,10 +173,14 @@ export async function createEnvironment(
           const to = settings.volumes[name];
           if (!from || !to || !(await volumeExists(from))) continue;
           reporter.info(`copying volume ${from} → ${to}`);
-          await createVolume(to, {
-            "com.docker.compose.project": settings.compose_project,
-            "com.docker.compose.volume": name,
-          });
+          await createVolume(
+            to,
+            {
+              "com.docker.compose.project": settings.compose_project,
+              "com.docker.compose.volume": name,
+            },
+            volumeCreateOptions(settings, name),
+          );
           createdVolumes.push(to);
           await writeVolumeTar(to, await readVolumeTar(from));
         }
@@ -241,16 +251,44 @@ export interface EnvRef {
   branch: string;
 }
 
-/** Starts the environment (`docker-compose up -d`) and returns its info. Throws `ENV_NOT_FOUND`, `COMMAND_FAILED`. */
+/**
+ * Starts the environment (`compose up -d`, building missing images; all with `build`) from its
+ * compose file regenerated from the model compose resolves now, and returns its info with the
+ * ports the engine published. Throws `ENV_NOT_FOUND`, `COMPOSE_CONFIG_FAILED`, `COMPOSE_FAILED`.
+ */
 export async function environmentUp(
+  ref: EnvRef & Pick<UpOptions, "build">,
+  reporter: Reporter = silentReporter(),
+): Promise<EnvironmentInfo> {
+  const ctx = await repoContext(ref.cwd ?? process.cwd());
+  const env = await findEnvironment(ctx, ref.branch);
+  const settings = await upEnvironment(
+    ctx.config,
+    ctx.worktreesRoot,
+    env.path,
+    env.settings,
+    { build: ref.build },
+    reporter,
+  );
+  return describe(env.path, settings);
+}
+
+/** Builds the environment's `build:` images (`compose build`). Throws as {@link environmentUp}. */
+export async function environmentBuild(
   ref: EnvRef,
   reporter: Reporter = silentReporter(),
 ): Promise<EnvironmentInfo> {
   const ctx = await repoContext(ref.cwd ?? process.cwd());
   const env = await findEnvironment(ctx, ref.branch);
-  reporter.info(`starting ${env.settings.compose_project}`);
-  await composeUp(env.path, env.settings.compose_project);
-  return describe(env.path, env.settings);
+  const settings = await upEnvironment(
+    ctx.config,
+    ctx.worktreesRoot,
+    env.path,
+    env.settings,
+    { buildOnly: true },
+    reporter,
+  );
+  return describe(env.path, settings);
 }
 
 /** Stops and removes the environment's containers (`docker-compose down`; volumes kept). */

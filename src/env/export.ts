@@ -24,6 +24,7 @@ import { DockpackError } from "../core/errors.js";
 import { ensureFreeSpace, makeTempDir, removeTempDir } from "../core/fs.js";
 import { listWorkingFiles, revParse, status } from "../core/git.js";
 import { type Reporter, silentReporter } from "../core/output.js";
+import { bindMountedData } from "./compose-data.js";
 import { withStoppedContainers } from "./compose-run.js";
 import { CONFIG_FILE } from "./config.js";
 import { findEnvironment, repoContext } from "./environments.js";
@@ -143,7 +144,14 @@ async function exportUnderSignal(options: ExportOptions, reporter: Reporter): Pr
     const reservation = await writer.reserve(METADATA_MEMBER, METADATA_RESERVED_BYTES);
 
     const environmentFiles: string[] = [];
-    const envPaths = [...new Set([...ctx.config.env_files, CONFIG_FILE, ...ctx.config.compose_files])];
+    const envPaths = [
+      ...new Set([
+        ...ctx.config.env_files,
+        CONFIG_FILE,
+        ...ctx.config.compose_files,
+        ...(await bindMountedData(env.path, reporter)),
+      ]),
+    ];
     for (const rel of envPaths) {
       const info = await addFileMember(writer, `environment/${rel}`, join(env.path, rel)).catch((err) => {
         if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;

@@ -30,7 +30,7 @@ import { composeWarnings } from "./inspect-compose.js";
 import { Journal } from "./journal.js";
 import { checkBranchName, composeProjectName, volumeName, worktreeFolder } from "./naming.js";
 import { requireValidPackage } from "./package-reader.js";
-import { excludeFromGit, writeEnvSettings } from "./settings.js";
+import { excludeFromGit, volumeCreateOptions, writeEnvSettings } from "./settings.js";
 
 /** Options of {@link importPackage}; the CLI flags and the MCP tool map onto these. */
 export interface ImportOptions {
@@ -217,10 +217,14 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
     journal.step = "volumes";
     for (const v of volumes) {
       const dockerName = settings.volumes[v.name] ?? v.target;
-      await createVolume(dockerName, {
-        "com.docker.compose.project": composeProject,
-        "com.docker.compose.volume": v.name,
-      });
+      await createVolume(
+        dockerName,
+        {
+          "com.docker.compose.project": composeProject,
+          "com.docker.compose.volume": v.name,
+        },
+        volumeCreateOptions(settings, v.name),
+      );
       journal.added(`remove volume ${dockerName}`, () => removeVolumeSoon(dockerName));
       if (options.restoreData === false) continue;
       reporter.info(`restoring volume ${dockerName}`);

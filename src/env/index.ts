@@ -7,6 +7,7 @@ export {
   createEnvironment,
   type EnvironmentInfo,
   type EnvRef,
+  environmentBuild,
   environmentDown,
   environmentInfo,
   environmentUp,

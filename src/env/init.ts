@@ -5,19 +5,13 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { DockpackError } from "../core/errors.js";
-import { readComposeModel } from "./compose-file.js";
+import { type Reporter, silentReporter } from "../core/output.js";
+import { guessWebPort } from "./compose-file.js";
+import { defaultComposeFiles, findEnvFiles, resolveComposeModel } from "./compose-model.js";
 import { CONFIG_FILE, DOCKPACK_DIR, type EnvConfig, parseEnvConfig, renderEnvConfig } from "./config.js";
 import { exists, findRepoRoot } from "./environments.js";
 import { sanitizeName } from "./naming.js";
 import { excludeFromGit } from "./settings.js";
-
-/** Compose file names looked for, in order, when none is given. */
-export const COMPOSE_CANDIDATES = [
-  "compose.yaml",
-  "compose.yml",
-  "docker-compose.yaml",
-  "docker-compose.yml",
-];
 
 /** Options of {@link initEnvironments}. */
 export interface InitOptions {
@@ -25,15 +19,18 @@ export interface InitOptions {
   cwd?: string;
   /** Project name (default: the repository folder's name, sanitised). */
   project?: string;
-  /** Compose files (default: the first of compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml). */
+  /**
+   * Compose files, relative to the repository root (default: what compose loads there:
+   * COMPOSE_FILE, else compose.yaml/…/docker-compose.yml plus its override file).
+   */
   composeFiles?: string[];
   /** Worktrees folder (default `worktrees`). */
   worktreesDir?: string;
   /** Volumes to package (default: every named, non-external volume of the compose files). */
   volumes?: string[];
-  /** Env files to carry (default `.env`). */
+  /** Env files to carry (default: compose's `.env` and every `env_file:` of the services). */
   envFiles?: string[];
-  /** Web service for the URL (default: the first service publishing a port). */
+  /** Web service for the URL (default: the first publishing 80/443/3000/8000/8080 on all interfaces). */
   webService?: string;
   /** Container port of the web service (default: its first published port). */
   webPort?: number;
@@ -49,33 +46,26 @@ export interface InitResult {
 }
 
 /**
- * Writes `.dockpack/config.yml` for the repository containing `cwd`, detecting compose files,
- * named volumes and the web service.
+ * Writes `.dockpack/config.yml` for the repository containing `cwd`: the compose files compose
+ * would load, the named volumes and env files of the model compose resolves, and the web service.
  * @throws DockpackError `ENV_NOT_A_REPO`, `COMPOSE_MISSING` (no compose file found),
- *   `ENV_ALREADY_INITIALISED` (config exists, no `force`), `ENV_CONFIG_INVALID` (bad options)
+ *   `ENV_ALREADY_INITIALISED` (config exists, no `force`), `ENV_CONFIG_INVALID` (bad options),
+ *   `COMPOSE_CONFIG_FAILED` (compose cannot read the files: its message)
  */
-export async function initEnvironments(options: InitOptions = {}): Promise<InitResult> {
+export async function initEnvironments(
+  options: InitOptions = {},
+  reporter: Reporter = silentReporter(),
+): Promise<InitResult> {
   const root = await findRepoRoot(options.cwd ?? process.cwd());
   const configPath = join(root, CONFIG_FILE);
   if (!options.force && (await exists(configPath)))
     throw new DockpackError("ENV_ALREADY_INITIALISED", `${configPath} already exists.`, {
       hint: "Edit it, or pass --force to write it again.",
     });
-  let composeFiles = options.composeFiles;
-  if (!composeFiles?.length) {
-    const found: string[] = [];
-    for (const c of COMPOSE_CANDIDATES) if (await exists(join(root, c))) found.push(c);
-    if (!found.length)
-      throw new DockpackError(
-        "COMPOSE_MISSING",
-        `No compose file in ${root} (looked for ${COMPOSE_CANDIDATES.join(", ")}).`,
-        {
-          hint: "Add a compose file, or name yours with --compose-file.",
-        },
-      );
-    composeFiles = [found[0]];
-  }
-  const model = await readComposeModel(root, composeFiles);
+  const composeFiles = options.composeFiles?.length ? options.composeFiles : await defaultComposeFiles(root);
+  const model = await resolveComposeModel(root, composeFiles);
+  const found = await findEnvFiles(root, composeFiles, model);
+  for (const s of found.skipped) reporter.warn(`env file ${s} is not carried by dockpack`);
   for (const v of options.volumes ?? [])
     if (!model.volumes.includes(v))
       throw new DockpackError(
@@ -90,7 +80,7 @@ export async function initEnvironments(options: InitOptions = {}): Promise<InitR
     ? model.ports.find(
         (p) => p.service === options.webService && (!options.webPort || p.container === options.webPort),
       )
-    : model.ports.find((p) => p.host !== 0);
+    : guessWebPort(model.ports);
   if (options.webService && !webPort)
     throw new DockpackError(
       "ENV_WEB_UNKNOWN",
@@ -107,7 +97,7 @@ export async function initEnvironments(options: InitOptions = {}): Promise<InitR
       compose_files: composeFiles,
       worktrees_dir: options.worktreesDir ?? "worktrees",
       volumes: options.volumes ?? model.volumes,
-      env_files: options.envFiles ?? [".env"],
+      env_files: options.envFiles ?? found.envFiles,
       ...(webPort
         ? { web: { service: webPort.service, port: options.webPort ?? webPort.container, scheme: "http" } }
         : {}),

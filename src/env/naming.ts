@@ -3,7 +3,10 @@
  * docker-compose v1 normalises project names: lower case, only `[a-z0-9_-]`), the Docker volume
  * `<project>-<branch>_<volume>` of each logical volume, the worktree folder, and free host ports.
  */
+import { mkdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { DockpackError } from "../core/errors.js";
 
 /**
@@ -64,9 +67,49 @@ export function portIsFree(port: number): Promise<boolean> {
   });
 }
 
+/** Seconds a port picked by any dockpack process on this machine stays reserved for it. */
+export const PORT_RESERVATION_SECONDS = 300;
+
+/** Folder of machine-wide port reservations (`DOCKPACK_PORT_RESERVATIONS`, default in the temp dir). */
+export function portReservationDir(): string {
+  return process.env.DOCKPACK_PORT_RESERVATIONS ?? join(tmpdir(), "dockpack-port-reservations");
+}
+
 /**
- * Picks `count` host ports from `[lo, hi]` that no other environment has recorded (`taken`) and
- * that can be bound now.
+ * Reserves `port` for this process for {@link PORT_RESERVATION_SECONDS}: creates the file
+ * `<dir>/<port>` exclusively (a stale one is replaced). False when another dockpack process
+ * (of any repository) reserved it a moment ago and has not started it yet.
+ */
+function reservePort(port: number): boolean {
+  const dir = portReservationDir();
+  const file = join(dir, String(port));
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o1777 });
+  } catch {
+    return true; // no shared folder: rely on the bind check alone
+  }
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: "wx" });
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") return true;
+      try {
+        if (Date.now() - statSync(file).mtimeMs < PORT_RESERVATION_SECONDS * 1000) return false;
+        unlinkSync(file);
+      } catch {
+        // removed meanwhile: try again
+      }
+    }
+  }
+  return false;
+}
+
+/**
+ * Picks `count` host ports from `[lo, hi]` that no other environment has recorded (`taken`),
+ * that no other dockpack process on this machine reserved in the last
+ * {@link PORT_RESERVATION_SECONDS} (environments of other repositories draw from the same range),
+ * and that can be bound now.
  * @throws DockpackError `ENV_NO_FREE_PORT` when the range is exhausted
  */
 export async function allocatePorts(
@@ -77,7 +120,7 @@ export async function allocatePorts(
   const out: number[] = [];
   for (let p = range[0]; p <= range[1] && out.length < count; p++) {
     if (taken.has(p)) continue;
-    if (await portIsFree(p)) out.push(p);
+    if ((await portIsFree(p)) && reservePort(p)) out.push(p);
   }
   if (out.length < count)
     throw new DockpackError(

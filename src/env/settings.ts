@@ -12,7 +12,8 @@ import { z } from "zod";
 import { DockpackError } from "../core/errors.js";
 import { atomicWriteFile, withLock } from "../core/fs.js";
 import { git } from "../core/git.js";
-import { portKey, readComposeModel, renderEnvCompose } from "./compose-file.js";
+import { type ComposeModel, guessWebPort, type PublishedPort, renderEnvCompose } from "./compose-file.js";
+import { composeProjectDir, resolveComposeModel } from "./compose-model.js";
 import { DOCKPACK_DIR, type EnvConfig } from "./config.js";
 import { allocatePorts, composeProjectName, volumeName } from "./naming.js";
 
@@ -20,6 +21,8 @@ import { allocatePorts, composeProjectName, volumeName } from "./naming.js";
 export const ENV_FILE = `${DOCKPACK_DIR}/env.yml`;
 /** The per-environment compose file, relative to a worktree. */
 export const ENV_COMPOSE_FILE = `${DOCKPACK_DIR}/compose.yml`;
+/** Where bind-style `driver_opts` volumes keep their data, relative to a worktree. */
+export const BIND_VOLUMES_DIR = `${DOCKPACK_DIR}/volumes`;
 
 /** Schema of `.dockpack/env.yml`. */
 export const envSettingsSchema = z.object({
@@ -33,6 +36,14 @@ export const envSettingsSchema = z.object({
   /** The environment's URL, or null when no web service is configured. */
   url: z.string().nullable(),
   created_at: z.string(),
+  /** Compose's project directory, relative to the worktree (the first compose file's folder). */
+  project_directory: z.string().default("."),
+  /** `driver_opts` of bind-style volumes (logical name → options, `device` in the worktree). */
+  volume_driver_opts: z.record(z.string(), z.record(z.string(), z.string())).default({}),
+  /** External volumes and networks the environment shares with every other one. */
+  shared: z
+    .object({ volumes: z.array(z.string()), networks: z.array(z.string()) })
+    .default({ volumes: [], networks: [] }),
 });
 
 /** A worktree's `.dockpack/env.yml`. */
@@ -62,8 +73,8 @@ export async function readEnvSettings(worktree: string): Promise<EnvSettings | n
   return res.data;
 }
 
-/** Host ports recorded by every environment whose worktree is in `worktreesRoot`. */
-export async function takenPorts(worktreesRoot: string): Promise<Set<number>> {
+/** Host ports recorded by every environment whose worktree is in `worktreesRoot` (but `except`). */
+export async function takenPorts(worktreesRoot: string, except?: string): Promise<Set<number>> {
   const taken = new Set<number>();
   let names: string[] = [];
   try {
@@ -72,6 +83,7 @@ export async function takenPorts(worktreesRoot: string): Promise<Set<number>> {
     return taken;
   }
   for (const n of names) {
+    if (except && join(worktreesRoot, n) === except) continue;
     try {
       const s = await readEnvSettings(join(worktreesRoot, n));
       for (const p of Object.values(s?.ports ?? {})) taken.add(p);
@@ -83,10 +95,33 @@ export async function takenPorts(worktreesRoot: string): Promise<Set<number>> {
 }
 
 /**
- * Computes and writes the settings of environment `branch` in `worktree`: compose project,
- * volume names, free host ports (kept when `keepPorts` names them), URL, `.dockpack/env.yml` and
- * `.dockpack/compose.yml`. Reads the compose files from the worktree.
- * @throws DockpackError `COMPOSE_*` for unreadable compose files, `ENV_NO_FREE_PORT`
+ * The environment's URL: the config's web service and port, else the first port
+ * {@link guessWebPort} picks; the host port is the engine's (`enginePorts`, read after `up`)
+ * when known, else the environment's allocated one. Null when there is no web port.
+ */
+export function environmentUrl(
+  config: EnvConfig,
+  ports: PublishedPort[],
+  hostPorts: Record<string, number>,
+): string | null {
+  const web = config.web
+    ? ports.find((p) => p.service === config.web?.service && p.container === config.web.port)
+    : guessWebPort(ports);
+  if (!web) return null;
+  const host = hostPorts[web.key];
+  if (host === undefined || host === 0) return null;
+  const scheme = config.web?.scheme ?? (web.container === 443 ? "https" : "http");
+  return `${scheme}://localhost:${host}/`;
+}
+
+/**
+ * Computes and writes the settings of environment `branch` in `worktree` from the model compose
+ * resolves there (so edits to `.env` or the compose files take effect): compose project, volume
+ * names, free host ports for every published port (kept when `keepPorts` names them), a folder
+ * under `.dockpack/volumes/` for each bind-style `driver_opts` volume, the URL,
+ * `.dockpack/env.yml` and `.dockpack/compose.yml`.
+ * @returns the settings and the model they were made from
+ * @throws DockpackError `COMPOSE_*` when compose cannot read the files, `ENV_NO_FREE_PORT`
  */
 export async function writeEnvSettings(
   config: EnvConfig,
@@ -95,11 +130,33 @@ export async function writeEnvSettings(
   branch: string,
   keepPorts?: Record<string, number>,
 ): Promise<EnvSettings> {
-  const model = await readComposeModel(worktree, config.compose_files);
+  return (await writeEnvSettingsWithModel(config, worktree, worktreesRoot, branch, keepPorts)).settings;
+}
+
+/** {@link writeEnvSettings}, also returning the resolved model. */
+export async function writeEnvSettingsWithModel(
+  config: EnvConfig,
+  worktree: string,
+  worktreesRoot: string,
+  branch: string,
+  keepPorts?: Record<string, number>,
+): Promise<{ settings: EnvSettings; model: ComposeModel }> {
+  const model = await resolveComposeModel(worktree, config.compose_files);
   const compose_project = composeProjectName(config.project, branch);
   const published = model.ports.filter((p) => p.host !== 0);
   const volumes: Record<string, string> = {};
   for (const v of model.volumes) volumes[v] = volumeName(compose_project, v);
+  const bindFolders: Record<string, string> = {};
+  const volume_driver_opts: Record<string, Record<string, string>> = {};
+  for (const b of model.bindVolumes) {
+    const folder = join(worktree, BIND_VOLUMES_DIR, b.name);
+    await mkdir(folder, { recursive: true });
+    bindFolders[b.name] = folder;
+    const def = (model.doc.volumes as Record<string, { driver_opts: Record<string, unknown> }>)[b.name];
+    const opts: Record<string, string> = {};
+    for (const [k, v] of Object.entries(def?.driver_opts ?? {})) opts[k] = String(v);
+    volume_driver_opts[b.name] = { ...opts, device: folder };
+  }
   await mkdir(worktreesRoot, { recursive: true });
   await mkdir(join(worktree, DOCKPACK_DIR), { recursive: true });
   // one allocation at a time per repository: two concurrent `env create`s never pick the same
@@ -108,37 +165,52 @@ export async function writeEnvSettings(
     join(worktreesRoot, ".dockpack-ports.lock"),
     async () => {
       const taken = await takenPorts(worktreesRoot);
-      const need = published.filter((p) => keepPorts?.[portKey(p)] === undefined);
+      const need = published.filter((p) => keepPorts?.[p.key] === undefined);
       const fresh = await allocatePorts(need.length, config.port_range, taken);
       const ports: Record<string, number> = {};
-      for (const p of published) ports[portKey(p)] = keepPorts?.[portKey(p)] ?? (fresh.shift() as number);
-      let url: string | null = null;
-      if (config.web) {
-        const { service, port, scheme } = config.web;
-        const host = Object.entries(ports).find(([k]) => k.startsWith(`${service}:${port}/`))?.[1];
-        if (host !== undefined) url = `${scheme}://localhost:${host}/`;
-      }
+      for (const p of published) ports[p.key] = keepPorts?.[p.key] ?? (fresh.shift() as number);
       const settings: EnvSettings = {
         branch,
         project: config.project,
         compose_project,
         volumes,
         ports,
-        url,
+        url: environmentUrl(config, model.ports, ports),
         created_at: new Date().toISOString(),
+        project_directory: composeProjectDir(config.compose_files),
+        volume_driver_opts,
+        shared: { volumes: model.externalVolumes, networks: model.externalNetworks },
       };
       await atomicWriteFile(
         join(worktree, ENV_COMPOSE_FILE),
-        renderEnvCompose(model, { composeProject: compose_project, hostPorts: ports }),
+        renderEnvCompose(model, { composeProject: compose_project, hostPorts: ports, bindFolders }),
       );
-      await atomicWriteFile(
-        join(worktree, ENV_FILE),
-        `# Written by dockpack for environment '${branch}'; do not edit.\n${YAML.stringify(settings)}`,
-      );
-      return settings;
+      await saveEnvSettings(worktree, settings);
+      return { settings, model };
     },
     { wait: true, timeoutSeconds: 60 },
   );
+}
+
+/** Writes `<worktree>/.dockpack/env.yml` atomically. */
+export async function saveEnvSettings(worktree: string, settings: EnvSettings): Promise<void> {
+  await atomicWriteFile(
+    join(worktree, ENV_FILE),
+    `# Written by dockpack for environment '${settings.branch}'; do not edit.\n${YAML.stringify(settings)}`,
+  );
+}
+
+/**
+ * The options to create environment volume `name` with: `{ driver: "local", driverOpts }` for
+ * a bind-style `driver_opts` volume (its folder is in the worktree), else undefined (a plain
+ * local volume). Compose refuses a volume whose options differ from the file's.
+ */
+export function volumeCreateOptions(
+  settings: EnvSettings,
+  name: string,
+): { driver: string; driverOpts: Record<string, string> } | undefined {
+  const opts = settings.volume_driver_opts[name];
+  return opts ? { driver: "local", driverOpts: opts } : undefined;
 }
 
 /**
@@ -149,6 +221,7 @@ export async function excludeFromGit(repoRoot: string, worktreesDir: string): Pr
   await excludePatterns(repoRoot, [
     `/${ENV_FILE}`,
     `/${ENV_COMPOSE_FILE}`,
+    `/${BIND_VOLUMES_DIR}/`,
     `/${worktreesDir.replace(/^\/+|\/+$/g, "")}/`,
   ]);
 }

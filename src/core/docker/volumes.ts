@@ -62,10 +62,15 @@ export async function volumeExists(name: string): Promise<boolean> {
 }
 
 /**
- * Creates the named volume with the `local` driver and the given labels (POST /volumes/create).
+ * Creates the named volume with the `local` driver (or `options.driver` with `options.driverOpts`,
+ * e.g. a bind-style `{type: none, o: bind, device}`) and the given labels (POST /volumes/create).
  * Throws `VOLUME_EXISTS` when it already exists (so that no user data is reused by accident).
  */
-export async function createVolume(name: string, labels: Record<string, string> = {}): Promise<void> {
+export async function createVolume(
+  name: string,
+  labels: Record<string, string> = {},
+  options: { driver?: string; driverOpts?: Record<string, string> } = {},
+): Promise<void> {
   const docker = await requireEngine();
   if (await volumeExists(name)) {
     throw new DockpackError("VOLUME_EXISTS", `Docker volume '${name}' already exists.`, {
@@ -74,7 +79,12 @@ export async function createVolume(name: string, labels: Record<string, string> 
     });
   }
   try {
-    await docker.createVolume({ Name: name, Driver: "local", Labels: labels });
+    await docker.createVolume({
+      Name: name,
+      Driver: options.driver ?? "local",
+      Labels: labels,
+      ...(options.driverOpts ? { DriverOpts: options.driverOpts } : {}),
+    });
   } catch (err) {
     throw engineError("create", name, err);
   }
