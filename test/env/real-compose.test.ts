@@ -51,6 +51,12 @@ interface Project {
   outsideBind?: string;
   /** The service the URL must point at (null: no URL). */
   web: string | null;
+  /** External volumes the files expect (created when missing, shared, never packaged). */
+  externalVolumes?: string[];
+  /** Services that run (default: every service compose lists; fewer when a profile is off). */
+  expectRunning?: string[];
+  /** Bind-style driver_opts volumes: their data must be in the environment's own folder. */
+  bindVolumes?: string[];
 }
 
 const PROJECTS: Project[] = [
@@ -115,9 +121,21 @@ const PROJECTS: Project[] = [
   },
 ];
 
+// Not a real project (see its ORIGIN.md): the shapes none of the real ones has.
+PROJECTS.push({
+  name: "_synthetic-shapes",
+  composeFiles: ["app/compose.yaml"],
+  expectEnvFiles: ["app/.env"],
+  externalVolumes: ["dockpack-rc-synthetic-shared"],
+  expectRunning: ["web", "worker"],
+  bindVolumes: ["uploads"],
+  web: "web", // its container-only 8080 on all interfaces, not the localhost-only 8000s
+});
+
 const run = Math.random().toString(36).slice(2, 7);
 const addedTags: string[] = [];
 const createdNetworks: string[] = [];
+const createdVolumes: string[] = [];
 const lines: string[] = [];
 const outsideFolders = ["/folder_on_disk"].filter((d) => !existsSync(d));
 
@@ -191,6 +209,11 @@ async function mainJob(p: Project): Promise<string> {
         sh("docker", ["network", "create", "--label", "io.dockpack.test=real-compose", n]);
         createdNetworks.push(n);
       }
+    for (const v of p.externalVolumes ?? [])
+      if (sh("docker", ["volume", "ls", "-q", "--filter", `name=^${v}$`]).trim() === "") {
+        sh("docker", ["volume", "create", "--label", "io.dockpack.test=real-compose", v]);
+        createdVolumes.push(v);
+      }
 
     // init: compose resolves the model; dockpack's view equals compose's
     const init = await initEnvironments({ cwd: app, project, composeFiles: p.composeFiles });
@@ -198,8 +221,9 @@ async function mainJob(p: Project): Promise<string> {
     if (p.expectFiles) assert.deepEqual(files, p.expectFiles, "compose files init picked");
     assert.deepEqual([...init.config.env_files].sort(), [...p.expectEnvFiles].sort(), "env files");
     const model = await resolveComposeModel(app, files);
-    const services = compose(app, files, ["config", "--services"]).trim().split("\n").sort();
-    assert.deepEqual([...model.services].sort(), services, "services equal docker-compose config");
+    const all = compose(app, files, ["config", "--services"]).trim().split("\n").sort();
+    assert.deepEqual([...model.services].sort(), all, "services equal docker-compose config");
+    const services = p.expectRunning ?? all;
     const composeVolumes = compose(app, files, ["config", "--volumes"]).trim().split("\n").filter(Boolean);
     assert.deepEqual(
       [...init.config.volumes, ...model.externalVolumes].sort(),
@@ -209,11 +233,11 @@ async function mainJob(p: Project): Promise<string> {
     built.push(...tagImages(model.doc));
     // each project its own host port range, away from other tests' 20000–29999
     const cfgPath = join(app, CONFIG_FILE);
-    const lo = 31000 + PROJECTS.indexOf(p) * 150;
-    const cfg = { ...parseEnvConfigText(readFileSync(cfgPath, "utf8")), port_range: [lo, lo + 149] };
+    const lo = 31000 + PROJECTS.indexOf(p) * 120;
+    const cfg = { ...parseEnvConfigText(readFileSync(cfgPath, "utf8")), port_range: [lo, lo + 119] };
     writeFileSync(cfgPath, renderEnvConfig(cfg as EnvConfig));
     commitAll(app, "dockpack config");
-    steps.push(`init ${services.length} services/${init.config.volumes.length} volumes ${lap()}`);
+    steps.push(`init ${all.length} services/${init.config.volumes.length} volumes ${lap()}`);
 
     // a
     await createEnvironment({ cwd: app, branch: "a" });
@@ -232,6 +256,11 @@ async function mainJob(p: Project): Promise<string> {
       assert.ok(webKey.startsWith(`${p.web}:`), `the URL is the web service's (${webKey})`);
     } else assert.equal(a.url, null, "no URL for a project without a web service on all interfaces");
     for (const v of a.volumes) inVolume(v.volume, `echo '${p.name} a ${v.name}' > /data/.dockpack-marker`);
+    for (const v of p.bindVolumes ?? [])
+      assert.ok(
+        existsSync(join(a.path, ".dockpack/volumes", v, ".dockpack-marker")),
+        `${v}'s data is in a's own folder`,
+      );
     if (p.boundData) {
       mkdirSync(join(a.path, p.boundData, ".."), { recursive: true });
       writeFileSync(join(a.path, p.boundData), `{"from":"a"}\n`);
@@ -257,6 +286,8 @@ async function mainJob(p: Project): Promise<string> {
     for (const v of b.volumes)
       assert.equal(inVolume(v.volume, "cat /data/.dockpack-marker", true).trim(), `${p.name} a ${v.name}`);
     if (p.boundData) assert.equal(readFileSync(join(b.path, p.boundData), "utf8"), `{"from":"a"}\n`);
+    for (const v of p.bindVolumes ?? [])
+      assert.ok(existsSync(join(b.path, ".dockpack/volumes", v, ".dockpack-marker")), `${v} in b's folder`);
     // a untouched: same containers still running, markers in place
     assert.deepEqual(running(a.composeProject), upA, "a's containers were not replaced");
     for (const v of a.volumes)
@@ -310,6 +341,7 @@ before(async () => {
 after(() => {
   for (const t of addedTags) sh("docker", ["rmi", t]);
   for (const n of createdNetworks) sh("docker", ["network", "rm", n]);
+  for (const v of createdVolumes) sh("docker", ["volume", "rm", v]);
   for (const d of outsideFolders) rmSync(d, { recursive: true, force: true });
   for (const l of lines) console.log(l);
 });
