@@ -20,7 +20,6 @@ export { type ExportOptions, type ExportResult, exportEnvironment } from "./expo
 export { type ImportOptions, type ImportResult, importPackage } from "./import.js";
 export type { ImportConflict } from "./import-aside.js";
 export { type InitOptions, type InitResult, initEnvironments } from "./init.js";
-export { type OrphanVolume, type PruneOptions, type PruneResult, pruneEnvironments } from "./prune.js";
 export {
   type InspectOptions,
   type InspectResult,
@@ -36,6 +35,7 @@ export {
   packageMetadataSchema,
 } from "./package-format.js";
 export { type PackageProblem, readPackageHead, verifyPackage } from "./package-reader.js";
+export { type OrphanVolume, type PruneOptions, type PruneResult, pruneEnvironments } from "./prune.js";
 export {
   createOptionsSchema,
   envListOptionsSchema,
