@@ -143,8 +143,19 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
     output += d;
   });
   let exited = false;
+  // a test process that dies without stop() must not leave the registry running
+  const killOnExit = () => {
+    if (!exited) child.kill("SIGKILL");
+    try {
+      execFileSync("rm", ["-rf", dir]);
+    } catch {
+      // best effort
+    }
+  };
+  process.once("exit", killOnExit);
   child.on("exit", () => {
     exited = true;
+    process.removeListener("exit", killOnExit);
   });
   const scheme = options.tls ? "https" : "http";
   const url = `${scheme}://127.0.0.1:${port}`;
@@ -222,14 +233,18 @@ export async function startProxy(target: TestRegistry, options: ProxyOptions = {
     requests.push(`${req.method} ${url}`);
     if (options.tokenUsers && url.startsWith("/token")) {
       const auth = req.headers.authorization ?? "";
-      const [user, pass] = Buffer.from(auth.replace(/^Basic /, ""), "base64").toString().split(":");
+      const [user, pass] = Buffer.from(auth.replace(/^Basic /, ""), "base64")
+        .toString()
+        .split(":");
       if (!auth.startsWith("Basic ") || options.tokenUsers[user] !== pass) {
         res.writeHead(401, { "content-type": "application/json" }).end('{"details":"bad credentials"}');
         return;
       }
       const token = randomUUID();
       tokens.set(token, Date.now() + (options.tokenLifetime ?? 300) * 1000);
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token, expires_in: 300 }));
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ token, expires_in: 300 }));
       return;
     }
     if (options.tokenUsers) {
@@ -248,7 +263,9 @@ export async function startProxy(target: TestRegistry, options: ProxyOptions = {
     }
     if (options.failPath && url.includes(options.failPath)) {
       req.resume();
-      res.writeHead(500, { "content-type": "application/json" }).end('{"errors":[{"code":"UNKNOWN","message":"injected"}]}');
+      res
+        .writeHead(500, { "content-type": "application/json" })
+        .end('{"errors":[{"code":"UNKNOWN","message":"injected"}]}');
       return;
     }
     const forward = () => {
@@ -276,7 +293,8 @@ export async function startProxy(target: TestRegistry, options: ProxyOptions = {
       up.on("error", () => res.destroy());
       req.pipe(up);
     };
-    if (options.slowMs && (req.method === "PATCH" || req.method === "PUT")) setTimeout(forward, options.slowMs);
+    if (options.slowMs && (req.method === "PATCH" || req.method === "PUT"))
+      setTimeout(forward, options.slowMs);
     else forward();
   });
   await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()));
