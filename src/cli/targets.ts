@@ -13,6 +13,7 @@ import {
   buildTarget,
   initTargets,
   listTargets,
+  removeTarget,
   TARGET_TYPES,
   type TargetType,
   verifyTargets,
@@ -67,38 +68,43 @@ function addCommand(group: Command, type: TargetType): void {
     )
     .option("--context <path>", "build context folder (default: the project root)")
     .option("--image <name>", "image repository name without tag (default: the id)")
-    .option("--port <n>", "port filled into {{PORT}} (default 8080)", parseCount)
-    .option("--entry <entry>", "what the container runs, filled into {{ENTRY}} (default: guessed)")
-    .option("--health-path <path>", "health endpoint filled into {{HEALTH_PATH}} (default /healthz)")
-    .action(
-      action(
-        async (reporter, c: Command) => {
-          const o = c.opts() as Record<string, string | number | undefined>;
-          return addTarget(
-            {
-              root: rootOf(c),
-              type,
-              id: String(o.id),
-              ...(o.module !== undefined ? { module: String(o.module) } : {}),
-              ...(o.template !== undefined ? { template: String(o.template) } : {}),
-              ...(o.dockerfile !== undefined ? { dockerfile: String(o.dockerfile) } : {}),
-              ...(o.context !== undefined ? { context: String(o.context) } : {}),
-              ...(o.image !== undefined ? { image: String(o.image) } : {}),
-              ...(o.port !== undefined ? { port: Number(o.port) } : {}),
-              ...(o.entry !== undefined ? { entry: String(o.entry) } : {}),
-              ...(o.healthPath !== undefined ? { healthPath: String(o.healthPath) } : {}),
-            },
-            reporter,
-          );
-        },
-        (r) =>
-          `added ${r.target.type} ${r.target.id}: module ${r.target.module}, Dockerfile ${r.target.dockerfile}` +
-          `${r.dockerfileCreated ? " (created)" : " (existing)"}, image ${r.target.image}`,
-      ),
-    );
+    .option("--entry <entry>", "what the container runs, filled into {{ENTRY}} (default: guessed)");
+  // A job serves nothing: no port, no health endpoint (issue 12 A17).
+  if (type !== "job")
+    cmd
+      .option("--port <n>", "port filled into {{PORT}} (default 8080)", parseCount)
+      .option("--health-path <path>", "health endpoint filled into {{HEALTH_PATH}} (default /healthz)");
+  cmd.action(
+    action(
+      async (reporter, c: Command) => {
+        const o = c.opts() as Record<string, string | number | undefined>;
+        return addTarget(
+          {
+            root: rootOf(c),
+            type,
+            id: String(o.id),
+            ...(o.module !== undefined ? { module: String(o.module) } : {}),
+            ...(o.template !== undefined ? { template: String(o.template) } : {}),
+            ...(o.dockerfile !== undefined ? { dockerfile: String(o.dockerfile) } : {}),
+            ...(o.context !== undefined ? { context: String(o.context) } : {}),
+            ...(o.image !== undefined ? { image: String(o.image) } : {}),
+            ...(o.port !== undefined ? { port: Number(o.port) } : {}),
+            ...(o.entry !== undefined ? { entry: String(o.entry) } : {}),
+            ...(o.healthPath !== undefined ? { healthPath: String(o.healthPath) } : {}),
+          },
+          reporter,
+        );
+      },
+      (r) =>
+        `added ${r.target.type} ${r.target.id}: module ${r.target.module}, Dockerfile ${r.target.dockerfile}` +
+        `${r.dockerfileCreated ? " (created)" : " (existing)"}, image ${r.target.image}`,
+    ),
+  );
   withExamples(cmd, [
     `dockpack targets add-${type} --id ${type === "job" ? "nightly-report" : "api"} --module ${type}s/${type === "job" ? "report" : "api"} --template ${type === "job" ? "python" : "node"}`,
-    `dockpack targets add-${type} --id web --module apps/web --port 3000 --image acme/web`,
+    type === "job"
+      ? "dockpack targets add-job --id cleanup --module jobs/cleanup --image acme/cleanup"
+      : `dockpack targets add-${type} --id web --module apps/web --port 3000 --image acme/web`,
   ]);
 }
 
@@ -128,20 +134,64 @@ export function register(program: Command): void {
         "create ops/packaging/, AGENTS.md, the templates and docs/packaging/registry.json (never overwrites)",
       )
       .option("--dry-run", "list what would be created, write nothing")
+      .option("--blueprint <path>", "the project blueprint to read (default init/project-blueprint.json)")
       .action(
         action(
           async (reporter, c: Command) =>
-            initTargets({ root: rootOf(c), dryRun: Boolean(c.opts().dryRun) }, reporter),
+            initTargets(
+              {
+                root: rootOf(c),
+                dryRun: Boolean(c.opts().dryRun),
+                ...(c.opts().blueprint ? { blueprint: c.opts().blueprint as string } : {}),
+              },
+              reporter,
+            ),
           (r) =>
             r.created.length === 0
               ? "nothing to create: the packaging tree is complete"
               : `${r.dryRun ? "would create" : "created"}:\n${r.created.map((x) => `  ${x}`).join("\n")}`,
         ),
       ),
-    ["dockpack targets init --dry-run", "dockpack targets init", "dockpack targets --root ../shop init"],
+    [
+      "dockpack targets init --dry-run",
+      "dockpack targets init",
+      "dockpack targets --root ../shop init",
+      "dockpack targets init --blueprint init/project-blueprint.json",
+    ],
   );
 
   for (const type of TARGET_TYPES) addCommand(group, type);
+
+  withExamples(
+    group
+      .command("remove")
+      .description(
+        "take a target out of docs/packaging/registry.json (its Dockerfile is kept unless --dockerfile)",
+      )
+      .argument("<id>", "the target id")
+      .option("--dockerfile", "also delete its Dockerfile when it lies under ops/packaging/")
+      .option("--dry-run", "say what would change, change nothing")
+      .action(
+        action(
+          async (reporter, c: Command, id: string) =>
+            removeTarget(
+              {
+                root: rootOf(c),
+                id,
+                deleteDockerfile: Boolean(c.opts().dockerfile),
+                dryRun: Boolean(c.opts().dryRun),
+              },
+              reporter,
+            ),
+          (r) =>
+            `${r.dryRun ? "would remove" : "removed"} ${r.removed.type} ${r.removed.id}` +
+            (r.dockerfileDeleted
+              ? ` and ${r.dockerfileDeleted}`
+              : ` (Dockerfile ${r.removed.dockerfile} kept)`),
+        ),
+      ),
+    ["dockpack targets remove api", "dockpack targets remove nightly-report --dockerfile"],
+  );
 
   withExamples(
     group

@@ -12,11 +12,13 @@
  *   other types are not created.
  * - `registry`: image name prefix used by `build` when no `--registry` and no registry-level
  *   `registry` field is given.
- * - `targets`: entries seeded into a new registry.json by `init`.
+ * - `targets`: entries seeded into a new registry.json by `init`; words (`"services"`, `"jobs"`,
+ *   `"apps"`, singular or plural, as the seed writes them, also at the top level) name the
+ *   target types to set up instead.
  * Other fields are ignored.
  */
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { z } from "zod";
 import { DockpackError } from "../core/errors.js";
 import {
@@ -28,6 +30,12 @@ import {
   type TargetType,
 } from "./schema.js";
 
+/** A target type as a word: `service`/`services`, `job`/`jobs`, `app`/`apps` (any case). */
+const TargetTypeWord = z
+  .string()
+  .transform((w) => w.trim().toLowerCase().replace(/s$/, ""))
+  .pipe(z.enum(TARGET_TYPES));
+
 const BlueprintSchema = z.looseObject({
   features: z.looseObject({ packaging: z.boolean().optional() }).optional(),
   packaging: z
@@ -35,10 +43,24 @@ const BlueprintSchema = z.looseObject({
       enabled: z.boolean().optional(),
       containerize: z.union([z.boolean(), z.array(z.enum(TARGET_TYPES))]).optional(),
       registry: z.string().optional(),
-      targets: z.array(TargetSchema).optional(),
+      targets: z.array(z.union([TargetTypeWord, TargetSchema])).optional(),
     })
     .optional(),
+  /** The seed's form: `"targets": ["services", "jobs"]` — the target types to set up. */
+  targets: z.array(z.union([TargetTypeWord, TargetSchema])).optional(),
 });
+
+/** Splits a `targets` list into type words (the string form) and target entries. */
+function splitTargets(list: (TargetType | Target)[] | undefined): { types: TargetType[]; targets: Target[] } {
+  const types: TargetType[] = [];
+  const targets: Target[] = [];
+  for (const t of list ?? []) {
+    if (typeof t === "string") {
+      if (!types.includes(t)) types.push(t);
+    } else targets.push(t);
+  }
+  return { types, targets };
+}
 
 /** What the blueprint says about packaging. */
 export interface PackagingBlueprint {
@@ -55,16 +77,22 @@ export interface PackagingBlueprint {
 }
 
 /**
- * Reads `init/project-blueprint.json` under `root`. A missing file gives the defaults (enabled,
+ * Reads `init/project-blueprint.json` under `root` (or `path`, relative to `root`; then a missing
+ * file is `BLUEPRINT_NOT_FOUND`). A missing file gives the defaults (enabled,
  * every type, no prefix, no targets). Throws `BLUEPRINT_INVALID` naming the file and JSON path
  * when it is not JSON or its packaging fields have the wrong shape.
  */
-export async function readBlueprint(root: string): Promise<PackagingBlueprint> {
-  const file = join(root, BLUEPRINT_PATH);
+export async function readBlueprint(root: string, path?: string): Promise<PackagingBlueprint> {
+  const file = path ? resolve(root, path) : join(root, BLUEPRINT_PATH);
   let text: string;
   try {
     text = await readFile(file, "utf8");
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT" && path) {
+      throw new DockpackError("BLUEPRINT_NOT_FOUND", `The blueprint ${file} does not exist.`, {
+        hint: "Check the --blueprint path.",
+      });
+    }
     if ((err as NodeJS.ErrnoException).code === "ENOENT") {
       return { file: null, enabled: true, types: [...TARGET_TYPES], targets: [] };
     }
@@ -89,11 +117,14 @@ export async function readBlueprint(root: string): Promise<PackagingBlueprint> {
   const containerize = bp.packaging?.containerize;
   const enabled =
     bp.features?.packaging !== false && bp.packaging?.enabled !== false && containerize !== false;
+  const fromPackaging = splitTargets(bp.packaging?.targets);
+  const fromTop = splitTargets(bp.targets);
+  const words = [...new Set([...fromPackaging.types, ...fromTop.types])];
   return {
     file,
     enabled,
-    types: Array.isArray(containerize) ? containerize : [...TARGET_TYPES],
+    types: Array.isArray(containerize) ? containerize : words.length > 0 ? words : [...TARGET_TYPES],
     ...(bp.packaging?.registry ? { registry: bp.packaging.registry } : {}),
-    targets: bp.packaging?.targets ?? [],
+    targets: [...fromPackaging.targets, ...fromTop.targets],
   };
 }

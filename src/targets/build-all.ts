@@ -7,6 +7,7 @@ import { DockpackError, toDockpackError } from "../core/errors.js";
 import type { Reporter } from "../core/output.js";
 import { readBlueprint } from "./blueprint.js";
 import { type BuildOptions, buildTarget, findTarget } from "./build.js";
+import { expandVars } from "./expand.js";
 import { loadRegistry } from "./registry.js";
 
 /** Options of {@link buildAllTargets}. */
@@ -68,11 +69,9 @@ export async function buildAllTargets(options: BuildAllOptions, reporter: Report
     options.targets && options.targets.length > 0
       ? options.targets.map((id) => findTarget(registry, id))
       : registry.targets;
-  const prefix = (
-    options.registry ??
-    registry.registry ??
-    (await readBlueprint(options.root)).registry ??
-    ""
+  const prefix = expandVars(
+    options.registry ?? registry.registry ?? (await readBlueprint(options.root)).registry ?? "",
+    "the registry prefix",
   ).replace(/\/+$/, "");
   const firstTag = options.tags?.[0] ?? "latest";
   const rows: BuildAllRow[] = chosen.map((t) => ({

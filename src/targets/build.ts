@@ -16,6 +16,7 @@ import type { Reporter } from "../core/output.js";
 import { readBlueprint } from "./blueprint.js";
 import { contextEntries, packContext, readDockerignore } from "./context.js";
 import { pushImage, readJsonLines } from "./engine-stream.js";
+import { expandVars } from "./expand.js";
 import { absPath, relativeInside } from "./paths.js";
 import { loadRegistry } from "./registry.js";
 import { IMAGE_NAME_RE, type Registry, TAG_RE, type Target } from "./schema.js";
@@ -144,10 +145,10 @@ export async function planBuild(options: BuildOptions, registry?: Registry): Pro
       },
     );
   }
-  const prefix = (options.registry ?? reg.registry ?? (await readBlueprint(root)).registry ?? "").replace(
-    /\/+$/,
-    "",
-  );
+  const prefix = expandVars(
+    options.registry ?? reg.registry ?? (await readBlueprint(root)).registry ?? "",
+    "the registry prefix",
+  ).replace(/\/+$/, "");
   const name = prefix ? `${prefix}/${t.image}` : t.image;
   if (!IMAGE_NAME_RE.test(name)) {
     throw usage(

@@ -13,6 +13,7 @@ export {
   readRegistry,
   saveRegistry,
 } from "./registry.js";
+export * from "./remove.js";
 export * from "./schema.js";
 export {
   findPlaceholders,

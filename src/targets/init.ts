@@ -23,7 +23,24 @@ export interface TargetsInitOptions {
   root: string;
   /** List what would be created, write nothing. */
   dryRun?: boolean;
+  /** The blueprint to read, relative to the root (default `init/project-blueprint.json`). */
+  blueprint?: string;
 }
+
+/**
+ * The `.dockerignore` written at the root when there is none: the default build context is the
+ * project root, so without it `.git`, dependencies and local secrets go into every build.
+ */
+export const DEFAULT_DOCKERIGNORE = `# Written by 'dockpack targets init': the default build context of every target is the
+# project root. Keep what no image needs out of it (see docs/commands/targets.md).
+.git
+**/node_modules
+**/.env
+**/.env.*
+.dockpack
+**/*.log
+ops/packaging/workdocs
+`;
 
 /** Result of {@link initTargets}. Paths are relative to the root. */
 export interface TargetsInitResult {
@@ -50,7 +67,7 @@ export async function initTargets(
 ): Promise<TargetsInitResult> {
   const root = options.root;
   const dryRun = options.dryRun ?? false;
-  const bp = await readBlueprint(root);
+  const bp = await readBlueprint(root, options.blueprint);
   if (!bp.enabled) {
     throw new DockpackError("PACKAGING_DISABLED", `Packaging is switched off in ${bp.file}.`, {
       hint: "Set features.packaging and packaging.enabled to true in the blueprint to use dockpack targets.",
@@ -62,6 +79,7 @@ export async function initTargets(
     dirname(REGISTRY_PATH),
   ];
   const files: { rel: string; content: () => Promise<string> }[] = [
+    { rel: ".dockerignore", content: async () => DEFAULT_DOCKERIGNORE },
     {
       rel: `${PACKAGING_ROOT}/AGENTS.md`,
       content: () => readFile(join(templatesDir(), "AGENTS.md"), "utf8"),

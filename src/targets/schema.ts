@@ -33,8 +33,23 @@ export const IMAGE_NAME_RE =
 /** A Docker tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`. */
 export const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
+/**
+ * Fills what the seed's registry entries leave out (issue 12 A14): `context` defaults to `.`
+ * (the project root) and `image` to the target id. Entries with only id/type/module/dockerfile
+ * are valid.
+ */
+function withTargetDefaults(value: unknown): unknown {
+  if (!value || typeof value !== "object" || Array.isArray(value)) return value;
+  const v = value as Record<string, unknown>;
+  return {
+    ...v,
+    ...(v.context === undefined ? { context: "." } : {}),
+    ...(v.image === undefined && typeof v.id === "string" ? { image: v.id } : {}),
+  };
+}
+
 /** One packaging target. Paths are relative to the project root, with `/` separators. */
-export const TargetSchema = z.looseObject({
+export const TargetObjectSchema = z.looseObject({
   /** Unique id, see {@link TARGET_ID_RE}. */
   id: z.string().regex(TARGET_ID_RE, "must be lowercase letters, digits and dashes ([a-z0-9-])"),
   /** service | job | app. */
@@ -43,17 +58,19 @@ export const TargetSchema = z.looseObject({
   module: z.string().min(1),
   /** The Dockerfile used to build it. */
   dockerfile: z.string().min(1),
-  /** The build context folder (default in new entries: `.`, the project root). */
+  /** The build context folder (default: `.`, the project root). */
   context: z.string().min(1),
-  /** Image repository name without tag; the registry prefix is put before it at build time. */
+  /** Image repository name without tag (default: the id); the registry prefix is put before it at build time. */
   image: z.string().min(1),
   /** Build args always passed for this target (`--build-arg` on the command line wins). */
   buildArgs: z.record(z.string(), z.string()).optional(),
   /** Target platform, e.g. `linux/amd64` (`--platform` wins). */
   platform: z.string().optional(),
 });
+/** {@link TargetObjectSchema} with the defaults of `context` (`.`) and `image` (the id). */
+export const TargetSchema = z.preprocess(withTargetDefaults, TargetObjectSchema);
 /** One packaging target, see {@link TargetSchema}. */
-export type Target = z.infer<typeof TargetSchema>;
+export type Target = z.infer<typeof TargetObjectSchema>;
 
 /** The whole registry file. */
 export const RegistrySchema = z.looseObject({
