@@ -6,7 +6,7 @@
  * which is removed on failure, exit or signal; the output folder changes only once every artifact
  * is complete.
  */
-import { realpathSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { chmod, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, sep } from "node:path";
@@ -60,6 +60,33 @@ export function checkForceClean(outputDir: string, target: string): void {
           hint: "Choose a dedicated output folder with -o, such as ./output, or drop -f.",
           usage: true,
           details: { outputDir, guarded: path },
+        },
+      );
+    }
+  }
+}
+
+/**
+ * Refuses an output folder inside a feature folder (issue 12 A12): `features package src -o
+ * src/other -f`, where `other` is a feature, would delete that feature's files and leave it out
+ * of the collection. Every folder from `outputDir` up to `target` (exclusive: a single feature may
+ * hold its own output folder, which is never packaged; symlinks resolved) is checked for a
+ * `devcontainer-feature.json`.
+ * @throws DockpackError `FEATURES_OUTPUT_IN_FEATURE` (usage error) naming the feature folder.
+ */
+export function checkOutputNotInFeature(outputDir: string, target: string): void {
+  const out = real(outputDir);
+  const top = real(target);
+  if (!containsOrIs(top, out)) return;
+  for (let d = out; d !== top && dirname(d) !== d; d = dirname(d)) {
+    if (existsSync(join(d, "devcontainer-feature.json"))) {
+      throw new DockpackError(
+        "FEATURES_OUTPUT_IN_FEATURE",
+        `Refusing to write into ${outputDir}: it is inside the feature folder ${d}.`,
+        {
+          hint: "Choose an output folder outside every feature folder, such as ./output.",
+          usage: true,
+          details: { outputDir, feature: d },
         },
       );
     }

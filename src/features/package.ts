@@ -31,6 +31,7 @@ import {
 import {
   checkForceClean,
   checkOutputFolder,
+  checkOutputNotInFeature,
   commitOutput,
   createStaging,
   discardStaging,
@@ -168,6 +169,7 @@ export async function packageFeatures(
   const target = resolve(o.target);
   const outputDir = resolve(o.outputFolder);
   const mtime = resolveSourceDateEpoch(o.sourceDateEpoch);
+  checkOutputNotInFeature(outputDir, target);
   if (o.forceCleanOutputFolder) checkForceClean(outputDir, target);
   await checkOutputFolder(outputDir);
   const found = await discoverFeatures(target, reporter, [outputDir]);
