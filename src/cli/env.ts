@@ -31,6 +31,11 @@ export function renderEnvironment(e: EnvironmentInfo): string {
     }`,
     `  volumes:  ${e.volumes.map((v) => `${v.volume} (${v.size === null ? "absent" : formatBytes(v.size)})`).join(", ") || "-"}`,
     `  containers: ${e.containers.map((c) => `${c.name} ${c.state}`).join(", ") || "-"}`,
+    ...(e.shared.volumes.length || e.shared.networks.length
+      ? [
+          `  shared:   ${[...e.shared.volumes.map((v) => `volume ${v}`), ...e.shared.networks.map((n) => `network ${n}`)].join(", ")} (external, not packaged)`,
+        ]
+      : []),
   ];
   return lines.join("\n");
 }

@@ -78,6 +78,8 @@ export interface EnvironmentInfo {
   /** Published host ports: `service:container/proto` → host port. */
   ports: Record<string, number>;
   url: string | null;
+  /** External volumes and networks the environment shares with every other one (never packaged). */
+  shared: { volumes: string[]; networks: string[] };
 }
 
 /** The repository root, its config and the absolute worktrees folder. */
@@ -242,6 +244,7 @@ export async function describe(path: string, settings: EnvSettings): Promise<Env
     volumes,
     ports: settings.ports,
     url: settings.url,
+    shared: settings.shared,
   };
 }
 
