@@ -6,7 +6,6 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { withSignal } from "../core/abort.js";
-import { sweepStaleTempDirs } from "../core/fs/temp.js";
 import { GROUPS } from "./groups.js";
 import { handleInterrupts } from "./interrupt.js";
 
@@ -54,8 +53,10 @@ function changeDirectory(dir: string): void {
 
 async function main(argv: string[]): Promise<void> {
   const directoryApplied = applyDirectory(argv);
-  // Temp folders of dockpack runs that were killed (kill -9, a crash) go first (core/fs/temp).
-  await sweepStaleTempDirs().catch(() => []);
+  // Temp folders of dockpack runs that were killed (kill -9, a crash) go first (core/fs/temp);
+  // not for help and version, which must start fast.
+  if (firstCommand(argv) && !argv.some((a) => ["-h", "--help", "-V", "--version"].includes(a)))
+    await (await import("../core/fs/temp.js")).sweepStaleTempDirs().catch(() => []);
   const wantsJson = argv.includes("--json");
   const program = new Command("dockpack")
     .description(

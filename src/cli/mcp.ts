@@ -5,7 +5,6 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { currentSignal } from "../core/abort.js";
-import { serveStdio } from "../mcp/server.js";
 import { withExamples } from "./common.js";
 
 /** Adds the `mcp` command. */
@@ -20,6 +19,8 @@ export function register(program: Command): void {
         "run the MCP server over stdio (tools: export_package, import_package, list_packages, validate_package, env_list, env_create, …)",
       )
       .action(async () => {
+        // the MCP SDK and every domain's tools load only when the server starts
+        const { serveStdio } = await import("../mcp/server.js");
         await serveStdio(version, currentSignal());
       }),
     ["dockpack mcp", `claude mcp add dockpack -- npx dockpack mcp`],

@@ -4,7 +4,7 @@
  */
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
-import { type Options as ExecaOptions, execa } from "execa";
+import type { Options as ExecaOptions } from "execa";
 import { currentSignal, interrupted } from "./abort.js";
 import { DockpackError } from "./errors.js";
 
@@ -81,6 +81,8 @@ export interface RunResult {
 export async function run(program: string, args: string[], options: ExecaOptions = {}): Promise<RunResult> {
   requireProgram(program);
   const signal = options.cancelSignal ?? currentSignal();
+  // loaded on first use: execa is ~120 modules, and most commands' start-up never runs a program
+  const { execa } = await import("execa");
   const res = await execa(program, args, {
     reject: false,
     stripFinalNewline: true,

@@ -7,7 +7,15 @@
  * at `debug` when it ends).
  */
 import type { Writable } from "node:stream";
-import cliProgress from "cli-progress";
+import { createRequire } from "node:module";
+import type cliProgressTypes from "cli-progress";
+
+/** cli-progress, loaded when the first bar is drawn (start-up time of commands that draw none). */
+let cliProgressModule: typeof cliProgressTypes | undefined;
+function cliProgress(): typeof cliProgressTypes {
+  cliProgressModule ??= createRequire(import.meta.url)("cli-progress") as typeof cliProgressTypes;
+  return cliProgressModule;
+}
 
 /** Log levels, most severe first. `info` is the default. */
 export const LOG_LEVELS = ["error", "warn", "info", "debug", "trace"] as const;
@@ -108,7 +116,7 @@ export function createReporter(options: ReporterOptions = {}): Reporter {
         unit === "bytes"
           ? `${label} [{bar}] {percentage}% {doneh}/{totalh} {rate}/s ETA {eta_formatted}`
           : `${label} [{bar}] {value}/{total}`;
-      const bar = new cliProgress.SingleBar(
+      const bar = new (cliProgress().SingleBar)(
         {
           format: fmt,
           stream: stderr as NodeJS.WriteStream,
@@ -116,7 +124,7 @@ export function createReporter(options: ReporterOptions = {}): Reporter {
           clearOnComplete: true,
           etaBuffer: 50,
         },
-        cliProgress.Presets.shades_classic,
+        cliProgress().Presets.shades_classic,
       );
       let done = 0;
       let tot = total ?? 0;

@@ -5,7 +5,6 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { execa } from "execa";
 import { DockpackError } from "../core/errors.js";
 import type { Tool } from "./manifest.js";
 import { trackGroup, untrackGroup } from "./reaper.js";
@@ -116,6 +115,7 @@ export async function runExecutable(
   if (node) Object.assign(env, node.env);
   const timeoutSeconds = options.timeoutSeconds ?? m.timeout_seconds;
   const started = performance.now();
+  const { execa } = await import("execa"); // loaded on first use (start-up time of `tool --help`)
   try {
     // The tool runs in its own process group, and the timeout stops the whole group: a shell
     // command's children would otherwise keep stdout open and outlive the timeout.
