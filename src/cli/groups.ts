@@ -69,4 +69,9 @@ export const GROUPS: GroupEntry[] = [
     summary: "remove a registry's stored credentials",
     load: () => import("./registry.js").then((m) => m.logoutGroup),
   },
+  {
+    name: "completion",
+    summary: "print a shell completion script: bash, zsh or fish",
+    load: () => import("./completion.js"),
+  },
 ];
