@@ -63,7 +63,7 @@ function main(): void {
     for (const c of commands) timeRun([MAIN, ...c], empty);
     for (let i = 0; i < runs; i++) {
       baseline.push(timeRun(["-e", "0"], empty));
-      commands.forEach((c, j) => times[j].push(timeRun([MAIN, ...c], empty)));
+      for (const [j, c] of commands.entries()) times[j].push(timeRun([MAIN, ...c], empty));
     }
     const node = median(baseline);
     const rows = commands.map((c, j) => {

@@ -6,8 +6,9 @@
  * stderr is a TTY, `--json` is off and `--quiet` is off; otherwise progress is silent (and logged
  * at `debug` when it ends).
  */
-import type { Writable } from "node:stream";
+
 import { createRequire } from "node:module";
+import type { Writable } from "node:stream";
 import type cliProgressTypes from "cli-progress";
 
 /** cli-progress, loaded when the first bar is drawn (start-up time of commands that draw none). */
