@@ -160,7 +160,7 @@ export function register(program: Command): void {
       .description("list environments: branch, status, URL, containers, volumes with sizes")
       .action(
         action(
-          async () => listEnvironments(),
+          async (r) => listEnvironments({}, r),
           (r) =>
             r.environments.length === 0
               ? "no environments (create one with 'dockpack env create BRANCH')"
@@ -212,7 +212,7 @@ export function register(program: Command): void {
               r,
             ),
           (r) =>
-            `removed environment ${r.branch} (${r.path})${r.removedVolumes.length ? `, volumes ${r.removedVolumes.join(", ")}` : ""}${r.branchDeleted ? ", branch deleted" : ""}` +
+            `${r.rolledBack ? "rolled back the half-imported " : "removed "}environment ${r.branch} (${r.path})${r.removedVolumes.length ? `, volumes ${r.removedVolumes.join(", ")}` : ""}${r.branchDeleted ? ", branch deleted" : ""}` +
             (r.keptVolumes.length
               ? `\nkept volumes ${r.keptVolumes.join(", ")} (their data stays; remove them later with: dockpack env prune)`
               : ""),

@@ -109,6 +109,10 @@ export function register(program: Command): void {
         "--allow-special-files",
         "restore device nodes and fifos found in volume data (refused by default)",
       )
+      .option(
+        "--project <name>",
+        "with --standalone: the new repository's project name (default: DIR's name)",
+      )
       .action(
         action(
           async (r, cmd, pkg: string) => {
@@ -120,6 +124,7 @@ export function register(program: Command): void {
               force: o.force,
               standalone: o.standalone,
               allowSpecialFiles: o.allowSpecialFiles === true,
+              project: o.project,
             };
             const { isRegistryReference, importFromRegistry } = await import("../env/registry-import.js");
             if (isRegistryReference(pkg))

@@ -4,7 +4,9 @@
  *
  * `initEnvironments` writes `.dockpack/config.yml`; `createEnvironment` adds the worktree and its
  * settings (see settings.ts); `environmentUp`/`environmentDown` run docker-compose for it;
- * `listEnvironments`/`environmentInfo` report status; `removeEnvironment` takes it away.
+ * `listEnvironments`/`environmentInfo` report status (`removeEnvironment`, in remove.ts, takes
+ * it away). Each of them first finishes or undoes the work of dockpack runs that died
+ * (recover.ts), so a killed export or import never shows up as a half environment.
  */
 
 import { access, copyFile, mkdir, writeFile } from "node:fs/promises";
@@ -25,7 +27,6 @@ import {
   deleteBranch,
   isRepo,
   repoRoot,
-  status,
   worktreeAdd,
   worktreeList,
   worktreeRemove,
@@ -34,6 +35,7 @@ import { type Reporter, silentReporter } from "../core/output.js";
 import { composeDown, type UpOptions, upEnvironment, withStoppedContainers } from "./compose-run.js";
 import { CONFIG_FILE, DOCKPACK_DIR, type EnvConfig, loadEnvConfig, renderEnvConfig } from "./config.js";
 import { checkBranchName, worktreeFolder } from "./naming.js";
+import { recoverDeadRuns } from "./recover.js";
 import {
   type EnvSettings,
   excludeFromGit,
@@ -142,6 +144,7 @@ export async function createEnvironment(
   reporter: Reporter = silentReporter(),
 ): Promise<EnvironmentInfo> {
   checkBranchName(options.branch);
+  await recoverDeadRuns(reporter);
   const ctx = await repoContext(options.cwd ?? process.cwd());
   const { branch } = options;
   for (const wt of await worktreeList(ctx.root))
@@ -281,6 +284,7 @@ export async function environmentBuild(
   ref: EnvRef,
   reporter: Reporter = silentReporter(),
 ): Promise<EnvironmentInfo> {
+  await recoverDeadRuns(reporter);
   const ctx = await repoContext(ref.cwd ?? process.cwd());
   const env = await findEnvironment(ctx, ref.branch);
   const settings = await upEnvironment(
@@ -299,6 +303,7 @@ export async function environmentDown(
   ref: EnvRef,
   reporter: Reporter = silentReporter(),
 ): Promise<EnvironmentInfo> {
+  await recoverDeadRuns(reporter);
   const ctx = await repoContext(ref.cwd ?? process.cwd());
   const env = await findEnvironment(ctx, ref.branch);
   reporter.info(`stopping ${env.settings.compose_project}`);
@@ -308,6 +313,7 @@ export async function environmentDown(
 
 /** The info of one environment. Throws `ENV_NOT_FOUND`. */
 export async function environmentInfo(ref: EnvRef): Promise<EnvironmentInfo> {
+  await recoverDeadRuns();
   const ctx = await repoContext(ref.cwd ?? process.cwd());
   const env = await findEnvironment(ctx, ref.branch);
   return describe(env.path, env.settings);
@@ -316,7 +322,9 @@ export async function environmentInfo(ref: EnvRef): Promise<EnvironmentInfo> {
 /** Every environment of the repository containing `cwd` (worktrees with `.dockpack/env.yml`). */
 export async function listEnvironments(
   options: { cwd?: string } = {},
+  reporter: Reporter = silentReporter(),
 ): Promise<{ environments: EnvironmentInfo[] }> {
+  await recoverDeadRuns(reporter);
   const ctx = await repoContext(options.cwd ?? process.cwd());
   const environments: EnvironmentInfo[] = [];
   for (const wt of await worktreeList(ctx.root)) {
@@ -324,62 +332,4 @@ export async function listEnvironments(
     if (settings) environments.push(await describe(wt.path, settings));
   }
   return { environments };
-}
-
-/** Options of {@link removeEnvironment}. */
-export interface RemoveOptions extends EnvRef {
-  /** Also remove the environment's named volumes. */
-  volumes?: boolean;
-  /** Also delete the git branch. */
-  deleteBranch?: boolean;
-  /** Remove a worktree with uncommitted changes (they are lost). */
-  force?: boolean;
-}
-
-/** Result of {@link removeEnvironment}. */
-export interface RemoveResult {
-  branch: string;
-  path: string;
-  removedVolumes: string[];
-  /** Docker volumes of the environment that still exist (without `volumes`); `env prune` removes them later. */
-  keptVolumes: string[];
-  branchDeleted: boolean;
-}
-
-/**
- * Removes an environment: `docker-compose down`, the worktree, and optionally its volumes and
- * branch. Refuses a worktree with uncommitted or untracked changes unless `force`.
- * @throws DockpackError `ENV_NOT_FOUND`, `ENV_DIRTY` (listing the changed files)
- */
-export async function removeEnvironment(
-  options: RemoveOptions,
-  reporter: Reporter = silentReporter(),
-): Promise<RemoveResult> {
-  const ctx = await repoContext(options.cwd ?? process.cwd());
-  const env = await findEnvironment(ctx, options.branch);
-  const st = await status(env.path);
-  if (st.dirty && !options.force)
-    throw new DockpackError(
-      "ENV_DIRTY",
-      `The worktree ${env.path} has uncommitted changes: ${st.entries.slice(0, 10).join(", ")}${st.entries.length > 10 ? ", …" : ""}`,
-      { hint: "Commit or stash them, or pass --force to lose them.", details: { entries: st.entries } },
-    );
-  reporter.info(`stopping ${env.settings.compose_project}`);
-  await composeDown(env.path, env.settings.compose_project);
-  await worktreeRemove(ctx.root, env.path, { force: true });
-  const removedVolumes: string[] = [];
-  const keptVolumes: string[] = [];
-  for (const v of Object.values(env.settings.volumes)) {
-    if (!(await volumeExists(v))) continue;
-    if (options.volumes) {
-      await removeVolume(v);
-      removedVolumes.push(v);
-    } else keptVolumes.push(v);
-  }
-  let branchDeleted = false;
-  if (options.deleteBranch) {
-    await deleteBranch(options.branch, ctx.root, true);
-    branchDeleted = true;
-  }
-  return { branch: options.branch, path: env.path, removedVolumes, keptVolumes, branchDeleted };
 }

@@ -3,32 +3,37 @@
  * environment — its env files, config and compose files, optionally its code, and the data of
  * every configured named volume — atomically into an output folder.
  *
- * Order of work: check the volumes and free space (volume sizes + code, refused with the numbers
- * when short) → stage the package in a hidden temp folder inside the output folder → write
+ * Order of work: recover dead runs (recover.ts) → check the volumes and free space (volume sizes
+ * + code, refused with the numbers when short) → take the environment's lock (a second export or
+ * an import into it waits) → open the run journal (journal.ts) → stage the package in a hidden
+ * folder `.dockpack-export-<run>` inside the output folder (recorded first) → write
  * metadata.json's reserved space, environment/, code/ → stop the environment's running
- * containers → stream each volume through the Engine (helper container, GET archive) into a
- * compressed member, hashing on the way → start the containers again → checksums.sha256 →
- * fill in metadata.json → fsync → hard-link the file under its final name (never replacing one)
- * and drop the temp folder. An error, Ctrl-C or kill at any point removes the temp folder and
- * starts the stopped containers again, so no partial package is ever visible.
+ * containers (recorded first) → stream each volume through the Engine (helper container, GET
+ * archive) into a compressed member, hashing on the way → start the containers again →
+ * checksums.sha256 → fill in metadata.json → fsync → hard-link the file under its final name
+ * (never replacing one) → commit (stage folder removed). An error or an interruption
+ * (`options.signal`, Ctrl-C) at any point removes the stage folder and starts the stopped
+ * containers again; after kill -9 the next dockpack command does it. A package that appeared
+ * under its final name is complete.
  */
 import { createReadStream } from "node:fs";
 import { link, lstat, mkdir, readFile, readlink, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { throwIfAborted, withSignal } from "../core/abort.js";
+import { withSignal } from "../core/abort.js";
 import { CODEC_EXTENSION, compressStream } from "../core/codec.js";
 import { DigestStream } from "../core/digest.js";
 import { readVolumeTar, volumeExists, volumeSize } from "../core/docker/volumes.js";
 import { DockpackError } from "../core/errors.js";
-import { ensureFreeSpace, makeTempDir, removeTempDir } from "../core/fs.js";
+import { ensureFreeSpace } from "../core/fs.js";
 import { listWorkingFiles, revParse, status } from "../core/git.js";
 import { type Reporter, silentReporter } from "../core/output.js";
 import { bindMountedData } from "./compose-data.js";
-import { withStoppedContainers } from "./compose-run.js";
 import { CONFIG_FILE } from "./config.js";
 import { findEnvironment, repoContext } from "./environments.js";
+import { withPausedEnvironment } from "./export-pause.js";
 import { failAt } from "./fail-hook.js";
+import { Journal } from "./journal.js";
 import { sanitizeName } from "./naming.js";
 import {
   CHECKSUMS_MEMBER,
@@ -42,6 +47,8 @@ import {
   renderChecksums,
 } from "./package-format.js";
 import { type MemberInfo, PackageTarWriter } from "./package-writer.js";
+import { recoverDeadRuns, withEnvLock } from "./recover.js";
+import { STAGE_PREFIX } from "./recover-undo.js";
 import { excludeFolderFromGit } from "./settings.js";
 import { dockpackVersion } from "./version.js";
 
@@ -57,7 +64,7 @@ export interface ExportOptions {
   includeCode?: boolean;
   /** Volume codec: `zstd` (default), `gzip`, or `none` (`--no-compress`). */
   codec?: "zstd" | "gzip" | "none";
-  /** Aborts the export: everything is rolled back, then it rejects with `INTERRUPTED`. */
+  /** Aborts the export (everything it changed is undone; the error is `INTERRUPTED`). */
   signal?: AbortSignal;
 }
 
@@ -92,8 +99,8 @@ async function addFileMember(w: PackageTarWriter, member: string, path: string):
  * @returns the package path, size (bytes), metadata and wall time (seconds)
  * @throws DockpackError `ENV_NOT_FOUND`, `ENV_VOLUME_MISSING` (a configured volume does not
  *   exist: start the environment once), `NO_SPACE` (with needed/available bytes), `VOLUME_*`,
- *   `CODEC_*`, `INJECTED_FAILURE` (test hook `DOCKPACK_FAIL_AT=export:<step>`), `INTERRUPTED`
- *   (`options.signal` aborted: no package, stopped containers started again)
+ *   `CODEC_*`, `INTERRUPTED` (aborted), `LOCKED` (the environment stayed locked by another
+ *   process for an hour), `INJECTED_FAILURE` (test hook `DOCKPACK_FAIL_AT=export:<step>`)
  */
 export async function exportEnvironment(
   options: ExportOptions,
@@ -105,8 +112,22 @@ export async function exportEnvironment(
 async function exportUnderSignal(options: ExportOptions, reporter: Reporter): Promise<ExportResult> {
   const started = Date.now();
   const cwd = options.cwd ?? process.cwd();
+  await recoverDeadRuns(reporter);
   const ctx = await repoContext(cwd);
   const env = await findEnvironment(ctx, options.branch);
+  return withEnvLock(env.settings.compose_project, reporter, () =>
+    exportLocked(options, reporter, started, ctx, env),
+  );
+}
+
+async function exportLocked(
+  options: ExportOptions,
+  reporter: Reporter,
+  started: number,
+  ctx: Awaited<ReturnType<typeof repoContext>>,
+  env: Awaited<ReturnType<typeof findEnvironment>>,
+): Promise<ExportResult> {
+  const cwd = options.cwd ?? process.cwd();
   const codec = options.codec ?? "zstd";
   const includeCode = options.includeCode ?? true;
   const outputDir = resolve(cwd, options.outputDir ?? "packages");
@@ -134,12 +155,26 @@ async function exportUnderSignal(options: ExportOptions, reporter: Reporter): Pr
   await ensureFreeSpace(outputDir, needed, `the package of environment '${options.branch}'`);
   failAt("export:space");
 
-  throwIfAborted();
-  const temp = await makeTempDir(".dockpack-export-", { parent: outputDir });
-  const stagePath = join(temp, "package.tar");
-  const now = new Date();
-  const writer = await PackageTarWriter.open(stagePath, Math.floor(now.getTime() / 1000));
+  const journal = await Journal.open(
+    {
+      kind: "export",
+      repo: ctx.root,
+      branch: options.branch,
+      composeProject: env.settings.compose_project,
+      signal: options.signal,
+    },
+    reporter,
+  );
+  const temp = join(outputDir, `${STAGE_PREFIX}${journal.id}`);
+  let writer: PackageTarWriter | undefined;
   try {
+    await journal.will({ op: "stage", path: temp });
+    await mkdir(temp);
+    journal.checkpoint();
+    const stagePath = join(temp, "package.tar");
+    const now = new Date();
+    writer = await PackageTarWriter.open(stagePath, Math.floor(now.getTime() / 1000));
+    const w = writer;
     const members: MemberInfo[] = [];
     const reservation = await writer.reserve(METADATA_MEMBER, METADATA_RESERVED_BYTES);
 
@@ -153,6 +188,7 @@ async function exportUnderSignal(options: ExportOptions, reporter: Reporter): Pr
       ]),
     ];
     for (const rel of envPaths) {
+      journal.checkpoint();
       const info = await addFileMember(writer, `environment/${rel}`, join(env.path, rel)).catch((err) => {
         if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
         throw err;
@@ -168,7 +204,7 @@ async function exportUnderSignal(options: ExportOptions, reporter: Reporter): Pr
     if (includeCode) {
       reporter.info(`adding ${files.length} code file(s)`);
       for (const rel of files) {
-        throwIfAborted();
+        journal.checkpoint();
         const info = await addFileMember(writer, `code/${rel}`, join(env.path, rel)).catch((err) => {
           if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
           throw err;
@@ -182,14 +218,17 @@ async function exportUnderSignal(options: ExportOptions, reporter: Reporter): Pr
     failAt("export:code");
 
     const packaged: PackageVolume[] = [];
-    await withStoppedContainers(env.settings.compose_project, reporter, async () => {
+    await withPausedEnvironment(env.settings.compose_project, journal, reporter, async () => {
       for (const v of volumes) {
-        throwIfAborted();
+        journal.checkpoint();
         const member = `volumes/${v.name}.tar${CODEC_EXTENSION[codec]}`;
         reporter.info(`exporting volume ${v.source}`);
         const bar = reporter.progress(`volume ${v.name}`, v.size);
         const tarDigest = new DigestStream();
         const source = await readVolumeTar(v.source);
+        const unhook = journal.onCancel(() =>
+          source.destroy(new DockpackError("INTERRUPTED", "Interrupted.", { hint: "Run the export again." })),
+        );
         const compressed = compressStream(codec);
         const piping = pipeline(source, tarDigest, compressed);
         let done = 0;
@@ -197,9 +236,10 @@ async function exportUnderSignal(options: ExportOptions, reporter: Reporter): Pr
           done += c.length;
           bar.update(Math.min(done, v.size));
         });
-        const [info] = await Promise.all([writer.addStream(member, compressed), piping]).finally(() =>
-          bar.stop(),
-        );
+        const [info] = await Promise.all([w.addStream(member, compressed), piping]).finally(() => {
+          unhook();
+          bar.stop();
+        });
         members.push(info);
         packaged.push({
           name: v.name,
@@ -249,9 +289,9 @@ async function exportUnderSignal(options: ExportOptions, reporter: Reporter): Pr
       Buffer.from(renderChecksums([metaInfo, ...members].map((m) => ({ member: m.name, sha256: m.sha256 })))),
     );
     await writer.finish();
+    writer = undefined;
     failAt("export:finish");
-    // never publish once aborted (the containers were already started again)
-    throwIfAborted();
+    journal.checkpoint();
 
     const finalPath = await publish(
       stagePath,
@@ -260,14 +300,15 @@ async function exportUnderSignal(options: ExportOptions, reporter: Reporter): Pr
       sanitizeName(options.branch),
       now,
     );
+    await journal.commit();
     const size = (await lstat(finalPath)).size;
     reporter.info(`wrote ${finalPath}`);
     return { package: finalPath, size, metadata, seconds: (Date.now() - started) / 1000 };
   } catch (err) {
-    await writer.abort();
+    await writer?.abort();
+    const failed = await journal.rollback();
+    for (const f of failed) reporter.warn(`rollback: ${f} (the next dockpack command tries again)`);
     throw err;
-  } finally {
-    await removeTempDir(temp);
   }
 }
 

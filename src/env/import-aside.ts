@@ -1,9 +1,9 @@
 /**
  * Import conflicts: what already exists under the target name (branch, worktree, folder,
- * volumes, containers), and moving it aside under `--force` so that a failed import can put it
- * back (undo recorded in the {@link Journal}) and a successful one drops it.
+ * volumes, containers), and moving it aside under `--force` so that a failed or killed import
+ * puts it back (each move recorded in the run journal first) and a successful one drops it.
  */
-import { lstat, rename, rm } from "node:fs/promises";
+import { lstat, rename } from "node:fs/promises";
 import { listContainers } from "../core/docker/containers.js";
 import {
   createVolume,
@@ -12,9 +12,9 @@ import {
   volumeExists,
   writeVolumeTar,
 } from "../core/docker/volumes.js";
-import { branchExists, deleteBranch, git, worktreeList, worktreeRemove } from "../core/git.js";
+import { branchExists, git, worktreeList } from "../core/git.js";
 import type { Reporter } from "../core/output.js";
-import { composeDown, composeUp, removeVolumeSoon, runningContainers } from "./compose-run.js";
+import { composeDown, runningContainers } from "./compose-run.js";
 import type { Journal } from "./journal.js";
 import { readEnvSettings } from "./settings.js";
 
@@ -52,7 +52,11 @@ export async function findConflicts(
   return out;
 }
 
-/** Moves conflicting things aside (undone on rollback, dropped after success). Returns their names. */
+/**
+ * Moves conflicting things aside, each recorded in the run journal before it is done (put back
+ * on rollback, also by the next dockpack command after a kill; dropped by the commit's finish
+ * actions). Returns their names.
+ */
 export async function moveAside(
   root: string,
   branch: string,
@@ -63,7 +67,7 @@ export async function moveAside(
   journal: Journal,
   reporter: Reporter,
 ): Promise<string[]> {
-  const tag = stamp();
+  const tag = `${stamp()}-${journal.id.slice(-8)}`;
   const replaced: string[] = [];
   const wt = (await worktreeList(root)).find((w) => w.branch === branch);
   if (wt || conflicts.some((c) => c.kind === "containers")) {
@@ -72,54 +76,39 @@ export async function moveAside(
     const settings = wt ? await readEnvSettings(wt.path).catch(() => null) : null;
     if (settings) {
       reporter.info(`stopping ${composeProject} (replaced)`);
+      await journal.will({ op: "replaced-down", path: wtPath, project: composeProject, running });
       await composeDown(wtPath, composeProject);
-      journal.added(`start ${composeProject} again`, async () => {
-        if (running) await composeUp(wtPath, composeProject);
-      });
     }
   }
+  journal.checkpoint();
   if (wt) {
     const aside = `${wt.path}.aside-${tag}`;
+    await journal.will({ op: "aside-worktree", root, from: wt.path, to: aside });
     await git(["worktree", "move", wt.path, aside], root);
-    journal.added(`move worktree back to ${wt.path}`, () =>
-      git(["worktree", "move", aside, wt.path], root).then(() => {}),
-    );
-    journal.afterSuccess(`remove old worktree ${aside}`, () => worktreeRemove(root, aside, { force: true }));
     replaced.push(`worktree ${wt.path}`);
   } else if (await exists(path)) {
     const aside = `${path}.aside-${tag}`;
+    await journal.will({ op: "aside-folder", from: path, to: aside });
     await rename(path, aside);
-    journal.added(`move folder back to ${path}`, () => rename(aside, path));
-    journal.afterSuccess(`remove old folder ${aside}`, () => rm(aside, { recursive: true, force: true }));
     replaced.push(`folder ${path}`);
   }
+  journal.checkpoint();
   if (await branchExists(branch, root)) {
     const asideBranch = `dockpack-aside/${tag}/${branch}`;
+    await journal.will({ op: "aside-branch", root, branch, aside: asideBranch });
     await git(["branch", "-m", branch, asideBranch], root);
-    journal.added(`rename branch ${asideBranch} back to ${branch}`, async () => {
-      await deleteBranch(branch, root, true).catch(() => {});
-      await git(["branch", "-m", asideBranch, branch], root);
-    });
-    journal.afterSuccess(`delete old branch ${asideBranch}`, () => deleteBranch(asideBranch, root, true));
     replaced.push(`branch ${branch}`);
   }
   for (const v of volumes) {
+    journal.checkpoint();
     if (!(await volumeExists(v))) continue;
     const aside = `${v}-aside-${tag}`;
     reporter.info(`keeping volume ${v} aside as ${aside}`);
+    const seq = await journal.will({ op: "aside-volume", volume: v, aside, project: composeProject });
     await createVolume(aside, { "io.dockpack.aside-of": v });
-    journal.added(`remove aside volume ${aside}`, () => removeVolumeSoon(aside));
     await writeVolumeTar(aside, await readVolumeTar(v));
+    await journal.mark(seq, "copied");
     await removeVolume(v);
-    journal.added(`restore volume ${v} from ${aside}`, async () => {
-      if (await volumeExists(v)) await removeVolumeSoon(v);
-      await createVolume(v, {
-        "com.docker.compose.project": composeProject,
-        "com.docker.compose.volume": v.slice(composeProject.length + 1),
-      });
-      await writeVolumeTar(v, await readVolumeTar(aside));
-    });
-    journal.afterSuccess(`remove aside volume ${aside}`, () => removeVolume(aside));
     replaced.push(`volume ${v}`);
   }
   return replaced;

@@ -1,23 +1,31 @@
-import { lstat, mkdir, rm } from "node:fs/promises";
+/**
+ * `importPackage`: recreates an environment from a package.
+ *
+ * Steps, in order (the step names appear in errors): recover dead runs (recover.ts) → `target`:
+ * read the package's head and decide where it goes (import-target.ts: the repository must be
+ * initialised for the package's project, or `--standalone` gets its own compose project), cheap
+ * conflict checks → `verify`: the full verification read → the environment's lock (an export of
+ * it or another import into it waits) → `conflicts` (again, under the lock) → `space` →
+ * `standalone` → `aside` → `worktree` → `code` → `environment` → `settings` → `volumes` →
+ * `finish` (the commit point).
+ *
+ * Every change is recorded in the run journal (journal.ts) before it is made. A failure or an
+ * interruption (`options.signal`, Ctrl-C) before the commit point rolls back everything and puts
+ * back what `--force` moved aside; after kill -9 the next dockpack command does the same. After
+ * the commit point an interruption changes nothing: the import has happened.
+ */
+import { lstat, mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { withSignal } from "../core/abort.js";
 import { createVolume } from "../core/docker/volumes.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
 import { ensureFreeSpace } from "../core/fs.js";
-import {
-  commitExists,
-  deleteBranch,
-  git,
-  withoutGitHooks,
-  worktreeAdd,
-  worktreeList,
-  worktreeRemove,
-} from "../core/git.js";
+import { commitExists, git, withoutGitHooks } from "../core/git.js";
 import { type Reporter, silentReporter } from "../core/output.js";
-import { removeVolumeSoon } from "./compose-run.js";
-import { CONFIG_FILE, type EnvConfig, loadEnvConfig, parseEnvConfigText } from "./config.js";
-import { describe, type EnvironmentInfo, findRepoRoot } from "./environments.js";
+import { CONFIG_FILE, loadEnvConfig, parseEnvConfigText, renderEnvConfig } from "./config.js";
+import { describe, type EnvironmentInfo } from "./environments.js";
 import { failAt } from "./fail-hook.js";
-import { findConflicts, moveAside } from "./import-aside.js";
+import { moveAside } from "./import-aside.js";
 import {
   createStandaloneRepo,
   dockerRootDir,
@@ -25,11 +33,15 @@ import {
   restoreMembers,
   restoreVolume,
 } from "./import-restore.js";
+import { type ImportTarget, refuseConflicts, resolveTarget, targetConflicts } from "./import-target.js";
 import { inspectVerified } from "./inspect.js";
 import { composeWarnings } from "./inspect-compose.js";
 import { Journal } from "./journal.js";
-import { checkBranchName, composeProjectName, volumeName, worktreeFolder } from "./naming.js";
-import { requireValidPackage } from "./package-reader.js";
+import { worktreeFolder } from "./naming.js";
+import type { PackageMetadata } from "./package-format.js";
+import { readPackageHead, requireValidPackage } from "./package-reader.js";
+import { recoverDeadRuns, withEnvLock } from "./recover.js";
+import { RUN_LABEL } from "./recover-undo.js";
 import { excludeFromGit, volumeCreateOptions, writeEnvSettings } from "./settings.js";
 
 /** Options of {@link importPackage}; the CLI flags and the MCP tool map onto these. */
@@ -46,8 +58,15 @@ export interface ImportOptions {
   force?: boolean;
   /** Create a fresh git repository in this folder from the package's code snapshot and import there. */
   standalone?: string;
+  /**
+   * With `standalone`: the new repository's project name, hence compose project
+   * `<project>-<branch>` (default: the folder's name, sanitised).
+   */
+  project?: string;
   /** Restore device nodes and fifos found in volume tars (refused by default). */
   allowSpecialFiles?: boolean;
+  /** Aborts the import (everything it changed is rolled back; the error is `IMPORT_FAILED`/`INTERRUPTED`). */
+  signal?: AbortSignal;
 }
 
 /** Result of {@link importPackage}: the new environment and what the import did. */
@@ -66,80 +85,100 @@ export interface ImportResult {
 
 /**
  * Imports a package; see the module docs for the steps and guarantees.
- * @throws DockpackError: the package's first problem code (`PACKAGE_CHECKSUM_MISMATCH`,
- *   `PACKAGE_VERSION_UNSUPPORTED`, …) with every problem in details; `IMPORT_CONFLICT` listing
- *   conflicts; `NO_SPACE`; `IMPORT_FAILED` naming the failed step (cause: the original error)
+ * @throws DockpackError: `PACKAGE_NOT_FOUND`; the package's first problem code
+ *   (`PACKAGE_CHECKSUM_MISMATCH`, `PACKAGE_VERSION_UNSUPPORTED`, …) with every problem in details;
+ *   `IMPORT_NOT_INITIALISED` / `IMPORT_PROJECT_MISMATCH` (not a clone of the package's project);
+ *   `IMPORT_CONFLICT` listing conflicts; `IMPORT_STANDALONE_NOT_EMPTY`; `NO_SPACE`; `LOCKED`;
+ *   `IMPORT_FAILED` naming the failed step (cause: the original error, e.g. `INTERRUPTED`)
  */
 export async function importPackage(
   options: ImportOptions,
   reporter: Reporter = silentReporter(),
 ): Promise<ImportResult> {
   // The package is untrusted: no git hook of any repository runs during an import.
-  return withoutGitHooks(() => importSteps(options, reporter));
+  return withSignal(options.signal, () => withoutGitHooks(() => importSteps(options, reporter)));
 }
 
 async function importSteps(options: ImportOptions, reporter: Reporter): Promise<ImportResult> {
   const started = Date.now();
+  await recoverDeadRuns(reporter);
   const file = resolve(options.cwd ?? process.cwd(), options.package);
   await lstat(file).catch(() => {
     throw new DockpackError("PACKAGE_NOT_FOUND", `Package ${file} does not exist.`, {
       hint: "List packages with 'dockpack packages list'.",
     });
   });
+  // cheap checks first: where it goes, and what is in the way, from metadata.json alone
+  const head = await readPackageHead(file);
+  const target = await resolveTarget(options, head);
+  refuseConflicts(target, await targetConflicts(target), Boolean(options.force));
+  failAt("import:target");
+
   reporter.info(`verifying ${file}`);
-  const allowSpecialFiles = options.allowSpecialFiles === true;
-  const verified = await requireValidPackage(file, reporter, { allowSpecialFiles });
+  const verified = await requireValidPackage(file, reporter, {
+    allowSpecialFiles: options.allowSpecialFiles === true,
+  });
   // what env up would do beyond the project, said before anything runs it
   for (const w of composeWarnings(inspectVerified(verified).compose)) reporter.warn(w);
-  const meta = verified.metadata;
-  const target = options.targetBranch ?? meta.branch;
-  checkBranchName(target);
   failAt("import:verify");
+  if (options.signal?.aborted)
+    throw new DockpackError("INTERRUPTED", "Interrupted; nothing was changed.", {
+      hint: "Run the import again.",
+    });
+  // the verified metadata is what counts (the head was read before the full check)
+  const t = await resolveTarget(options, verified.metadata);
+  return withEnvLock(t.composeProject, reporter, () =>
+    importLocked(options, reporter, started, file, verified, t),
+  );
+}
 
-  const journal = new Journal(reporter);
+async function importLocked(
+  options: ImportOptions,
+  reporter: Reporter,
+  started: number,
+  file: string,
+  verified: Awaited<ReturnType<typeof requireValidPackage>>,
+  t: ImportTarget,
+): Promise<ImportResult> {
+  const meta = verified.metadata;
+  const journal = await Journal.open(
+    {
+      kind: "import",
+      repo: t.root ?? t.standalone?.dir ?? null,
+      branch: t.branch,
+      composeProject: t.composeProject,
+      signal: options.signal,
+    },
+    reporter,
+  );
   try {
-    let root: string;
-    let standalone = false;
-    if (options.standalone) {
+    journal.step = "conflicts";
+    const conflicts = await targetConflicts(t);
+    refuseConflicts(t, conflicts, Boolean(options.force));
+    failAt("import:conflicts");
+    journal.checkpoint();
+
+    let root = t.root;
+    let config = t.config;
+    if (t.standalone) {
       journal.step = "standalone";
+      await journal.will({ op: "standalone", dir: t.standalone.dir, existed: t.standalone.existed });
       root = await createStandaloneRepo(
-        resolve(options.standalone),
+        t.standalone.dir,
         file,
         meta,
         verified.checksums,
-        target,
+        t.branch,
         journal,
         reporter,
       );
-      standalone = true;
+      config = await standaloneConfig(root, verified.configText, t.project);
       failAt("import:standalone");
       journal.checkpoint();
-    } else root = await mainRoot(await findRepoRoot(options.cwd ?? process.cwd()));
-
-    journal.step = "conflicts";
-    const config = await configFor(root, verified.configText);
+    }
+    if (!root || !config) throw new Error("unreachable: no target repository");
     const worktreesRoot = resolve(root, config.worktrees_dir);
-    const composeProject = composeProjectName(config.project, target);
-    const path = join(worktreesRoot, worktreeFolder(target));
-    const volumes = meta.volumes.map((v) => ({ ...v, target: volumeName(composeProject, v.name) }));
-    const conflicts = await findConflicts(
-      root,
-      target,
-      path,
-      composeProject,
-      volumes.map((v) => v.target),
-    );
-    if (conflicts.length && !options.force)
-      throw new DockpackError(
-        "IMPORT_CONFLICT",
-        `Importing as '${target}' conflicts with what exists: ${conflicts.map((c) => `${c.kind} ${c.name}`).join(", ")}. Nothing was changed.`,
-        {
-          hint: "Import under another name with --target-branch, or pass --force to replace them (kept aside until the import succeeds).",
-          details: { conflicts },
-        },
-      );
-    failAt("import:conflicts");
-    journal.checkpoint();
+    const path = t.path ?? join(worktreesRoot, worktreeFolder(t.branch));
 
     journal.step = "space";
     const dataBytes = options.restoreData === false ? 0 : meta.volumes.reduce((a, v) => a + v.size, 0);
@@ -158,10 +197,10 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
     const replaced = conflicts.length
       ? await moveAside(
           root,
-          target,
+          t.branch,
           path,
-          composeProject,
-          volumes.map((v) => v.target),
+          t.composeProject,
+          t.volumes.map((v) => v.target),
           conflicts,
           journal,
           reporter,
@@ -173,19 +212,14 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
     journal.step = "worktree";
     await excludeFromGit(root, config.worktrees_dir);
     const atPackageCommit = meta.commit !== null && (await commitExists(meta.commit, root));
-    if (!atPackageCommit && !standalone)
+    if (!atPackageCommit && !t.standalone)
       reporter.warn(
         `commit ${meta.commit ?? "(none)"} of the package is not in this repository; the worktree starts at HEAD`,
       );
     const from = atPackageCommit ? (meta.commit as string) : "HEAD";
-    reporter.info(`creating worktree ${path} for branch ${target} at ${from}`);
-    await worktreeAdd(root, path, { branch: target, from, createBranch: true });
-    journal.added(`remove worktree ${path} and branch ${target}`, async () => {
-      await worktreeRemove(root, path, { force: true }).catch(() =>
-        rm(path, { recursive: true, force: true }),
-      );
-      await deleteBranch(target, root, true).catch(() => {});
-    });
+    reporter.info(`creating worktree ${path} for branch ${t.branch} at ${from}`);
+    await journal.will({ op: "worktree", root, path, branch: t.branch });
+    await git(["worktree", "add", "-b", t.branch, "--", path, from], root);
     const commit = (await git(["rev-parse", "HEAD"], path)).trim();
     failAt("import:worktree");
     journal.checkpoint();
@@ -201,36 +235,48 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
 
     journal.step = "environment";
     await restoreMembers(file, "environment/", path, verified.checksums);
+    if (t.standalone) await writeFile(join(path, CONFIG_FILE), renderEnvConfig(config));
     failAt("import:environment");
     journal.checkpoint();
 
     journal.step = "settings";
+    const wtConfig = await loadEnvConfig(path).catch(() => config);
     const settings = await writeEnvSettings(
-      await loadEnvConfig(path).catch(() => config),
+      { ...wtConfig, project: t.project },
       path,
       worktreesRoot,
-      target,
+      t.branch,
     );
     failAt("import:settings");
     journal.checkpoint();
 
     journal.step = "volumes";
-    for (const v of volumes) {
+    for (const v of t.volumes) {
       const dockerName = settings.volumes[v.name] ?? v.target;
+      const packaged = meta.volumes.find((p) => p.name === v.name) as PackageMetadata["volumes"][number];
+      await journal.will({ op: "volume", name: dockerName });
       await createVolume(
         dockerName,
         {
-          "com.docker.compose.project": composeProject,
+          "com.docker.compose.project": t.composeProject,
           "com.docker.compose.volume": v.name,
+          [RUN_LABEL]: journal.id,
         },
         volumeCreateOptions(settings, v.name),
       );
-      journal.added(`remove volume ${dockerName}`, () => removeVolumeSoon(dockerName));
+      journal.checkpoint();
       if (options.restoreData === false) continue;
       reporter.info(`restoring volume ${dockerName}`);
-      await restoreVolume(file, v.member, v.sha256, v.codec, dockerName, reporter, v.size, journal, {
-        allowSpecialFiles,
-      });
+      await restoreVolume(
+        file,
+        packaged.member,
+        packaged.sha256,
+        packaged.codec,
+        dockerName,
+        reporter,
+        packaged.size,
+        journal,
+      );
       journal.checkpoint();
     }
     failAt("import:volumes");
@@ -238,6 +284,7 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
     journal.step = "finish";
     const environment = await describe(path, settings);
     failAt("import:finish");
+    journal.checkpoint();
     await journal.commit();
     return {
       environment,
@@ -255,7 +302,7 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
     if (err.code === "IMPORT_CONFLICT" && failedUndo.length === 0) throw err;
     throw new DockpackError(
       "IMPORT_FAILED",
-      `Import failed at step '${step}': ${err.message}${failedUndo.length ? `; rollback incomplete: ${failedUndo.join("; ")}` : "; everything it changed was rolled back"}`,
+      `Import failed at step '${step}': ${err.message}${failedUndo.length ? `; rollback incomplete (the next dockpack command tries again): ${failedUndo.join("; ")}` : "; everything it changed was rolled back"}`,
       {
         hint: err.hint ?? "Fix the cause and run the import again.",
         cause: err,
@@ -265,16 +312,36 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
   }
 }
 
-async function mainRoot(root: string): Promise<string> {
-  return (await worktreeList(root))[0]?.path ?? root;
-}
-
-/** The repository's own config when it has one, else the package's. */
-async function configFor(root: string, packaged: string | null): Promise<EnvConfig> {
-  try {
-    return await loadEnvConfig(root);
-  } catch (err) {
+/**
+ * The config of a `--standalone` repository: the package's, with the standalone copy's own
+ * project name (so its compose project and volumes never are the source environment's),
+ * committed in the new repository with hooks disabled.
+ */
+async function standaloneConfig(root: string, packaged: string | null, project: string) {
+  const base = await loadEnvConfig(root).catch((err) => {
     if (toDockpackError(err).code !== "ENV_NOT_INITIALISED" || packaged === null) throw err;
     return parseEnvConfigText(packaged, `package:environment/${CONFIG_FILE}`);
-  }
+  });
+  if (base.project === project) return base;
+  const config = { ...base, project };
+  await mkdir(join(root, ".dockpack"), { recursive: true });
+  await writeFile(join(root, CONFIG_FILE), renderEnvConfig(config));
+  await git(["add", "--", CONFIG_FILE], root);
+  await git(
+    [
+      "-c",
+      "core.hooksPath=/dev/null",
+      "-c",
+      "user.name=dockpack",
+      "-c",
+      "user.email=dockpack@localhost",
+      "commit",
+      "-q",
+      "--no-verify",
+      "-m",
+      `dockpack: project '${project}' for this standalone copy`,
+    ],
+    root,
+  );
+  return config;
 }

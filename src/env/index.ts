@@ -12,9 +12,6 @@ export {
   environmentInfo,
   environmentUp,
   listEnvironments,
-  type RemoveOptions,
-  type RemoveResult,
-  removeEnvironment,
 } from "./environments.js";
 export { type ExportOptions, type ExportResult, exportEnvironment } from "./export.js";
 export { type ImportOptions, type ImportResult, importPackage } from "./import.js";
@@ -36,6 +33,8 @@ export {
 } from "./package-format.js";
 export { type PackageProblem, readPackageHead, verifyPackage } from "./package-reader.js";
 export { type OrphanVolume, type PruneOptions, type PruneResult, pruneEnvironments } from "./prune.js";
+export { type RecoveredRun, recoverDeadRuns } from "./recover.js";
+export { type RemoveOptions, type RemoveResult, removeEnvironment } from "./remove.js";
 export {
   createOptionsSchema,
   envListOptionsSchema,

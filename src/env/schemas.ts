@@ -42,6 +42,10 @@ export const importOptionsSchema = z.object({
     .boolean()
     .optional()
     .describe("Restore device nodes and fifos found in volume data (refused by default)"),
+  project: z
+    .string()
+    .optional()
+    .describe("With standalone: the new repository's project name (default: the folder's name)"),
 });
 
 /** Input of `listPackages` / MCP `list_packages`. */

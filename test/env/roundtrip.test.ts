@@ -278,7 +278,10 @@ test("damaged packages are rejected with their own error and nothing is created"
   const v9 = join(work, "v9.dockpack.tar");
   await writeSyntheticPackage(v9, { formatVersion: "9.0" });
   const escaping = join(work, "escaping.dockpack.tar");
-  await writeSyntheticPackage(escaping, { extraMember: { name: "code/../../escape.sh", content: "x" } });
+  await writeSyntheticPackage(escaping, {
+    extraMember: { name: "code/../../escape.sh", content: "x" },
+    project,
+  });
   for (const [file, code] of [
     [flipped, "PACKAGE_CHECKSUM_MISMATCH"],
     [truncated, "PACKAGE_TRUNCATED"],

@@ -37,6 +37,8 @@ export interface SyntheticOptions {
   extraMember?: { name: string; content: string };
   /** Leave checksums.sha256 out. */
   noChecksums?: boolean;
+  /** Project name in metadata.json (default `synth`); import checks it against the repository's. */
+  project?: string;
 }
 
 /** Writes a synthetic package to `path`; returns its metadata. */
@@ -61,7 +63,7 @@ export async function writeSyntheticPackage(
     format_version: options.formatVersion ?? "1.0",
     dockpack_version: "0.1.0",
     created_at: "2026-01-01T00:00:00.000Z",
-    project: "synth",
+    project: options.project ?? "synth",
     branch: "feature/x",
     compose_project: "synth-feature-x",
     commit: null,

@@ -1,0 +1,152 @@
+/**
+ * Crash recovery and per-environment locks.
+ *
+ * {@link recoverDeadRuns} runs at the start of every `env` and `packages` command: it reads the
+ * run journals (journal.ts) whose process no longer runs (killed, power loss) and finishes or
+ * undoes their work — a dead export's stopped containers are started again and its stage folder
+ * removed; a dead import is rolled back completely (worktree, branch, volumes, the standalone
+ * folder; what it moved aside is put back); a run that died after its commit point only gets its
+ * finish actions (aside copies dropped). Helper containers the dead process left are removed.
+ * Each journal is handled under its own lock, so two commands never recover one run twice; a
+ * journal whose undo fails is kept and retried by the next command (with a warning).
+ *
+ * {@link withEnvLock} serialises the operations on one environment (its compose project, which
+ * is engine-wide): two exports of it, or an export and an import into it, wait for each other.
+ */
+import { mkdir, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import { getDocker } from "../core/docker/client.js";
+import { HELPER_LABEL } from "../core/docker/helper-image.js";
+import { toDockpackError } from "../core/errors.js";
+import { withLock } from "../core/fs.js";
+import { type Reporter, silentReporter } from "../core/output.js";
+import {
+  finishEntries,
+  type JournalFile,
+  listJournalFiles,
+  ownerAlive,
+  readJournalFile,
+  stateDir,
+  undoEntries,
+} from "./journal.js";
+import { sanitizeName } from "./naming.js";
+
+/** What {@link recoverDeadRuns} did with one dead run. */
+export interface RecoveredRun {
+  id: string;
+  kind: "export" | "import";
+  /** `rolled-back` (undone), `finished` (committed run completed), `failed` (kept for a retry). */
+  outcome: "rolled-back" | "finished" | "failed";
+  repo: string | null;
+  branch: string;
+  compose_project: string;
+  /** The worktree the run created (imports), and the volumes it created. */
+  path: string | null;
+  volumes: string[];
+  /** Undo/finish actions that failed. */
+  failures: string[];
+}
+
+/** Removes the helper containers labelled with the dead process `pid` of this host. */
+async function removeHelpersOf(pid: number, host: string): Promise<void> {
+  const docker = getDocker();
+  const list = await docker
+    .listContainers({
+      all: true,
+      filters: { label: [HELPER_LABEL, `io.dockpack.pid=${pid}`, `io.dockpack.host=${host}`] },
+    })
+    .catch(() => []);
+  for (const c of list)
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true })
+      .catch(() => {});
+}
+
+async function recoverOne(j: JournalFile, reporter: Reporter): Promise<RecoveredRun> {
+  const { header } = j;
+  const what = `${header.kind} of ${header.branch} (${header.compose_project}) by process ${header.pid}`;
+  reporter.warn(`recovering the ${what}, which ended without finishing`);
+  // first the helper containers: they hold volumes the undo may remove
+  await removeHelpersOf(header.pid, header.host);
+  const failures = j.committed
+    ? await finishEntries(j.entries, reporter)
+    : await undoEntries(j.entries, header.id, reporter);
+  const outcome = failures.length ? "failed" : j.committed ? "finished" : "rolled-back";
+  if (failures.length)
+    reporter.warn(`recovery of the ${what} is incomplete (kept for the next run): ${failures.join("; ")}`);
+  else {
+    await unlink(j.path).catch(() => {});
+    reporter.info(j.committed ? `finished the ${what}` : `rolled back the ${what}`);
+  }
+  return {
+    id: header.id,
+    kind: header.kind,
+    outcome,
+    repo: header.repo,
+    branch: header.branch,
+    compose_project: header.compose_project,
+    path: j.entries.flatMap((e) => (e.op === "worktree" ? [e.path] : []))[0] ?? null,
+    volumes: j.entries.flatMap((e) => (e.op === "volume" ? [e.name] : [])),
+    failures,
+  };
+}
+
+/**
+ * Finishes or undoes every run whose process died (see the module docs). Never throws: problems
+ * are reported as warnings and as `failed` outcomes. Returns what it did (empty when nothing).
+ */
+export async function recoverDeadRuns(reporter: Reporter = silentReporter()): Promise<RecoveredRun[]> {
+  const done: RecoveredRun[] = [];
+  for (const path of await listJournalFiles()) {
+    const first = await readJournalFile(path);
+    if (first && ownerAlive(first.header)) continue;
+    try {
+      const res = await withLock(
+        `${path}.lock`,
+        async () => {
+          const j = await readJournalFile(path); // another process may have recovered it meanwhile
+          if (!j) {
+            if (!first) {
+              // not even a header: the writer died while creating it; nothing was changed yet
+              await unlink(path).catch(() => {});
+            }
+            return null;
+          }
+          if (ownerAlive(j.header)) return null;
+          return recoverOne(j, reporter);
+        },
+        { wait: true, timeoutSeconds: 300 },
+      );
+      if (res) done.push(res);
+    } catch (err) {
+      reporter.warn(`could not recover the run in ${path}: ${toDockpackError(err).message}`);
+    }
+  }
+  return done;
+}
+
+/**
+ * Runs `fn` holding the lock of the environment whose compose project is `composeProject`
+ * (`<state dir>/locks/env-<project>.lock`), waiting up to `timeoutSeconds` (default 1 h) for
+ * another dockpack process that holds it. A lock of a dead process is taken over.
+ * @throws DockpackError `LOCKED` when still held after the timeout
+ */
+export async function withEnvLock<T>(
+  composeProject: string,
+  reporter: Reporter,
+  fn: () => Promise<T>,
+  timeoutSeconds = 3600,
+): Promise<T> {
+  const dir = join(stateDir(), "locks");
+  await mkdir(dir, { recursive: true });
+  const lockPath = join(dir, `env-${sanitizeName(composeProject) || "default"}.lock`);
+  try {
+    return await withLock(lockPath, fn);
+  } catch (err) {
+    const e = toDockpackError(err);
+    if (e.code !== "LOCKED" || e.details?.lockPath !== lockPath) throw err;
+    reporter.info(`waiting for process ${e.details?.pid ?? "?"}, which works on ${composeProject}`);
+    return withLock(lockPath, fn, { wait: true, timeoutSeconds });
+  }
+}
