@@ -17,6 +17,7 @@ import {
 } from "../env/index.js";
 import { action, commandLine, withExamples } from "./common.js";
 import { renderEnvironment } from "./env.js";
+import { askPassphrase, canAskPassphrase } from "./passphrase.js";
 import { registerPackageRegistryCommands, registryOptions, renderRemoteList } from "./registry.js";
 
 /** Adds the `packages` command group. */
@@ -42,6 +43,15 @@ export function register(program: Command): void {
       .option("--compressed", "compress volume data (default)")
       .option("--no-compress", "store volume data uncompressed")
       .option("--codec <codec>", "volume compression: zstd or gzip", "zstd")
+      .option(
+        "--encrypt-to <recipient>",
+        "encrypt the env files with age to this recipient (age1…; repeatable)",
+        (v: string, p: string[] = []) => [...p, v],
+      )
+      .option(
+        "--encrypt-passphrase",
+        "encrypt the env files with age to a passphrase (asked on the terminal, or $DOCKPACK_PASSPHRASE)",
+      )
       .option("--push <reference>", "then push the package to an OCI registry (see packages push)")
       .option("--ca-file <pem>", "with --push: also trust this CA bundle")
       .option("--insecure", "with --push: allow plain HTTP / unverified TLS")
@@ -60,6 +70,18 @@ export function register(program: Command): void {
                 outputDir: o.outputDir,
                 includeCode: o.code !== false,
                 codec: o.compress === false ? "none" : o.codec,
+                encrypt:
+                  o.encryptPassphrase || o.encryptTo
+                    ? {
+                        recipients: o.encryptTo,
+                        passphrase:
+                          o.encryptPassphrase && !o.encryptTo
+                            ? await askPassphrase("Passphrase for the env files: ", true)
+                            : o.encryptPassphrase
+                              ? "(both)"
+                              : undefined,
+                      }
+                    : undefined,
               },
               r,
             );
@@ -110,6 +132,11 @@ export function register(program: Command): void {
         "restore device nodes and fifos found in volume data (refused by default)",
       )
       .option(
+        "--identity <file>",
+        "age identity file to decrypt encrypted env files (repeatable)",
+        (v: string, p: string[] = []) => [...p, v],
+      )
+      .option(
         "--project <name>",
         "with --standalone: the new repository's project name (default: DIR's name)",
       )
@@ -125,6 +152,8 @@ export function register(program: Command): void {
               standalone: o.standalone,
               allowSpecialFiles: o.allowSpecialFiles === true,
               project: o.project,
+              identity: o.identity as string[] | undefined,
+              passphrase: process.env.DOCKPACK_PASSPHRASE,
             };
             const { isRegistryReference, importFromRegistry } = await import("../env/registry-import.js");
             if (isRegistryReference(pkg))
@@ -137,6 +166,9 @@ export function register(program: Command): void {
             } catch (e) {
               // On a terminal, a conflict may be confirmed with a yes (the same as --force).
               const err = toDockpackError(e);
+              // encrypted to a passphrase: asked on a terminal, then the import runs again
+              if (err.code === "PACKAGE_ENCRYPTED" && canAskPassphrase() && !options.passphrase)
+                return importPackage({ ...options, passphrase: await askPassphrase("Passphrase: ") }, r);
               if (err.code !== "IMPORT_CONFLICT" || r.json || !(await confirmReplace(err.message))) throw err;
               return importPackage({ ...options, force: true }, r);
             }

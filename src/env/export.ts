@@ -35,6 +35,7 @@ import { withPausedEnvironment } from "./export-pause.js";
 import { failAt } from "./fail-hook.js";
 import { Journal } from "./journal.js";
 import { sanitizeName } from "./naming.js";
+import { type EncryptOptions, encryptBuffer, wantsEncryption } from "./package-crypto.js";
 import {
   CHECKSUMS_MEMBER,
   METADATA_MEMBER,
@@ -64,6 +65,8 @@ export interface ExportOptions {
   includeCode?: boolean;
   /** Volume codec: `zstd` (default), `gzip`, or `none` (`--no-compress`). */
   codec?: "zstd" | "gzip" | "none";
+  /** Encrypt the env files with age to these recipients or this passphrase (package-crypto.ts). */
+  encrypt?: EncryptOptions;
   /** Aborts the export (everything it changed is undone; the error is `INTERRUPTED`). */
   signal?: AbortSignal;
 }
@@ -91,6 +94,19 @@ async function addFileMember(w: PackageTarWriter, member: string, path: string):
   const mode = st.mode & 0o777;
   if (st.size < 1024 * 1024) return w.addBuffer(member, await readFile(path), mode);
   return w.addStream(member, createReadStream(path, { highWaterMark: 1024 * 1024 }), mode);
+}
+
+/** Adds an env file encrypted with age (mode 0600; a symlink is added as a link, unencrypted). */
+async function addEncryptedMember(
+  w: PackageTarWriter,
+  member: string,
+  path: string,
+  o: EncryptOptions,
+): Promise<MemberInfo | null> {
+  const st = await lstat(path);
+  if (st.isSymbolicLink()) return w.addSymlink(member, await readlink(path));
+  if (!st.isFile()) return null;
+  return w.addBuffer(member, await encryptBuffer(o, await readFile(path)), 0o600);
 }
 
 /**
@@ -130,6 +146,7 @@ async function exportLocked(
   const cwd = options.cwd ?? process.cwd();
   const codec = options.codec ?? "zstd";
   const includeCode = options.includeCode ?? true;
+  const encrypt = wantsEncryption(options.encrypt);
   const outputDir = resolve(cwd, options.outputDir ?? "packages");
 
   const volumes: { name: string; source: string; size: number }[] = [];
@@ -187,12 +204,21 @@ async function exportLocked(
         ...(await bindMountedData(env.path, reporter)),
       ]),
     ];
+    const encrypted: string[] = [];
+    let hasEnvFiles = false;
     for (const rel of envPaths) {
       journal.checkpoint();
-      const info = await addFileMember(writer, `environment/${rel}`, join(env.path, rel)).catch((err) => {
+      const isEnvFile = ctx.config.env_files.includes(rel);
+      const member = `environment/${rel}`;
+      const info = await (isEnvFile && encrypt
+        ? addEncryptedMember(writer, member, join(env.path, rel), options.encrypt ?? {})
+        : addFileMember(writer, member, join(env.path, rel))
+      ).catch((err) => {
         if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
         throw err;
       });
+      if (info && isEnvFile) hasEnvFiles = true;
+      if (info && isEnvFile && encrypt) encrypted.push(member);
       if (info) {
         members.push(info);
         environmentFiles.push(rel);
@@ -273,7 +299,8 @@ async function exportLocked(
       code_files: codeCount,
       volumes: packaged,
       members: members.length + 1,
-    };
+      ...(encrypted.length ? { encryption: { scheme: "age", members: encrypted } } : {}),
+    } as PackageMetadata;
     const json = Buffer.from(`${JSON.stringify(metadata, null, 2)}\n`);
     if (json.length > METADATA_RESERVED_BYTES)
       throw new DockpackError(
@@ -288,6 +315,8 @@ async function exportLocked(
       CHECKSUMS_MEMBER,
       Buffer.from(renderChecksums([metaInfo, ...members].map((m) => ({ member: m.name, sha256: m.sha256 })))),
     );
+    // secrets at rest: a package holding env files is readable by its owner only
+    await writer.chmod(hasEnvFiles ? 0o600 : 0o644);
     await writer.finish();
     writer = undefined;
     failAt("export:finish");

@@ -38,6 +38,7 @@ import { inspectVerified } from "./inspect.js";
 import { composeWarnings } from "./inspect-compose.js";
 import { Journal } from "./journal.js";
 import { worktreeFolder } from "./naming.js";
+import { decryptMembers, readPackageEncryption, writePlain } from "./package-crypto.js";
 import type { PackageMetadata } from "./package-format.js";
 import { readPackageHead, requireValidPackage } from "./package-reader.js";
 import { recoverDeadRuns, withEnvLock } from "./recover.js";
@@ -65,6 +66,10 @@ export interface ImportOptions {
   project?: string;
   /** Restore device nodes and fifos found in volume tars (refused by default). */
   allowSpecialFiles?: boolean;
+  /** age identity files to decrypt encrypted env files with (package-crypto.ts). */
+  identity?: string[];
+  /** The passphrase encrypted env files were encrypted to. */
+  passphrase?: string;
   /** Aborts the import (everything it changed is rolled back; the error is `IMPORT_FAILED`/`INTERRUPTED`). */
   signal?: AbortSignal;
 }
@@ -88,7 +93,8 @@ export interface ImportResult {
  * @throws DockpackError: `PACKAGE_NOT_FOUND`; the package's first problem code
  *   (`PACKAGE_CHECKSUM_MISMATCH`, `PACKAGE_VERSION_UNSUPPORTED`, …) with every problem in details;
  *   `IMPORT_NOT_INITIALISED` / `IMPORT_PROJECT_MISMATCH` (not a clone of the package's project);
- *   `IMPORT_CONFLICT` listing conflicts; `IMPORT_STANDALONE_NOT_EMPTY`; `NO_SPACE`; `LOCKED`;
+ *   `IMPORT_CONFLICT` listing conflicts; `PACKAGE_ENCRYPTED` (no key for its encrypted env files),
+ *   `PACKAGE_DECRYPT_FAILED`, `IDENTITY_INVALID`; `IMPORT_STANDALONE_NOT_EMPTY`; `NO_SPACE`; `LOCKED`;
  *   `IMPORT_FAILED` naming the failed step (cause: the original error, e.g. `INTERRUPTED`)
  */
 export async function importPackage(
@@ -125,10 +131,15 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
     throw new DockpackError("INTERRUPTED", "Interrupted; nothing was changed.", {
       hint: "Run the import again.",
     });
+  // encrypted env files are decrypted (in memory) before anything changes: a wrong key changes nothing
+  const enc = await readPackageEncryption(file);
+  const plain = enc
+    ? await decryptMembers(file, enc, { identityFiles: options.identity, passphrase: options.passphrase })
+    : new Map<string, Buffer>();
   // the verified metadata is what counts (the head was read before the full check)
   const t = await resolveTarget(options, verified.metadata);
   return withEnvLock(t.composeProject, reporter, () =>
-    importLocked(options, reporter, started, file, verified, t),
+    importLocked(options, reporter, started, file, verified, t, plain),
   );
 }
 
@@ -139,7 +150,12 @@ async function importLocked(
   file: string,
   verified: Awaited<ReturnType<typeof requireValidPackage>>,
   t: ImportTarget,
+  plain: Map<string, Buffer>,
 ): Promise<ImportResult> {
+  const writeDecrypted = async (dir: string) => {
+    for (const [member, bytes] of plain)
+      await writePlain(join(dir, member.slice("environment/".length)), bytes);
+  };
   const meta = verified.metadata;
   const journal = await Journal.open(
     {
@@ -172,6 +188,7 @@ async function importLocked(
         journal,
         reporter,
       );
+      await writeDecrypted(root);
       config = await standaloneConfig(root, verified.configText, t.project);
       failAt("import:standalone");
       journal.checkpoint();
@@ -235,6 +252,7 @@ async function importLocked(
 
     journal.step = "environment";
     await restoreMembers(file, "environment/", path, verified.checksums);
+    await writeDecrypted(path);
     if (t.standalone) await writeFile(join(path, CONFIG_FILE), renderEnvConfig(config));
     failAt("import:environment");
     journal.checkpoint();

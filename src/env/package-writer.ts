@@ -91,9 +91,12 @@ export class PackageTarWriter {
     private readonly mtime: number,
   ) {}
 
-  /** Opens (creates or truncates) `path` for writing. `mtime` is in seconds since the epoch. */
+  /**
+   * Opens (creates or truncates) `path` for writing, mode 0600 until {@link chmod}.
+   * `mtime` is in seconds since the epoch.
+   */
   static async open(path: string, mtime = Math.floor(Date.now() / 1000)): Promise<PackageTarWriter> {
-    return new PackageTarWriter(await open(path, "w", 0o644), mtime);
+    return new PackageTarWriter(await open(path, "w", 0o600), mtime);
   }
 
   /** Bytes written so far. */
@@ -201,6 +204,11 @@ export class PackageTarWriter {
     await this.write(Buffer.alloc(padding(size)));
     await this.write(encodeHeader({ name, size, mode, type: "0", mtime: this.mtime }), headerAt);
     return { name, size, sha256: `sha256:${hash.digest("hex")}` };
+  }
+
+  /** Sets the file's permission bits (e.g. 0600 for a package holding env files). */
+  async chmod(mode: number): Promise<void> {
+    await this.fh.chmod(mode);
   }
 
   /** Writes the end-of-archive blocks, fsyncs and closes the file. */

@@ -131,7 +131,13 @@ test("--standalone: a package with code/.git/hooks is refused; hooks from git's 
   const prev = process.env.GIT_TEMPLATE_DIR;
   process.env.GIT_TEMPLATE_DIR = templates;
   try {
-    const res = await importPackage({ package: real.pkg, standalone: ok, targetBranch: "alone" });
+    // its own compose project (a --standalone import never shares the source's), named for cleanup
+    const res = await importPackage({
+      package: real.pkg,
+      standalone: ok,
+      targetBranch: "alone",
+      project: `${real.project}-sa`,
+    });
     assert.equal(res.environment.branch, "alone");
   } finally {
     if (prev === undefined) delete process.env.GIT_TEMPLATE_DIR;
@@ -157,7 +163,7 @@ test("volume tars: device nodes and fifos refused by default, restored with --al
   await craftPackage(pkg, {
     members: [],
     volumes: [{ name: "db", tar: specials }],
-    meta: { include_code: false },
+    meta: { include_code: false, project: real.project },
   });
   const v = runCli(["--json", "packages", "validate", pkg]);
   assert.equal(v.code, 1);

@@ -358,7 +358,7 @@ test("an export killed midway leaves no package and starts the containers again"
   });
   const code = await new Promise<number | null>((res) => c2.on("exit", (c, s) => res(c ?? (s ? 130 : null))));
   assert.notEqual(code, 0, err);
-  assert.deepEqual(await readdir(out), [], "no partial package or temp folder");
+  assert.deepEqual(await readdir(out), [], `no partial package or temp folder; stderr: ${err}`);
   const running = sh("docker", ["ps", "--filter", `label=com.docker.compose.project=${project}-big-a`, "-q"])
     .trim()
     .split("\n")

@@ -385,6 +385,11 @@ function prefixEntries(input: Readable, dir: string): Readable & { done: Promise
       delete pax.linkpath;
       moved.pax = pax;
     }
+    // the output may be gone already (its reader destroyed it: an abort): stop reading, no throw
+    if (pack.destroyed || pack.destroying) {
+      extract.destroy(new Error("output closed"));
+      return;
+    }
     const sink = pack.entry(moved, (err) => {
       if (err) extract.destroy(err);
       else next();
