@@ -294,6 +294,7 @@ async function importLocked(
         reporter,
         packaged.size,
         journal,
+        { allowSpecialFiles: options.allowSpecialFiles === true },
       );
       journal.checkpoint();
     }

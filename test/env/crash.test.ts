@@ -92,8 +92,14 @@ async function journalAppears(child: ChildProcess & { done: Promise<number | nul
 function lastOp(): string {
   const [name] = journals();
   if (!name) return "(no journal)";
-  const lines = readFileSync(join(runs(), name), "utf8").trim().split("\n");
-  const last = JSON.parse(lines[lines.length - 1] ?? "{}");
+  const lines = readFileSync(join(runs(), name), "utf8").trim().split("\n").filter(Boolean);
+  let last: { op?: string; commit?: boolean; mark?: number; state?: string } = {};
+  try {
+    last = JSON.parse(lines[lines.length - 1] ?? "{}");
+  } catch {
+    return "(torn line)";
+  }
+  if (lines.length === 0) return "(empty journal)";
   return last.op ?? (last.commit ? "commit" : last.mark ? `mark ${last.state}` : "header");
 }
 
