@@ -80,7 +80,12 @@ test("A3: after SIGKILL, the next dockpack run removes the killed run's temp dir
   await a.kill();
   await b.kill();
   assert.ok(existsSync(a.dir) && existsSync(b.dir), "SIGKILL left them");
-  const res = runCli(["--version"], { env });
+  // help and --version start without sweeping (issue 14, start-up time): they leave the dirs
+  const version = runCli(["--version"], { env });
+  assert.equal(version.code, 0, version.stderr);
+  assert.ok(existsSync(a.dir) && existsSync(b.dir), "--version does not sweep");
+  // any command that does work sweeps first
+  const res = runCli(["completion", "bash"], { env });
   assert.equal(res.code, 0, res.stderr);
   assert.equal(existsSync(a.dir), false);
   assert.equal(existsSync(b.dir), false);
