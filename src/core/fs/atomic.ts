@@ -339,6 +339,16 @@ export function createAtomicWriteStream(path: string, options: AtomicWriteOption
         await linkTmpfile(fd, path).catch((err: unknown) => {
           throw existsSync(path) ? existsError(path) : err;
         });
+      } else if (
+        named === undefined &&
+        !existsSync(path) &&
+        (await linkTmpfile(fd, path).then(
+          () => true,
+          () => false,
+        ))
+      ) {
+        // Nothing to replace: linked straight to the final name, so no named temp file ever
+        // exists (a SIGKILL between the link and a rename would leave one behind).
       } else {
         // Never rename over something that is not a regular file (it may have appeared meanwhile).
         if (outputKind(path) !== "file") throw new Error("unreachable");
