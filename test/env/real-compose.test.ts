@@ -296,7 +296,13 @@ async function mainJob(p: Project): Promise<string> {
 
     // standalone import → up
     const alone = join(work, "standalone");
-    const s = await importPackage({ package: exp.package, standalone: alone, targetBranch: "s" });
+    // its own compose project, under this test's prefix (projects run concurrently on one engine)
+    const s = await importPackage({
+      package: exp.package,
+      standalone: alone,
+      targetBranch: "s",
+      project: `${project}sa`,
+    });
     const upS = await environmentUp({ cwd: s.repository, branch: "s" });
     assert.deepEqual([...running(upS.composeProject).keys()].sort(), services, "every service of s runs");
     for (const v of upS.volumes)
@@ -313,12 +319,22 @@ async function mainJob(p: Project): Promise<string> {
     lines.push(`real-compose ${p.name}: FAILED after ${steps.join(", ") || "nothing"}`);
     throw err;
   } finally {
-    for (const img of sh("docker", ["images", "-q", "--filter", `reference=${project}*`])
-      .trim()
-      .split("\n"))
-      if (img) sh("docker", ["rmi", "-f", img]);
     cleanupPrefix(project, work);
-    for (const ref of built) sh("docker", ["rmi", "-f", ref]);
+    // by name, never by ID: a build on the stand-in may share its image ID with other tags in use
+    const refs = sh("docker", [
+      "images",
+      "--format",
+      "{{.Repository}}:{{.Tag}}",
+      "--filter",
+      `reference=${project}*`,
+    ]);
+    for (const ref of new Set([...refs.trim().split("\n"), ...built].filter(Boolean))) {
+      try {
+        sh("docker", ["rmi", ref]);
+      } catch (err) {
+        if (!/No such image/.test(String((err as { stderr?: unknown }).stderr ?? err))) throw err;
+      }
+    }
   }
 }
 
