@@ -328,13 +328,16 @@ async function mainJob(p: Project): Promise<string> {
       "--filter",
       `reference=${project}*`,
     ]);
-    for (const ref of new Set([...refs.trim().split("\n"), ...built].filter(Boolean))) {
-      try {
-        sh("docker", ["rmi", ref]);
-      } catch (err) {
-        if (!/No such image/.test(String((err as { stderr?: unknown }).stderr ?? err))) throw err;
-      }
-    }
+    for (const ref of new Set([...refs.trim().split("\n"), ...built].filter(Boolean))) untag(ref);
+  }
+}
+
+/** Removes one image name (an image that keeps other names stays); a name already gone is fine. */
+function untag(ref: string): void {
+  try {
+    sh("docker", ["rmi", ref]);
+  } catch (err) {
+    if (!/No such image/.test(String((err as { stderr?: unknown }).stderr ?? err))) throw err;
   }
 }
 
