@@ -10,13 +10,13 @@ import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "nod
 import { DockpackError } from "../core/errors.js";
 import type { Reporter } from "../core/output.js";
 import {
+  checkFeatureMetadata,
   FEATURE_FILE,
   type FeatureMetadata,
   type FeatureProblem,
   INSTALL_SCRIPT,
   parseJsonc,
   publishedMetadata,
-  validateFeatureMetadata,
 } from "./metadata.js";
 
 /** A validated feature, ready to be packaged. */
@@ -63,7 +63,11 @@ export function formatFeatureProblems(problems: FeatureProblem[], base = process
     .join("\n");
 }
 
-async function readFeature(folder: string, problems: FeatureProblem[]): Promise<FeatureSource | undefined> {
+async function readFeature(
+  folder: string,
+  problems: FeatureProblem[],
+  reporter: Reporter,
+): Promise<FeatureSource | undefined> {
   const file = join(folder, FEATURE_FILE);
   const name = basename(folder);
   const before = problems.length;
@@ -85,7 +89,9 @@ async function readFeature(folder: string, problems: FeatureProblem[]): Promise<
     for (const err of errors) add({ file, message: `not valid JSON (with comments) at ${err}` });
     return undefined;
   }
-  for (const p of validateFeatureMetadata(value, name)) add({ file, path: p.path, message: p.message });
+  const { errors: invalid, warnings } = checkFeatureMetadata(value, name);
+  for (const p of invalid) add({ file, path: p.path, message: p.message });
+  for (const w of warnings) reporter.warn(formatFeatureProblems([{ feature: folder, file, ...w }]).slice(4));
   if (problems.length > before) return undefined;
   const { metadata, rewritten } = publishedMetadata(value as FeatureMetadata);
   return { id: metadata.id, version: metadata.version, folder, metadata, rewritten };
@@ -203,7 +209,7 @@ export async function discoverFeatures(
   }
   const features: FeatureSource[] = [];
   for (const folder of folders) {
-    const feature = await readFeature(folder, problems);
+    const feature = await readFeature(folder, problems, reporter);
     await checkTree(folder, exclude, problems, reporter);
     if (feature) features.push(feature);
   }

@@ -9,10 +9,12 @@ export {
   formatFeatureProblems,
 } from "./discover.js";
 export {
+  checkFeatureMetadata,
   FEATURE_FILE,
   FEATURE_ID_RE,
   FEATURE_PROPERTIES,
   type FeatureMetadata,
+  type FeatureMetadataCheck,
   type FeatureProblem,
   INSTALL_SCRIPT,
   publishedMetadata,

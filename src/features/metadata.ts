@@ -7,13 +7,18 @@
  */
 import { type ParseError, parse, printParseErrorCode } from "jsonc-parser";
 import semver from "semver";
+import { checkAgainstSchema, jsonPathMember as member, unknownProperties } from "./schema-check.js";
 
 /** The metadata file every feature folder holds. */
 export const FEATURE_FILE = "devcontainer-feature.json";
 /** The entrypoint script every feature folder holds. */
 export const INSTALL_SCRIPT = "install.sh";
 
-/** A feature id: lowercase letters, digits, `-` and `_` (it must also equal its folder name). */
+/**
+ * The ids the spec recommends: lowercase letters, digits, `-` and `_`. Other ids (upper case, `.`)
+ * are accepted with a warning, as the devcontainer CLI packages them (issue 12 A10); an id must
+ * equal its folder name.
+ */
 export const FEATURE_ID_RE = /^[a-z0-9_-]+$/;
 
 /**
@@ -74,15 +79,15 @@ export const FEATURE_PROPERTIES: Record<string, Kind> = {
   currentId: "string",
 };
 
-const OPTION_PROPERTIES = new Set(["type", "default", "description", "enum", "proposals"]);
+/** Semantic Versioning 2.0.0, the grammar of https://semver.org (no `v` prefix, no spaces). */
+const SEMVER_RE =
+  /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
+
+/** Top-level properties the spec's prose defines beyond its schema: known, not warned about. */
+const BEYOND_SCHEMA = new Set(["$schema", "keywords", "dependsOn", "currentId"]);
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
-}
-
-/** JSONPath member accessor: `.name` for plain names, `["odd name"]` otherwise. */
-function member(path: string, key: string): string {
-  return /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
 }
 
 function typeName(v: unknown): string {
@@ -176,13 +181,6 @@ function validateOptions(options: Record<string, unknown>, report: (path: string
       report(at, `option '${key}' must be an object, not ${typeName(option)}`);
       continue;
     }
-    for (const prop of Object.keys(option)) {
-      if (!OPTION_PROPERTIES.has(prop))
-        report(
-          member(at, prop),
-          `unknown option property '${prop}' (allowed: ${[...OPTION_PROPERTIES].join(", ")})`,
-        );
-    }
     if (option.description !== undefined && typeof option.description !== "string")
       report(`${at}.description`, `must be a string, not ${typeName(option.description)}`);
     const type = option.type;
@@ -230,55 +228,70 @@ function validateOptions(options: Record<string, unknown>, report: (path: string
   }
 }
 
+/** What {@link checkFeatureMetadata} found: errors refuse the feature, warnings do not. */
+export interface FeatureMetadataCheck {
+  /** Problems that make the feature invalid, each `{ path (JSONPath), message }`. */
+  errors: { path: string; message: string }[];
+  /** Accepted, as the devcontainer CLI accepts them, but worth saying: unknown properties, unusual ids. */
+  warnings: { path: string; message: string }[];
+}
+
+/** True when JSONPath `a` is `b` or one lies inside the other. */
+function related(a: string, b: string): boolean {
+  const inside = (x: string, y: string) => x.startsWith(y) && (x[y.length] === "." || x[y.length] === "[");
+  return a === b || inside(a, b) || inside(b, a);
+}
+
 /**
- * Validates parsed feature metadata against the spec's rules: `id`, `version` (semver) and `name`
- * required; `id` equal to `folderName` and made of lowercase letters, digits, `-`, `_`; known
- * top-level properties with the right JSON types (unknown ones are problems too); options of type
- * `boolean` or `string`, not both `enum` and `proposals`, a `default` of the option's type and,
- * with `enum`, one of its values; `legacyIds` valid ids other than `id`.
+ * Checks parsed feature metadata: first against the official spec schema (see schema-check.ts:
+ * wrong types, missing required properties, mounts that are strings, command objects whose
+ * values are not commands), then dockpack's own checks on top: `name` required (as the
+ * devcontainer CLI requires it), `id` equal to `folderName`, `version` a semantic version (the
+ * spec's prose), an option with both `enum` and `proposals`, an empty `enum`, a default outside
+ * its `enum`, a legacy id equal to the id; and the types of `keywords`, `dependsOn` and `$schema`,
+ * which the spec's prose defines beyond its schema. Properties the schema does not know and ids
+ * outside `[a-z0-9_-]` are warnings (the devcontainer CLI packages them).
  * @param value the parsed JSON (any shape)
  * @param folderName the feature folder's name (the id must equal it)
- * @returns every problem as `{ path, message }` (JSONPath), empty when valid
+ * @returns errors and warnings as `{ path, message }` (JSONPath); both empty when clean
  */
-export function validateFeatureMetadata(
-  value: unknown,
-  folderName: string,
-): { path: string; message: string }[] {
+export function checkFeatureMetadata(value: unknown, folderName: string): FeatureMetadataCheck {
   const problems: { path: string; message: string }[] = [];
+  const warnings: { path: string; message: string }[] = [];
   const report = (path: string, message: string) => problems.push({ path, message });
   if (!isObject(value)) {
     report("$", `the file must hold a JSON object, not ${typeName(value)}`);
-    return problems;
+    return { errors: problems, warnings };
   }
   for (const key of ["id", "version", "name"]) {
     if (value[key] === undefined) report("$", `the required property '${key}' is missing`);
   }
   for (const [key, v] of Object.entries(value)) {
     const kind = FEATURE_PROPERTIES[key];
-    if (!kind) {
-      report(member("$", key), `unknown property '${key}' (not in the Dev Container Features spec)`);
-      continue;
-    }
-    if (!matchesKind(v, kind))
+    if (kind && !matchesKind(v, kind))
       report(member("$", key), `'${key}' must be ${KIND_TEXT[kind]}, not ${typeName(v)}`);
   }
-  const { id, version, options, legacyIds, containerEnv, mounts } = value;
+  const { id, version, options, legacyIds, containerEnv } = value;
   if (typeof id === "string") {
     if (!FEATURE_ID_RE.test(id))
-      report("$.id", `the id '${id}' may only use lowercase letters, digits, '-' and '_'`);
+      warnings.push({
+        path: "$.id",
+        message: `the id '${id}' uses characters other than lowercase letters, digits, '-' and '_' (accepted, as the devcontainer CLI does)`,
+      });
     if (id !== folderName) report("$.id", `the id '${id}' does not match its folder name '${folderName}'`);
   }
-  if (typeof version === "string" && semver.valid(version) === null)
+  // semver.valid() also takes "v1.0.0" and "=1.0.0": the spec's semver is the strict grammar (A11).
+  if (typeof version === "string" && (semver.valid(version) === null || !SEMVER_RE.test(version)))
     report("$.version", `the version '${version}' is not a semantic version (e.g. 1.2.3)`);
   if (isObject(options)) validateOptions(options, report);
   if (Array.isArray(legacyIds)) {
     legacyIds.forEach((legacy, i) => {
       if (typeof legacy !== "string") return;
       if (!FEATURE_ID_RE.test(legacy))
-        report(
-          `$.legacyIds[${i}]`,
-          `the legacy id '${legacy}' may only use lowercase letters, digits, '-' and '_'`,
-        );
+        warnings.push({
+          path: `$.legacyIds[${i}]`,
+          message: `the legacy id '${legacy}' uses characters other than lowercase letters, digits, '-' and '_'`,
+        });
       if (legacy === id) report(`$.legacyIds[${i}]`, "a legacy id must differ from the current id");
     });
   }
@@ -287,17 +300,25 @@ export function validateFeatureMetadata(
       if (typeof v !== "string") report(member("$.containerEnv", k), `must be a string, not ${typeName(v)}`);
     }
   }
-  if (Array.isArray(mounts)) {
-    mounts.forEach((m, i) => {
-      if (typeof m === "string") return;
-      if (!isObject(m) || !["bind", "volume"].includes(String(m.type)) || typeof m.target !== "string")
-        report(
-          `$.mounts[${i}]`,
-          "a mount is a string or an object with type 'bind' or 'volume', source and target",
-        );
-    });
+  // The schema's errors, unless dockpack's own check already named the same value (or one in it).
+  const own = problems.map((p) => p.path);
+  for (const f of checkAgainstSchema(value)) {
+    if (!own.some((p) => related(p, f.path))) problems.push(f);
   }
-  return problems;
+  for (const f of unknownProperties(value, BEYOND_SCHEMA))
+    warnings.push({ ...f, message: `${f.message}; kept as written` });
+  return { errors: problems, warnings };
+}
+
+/**
+ * The errors of {@link checkFeatureMetadata} (warnings left out).
+ * @returns every error as `{ path, message }` (JSONPath), empty when valid
+ */
+export function validateFeatureMetadata(
+  value: unknown,
+  folderName: string,
+): { path: string; message: string }[] {
+  return checkFeatureMetadata(value, folderName).errors;
 }
 
 /**

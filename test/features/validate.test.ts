@@ -4,11 +4,12 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { isDockpackError } from "../../src/core/errors.js";
 import { silentReporter } from "../../src/core/output.js";
-import { discoverFeatures, validateFeatureMetadata } from "../../src/features/index.js";
+import { checkFeatureMetadata, discoverFeatures, validateFeatureMetadata } from "../../src/features/index.js";
 import { parseJsonc } from "../../src/features/metadata.js";
 import { metaFor, tempDir, writeFeature } from "./helpers.js";
 
 const problemsOf = (value: unknown, folder = "hello") => validateFeatureMetadata(value, folder);
+const warningsOf = (value: unknown, folder = "hello") => checkFeatureMetadata(value, folder).warnings;
 const has = (ps: { path: string; message: string }[], path: string, re: RegExp) =>
   assert.ok(
     ps.some((p) => p.path === path && re.test(p.message)),
@@ -23,7 +24,8 @@ test("valid metadata has no problems", () => {
         options: { v: { type: "string", proposals: ["a", "b"], default: "anything" } },
         legacyIds: ["old-hello"],
         containerEnv: { A: "1" },
-        mounts: [{ type: "volume", source: "x", target: "/x" }, "type=bind,source=/a,target=/b"],
+        // a mount string is no longer valid: the spec schema's items are objects (issue 12 A11)
+        mounts: [{ type: "volume", source: "x", target: "/x" }],
         postCreateCommand: ["echo", "hi"],
         customizations: { vscode: { extensions: [] } },
         installsAfter: ["ghcr.io/devcontainers/features/common-utils"],
@@ -52,19 +54,29 @@ test("required id, version and name", () => {
 test("version must be semver", () => {
   has(problemsOf(metaFor("hello", { version: "1.0" })), "$.version", /not a semantic version/);
   has(problemsOf(metaFor("hello", { version: 1 })), "$.version", /must be a string/);
+  // semver.valid() takes these; the spec's semantic version does not (issue 12 A11)
+  for (const v of ["v1.0.0", "=1.0.0", " 1.0.0", "1.0.0 ", "01.0.0"])
+    has(problemsOf(metaFor("hello", { version: v })), "$.version", /not a semantic version/);
   assert.deepEqual(problemsOf(metaFor("hello", { version: "2.0.0-rc.1+build.5" })), []);
 });
 
 test("id must match its folder and use lowercase letters, digits, - and _", () => {
   has(problemsOf(metaFor("hello"), "world"), "$.id", /does not match its folder name 'world'/);
-  has(problemsOf(metaFor("Hello.World"), "Hello.World"), "$.id", /lowercase letters, digits/);
+  // upper case and '.' are accepted with a warning, as the devcontainer CLI packages them (A10)
+  assert.deepEqual(problemsOf(metaFor("Hello.World"), "Hello.World"), []);
+  has(warningsOf(metaFor("Hello.World"), "Hello.World"), "$.id", /other than lowercase letters, digits/);
   assert.deepEqual(problemsOf(metaFor("my_feature-2"), "my_feature-2"), []);
 });
 
-test("unknown top-level properties and wrong property types are reported", () => {
-  const ps = problemsOf(metaFor("hello", { optons: {}, "weird key": 1, privileged: "yes", keywords: [1] }));
-  has(ps, "$.optons", /unknown property 'optons'/);
-  has(ps, '$["weird key"]', /unknown property/);
+test("unknown properties are warnings (A10), wrong property types are errors", () => {
+  const meta = metaFor("hello", { optons: {}, "weird key": 1, privileged: "yes", keywords: [1] });
+  const ps = problemsOf(meta);
+  const ws = warningsOf(meta);
+  has(ws, "$.optons", /unknown property 'optons'/);
+  has(ws, '$["weird key"]', /unknown property/);
+  assert.ok(!ps.some((p) => p.path === "$.optons" || p.path === '$["weird key"]'), JSON.stringify(ps));
+  // properties the spec's prose defines beyond its schema are known
+  assert.deepEqual(warningsOf(metaFor("hello", { keywords: ["a"], dependsOn: {}, $schema: "x" })), []);
   has(ps, "$.privileged", /must be a boolean, not a string/);
   has(ps, "$.keywords", /array of strings/);
 });
@@ -77,11 +89,10 @@ test("options: type boolean or string", () => {
   );
   has(problemsOf(metaFor("hello", { options: { n: { default: "x" } } })), "$.options.n.type", /missing/);
   has(problemsOf(metaFor("hello", { options: { n: "x" } })), "$.options.n", /must be an object/);
-  has(
-    problemsOf(metaFor("hello", { options: { n: { type: "string", default: "a", bogus: 1 } } })),
-    "$.options.n.bogus",
-    /unknown option property/,
-  );
+  const bogus = metaFor("hello", { options: { n: { type: "string", default: "a", bogus: 1, title: "T" } } });
+  assert.deepEqual(problemsOf(bogus), []);
+  has(warningsOf(bogus), "$.options.n.bogus", /unknown property 'bogus'/);
+  has(warningsOf(bogus), "$.options.n.title", /unknown property 'title'/);
 });
 
 test("options: enum versus proposals", () => {
@@ -145,7 +156,7 @@ test("options: default of the right type, within enum", () => {
 test("legacyIds must be valid ids other than the id", () => {
   const ps = problemsOf(metaFor("hello", { legacyIds: ["hello", "Old"] }));
   has(ps, "$.legacyIds[0]", /must differ/);
-  has(ps, "$.legacyIds[1]", /lowercase/);
+  has(warningsOf(metaFor("hello", { legacyIds: ["hello", "Old"] })), "$.legacyIds[1]", /lowercase/);
 });
 
 async function discoverError(
@@ -258,6 +269,61 @@ test("discovery: missing target, missing devcontainer-feature.json, empty collec
     assert.match(
       coll.message,
       /broken\/devcontainer-feature\.json: the feature folder has an install\.sh but no devcontainer-feature\.json/,
+    );
+  } finally {
+    await cleanup();
+  }
+});
+
+test("the official spec schema's errors: mounts as strings, command objects, nested types (A11)", () => {
+  const ps = problemsOf(
+    metaFor("hello", {
+      mounts: [
+        "type=bind,source=/a,target=/b",
+        { type: "bind", source: "/a" },
+        { type: "tmpfs", source: "a", target: "/b" },
+      ],
+      postCreateCommand: { a: 5, b: ["ok"], c: "ok" },
+      onCreateCommand: [1],
+      capAdd: "SYS_PTRACE",
+    }),
+  );
+  has(ps, "$.mounts[0]", /must be object \(spec schema\)/);
+  has(ps, "$.mounts[1]", /required property 'target' is missing \(spec schema\)/);
+  has(ps, "$.mounts[2].type", /must be one of "bind", "volume"/);
+  has(ps, "$.postCreateCommand.a", /must be string or array \(spec schema\)/);
+  assert.ok(
+    !ps.some((p) => p.path.startsWith("$.postCreateCommand.b") || p.path.startsWith("$.postCreateCommand.c")),
+  );
+  has(ps, "$.onCreateCommand", /must be a string, an array of strings or an object/);
+  has(ps, "$.capAdd", /must be an array of strings/);
+  // one message per value: dockpack's own check and the schema do not both report $.capAdd
+  assert.equal(ps.filter((p) => p.path === "$.capAdd").length, 1);
+});
+
+test("the CLI names the file and the JSON path of each schema error", async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    await writeFeature(dir, "bad", {
+      meta: metaFor("bad", {
+        version: "v1.0.0",
+        mounts: ["type=bind,source=/a,target=/b"],
+        postCreateCommand: { a: 5 },
+      }),
+    });
+    const err = await discoverError(join(dir, "bad"));
+    assert.equal(err.code, "FEATURES_INVALID");
+    assert.match(
+      err.message,
+      /bad\/devcontainer-feature\.json \$\.version: the version 'v1\.0\.0' is not a semantic version/,
+    );
+    assert.match(
+      err.message,
+      /bad\/devcontainer-feature\.json \$\.mounts\[0\]: must be object \(spec schema\)/,
+    );
+    assert.match(
+      err.message,
+      /bad\/devcontainer-feature\.json \$\.postCreateCommand\.a: must be string or array/,
     );
   } finally {
     await cleanup();
