@@ -7,6 +7,7 @@ import { currentSignal, interrupted, isInterrupted } from "../core/abort.js";
 import { type DockpackError, toDockpackError } from "../core/errors.js";
 import { createReporter, type LogLevel, printResult, type Reporter } from "../core/output.js";
 import { interruptExitCode } from "./interrupt.js";
+import { camelKeys } from "./json-keys.js";
 
 /** Global options every command inherits from the root program. */
 export interface GlobalOptions {
@@ -110,7 +111,7 @@ export function withExamples(cmd: Command, examples: string[]): Command {
 
 /** Prints an error as the CLI does: `error:`/`hint:` on stderr, and JSON on stdout under --json. */
 export function reportError(err: DockpackError, g: GlobalOptions): void {
-  if (g.json) process.stdout.write(`${JSON.stringify({ error: err.toJSON() }, null, 2)}\n`);
+  if (g.json) process.stdout.write(`${JSON.stringify(camelKeys({ error: err.toJSON() }), null, 2)}\n`);
   const red = (s: string) => (g.color && process.stderr.isTTY ? `\u001b[31m${s}\u001b[0m` : s);
   process.stderr.write(`${red("error:")} ${err.message}\n`);
   if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
@@ -121,7 +122,8 @@ export function reportError(err: DockpackError, g: GlobalOptions): void {
 }
 
 /**
- * Wraps a command action: builds the Reporter, runs `fn`, prints its result (JSON under --json;
+ * Wraps a command action: builds the Reporter, runs `fn`, prints its result (JSON with camelCase
+ * keys under --json, see {@link camelKeys};
  * under -q only its primary value, see {@link primaryLines}; else the text from `human`), and maps
  * errors to exit codes (1, or 2 for usage errors; 130/143/129 when interrupted).
  */
@@ -136,7 +138,7 @@ export function action<T>(
     try {
       const result = await fn(reporter, cmd, ...args.slice(0, -1));
       if (g.quiet && !g.json) printResult(false, undefined, primaryLines(result).join("\n"));
-      else printResult(g.json, result, human ? human(result) : undefined);
+      else printResult(g.json, g.json ? camelKeys(result) : result, human ? human(result) : undefined);
     } catch (e) {
       const signal = currentSignal();
       if (isInterrupted(e, signal)) {

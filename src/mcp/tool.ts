@@ -14,6 +14,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
+import { camelKeys } from "../cli/json-keys.js";
 import { withSignal } from "../core/abort.js";
 import { toDockpackError } from "../core/errors.js";
 import { type Progress, type Reporter, silentReporter } from "../core/output.js";
@@ -203,7 +204,7 @@ export function hintForMcp(hint: string, known: string[]): string {
  */
 export async function toolCall(fn: () => Promise<unknown>, known: string[] = []): Promise<ToolResult> {
   try {
-    const value = await fn();
+    const value = camelKeys(await fn());
     const structured = (
       value !== null && typeof value === "object" && !Array.isArray(value) ? value : { result: value }
     ) as Record<string, unknown>;

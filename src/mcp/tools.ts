@@ -51,7 +51,7 @@ export function register(server: McpServer): void {
   registerLibraryTool(
     server,
     "tool_invoke",
-    "Run a tool once: the input is validated against its input_schema, the tool runs with its timeout, the output is validated against its output_schema. Returns { tool_id, result, duration_seconds }. A cancelled call kills the tool.",
+    "Run a tool once: the input is validated against its input_schema, the tool runs with its timeout, the output is validated against its output_schema. Returns { toolId, result, durationSeconds }. A cancelled call kills the tool.",
     z.object({
       id: z.string().describe("tool id"),
       input: z.record(z.string(), z.unknown()).describe("the input object"),

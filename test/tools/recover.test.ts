@@ -177,7 +177,7 @@ test("issue 13 A10: the seed's ImportError, no option injection, no files taken 
   const res = JSON.parse(r.stdout);
   assert.equal(res.installed, false);
   assert.deepEqual(res.commands, []);
-  assert.equal(res.guessed_commands.length, 1);
+  assert.equal(res.guessedCommands.length, 1);
   assert.match(r.stderr, /not running 'python3 -m pip install dockpack-made-up-module'/);
   const again = await recoverTool({ id: "prog-missing", toolsDir: FIXTURE_TOOLS, input: {}, install: true });
   assert.equal(again.retry, undefined); // nothing was installed: nothing to re-run
