@@ -1,18 +1,20 @@
 /**
  * Benchmark of environment packages through a registry (not a timed test). Starts a local
  * registry (docker-registry 2.8, test/helpers/registry.ts), writes a package with two volumes of
- * N MiB of random data each, pushes it, changes 1 % of one volume, pushes the second package to
- * another tag of the same repository, pulls it back.
+ * N MiB each (half random bytes, half log-like text, in 256 KiB runs; zstd -T0 -3 as export
+ * writes it; `--codec none|gzip` to compare), pushes it, changes 1 % of one volume (a contiguous
+ * run in the middle), pushes the second package to another tag of the same repository, pulls it
+ * back and checks the bytes.
  *
  * Prints: bytes sent by the first and the second push and their ratio (target of issue 15: the
  * second ≤ 5 % of the first), push and pull times, and the time of `skopeo copy` of the same
  * package bytes as one blob (oci: layout → docker://) in the same run.
  *
- * Usage: node --import tsx bench/registry.ts [--mib 64] [--json]
+ * Usage: node --import tsx bench/registry.ts [--mib 64] [--codec zstd] [--json]
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { linkSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { digestFile } from "../src/core/digest.js";
@@ -23,24 +25,48 @@ import { startRegistry } from "../test/helpers/registry.js";
 const i = process.argv.indexOf("--mib");
 const MIB = i > 0 ? Number(process.argv[i + 1]) : 64;
 const json = process.argv.includes("--json");
+const c = process.argv.indexOf("--codec");
+const codec = (c > 0 ? process.argv[c + 1] : "zstd") as "zstd" | "gzip" | "none";
+
+/** Half random, half log-like text, in 256 KiB runs (text compresses, random does not). */
+function volumeData(mib: number): Buffer {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for (let k = 0; n < mib * 2 ** 20; k++) {
+    const b =
+      k % 2 === 0
+        ? randomBytes(256 * 1024)
+        : Buffer.from(
+            Array.from(
+              { length: 2600 },
+              (_, j) =>
+                `2026-11-30T04:${j % 60}:00Z INFO id=${k * 10000 + j} path=/api/items/${(j * 7919) % 1e5} status=200\n`,
+            ).join(""),
+          );
+    parts.push(b);
+    n += b.length;
+  }
+  return Buffer.concat(parts).subarray(0, mib * 2 ** 20);
+}
 
 const reg = await startRegistry();
 const dir = mkdtempSync(join(tmpdir(), "dockpack-bench-registry-"));
 try {
-  const db = randomBytes(MIB * 1024 * 1024);
-  const cache = randomBytes(MIB * 1024 * 1024);
+  const db = volumeData(MIB);
+  const cache = volumeData(MIB);
   const a = join(dir, "bench-main-a.dockpack.tar");
   const b = join(dir, "bench-main-b.dockpack.tar");
-  await writeTwoVolumePackage(a, { db, cache }, { mtime: 1_700_000_000 });
+  await writeTwoVolumePackage(a, { db, cache }, { mtime: 1_700_000_000, codec });
   const changed = Buffer.from(db);
   randomBytes(Math.floor(changed.length / 100)).copy(changed, Math.floor(changed.length / 2));
-  await writeTwoVolumePackage(b, { db: changed, cache }, { mtime: 1_700_000_100 });
+  await writeTwoVolumePackage(b, { db: changed, cache }, { mtime: 1_700_000_100, codec });
 
   const first = await pushPackage({ package: a, reference: `${reg.host}/bench/env:a` });
   const second = await pushPackage({ package: b, reference: `${reg.host}/bench/env:b` });
   const t0 = performance.now();
   const pulled = await pullPackage({ reference: `${reg.host}/bench/env:b`, outputDir: join(dir, "pulled") });
   const pullSeconds = (performance.now() - t0) / 1000;
+  if (!readFileSync(pulled.package).equals(readFileSync(b))) throw new Error("pulled package differs");
 
   // skopeo copy of the same bytes as one blob
   const layout = join(dir, "layout");
@@ -91,6 +117,8 @@ try {
 
   const result = {
     volumeMiB: MIB,
+    codec,
+    layers: first.layers,
     packageBytes: statSync(a).size,
     firstPush: { sentBytes: first.uploadedBytes, seconds: first.seconds },
     secondPush: { sentBytes: second.uploadedBytes, seconds: second.seconds, existing: second.existing },
@@ -102,7 +130,7 @@ try {
   if (json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else
     process.stdout.write(
-      `two volumes of ${MIB} MiB, package ${(result.packageBytes / 2 ** 20).toFixed(1)} MiB\n` +
+      `two volumes of ${MIB} MiB (${codec}), ${first.layers} layers, package ${(result.packageBytes / 2 ** 20).toFixed(1)} MiB\n` +
         `first push:  sent ${(first.uploadedBytes / 2 ** 20).toFixed(1)} MiB in ${first.seconds.toFixed(2)} s\n` +
         `second push (1 % of one volume changed): sent ${(second.uploadedBytes / 2 ** 20).toFixed(1)} MiB in ${second.seconds.toFixed(2)} s` +
         ` = ${(result.secondOverFirst * 100).toFixed(1)} % of the first\n` +

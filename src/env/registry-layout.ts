@@ -9,6 +9,9 @@
  * - every other run of members (metadata.json; environment/…; code/…; checksums.sha256 with the
  *   end-of-archive blocks) is a layer of raw tar bytes.
  *
+ * Each segment is cut into content-defined chunks ({@link chunkSegments}), one layer per chunk,
+ * so a change inside a big volume or code segment re-sends only the chunks around it.
+ *
  * Reassembling the segments in order gives the exact package bytes (`package_sha256` checks it).
  */
 import { createHash } from "node:crypto";
@@ -16,6 +19,7 @@ import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
 import { z } from "zod";
 import { DockpackError } from "../core/errors.js";
+import { type CdcParams, DEFAULT_CDC, FastCdc } from "../core/oci/cdc.js";
 
 /** artifactType of an environment package manifest. */
 export const ENV_ARTIFACT_TYPE = "application/vnd.dockpack.env.package.v1";
@@ -23,6 +27,8 @@ export const ENV_ARTIFACT_TYPE = "application/vnd.dockpack.env.package.v1";
 export const ENV_CONFIG_MEDIA_TYPE = "application/vnd.dockpack.env.package.config.v1+json";
 /** Media type of a raw tar segment layer. */
 export const ENV_SEGMENT_MEDIA_TYPE = "application/vnd.dockpack.env.package.segment.v1.tar";
+/** Media type of one content-defined chunk of a segment cut into several (raw bytes of the segment). */
+export const ENV_CHUNK_MEDIA_TYPE = "application/vnd.dockpack.env.package.chunk.v1";
 /** Media type of a volume layer by codec. */
 export const ENV_VOLUME_MEDIA_TYPES: Record<string, string> = {
   zstd: "application/vnd.dockpack.env.volume.v1.tar+zstd",
@@ -42,8 +48,10 @@ export interface Segment {
   /** Volume only: the tar header block(s) before the data, and the zero padding after it (bytes). */
   header?: Buffer;
   padding?: number;
-  /** `sha256:<hex>` of [start, end), set by {@link digestSegments}. */
+  /** `sha256:<hex>` of [start, end) when the segment is one chunk, set by {@link chunkSegments}. */
   digest?: string;
+  /** The segment's content-defined chunks in order (one layer each), set by {@link chunkSegments}. */
+  chunks?: Chunk[];
 }
 
 const segmentSchema = z.object({
@@ -55,6 +63,8 @@ const segmentSchema = z.object({
     .max(64 * 1024)
     .optional(),
   padding: z.number().int().min(0).max(511).optional(),
+  /** Layers this segment spans (its content-defined chunks, in order); 1 when absent (format 1.0). */
+  chunks: z.number().int().min(1).max(1_000_000).optional(),
 });
 
 /** The config blob: what the package was, and how to rebuild it from the layers (one per segment). */
@@ -67,8 +77,12 @@ export const registryPackageConfigSchema = z.object({
   package_sha256: z.string().regex(/^sha256:[a-f0-9]{64}$/),
   /** metadata.json of the package (parsed), for `packages list` without downloading layers. */
   metadata: z.record(z.string(), z.unknown()),
-  /** Segments in file order; segment i is layer i. */
+  /** Segments in file order; their layers follow each other in the manifest (`chunks` each). */
   segments: z.array(segmentSchema).max(100_000),
+  /** How the chunks were cut ({@link CDC_ALGORITHM} and bounds); informational, reassembly does not need it. */
+  chunking: z
+    .object({ algorithm: z.string().max(64), min: z.number(), avg: z.number(), max: z.number() })
+    .optional(),
 });
 export type RegistryPackageConfig = z.infer<typeof registryPackageConfigSchema>;
 
@@ -176,38 +190,85 @@ function finish(segs: Segment[], size: number): Segment[] {
   return segs;
 }
 
+/** One layer's share of a segment: a content-defined chunk of the segment's bytes. */
+export interface Chunk {
+  /** Byte range in the package file, [start, end). */
+  start: number;
+  end: number;
+  /** `sha256:<hex>` of the range. */
+  digest: string;
+}
+
 /**
- * Reads the file once and sets each segment's digest; returns the whole file's digest too.
+ * Reads the file once and cuts every segment into content-defined chunks (core/oci/cdc.ts,
+ * FastCDC restarted at each segment start), setting `chunks` (and `digest` for a one-chunk
+ * segment) on each segment; returns the whole file's `sha256:<hex>`. A segment shorter than
+ * `params.min` is one chunk; an empty segment is one empty chunk.
+ *
+ * What is chunked are the bytes as they lie in the package file — for a volume, its compressed
+ * member — so the registry form reassembles to the identical file. That still dedups within a
+ * changed volume for zstd (dockpack's default codec, written multi-threaded: zstd compresses
+ * fixed-size jobs that each depend only on their input and the previous job's tail, so the
+ * compressed bytes resynchronise one job after a change) and for uncompressed volumes; a gzip
+ * stream does not resynchronise, so a change resends the rest of that volume.
  */
-export async function digestSegments(file: string, segs: Segment[]): Promise<string> {
+export async function chunkSegments(
+  file: string,
+  segs: Segment[],
+  params: CdcParams = DEFAULT_CDC,
+): Promise<string> {
   const whole = createHash("sha256");
   const order = [...segs].sort((a, b) => a.start - b.start);
   let i = 0;
-  let cur = order[0] ? createHash("sha256") : null;
   let pos = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
-    const buf = chunk as Buffer;
+  let cdc = new FastCdc(params);
+  let hash = createHash("sha256");
+  let chunkStart = order[0]?.start ?? 0;
+  let hashed = 0;
+  const close = (s: Segment, end: number) => {
+    s.chunks ??= [];
+    s.chunks.push({ start: chunkStart, end, digest: `sha256:${hash.digest("hex")}` });
+    hash = createHash("sha256");
+    chunkStart = end;
+    hashed = 0;
+  };
+  const finishSegment = (s: Segment) => {
+    cdc.end();
+    if (hashed > 0 || !s.chunks) close(s, s.end);
+    if (s.chunks?.length === 1) s.digest = s.chunks[0].digest;
+    cdc = new FastCdc(params);
+    i++;
+    chunkStart = order[i]?.start ?? 0;
+  };
+  for await (const data of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
+    const buf = data as Buffer;
     whole.update(buf);
     let off = 0;
-    while (off < buf.length && i < order.length) {
+    while (i < order.length) {
       const s = order[i];
       const abs = pos + off;
       if (abs < s.start) {
-        off = Math.min(buf.length, s.start - pos);
+        if (s.start >= pos + buf.length) break;
+        off = s.start - pos;
         continue;
       }
       const take = Math.min(buf.length - off, s.end - abs);
-      cur?.update(buf.subarray(off, off + take));
-      off += take;
-      if (pos + off >= s.end) {
-        s.digest = `sha256:${(cur as ReturnType<typeof createHash>).digest("hex")}`;
-        i++;
-        cur = createHash("sha256");
+      const piece = buf.subarray(off, off + take);
+      let o = 0;
+      for (const len of cdc.push(piece)) {
+        const part = len - hashed;
+        hash.update(piece.subarray(o, o + part));
+        o += part;
+        close(s, chunkStart + len);
       }
+      hash.update(piece.subarray(o));
+      hashed += piece.length - o;
+      off += take;
+      if (pos + off >= s.end) finishSegment(s);
+      else break;
     }
     pos += buf.length;
   }
-  for (; i < order.length; i++)
-    if (order[i].start === order[i].end) order[i].digest = `sha256:${createHash("sha256").digest("hex")}`;
+  while (i < order.length) finishSegment(order[i]);
   return `sha256:${whole.digest("hex")}`;
 }

@@ -10,6 +10,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { DigestStream, sha256Hex } from "../core/digest.js";
 import { DockpackError } from "../core/errors.js";
+import { CDC_ALGORITHM, type CdcParams, DEFAULT_CDC } from "../core/oci/cdc.js";
 import { fileRange, mapLimit, type OciRepository, openRepository } from "../core/oci/client.js";
 import { type Descriptor, type ImageManifest, OCI_MANIFEST } from "../core/oci/media-types.js";
 import { formatReference, referenceTarget } from "../core/oci/reference.js";
@@ -18,8 +19,9 @@ import { type Reporter, silentReporter } from "../core/output.js";
 import { PACKAGE_EXTENSION } from "./package-format.js";
 import { requireValidPackage } from "./package-reader.js";
 import {
-  digestSegments,
+  chunkSegments,
   ENV_ARTIFACT_TYPE,
+  ENV_CHUNK_MEDIA_TYPE,
   ENV_CONFIG_MEDIA_TYPE,
   ENV_SEGMENT_MEDIA_TYPE,
   ENV_VOLUME_MEDIA_TYPES,
@@ -41,6 +43,8 @@ export interface PushPackageOptions extends RegistryOptions {
   chunkSize?: number;
   /** SSH private key: attach an SSH signature of the manifest as a referrer (registry-sign.ts). */
   sign?: string;
+  /** Content-defined chunk bounds (bytes; default 256 KiB / 1 MiB / 4 MiB). */
+  cdc?: CdcParams;
 }
 
 /** Result of {@link pushPackage}. */
@@ -74,14 +78,16 @@ export async function pushPackage(
   const file = resolve(options.package);
   const { metadata } = await requireValidPackage(file, reporter);
   const segments = await scanSegments(file);
-  const packageSha = await digestSegments(file, segments);
+  const cdc = options.cdc ?? DEFAULT_CDC;
+  const packageSha = await chunkSegments(file, segments, cdc);
   const { repo, ref } = await openRepository(options.reference, { ...options, reporter });
   if (!ref.tag && !ref.digest)
     throw new DockpackError("OCI_REFERENCE_INVALID", "push needs a tag", { usage: true });
   try {
+    const chunked = segments.some((s) => (s.chunks?.length ?? 1) > 1);
     const config: RegistryPackageConfig = {
       format: "dockpack-env-package-oci",
-      format_version: "1.0",
+      format_version: chunked ? "1.1" : "1.0",
       file_name: basename(file),
       package_size: (await stat(file)).size,
       package_sha256: packageSha,
@@ -91,7 +97,9 @@ export async function pushPackage(
         member: s.member,
         size: s.end - s.start,
         ...(s.header ? { header: s.header.toString("base64"), padding: s.padding ?? 0 } : {}),
+        ...((s.chunks?.length ?? 1) > 1 ? { chunks: s.chunks?.length } : {}),
       })),
+      ...(chunked ? { chunking: { algorithm: CDC_ALGORITHM, ...cdc } } : {}),
     };
     const configBytes = Buffer.from(JSON.stringify(config));
     const configDesc: Descriptor = {
@@ -99,40 +107,48 @@ export async function pushPackage(
       digest: `sha256:${sha256Hex(configBytes)}`,
       size: configBytes.length,
     };
-    const layers: Descriptor[] = segments.map((s) => {
+    const parts = segments.flatMap((s) => {
       const vol = metadata.volumes.find((v) => v.member === s.member);
-      return {
-        mediaType: s.kind === "volume" && vol ? ENV_VOLUME_MEDIA_TYPES[vol.codec] : ENV_SEGMENT_MEDIA_TYPE,
-        digest: s.digest as string,
-        size: s.end - s.start,
-        annotations: {
-          "org.opencontainers.image.title": s.kind === "volume" ? s.member : s.kind,
-          ...(vol ? { "dev.dockpack.volume": vol.name } : {}),
-        },
-      };
+      const chunks = s.chunks ?? [];
+      const title = s.kind === "volume" ? s.member : s.kind;
+      return chunks.map((c, k) => ({
+        c,
+        d: {
+          mediaType:
+            chunks.length > 1
+              ? ENV_CHUNK_MEDIA_TYPE
+              : s.kind === "volume" && vol
+                ? ENV_VOLUME_MEDIA_TYPES[vol.codec]
+                : ENV_SEGMENT_MEDIA_TYPE,
+          digest: c.digest,
+          size: c.end - c.start,
+          annotations: {
+            "org.opencontainers.image.title": chunks.length > 1 ? `${title}.${k}` : title,
+            ...(vol ? { "dev.dockpack.volume": vol.name } : {}),
+            ...(chunks.length > 1 ? { "dev.dockpack.chunk": `${k + 1}/${chunks.length}` } : {}),
+          },
+        } satisfies Descriptor,
+      }));
     });
+    const layers = parts.map((p) => p.d);
     let uploadedBytes = 0;
     let existing = 0;
     const total = layers.reduce((n, l) => n + l.size, 0) + configBytes.length;
     const bar = reporter.progress(`push ${formatReference(ref)}`, total);
     let done = 0;
     const seen = new Set<string>();
-    await mapLimit(
-      segments.map((s, i) => ({ s, d: layers[i] })),
-      options.concurrency ?? 3,
-      async ({ s, d }) => {
-        if (seen.has(d.digest)) return;
-        seen.add(d.digest);
-        const r = await repo.pushBlob(d.digest, d.size, {
-          open: fileRange(file, s.start, s.end),
-          chunkSize: options.chunkSize,
-        });
-        if (r.how === "uploaded") uploadedBytes += r.sent;
-        else existing++;
-        done += d.size;
-        bar.update(done);
-      },
-    );
+    await mapLimit(parts, options.concurrency ?? 3, async ({ c, d }) => {
+      if (seen.has(d.digest)) return;
+      seen.add(d.digest);
+      const r = await repo.pushBlob(d.digest, d.size, {
+        open: fileRange(file, c.start, c.end),
+        chunkSize: options.chunkSize,
+      });
+      if (r.how === "uploaded") uploadedBytes += r.sent;
+      else existing++;
+      done += d.size;
+      bar.update(done);
+    });
     const c = await repo.pushBlob(configDesc.digest, configDesc.size, {
       open: (from) => Readable.from([configBytes.subarray(from)]),
     });
@@ -183,7 +199,7 @@ export interface RemotePackage {
 
 /**
  * Reads a package artifact's manifest and config (checked against the schema and against the
- * manifest: one layer per segment, sizes agree).
+ * manifest: each segment's layers (its chunks) add up to its size, every layer used once).
  * @throws DockpackError `OCI_NOT_A_PACKAGE` for another kind of artifact, `OCI_*`.
  */
 export async function readRemotePackage(repo: OciRepository, target: string): Promise<RemotePackage> {
@@ -207,7 +223,16 @@ export async function readRemotePackage(repo: OciRepository, target: string): Pr
     throw new DockpackError("OCI_NOT_A_PACKAGE", `${where}: config blob is invalid: ${parsed.error.message}`);
   const config = parsed.data;
   const layers = manifest.layers ?? [];
-  if (layers.length !== config.segments.length || layers.some((l, i) => l.size !== config.segments[i].size))
+  let li = 0;
+  for (const s of config.segments) {
+    let sum = 0;
+    for (let k = 0; k < (s.chunks ?? 1); k++) sum += layers[li++]?.size ?? Number.NaN;
+    if (sum !== s.size || li > layers.length) {
+      li = Number.NaN;
+      break;
+    }
+  }
+  if (li !== layers.length)
     throw new DockpackError("OCI_NOT_A_PACKAGE", `${where}: layers and config segments disagree`);
   let size = 0;
   for (const s of config.segments)
@@ -293,12 +318,14 @@ export async function pullPackage(
     const digest = new DigestStream();
     const sink = createWriteStream(assembled);
     const parts = async function* () {
-      for (const [i, s] of config.segments.entries()) {
+      let li = 0;
+      for (const s of config.segments) {
         if (s.header) yield Buffer.from(s.header, "base64");
-        for await (const c of createReadStream(join(work, manifest.layers[i].digest.slice(7)), {
-          highWaterMark: 1024 * 1024,
-        }))
-          yield c as Buffer;
+        for (let k = 0; k < (s.chunks ?? 1); k++)
+          for await (const c of createReadStream(join(work, manifest.layers[li++].digest.slice(7)), {
+            highWaterMark: 1024 * 1024,
+          }))
+            yield c as Buffer;
         if (s.padding) yield Buffer.alloc(s.padding);
       }
     };

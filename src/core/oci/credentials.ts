@@ -12,7 +12,7 @@ import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { DockpackError } from "../errors.js";
-import { findProgram, run } from "../exec.js";
+import { findProgram } from "../exec.js";
 import { atomicWriteFile } from "../fs.js";
 
 /** User name and secret for one registry. `identityToken` is an OAuth2 refresh token. */
@@ -75,18 +75,34 @@ function helperProgram(name: string): string {
   return program;
 }
 
-async function helperGet(name: string, serverUrl: string): Promise<Credentials | null> {
+/**
+ * Runs `docker-credential-<name> <cmd>` with `input` on stdin. Returns its stdout, or null when the
+ * helper says "credentials not found" (the docker-credential-helpers protocol prints that on
+ * stdout with exit 1). @throws DockpackError `OCI_CREDENTIAL_HELPER_MISSING`/`_FAILED`.
+ */
+async function helperCall(
+  name: string,
+  cmd: "get" | "store" | "erase",
+  input: string,
+): Promise<string | null> {
   const program = helperProgram(name);
-  let stdout: string;
-  try {
-    stdout = (await run(program, ["get"], { input: serverUrl })).stdout;
-  } catch (e) {
-    const text = `${(e as Error).message}`;
-    if (/credentials not found/i.test(text)) return null;
-    throw new DockpackError("OCI_CREDENTIAL_HELPER_FAILED", `${program} get ${serverUrl} failed: ${text}`, {
-      cause: e,
-    });
-  }
+  const { execa } = await import("execa");
+  const res = await execa(program, [cmd], { input, reject: false, stripFinalNewline: true });
+  const stdout = typeof res.stdout === "string" ? res.stdout : "";
+  const stderr = typeof res.stderr === "string" ? res.stderr : "";
+  if (res.exitCode === 0) return stdout;
+  if (/credentials not found/i.test(`${stdout}\n${stderr}`)) return null;
+  const label = cmd === "store" ? "" : ` ${input}`;
+  throw new DockpackError(
+    "OCI_CREDENTIAL_HELPER_FAILED",
+    `${program} ${cmd}${label} failed (exit ${res.exitCode ?? res.signal}): ${(stderr || stdout).slice(-500)}`,
+  );
+}
+
+async function helperGet(name: string, serverUrl: string): Promise<Credentials | null> {
+  const program = `docker-credential-${name}`;
+  const stdout = await helperCall(name, "get", serverUrl);
+  if (stdout === null) return null;
   let out: { Username?: string; Secret?: string };
   try {
     out = JSON.parse(stdout) as { Username?: string; Secret?: string };
@@ -136,9 +152,8 @@ export async function storeCredentials(registry: string, creds: Credentials): Pr
   const key = configKey(registry);
   const helper = config.credHelpers?.[registry] ?? config.credHelpers?.[key] ?? config.credsStore;
   if (helper) {
-    const program = helperProgram(helper);
     const input = JSON.stringify({ ServerURL: key, Username: creds.username, Secret: creds.password });
-    await run(program, ["store"], { input });
+    await helperCall(helper, "store", input);
     config.auths = { ...(config.auths ?? {}), [key]: {} };
   } else {
     const auth = Buffer.from(`${creds.username}:${creds.password}`).toString("base64");
@@ -155,14 +170,7 @@ export async function eraseCredentials(registry: string): Promise<boolean> {
   const key = configKey(registry);
   let found = false;
   const helper = config.credHelpers?.[registry] ?? config.credHelpers?.[key] ?? config.credsStore;
-  if (helper) {
-    try {
-      await run(helperProgram(helper), ["erase"], { input: key });
-      found = true;
-    } catch {
-      // not stored in the helper
-    }
-  }
+  if (helper && (await helperCall(helper, "erase", key)) !== null) found = true;
   for (const k of [key, registry]) {
     if (config.auths && k in config.auths) {
       delete config.auths[k];

@@ -1,8 +1,10 @@
 /**
  * Test helper: environment packages with two volumes of given content, written straight with the
  * package writer (no Docker), so registry tests run in seconds. Each volume member is the gzip
- * of a tar holding one file `data.bin`; the same content gives the same member bytes.
+ * (or zstd as export writes it, or plain) of a tar holding one file `data.bin`; the same content gives the same member bytes.
  */
+
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import tar from "tar-stream";
@@ -31,7 +33,7 @@ async function volumeTar(data: Buffer): Promise<Buffer> {
 export async function writeTwoVolumePackage(
   path: string,
   volumes: { db: Buffer; cache: Buffer },
-  options: { mtime?: number; env?: string; branch?: string } = {},
+  options: { mtime?: number; env?: string; branch?: string; codec?: "gzip" | "zstd" | "none" } = {},
 ): Promise<PackageMetadata> {
   const w = await PackageTarWriter.open(path, options.mtime ?? 1_700_000_000);
   const r = await w.reserve(METADATA_MEMBER, METADATA_RESERVED_BYTES);
@@ -41,14 +43,22 @@ export async function writeTwoVolumePackage(
   const vols = [];
   for (const name of ["db", "cache"] as const) {
     const raw = await volumeTar(volumes[name]);
-    const gz = gzipSync(raw);
-    const m = await w.addBuffer(`volumes/${name}.tar.gz`, gz);
+    const codec = options.codec ?? "gzip";
+    // zstd as export writes it (core/codec compressStream: zstd -c -q -T0 -3)
+    const gz =
+      codec === "gzip"
+        ? gzipSync(raw)
+        : codec === "zstd"
+          ? execFileSync("zstd", ["-c", "-q", "-T0", "-3"], { input: raw, maxBuffer: 2 ** 31 })
+          : raw;
+    const member = `volumes/${name}.tar${{ gzip: ".gz", zstd: ".zst", none: "" }[codec]}`;
+    const m = await w.addBuffer(member, gz);
     members.push(m);
     vols.push({
       name,
       source_volume: `synth-main_${name}`,
-      member: `volumes/${name}.tar.gz`,
-      codec: "gzip" as const,
+      member,
+      codec,
       size: raw.length,
       compressed_size: gz.length,
       sha256: m.sha256,

@@ -1,0 +1,126 @@
+/**
+ * Credentials through docker credential helpers (`credsStore`, `credHelpers`): a fake
+ * `docker-credential-test` on PATH speaking the docker-credential-helpers protocol (get/store/erase
+ * on stdin, "credentials not found in native keychain" on stdout with exit 1), against a TLS +
+ * htpasswd registry.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { runCli } from "../../helpers/cli.js";
+import { startRegistry, type TestRegistry } from "../../helpers/registry.js";
+import { writeTwoVolumePackage } from "./synthetic-package.js";
+
+const HELPER = `#!/usr/bin/env node
+const fs = require("fs"), path = require("path");
+const dir = process.env.FAKE_CRED_DIR, cmd = process.argv[2];
+const input = fs.readFileSync(0, "utf8");
+const file = (s) => path.join(dir, Buffer.from(s.trim()).toString("hex") + ".json");
+const server = cmd === "store" ? JSON.parse(input).ServerURL : input.trim();
+fs.appendFileSync(path.join(dir, "calls.log"), cmd + " " + server + "\\n");
+const missing = () => { process.stdout.write("credentials not found in native keychain\\n"); process.exit(1); };
+if (cmd === "store") fs.writeFileSync(file(server), input);
+else if (cmd === "get") { if (!fs.existsSync(file(server))) missing(); process.stdout.write(fs.readFileSync(file(server))); }
+else if (cmd === "erase") { if (!fs.existsSync(file(server))) missing(); fs.unlinkSync(file(server)); }
+else { process.stderr.write("unknown command\\n"); process.exit(2); }
+`;
+
+let reg: TestRegistry;
+let dir: string;
+let pkg: string;
+let env: NodeJS.ProcessEnv;
+before(async () => {
+  reg = await startRegistry({ tls: true, users: { alice: "s3cret" } });
+  dir = await mkdtemp(join(tmpdir(), "dockpack-credhelper-"));
+  const bin = join(dir, "bin");
+  await mkdir(join(dir, "store"));
+  await mkdir(bin);
+  await writeFile(join(bin, "docker-credential-test"), HELPER);
+  await chmod(join(bin, "docker-credential-test"), 0o755);
+  pkg = join(dir, "synth-main-c.dockpack.tar");
+  await writeTwoVolumePackage(pkg, { db: randomBytes(20_000), cache: randomBytes(1000) });
+  env = {
+    PATH: `${bin}:${process.env.PATH}`,
+    FAKE_CRED_DIR: join(dir, "store"),
+    DOCKER_CONFIG: join(dir, "docker"),
+    NODE_EXTRA_CA_CERTS: reg.caFile,
+  };
+  await mkdir(join(dir, "docker"));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+  await reg?.stop();
+});
+
+const config = (c: object) => writeFile(join(dir, "docker", "config.json"), JSON.stringify(c));
+const calls = async () => (await readFile(join(dir, "store", "calls.log"), "utf8")).trim().split("\n");
+
+test("credsStore: login stores through the helper (not in config.json), push reads it back, logout erases", async () => {
+  await config({ credsStore: "test" });
+  const login = runCli(["--json", "login", reg.host, "-u", "alice", "--password-stdin"], {
+    env,
+    input: "s3cret\n",
+  });
+  assert.equal(login.code, 0, login.stderr);
+  const saved = JSON.parse(await readFile(join(dir, "docker", "config.json"), "utf8"));
+  assert.deepEqual(saved.auths[reg.host], {}, "no secret in config.json");
+  assert.equal(saved.credsStore, "test");
+  const push = runCli(["--json", "packages", "push", pkg, `${reg.host}/cred/env:store`], { env });
+  assert.equal(push.code, 0, push.stderr);
+  assert.ok((await calls()).includes(`get ${reg.host}`));
+  const out = runCli(["--json", "logout", reg.host], { env });
+  assert.equal(out.code, 0, out.stderr);
+  assert.equal(JSON.parse(out.stdout).removed, true);
+  assert.deepEqual(
+    (await readdir(join(dir, "store"))).filter((f) => f.endsWith(".json")),
+    [],
+  );
+  // nothing stored any more: the registry answers 401, a named error
+  const denied = runCli(["--json", "packages", "list", `${reg.host}/cred/env`], { env });
+  assert.equal(denied.code, 1);
+  assert.equal(JSON.parse(denied.stdout).error.code, "OCI_UNAUTHORIZED");
+});
+
+test("credHelpers per registry win over auths; a wrong secret from the helper is OCI_UNAUTHORIZED", async () => {
+  const store = (secret: string) =>
+    writeFile(
+      join(dir, "store", `${Buffer.from(reg.host).toString("hex")}.json`),
+      JSON.stringify({ ServerURL: reg.host, Username: "alice", Secret: secret }),
+    );
+  await store("s3cret");
+  await config({
+    credHelpers: { [reg.host]: "test" },
+    auths: { [reg.host]: { auth: Buffer.from("alice:wrong").toString("base64") } },
+  });
+  const ok = runCli(["--json", "packages", "push", pkg, `${reg.host}/cred/env:helper`], { env });
+  assert.equal(ok.code, 0, ok.stderr);
+  await store("wrong");
+  const bad = runCli(["--json", "packages", "push", pkg, `${reg.host}/cred/env:bad`], { env });
+  assert.equal(bad.code, 1);
+  assert.equal(JSON.parse(bad.stdout).error.code, "OCI_UNAUTHORIZED");
+  await store("s3cret");
+  const again = runCli(["--json", "packages", "list", `${reg.host}/cred/env`], { env });
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(
+    JSON.parse(again.stdout).packages.map((p: { tag: string }) => p.tag),
+    ["helper", "store"],
+    "nothing tagged by the refused push",
+  );
+});
+
+test("a helper that is not installed or that fails: named errors", async () => {
+  await config({ credsStore: "nope" });
+  const missing = runCli(["--json", "packages", "list", `${reg.host}/cred/env`], { env });
+  assert.equal(missing.code, 1);
+  assert.equal(JSON.parse(missing.stdout).error.code, "OCI_CREDENTIAL_HELPER_MISSING");
+  await writeFile(join(dir, "store", `${Buffer.from(reg.host).toString("hex")}.json`), "not json");
+  await config({ credsStore: "test" });
+  const broken = runCli(["--json", "packages", "list", `${reg.host}/cred/env`], { env });
+  assert.equal(broken.code, 1);
+  assert.equal(JSON.parse(broken.stdout).error.code, "OCI_CREDENTIAL_HELPER_FAILED");
+  assert.equal(existsSync(join(dir, "docker", "config.json")), true);
+});
