@@ -11,6 +11,7 @@ export {
   outputKind,
 } from "./fs/atomic.js";
 export { onCleanup, pendingCleanups, runCleanups, runCleanupsSync } from "./fs/cleanup.js";
+export { commitIntoFolder, isMountPoint, stagingParent } from "./fs/folder.js";
 export { type LockOptions, withLock } from "./fs/lock.js";
 export {
   ensureFreeSpace,

@@ -11,6 +11,7 @@ import { chmod, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, sep } from "node:path";
 import { DockpackError } from "../core/errors.js";
+import { commitIntoFolder, stagingParent } from "../core/fs/folder.js";
 import { makeTempDir, removeTempDir } from "../core/fs.js";
 
 function real(path: string): string {
@@ -115,21 +116,13 @@ export async function checkOutputFolder(outputDir: string): Promise<void> {
 
 /**
  * Creates the staging folder next to `outputDir`, or, when its parent does not exist yet, in the
- * nearest existing ancestor (missing parents are created only by {@link commitOutput}). It is
- * removed by {@link commitOutput}, by {@link discardStaging}, or at exit/signal.
+ * nearest existing ancestor (missing parents are created only by {@link commitOutput}); inside
+ * `outputDir` when it is a mount point (a bind mount cannot be renamed into from outside: EXDEV,
+ * issue 12 A4). It is removed by {@link commitOutput}, by {@link discardStaging}, or at exit/signal.
  * @returns the staging folder (absolute)
  */
 export async function createStaging(outputDir: string): Promise<string> {
-  let parent = dirname(outputDir);
-  while (
-    !(await stat(parent).then(
-      (s) => s.isDirectory(),
-      () => false,
-    )) &&
-    dirname(parent) !== parent
-  )
-    parent = dirname(parent);
-  return makeTempDir(".dockpack-features-", { parent });
+  return makeTempDir(".dockpack-features-", { parent: await stagingParent(outputDir) });
 }
 
 /** Removes the staging folder (after a failure). */
@@ -160,6 +153,7 @@ export async function commitOutput(staging: string, outputDir: string, clean: bo
     await removeTempDir(staging);
     return;
   }
+  const inside = dirname(staging) === outputDir;
   if (!clean) {
     // Check every destination first, so that a conflict stops the run before anything moves.
     for (const n of names) {
@@ -171,8 +165,13 @@ export async function commitOutput(staging: string, outputDir: string, clean: bo
           { hint: "Remove it, choose another output folder, or pass -f to empty the output folder." },
         );
     }
-  } else {
+  } else if (!inside) {
     for (const n of await readdir(outputDir)) await rm(join(outputDir, n), { recursive: true, force: true });
+  }
+  if (inside) {
+    // The output folder is a mount point: the staging folder is inside it (see createStaging).
+    await commitIntoFolder(staging, outputDir, { clean, skip: (n) => n.startsWith(".") });
+    return;
   }
   for (const n of names) await rename(join(staging, n), join(outputDir, n));
   await removeTempDir(staging);

@@ -8,7 +8,8 @@ import { rmSync } from "node:fs";
 import { chmod, lstat, mkdir, mkdtemp, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { DockpackError } from "../core/errors.js";
-import { onCleanup } from "../core/fs.js";
+import { commitIntoFolder, isMountPoint } from "../core/fs/folder.js";
+import { makeTempDir, onCleanup, removeTempDir } from "../core/fs.js";
 
 /**
  * Checks that `output` may be written: absent, an empty folder, or (with `force`) anything.
@@ -53,6 +54,16 @@ function removeOnExit(path: string): () => void {
 /** Creates a staging folder beside `output` (same file system, so the final move is a rename). */
 export async function createStage(output: string): Promise<Stage> {
   const out = resolve(output);
+  if (await isMountPoint(out)) {
+    // A mount point cannot be renamed over (EBUSY) nor renamed into from outside (EXDEV): stage
+    // inside it and move the entries (core/fs/folder.ts, issue 12 A4).
+    const inner = await makeTempDir(".dockpack-stage-", { parent: out });
+    return {
+      dir: inner,
+      commit: () => commitIntoFolder(inner, out, { clean: true }),
+      abort: () => removeTempDir(inner),
+    };
+  }
   await mkdir(dirname(out), { recursive: true });
   const dir = await mkdtemp(join(dirname(out), `.${basename(out)}.dockpack-`));
   const forget = removeOnExit(dir);
