@@ -1,8 +1,9 @@
 /**
  * bench/tool-serve: throughput and latency of `POST /api/invoke` for a trivial tool (examples/
- * tools/upper, one node process per call) under load (autocannon, loopback only), against
- * running the tool's command directly with the same concurrency in the same process, printed as
- * overhead. Also measures GET /api/health to show the cost of the HTTP layer alone.
+ * tools/upper, one node process per call) at `connections` concurrent calls (loopback only),
+ * against running the tool's command directly the same way the service spawns it, with the same
+ * harness (a closed loop per connection) and concurrency, printed as overhead. Also measures
+ * GET /api/health (autocannon) to show the cost of the HTTP layer alone.
  *
  * The two are measured in alternating rounds (direct, service, direct, service, …) and each
  * figure is the median over the rounds, so a change of machine load hits both alike.
@@ -14,10 +15,11 @@
  * Usage: node --import tsx bench/tool-serve.ts [--seconds 5] [--connections 10] [--rounds 3]
  */
 import { spawn } from "node:child_process";
+import { Agent, request } from "node:http";
 import { type AddressInfo, createServer } from "node:net";
+import { availableParallelism, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { execa } from "execa";
 import { findTool } from "../src/tools/manifest.js";
 import { startToolServer } from "../src/tools/server.js";
 
@@ -38,21 +40,22 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-/** Runs the tool's command directly, `connections` at a time, for `seconds`. Latencies in ms. */
-async function direct(): Promise<{ rps: number; p50: number; p99: number; n: number }> {
-  const tool = await findTool("upper", toolsDir);
-  const argv = (tool.manifest.command ?? []).map((a) => a.replaceAll("{tool_dir}", tool.dir));
-  const program = argv[0] === "node" ? process.execPath : argv[0];
+type Figures = { rps: number; p50: number; p99: number; n: number };
+
+/**
+ * The harness both sides share: `connections` loops, each starting its next call when the last
+ * one ends, until `seconds` have passed; every call started is awaited and counted, and the rate
+ * is calls / time until the last one ended. Latencies in ms.
+ */
+async function closedLoop(call: () => Promise<unknown>): Promise<Figures> {
   const lat: number[] = [];
-  const end = performance.now() + seconds * 1000;
   const started = performance.now();
+  const end = started + seconds * 1000;
   await Promise.all(
     Array.from({ length: connections }, async () => {
       while (performance.now() < end) {
         const t = performance.now();
-        // detached like the service's runner: a new session gets its own scheduler autogroup on
-        // Linux, which matters on a loaded machine (measured: ~2× latency difference otherwise).
-        await execa(program, argv.slice(1), { input: body, cwd: tool.dir, detached: true });
+        await call();
         lat.push(performance.now() - t);
       }
     }),
@@ -60,6 +63,67 @@ async function direct(): Promise<{ rps: number; p50: number; p99: number; n: num
   const elapsed = (performance.now() - started) / 1000;
   lat.sort((a, b) => a - b);
   return { rps: lat.length / elapsed, p50: percentile(lat, 50), p99: percentile(lat, 99), n: lat.length };
+}
+
+/**
+ * One direct run of the tool: spawned the way the service's runner does it (node:child_process,
+ * detached into its own process group — on Linux a new session also gets its own scheduler
+ * autogroup, which matters on a loaded machine —, stdin written and closed, stdout and stderr
+ * collected).
+ */
+async function directCall(): Promise<() => Promise<string>> {
+  const tool = await findTool("upper", toolsDir);
+  const argv = (tool.manifest.command ?? []).map((a) => a.replaceAll("{tool_dir}", tool.dir));
+  const program = argv[0] === "node" ? process.execPath : argv[0];
+  return () =>
+    new Promise<string>((resolve, reject) => {
+      const p = spawn(program, argv.slice(1), { cwd: tool.dir, detached: true, stdio: "pipe" });
+      const out: Buffer[] = [];
+      p.stdout.on("data", (b: Buffer) => out.push(b));
+      p.stderr.on("data", () => {});
+      p.stdin.on("error", () => {});
+      p.stdin.end(body);
+      p.once("error", reject);
+      p.once("close", (code) =>
+        code === 0 ? resolve(Buffer.concat(out).toString()) : reject(new Error(`exit ${code}`)),
+      );
+    });
+}
+
+/**
+ * One round of `POST /api/invoke` calls over keep-alive connections (node:http, as light a
+ * client as it gets); the connections are closed after the round (the server closes idle ones
+ * after 5 s, and a direct round lasts longer).
+ */
+async function invokeRound(url: string): Promise<Figures> {
+  const agent = new Agent({ keepAlive: true, maxSockets: connections });
+  try {
+    return await closedLoop(invokeCall(url, agent));
+  } finally {
+    agent.destroy();
+  }
+}
+
+function invokeCall(url: string, agent: Agent): () => Promise<string> {
+  const target = new URL("/api/invoke", url);
+  return () =>
+    new Promise<string>((resolve, reject) => {
+      const req = request(
+        target,
+        { method: "POST", agent, headers: { "content-type": "application/json" } },
+        (res) => {
+          const out: Buffer[] = [];
+          res.on("data", (b: Buffer) => out.push(b));
+          res.on("end", () =>
+            res.statusCode === 200
+              ? resolve(Buffer.concat(out).toString())
+              : reject(new Error(`POST /api/invoke: ${res.statusCode}`)),
+          );
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
 }
 
 type Cannon = (opts: Record<string, unknown>) => Promise<{
@@ -108,6 +172,7 @@ async function overload(): Promise<{ ok: number; busy: number; other: number }> 
   }
 }
 
+/** autocannon against `url` for `seconds` (the HTTP layer alone: GET /api/health). */
 async function load(url: string, method: "GET" | "POST") {
   const name = "autocannon"; // no type declarations ship with it
   const autocannon = (await import(name)).default as Cannon;
@@ -156,16 +221,18 @@ for (let i = 0; ; i++) {
   await new Promise((r) => setTimeout(r, 100));
 }
 try {
+  const load0 = loadavg();
   process.stderr.write(
     `bench: ${rounds} rounds of ${seconds} s each, ${connections} connections, tool 'upper', ${service.url}\n`,
   );
-  type Figures = { rps: number; p50: number; p99: number; n: number };
   const directRuns: Figures[] = [];
   const invokeRuns: Figures[] = [];
+  const runDirect = await directCall();
   for (let i = 0; i < rounds; i++) {
-    directRuns.push(await direct());
-    invokeRuns.push(await load(`${service.url}/api/invoke`, "POST"));
+    directRuns.push(await closedLoop(runDirect));
+    invokeRuns.push(await invokeRound(service.url));
   }
+  const load1 = loadavg();
   const health = await load(`${service.url}/api/health`, "GET");
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const combine = (runs: Figures[]): Figures => ({
@@ -187,6 +254,10 @@ try {
   console.log(
     `overhead of the service per call (medians of ${rounds} rounds): p50 ${(invoke.p50 - base.p50).toFixed(1)} ms, ` +
       `p99 ${(invoke.p99 - base.p99).toFixed(1)} ms; throughput ${((invoke.rps / base.rps) * 100).toFixed(0)}% of direct`,
+  );
+  console.log(
+    `per round (service / direct req/s): ${invokeRuns.map((r, i) => (r.rps / directRuns[i].rps).toFixed(2)).join(", ")}; ` +
+      `load average (1 min) ${load0[0].toFixed(1)} at the start, ${load1[0].toFixed(1)} at the end, on ${availableParallelism()} CPUs`,
   );
   const o = await overload();
   console.log(

@@ -27,10 +27,38 @@ function killGroup(pgid: number, signal: NodeJS.Signals): void {
   }
 }
 
-function send(line: string): void {
+let pending = "";
+let flushQueued = false;
+let lateTimer: NodeJS.Timeout | undefined;
+
+function flush(): void {
+  flushQueued = false;
+  clearTimeout(lateTimer);
+  lateTimer = undefined;
   const w = watchdog;
-  if (!w?.stdin || w.stdin.destroyed) return;
-  w.stdin.write(`${line}\n`);
+  const text = pending;
+  pending = "";
+  if (text && w?.stdin && !w.stdin.destroyed) w.stdin.write(text);
+}
+
+/**
+ * Queues one line for the watchdog; lines go out together, so a busy server wakes the watchdog
+ * about once per turn of its event loop, not twice per invoke. A new group (`+`) is sent at the
+ * end of the current turn; an ended one (`-`) may wait up to 500 ms (a group id is not reused
+ * that fast, and a late `-` only makes the watchdog signal a group that no longer exists).
+ */
+function send(line: string): void {
+  if (!watchdog) return;
+  pending += `${line}\n`;
+  if (line[0] === "+") {
+    if (!flushQueued) {
+      flushQueued = true;
+      setImmediate(flush);
+    }
+  } else if (!lateTimer && !flushQueued) {
+    lateTimer = setTimeout(flush, 500);
+    lateTimer.unref();
+  }
 }
 
 /**

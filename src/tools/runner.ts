@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DockpackError } from "../core/errors.js";
 import type { Tool } from "./manifest.js";
-import { trackGroup, untrackGroup } from "./reaper.js";
+import { runGroup } from "./spawn.js";
 
 /** Largest stdout / stderr a tool may print, in bytes (16 MiB). */
 export const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
@@ -115,52 +115,20 @@ export async function runExecutable(
   if (node) Object.assign(env, node.env);
   const timeoutSeconds = options.timeoutSeconds ?? m.timeout_seconds;
   const started = performance.now();
-  const { execa } = await import("execa"); // loaded on first use (start-up time of `tool --help`)
   try {
     // The tool runs in its own process group, and the timeout stops the whole group: a shell
     // command's children would otherwise keep stdout open and outlive the timeout.
-    const sub = execa(program, argv.slice(1), {
+    const res = await runGroup(program, argv.slice(1), {
       cwd: tool.dir,
       env,
       input: m.input_mode === "stdin" ? json : "",
-      detached: true,
-      cancelSignal: options.signal,
-      maxBuffer: MAX_OUTPUT_BYTES,
-      reject: false,
-      stripFinalNewline: false,
+      timeoutMs: Math.round(timeoutSeconds * 1000),
+      maxBytes: MAX_OUTPUT_BYTES,
+      signal: options.signal,
     });
-    const pgid = sub.pid;
-    if (pgid) trackGroup(pgid);
-    const killGroup = (signal: NodeJS.Signals) => {
-      try {
-        if (sub.pid) process.kill(-sub.pid, signal);
-      } catch {
-        // the group is gone already
-      }
-    };
-    let timedOut = false;
-    let forceTimer: NodeJS.Timeout | undefined;
-    const timer = setTimeout(
-      () => {
-        timedOut = true;
-        killGroup("SIGTERM");
-        forceTimer = setTimeout(() => killGroup("SIGKILL"), 2000);
-      },
-      Math.round(timeoutSeconds * 1000),
-    );
-    const onAbort = () => killGroup("SIGKILL");
-    options.signal?.addEventListener("abort", onAbort, { once: true });
-    const res = await sub.finally(() => {
-      // Whatever the tool started and left running (stdio closed, still in its group) ends here.
-      if (pgid) untrackGroup(pgid);
-    });
-    clearTimeout(timer);
-    clearTimeout(forceTimer);
-    options.signal?.removeEventListener("abort", onAbort);
     const durationSeconds = (performance.now() - started) / 1000;
-    const stdout = String(res.stdout ?? "");
-    const stderr = String(res.stderr ?? "").slice(-65536);
-    if (timedOut)
+    const { stdout, stderr } = res;
+    if (res.timedOut)
       throw new DockpackError(
         "TOOL_TIMEOUT",
         `Tool '${m.id}' did not finish within ${timeoutSeconds} s and was stopped.`,
@@ -169,7 +137,7 @@ export async function runExecutable(
           details: { timeoutSeconds, stderr: tail(stderr) },
         },
       );
-    if (res.isMaxBuffer)
+    if (res.tooLarge)
       throw new DockpackError(
         "TOOL_OUTPUT_TOO_LARGE",
         `Tool '${m.id}' printed more than ${MAX_OUTPUT_BYTES} bytes.`,
@@ -177,8 +145,8 @@ export async function runExecutable(
           hint: "A tool prints one JSON object on stdout; write large data to files instead.",
         },
       );
-    if (res.isCanceled) throw new DockpackError("TOOL_CANCELED", `Tool '${m.id}' was canceled.`);
-    const spawnCode = (res.cause as NodeJS.ErrnoException | undefined)?.code;
+    if (res.canceled) throw new DockpackError("TOOL_CANCELED", `Tool '${m.id}' was canceled.`);
+    const spawnCode = res.spawnError?.code;
     if (spawnCode === "ENOENT")
       throw new DockpackError(
         "PROGRAM_MISSING",
@@ -188,14 +156,23 @@ export async function runExecutable(
           details: { program: argv[0], stderr: `spawn ${argv[0]} ENOENT` },
         },
       );
+    if (res.spawnError)
+      throw new DockpackError(
+        "TOOL_FAILED",
+        `Tool '${m.id}': cannot start ${argv[0]}: ${spawnCode ?? res.spawnError.message}.`,
+        {
+          hint: `Check that '${argv[0]}' is an executable program (command in ${tool.manifestPath}).`,
+          details: { program: argv[0], stderr: `spawn ${argv[0]} ${spawnCode ?? ""}`.trim() },
+        },
+      );
     if (res.exitCode !== 0) {
       const t = tail(stderr);
       throw new DockpackError(
         "TOOL_FAILED",
-        `Tool '${m.id}' failed with exit code ${res.exitCode ?? res.signal}${t ? `:\n${t}` : ""}`,
+        `Tool '${m.id}' failed with exit code ${res.exitCode ?? res.exitSignal}${t ? `:\n${t}` : ""}`,
         {
           hint: `Run 'dockpack tool recover ${m.id} --input …' to look for missing modules or programs.`,
-          details: { exitCode: res.exitCode, signal: res.signal, stderr },
+          details: { exitCode: res.exitCode, signal: res.exitSignal, stderr },
         },
       );
     }

@@ -92,6 +92,7 @@ export function createToolApp(tool: Tool, config: ServiceOptions = {}): ToolApp 
   const queue = new InvokeQueue(cfg.maxConcurrent, cfg.maxQueued, (r, q) => metrics.inFlight(r, q));
   const running = new Set<AbortController>();
   const level = LOG_LEVELS.indexOf(cfg.logLevel);
+  const debug = LOG_LEVELS.indexOf("debug") <= level && Boolean(config.log);
   const log = (at: LogLevel, line: string) => {
     if (LOG_LEVELS.indexOf(at) <= level) config.log?.(`${at}: ${line}`);
   };
@@ -109,7 +110,7 @@ export function createToolApp(tool: Tool, config: ServiceOptions = {}): ToolApp 
     c.header("X-Request-Id", c.get("requestId"));
     await next();
     // Unknown paths share one label, so scanners cannot grow the metric without bound.
-    const path = new URL(c.req.url).pathname;
+    const path = c.req.path;
     metrics.request(ROUTES.has(path) ? path : "(other)", c.res.status);
     config.accessLog?.(`${c.req.method} ${path} ${c.res.status} ${(performance.now() - t).toFixed(1)}ms`);
   });
@@ -201,12 +202,18 @@ export function createToolApp(tool: Tool, config: ServiceOptions = {}): ToolApp 
       }
       // The seed's clients wrap the input: {"input_data": {...}} (unless the schema has that field).
       input = unwrapInputData(tool, input);
+      // Aborted when the client goes away or at the shutdown deadline (abortAll).
       const own = new AbortController();
-      const signal = AbortSignal.any([c.req.raw.signal, own.signal]);
+      const signal = own.signal;
+      const clientSignal = c.req.raw.signal;
+      const onClientGone = () => own.abort();
+      if (clientSignal.aborted) own.abort();
+      else clientSignal.addEventListener("abort", onClientGone, { once: true });
       let started = 0;
       try {
         await queue.acquire(signal);
       } catch (e) {
+        clientSignal.removeEventListener("abort", onClientGone);
         const err = e as DockpackError;
         if (err.code === "SERVICE_BUSY") {
           c.header("Retry-After", "1");
@@ -223,15 +230,18 @@ export function createToolApp(tool: Tool, config: ServiceOptions = {}): ToolApp 
           resolve: config.resolve,
           toolsDir: config.toolsDir,
           signal,
-          onStderr: (id, stderr) => {
-            if (stderr.trim())
-              log("debug", `[${c.get("requestId")}] stderr of '${id}':\n${stderr.trimEnd()}`);
-          },
+          onStderr: debug
+            ? (id, stderr) => {
+                if (stderr.trim())
+                  log("debug", `[${c.get("requestId")}] stderr of '${id}':\n${stderr.trimEnd()}`);
+              }
+            : undefined,
         };
-        log(
-          "debug",
-          `[${c.get("requestId")}] invoke '${m.id}' (${JSON.stringify(input).length} bytes of input)`,
-        );
+        if (debug)
+          log(
+            "debug",
+            `[${c.get("requestId")}] invoke '${m.id}' (${JSON.stringify(input).length} bytes of input)`,
+          );
         const out = await invokeTool(options);
         metrics.observe((performance.now() - started) / 1000);
         return c.json({
@@ -241,7 +251,7 @@ export function createToolApp(tool: Tool, config: ServiceOptions = {}): ToolApp 
           duration_seconds: out.duration_seconds,
         });
       } catch (e) {
-        if (c.req.raw.signal.aborted) return clientGone(c);
+        if (clientSignal.aborted) return clientGone(c);
         const err = isDockpackError(e) ? e : new DockpackError("INTERNAL_ERROR", String(e));
         const status = statusOf(err.code);
         if (status === 500) {
@@ -256,14 +266,13 @@ export function createToolApp(tool: Tool, config: ServiceOptions = {}): ToolApp 
         const message = status === 422 ? err.message : publicMessage(err);
         return fail(c, status, message, { code: err.code, ...errors });
       } finally {
+        clientSignal.removeEventListener("abort", onClientGone);
         running.delete(own);
         queue.release();
       }
     },
   );
-  app.notFound((c) =>
-    c.json({ success: false, error: `no route ${c.req.method} ${new URL(c.req.url).pathname}` }, 404),
-  );
+  app.notFound((c) => c.json({ success: false, error: `no route ${c.req.method} ${c.req.path}` }, 404));
   return {
     app: app as unknown as Hono,
     metrics,
