@@ -7,6 +7,7 @@
  */
 import { type ParseError, parse, printParseErrorCode } from "jsonc-parser";
 import semver from "semver";
+import { jsonNestingDepth, MAX_JSON_DEPTH, tooDeepMessage } from "../core/json.js";
 import { checkAgainstSchema, jsonPathMember as member, unknownProperties } from "./schema-check.js";
 
 /** The metadata file every feature folder holds. */
@@ -124,27 +125,11 @@ const KIND_TEXT: Record<Kind, string> = {
   command: "a string, an array of strings or an object",
 };
 
-/** Deepest nesting of objects and arrays a metadata file may have. */
-export const MAX_JSON_DEPTH = 256;
+/** Deepest nesting of objects and arrays a metadata file may have (core/json.ts). */
+export { MAX_JSON_DEPTH };
 
 /** The deepest `{`/`[` nesting of JSONC text (strings and comments skipped), in one linear pass. */
-export function maxDepth(text: string): number {
-  let depth = 0;
-  let max = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '"') {
-      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === "\\") i++;
-    } else if (c === "/" && text[i + 1] === "/") {
-      while (i < text.length && text[i] !== "\n") i++;
-    } else if (c === "/" && text[i + 1] === "*") {
-      const end = text.indexOf("*/", i + 2);
-      i = end === -1 ? text.length : end + 1;
-    } else if (c === "{" || c === "[") max = Math.max(max, ++depth);
-    else if (c === "}" || c === "]") depth--;
-  }
-  return max;
-}
+export const maxDepth = jsonNestingDepth;
 
 /**
  * Parses JSON with comments and trailing commas (as the devcontainer CLI reads it).
@@ -155,11 +140,7 @@ export function parseJsonc(input: string): { value: unknown; errors: string[] } 
   const text = input.charCodeAt(0) === 0xfeff ? input.slice(1) : input;
   // The parser recurses per level: a 100 000-deep document would overflow the stack (A13).
   const depth = maxDepth(text);
-  if (depth > MAX_JSON_DEPTH)
-    return {
-      value: undefined,
-      errors: [`nesting is ${depth} levels deep, more than the ${MAX_JSON_DEPTH} allowed`],
-    };
+  if (depth > MAX_JSON_DEPTH) return { value: undefined, errors: [tooDeepMessage(depth)] };
   const errors: ParseError[] = [];
   const value = parse(text, errors, { allowTrailingComma: true, disallowComments: false });
   const lineOf = (offset: number) => {

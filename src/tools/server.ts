@@ -16,6 +16,7 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { DockpackError, isDockpackError } from "../core/errors.js";
+import { jsonNestingDepth, MAX_JSON_DEPTH, tooDeepMessage } from "../core/json.js";
 import { type InvokeOptions, invokeTool, type ToolResolver } from "./invoke.js";
 import type { Tool } from "./manifest.js";
 import { ServiceMetrics } from "./metrics.js";
@@ -195,8 +196,12 @@ export function createToolApp(tool: Tool, config: ServiceOptions = {}): ToolApp 
         }
       }
       let input: unknown;
+      const body = await c.req.text();
+      // JSON.parse copes with any depth, the validation and logging after it do not (issue 12 A13).
+      const depth = jsonNestingDepth(body);
+      if (depth > MAX_JSON_DEPTH) return fail(c, 400, `request body: ${tooDeepMessage(depth)}`);
       try {
-        input = JSON.parse(await c.req.text());
+        input = JSON.parse(body);
       } catch {
         return fail(c, 400, "request body is not valid JSON");
       }
