@@ -19,6 +19,7 @@ import {
   describeShip,
 } from "../delta/index.js";
 import { action, withExamples } from "./common.js";
+import { registerDeltaRegistryCommands } from "./registry.js";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -338,4 +339,5 @@ export function register(program: Command): void {
     "dockpack delta inventory -o target.json",
     "dockpack delta inventory app:1 debian:bookworm -o target.json",
   ]);
+  registerDeltaRegistryCommands(delta);
 }

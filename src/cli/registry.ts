@@ -232,3 +232,51 @@ export function registerFeatureRegistryCommands(group: Command): void {
     ["dockpack features info ghcr.io/devcontainers/features/node:1"],
   );
 }
+
+/** Adds `delta push` and `delta pull` (a delta package as a one-layer OCI artifact) to `delta`. */
+export function registerDeltaRegistryCommands(delta: Command): void {
+  withExamples(
+    addRegistryOptions(
+      delta
+        .command("push <package> <reference>")
+        .description("push a delta package file to an OCI registry as an artifact (checked first)")
+        .option("--chunk-size <mib>", "upload a file larger than this in resumable chunks (MiB)", "16"),
+    ).action(
+      action(
+        async (r, cmd, pkg: string, reference: string) => {
+          const o = cmd.opts();
+          const { pushDelta } = await import("../delta/registry.js");
+          return pushDelta(
+            { package: pkg, reference, chunkSize: Number(o.chunkSize) * 1024 * 1024, ...registryOptions(o) },
+            r,
+          );
+        },
+        (res) =>
+          `pushed ${res.reference}@${res.digest}\n  sent ${formatBytes(res.uploadedBytes)} of ${formatBytes(res.size)}, ${res.seconds.toFixed(1)} s`,
+      ),
+    ),
+    ["dockpack delta push app-1-to-2.dpd registry.example/app/delta:1-to-2"],
+  );
+  withExamples(
+    addRegistryOptions(
+      delta
+        .command("pull <reference>")
+        .description("pull a delta package artifact into a file (verified by digest and by the delta reader)")
+        .requiredOption("-o, --output <file>", "the delta package file to write")
+        .option("-f, --force", "replace an existing file"),
+    ).action(
+      action(
+        async (r, cmd, reference: string) => {
+          const o = cmd.opts();
+          const { pullDelta } = await import("../delta/registry.js");
+          return pullDelta(
+            { reference, output: o.output, force: Boolean(o.force), ...registryOptions(o) },
+            r,
+          );
+        },
+        (res) => `pulled ${res.reference}@${res.digest} into ${res.output} (${formatBytes(res.size)})`,
+      ),
+    ),
+    ["dockpack delta pull registry.example/app/delta:1-to-2 -o app-1-to-2.dpd"],
+  );
+}

@@ -1,0 +1,111 @@
+/**
+ * An environment through a registry on the real engine: export → push → pull into a clean folder
+ * (identical bytes) → `packages import REF` into another branch → up, data identical; then 1 % of
+ * one volume changes, export + push again sends a few % of the first push.
+ *
+ * Two volumes of DOCKPACK_OCI_RT_MIB MiB each (default 16, half /dev/urandom half text, written
+ * by a container); the issue's 200 MiB run is `DOCKPACK_OCI_RT_MIB=200` (figures in
+ * docs/commands/registry.md), where the second push must be ≤ 5 % of the first.
+ */
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import {
+  createEnvironment,
+  environmentUp,
+  exportEnvironment,
+  initEnvironments,
+  removeEnvironment,
+} from "../../../src/env/index.js";
+import { pullPackage, pushPackage } from "../../../src/env/registry.js";
+import { importFromRegistry } from "../../../src/env/registry-import.js";
+import {
+  cleanupPrefix,
+  commitAll,
+  inVolume,
+  makeAppRepo,
+  sh,
+  volumeListing,
+} from "../../env/engine-helpers.js";
+import { engineAnswers, needsEngine } from "../../helpers/engine.js";
+import { ensureFixture } from "../../helpers/fixtures.js";
+import { startRegistry, type TestRegistry } from "../../helpers/registry.js";
+
+const MIB = Number(process.env.DOCKPACK_OCI_RT_MIB ?? 16);
+const project = `dpo${Math.random().toString(36).slice(2, 8)}`;
+const vol = (branch: string, v: string) => `${project}-${branch}_${v}`;
+let work = "";
+let app = "";
+let reg: TestRegistry;
+
+before(async () => {
+  reg = await startRegistry();
+  if (!engineAnswers()) return;
+  await ensureFixture("busybox");
+  ({ work, app } = makeAppRepo("dockpack-oci-rt"));
+  await initEnvironments({ cwd: app, project });
+  commitAll(app, "dockpack config");
+});
+after(async () => {
+  if (work) cleanupPrefix(project, work);
+  await reg?.stop();
+});
+
+/** half random, half text (`seq` lines), `mib` MiB in /data/<name>.* */
+function fill(volume: string, name: string, mib: number): void {
+  const half = Math.max(1, Math.floor(mib / 2));
+  inVolume(
+    volume,
+    `dd if=/dev/urandom of=/data/${name}.bin bs=1M count=${half} 2>/dev/null && ` +
+      `seq 1 9999999 | sed 's/$/ INFO GET \\/api\\/items status=200 bytes=512/' | head -c $((${half} * 1048576)) > /data/${name}.log`,
+  );
+}
+
+test(`two volumes of ${MIB} MiB: export → push → pull → import REF → up, identical; 1 % changed re-sends a few %`, async (t) => {
+  if (!needsEngine(t)) return;
+  await createEnvironment({ cwd: app, branch: "rt-a" });
+  await environmentUp({ cwd: app, branch: "rt-a" });
+  fill(vol("rt-a", "media"), "media", MIB);
+  fill(vol("rt-a", "db"), "db", MIB);
+  const before = { media: volumeListing(vol("rt-a", "media")), db: volumeListing(vol("rt-a", "db")) };
+
+  const exp = await exportEnvironment({ cwd: app, branch: "rt-a", outputDir: join(work, "packages") });
+  const ref = `${reg.host}/${project}/env`;
+  const first = await pushPackage({ package: exp.package, reference: `${ref}:1` });
+  assert.ok(first.layers > 4, `${first.layers} layers`);
+
+  // pull into a clean folder: the same bytes export wrote
+  const pulled = await pullPackage({ reference: `${ref}:1`, outputDir: join(work, "clean") });
+  assert.ok((await readFile(pulled.package)).equals(await readFile(exp.package)), "pulled bytes differ");
+
+  // import straight from the registry into another branch, then up
+  const imp = await importFromRegistry({ cwd: app, reference: `${ref}:1`, targetBranch: "rt-b" });
+  assert.equal(imp.environment.composeProject, `${project}-rt-b`);
+  await environmentUp({ cwd: app, branch: "rt-b" });
+  assert.deepEqual(volumeListing(vol("rt-b", "media")), before.media);
+  assert.deepEqual(volumeListing(vol("rt-b", "db")), before.db);
+  const running = sh("docker", [
+    "ps",
+    "-q",
+    "--filter",
+    `label=com.docker.compose.project=${project}-rt-b`,
+  ]).trim();
+  assert.ok(running.length > 0, "rt-b is up");
+  await removeEnvironment({ cwd: app, branch: "rt-b", force: true, volumes: true }).catch(() => undefined);
+
+  // 1 % of one volume changes (a contiguous run in the middle of its random file)
+  const kib = Math.max(64, Math.floor((MIB * 1024) / 100));
+  inVolume(
+    vol("rt-a", "media"),
+    `dd if=/dev/urandom of=/data/media.bin bs=1K count=${kib} seek=${Math.floor((MIB * 1024) / 4)} conv=notrunc 2>/dev/null`,
+  );
+  const exp2 = await exportEnvironment({ cwd: app, branch: "rt-a", outputDir: join(work, "packages2") });
+  const second = await pushPackage({ package: exp2.package, reference: `${ref}:2` });
+  const ratio = second.uploadedBytes / first.uploadedBytes;
+  t.diagnostic(
+    `first push ${first.uploadedBytes} B in ${first.seconds} s, second ${second.uploadedBytes} B in ${second.seconds} s, ratio ${ratio.toFixed(4)}`,
+  );
+  // a zstd job (a few MiB) around the change weighs more in small volumes
+  assert.ok(ratio <= (MIB >= 200 ? 0.05 : 0.3), `second/first = ${ratio}`);
+});
