@@ -3,10 +3,11 @@
  * workflow's steps in order), validate the output against `output_schema`.
  */
 import { DockpackError } from "../core/errors.js";
+import { MAX_JSON_DEPTH } from "../core/json.js";
 import { runLlm } from "./llm.js";
 import { findTool, scanTools, type Tool } from "./manifest.js";
 import { runExecutable } from "./runner.js";
-import { schemaErrors } from "./schema.js";
+import { nestedDeeperThan, schemaErrors } from "./schema.js";
 
 /** Looks up another tool by id (workflow steps). */
 export type ToolResolver = (id: string) => Promise<Tool>;
@@ -47,7 +48,10 @@ export interface InvokeResult {
  * @throws DockpackError `TOOL_INPUT_INVALID` (usage error) with `details.errors` (`"/path: message"`)
  */
 export function validateInput(tool: Tool, input: unknown): Record<string, unknown> {
-  const errors = schemaErrors(tool.manifest.input_schema, input, `${tool.manifestPath}: input_schema`);
+  // Refused before anything walks it recursively (schema checks, JSON.stringify, mappings).
+  const errors = nestedDeeperThan(input)
+    ? [`/: nested deeper than ${MAX_JSON_DEPTH} levels`]
+    : schemaErrors(tool.manifest.input_schema, input, `${tool.manifestPath}: input_schema`);
   if ((input === null || typeof input !== "object" || Array.isArray(input)) && errors.length === 0)
     errors.push("/: must be a JSON object");
   if (errors.length)
@@ -187,7 +191,9 @@ async function execute(
  * @throws DockpackError `TOOL_OUTPUT_INVALID` with `details.errors` and `details.output`
  */
 export function checkOutput(tool: Tool, output: Record<string, unknown>): Record<string, unknown> {
-  const errors = schemaErrors(tool.manifest.output_schema, output, `${tool.manifestPath}: output_schema`);
+  const errors = nestedDeeperThan(output)
+    ? [`/: nested deeper than ${MAX_JSON_DEPTH} levels`]
+    : schemaErrors(tool.manifest.output_schema, output, `${tool.manifestPath}: output_schema`);
   if (errors.length)
     throw new DockpackError(
       "TOOL_OUTPUT_INVALID",

@@ -5,6 +5,7 @@
 import { Ajv, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
 import { DockpackError } from "../core/errors.js";
+import { MAX_JSON_DEPTH } from "../core/json.js";
 
 // ajv-formats is CommonJS with `exports.default`; under NodeNext the default import is the module.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ??
@@ -56,4 +57,20 @@ export function schemaErrors(schema: Record<string, unknown>, value: unknown, la
           : "";
     return `${where}: ${e.message ?? e.keyword}${extra}`;
   });
+}
+
+/**
+ * Whether `value` nests arrays/objects deeper than `max` levels (default {@link MAX_JSON_DEPTH}),
+ * checked without recursion: a 100 000-deep value (from `tool invoke`, MCP or a tool's output)
+ * cannot overflow the stack here, and once refused nothing else walks it.
+ */
+export function nestedDeeperThan(value: unknown, max = MAX_JSON_DEPTH): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (v === null || typeof v !== "object") continue;
+    if (depth + 1 > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
 }

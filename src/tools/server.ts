@@ -196,10 +196,16 @@ export function createToolApp(tool: Tool, config: ServiceOptions = {}): ToolApp 
         }
       }
       let input: unknown;
-      const body = await c.req.text();
+      let body: string;
+      try {
+        body = await c.req.text();
+      } catch {
+        return clientGone(c);
+      }
       // JSON.parse copes with any depth, the validation and logging after it do not (issue 12 A13).
       const depth = jsonNestingDepth(body);
-      if (depth > MAX_JSON_DEPTH) return fail(c, 400, `request body: ${tooDeepMessage(depth)}`);
+      if (depth > MAX_JSON_DEPTH)
+        return fail(c, 400, `request body: ${tooDeepMessage(depth)}`, { code: "JSON_TOO_DEEP" });
       try {
         input = JSON.parse(body);
       } catch {

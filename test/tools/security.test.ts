@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { directoryResolver } from "../../src/tools/invoke.js";
+import type { DockpackError } from "../../src/core/errors.js";
+import { directoryResolver, invokeTool } from "../../src/tools/invoke.js";
 import { findTool } from "../../src/tools/manifest.js";
 import { type RunningService, serviceConfigFromEnv, startToolServer } from "../../src/tools/server.js";
 import { FIXTURE_TOOLS, freePort, waitForHttp } from "./helpers.js";
@@ -77,6 +78,30 @@ test("A3: a cross-site text/plain or form POST is refused with 415 and the tool 
   });
   assert.equal(ok.status, 200);
   assert.equal(await runs(mark), 1);
+});
+
+test("a 100 000-deep input: the service answers 400 JSON_TOO_DEEP and the tool does not run; invoke (CLI, MCP) refuses it as TOOL_INPUT_INVALID", async () => {
+  const mark = join(dir, "deep");
+  process.env.DOCKPACK_TEST_MARK_FILE = mark;
+  const url = await start("marker");
+  const depth = 100_000;
+  const r = await fetch(`${url}/api/invoke`, {
+    method: "POST",
+    body: `{"x":${"[".repeat(depth)}${"]".repeat(depth)}}`,
+    headers: { "content-type": "application/json" },
+  });
+  assert.equal(r.status, 400);
+  const b = (await r.json()) as { code: string; request_id: string };
+  assert.equal(b.code, "JSON_TOO_DEEP");
+  assert.ok(b.request_id);
+  // The library path refuses a value that deep before anything recurses into it.
+  let deep: unknown = 1;
+  for (let i = 0; i < depth; i++) deep = [deep];
+  await assert.rejects(
+    invokeTool({ tool: await findTool("marker", FIXTURE_TOOLS), input: { x: deep } }),
+    (e: DockpackError) => e.code === "TOOL_INPUT_INVALID" && /nested deeper than 256/.test(e.message),
+  );
+  assert.equal(await runs(mark), 0, "the tool ran");
 });
 
 test("A4: a Python traceback with absolute paths stays in the log; the client gets code, message, request id", async () => {
