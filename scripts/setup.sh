@@ -65,7 +65,10 @@ if [ -z "${DOCKER_HOST:-}" ] && ! engine_up; then
   dockerd_bin=$(command -v dockerd || echo /usr/sbin/dockerd)
   if [ "$(id -u)" = 0 ] && [ -x "$dockerd_bin" ]; then
     log "starting dockerd (log: /var/log/dockpack-dockerd.log)"
-    setsid nohup "$dockerd_bin" >/var/log/dockpack-dockerd.log 2>&1 < /dev/null &
+    # 256 networks of /24 instead of the default ~31 /16 and /20 pools: the test suite runs several
+    # compose projects at once, each with its own networks, and the defaults run out.
+    setsid nohup "$dockerd_bin" --default-address-pool base=10.213.0.0/16,size=24 \
+      >/var/log/dockpack-dockerd.log 2>&1 < /dev/null &
     for _ in $(seq 1 60); do engine_up && break; sleep 1; done
     engine_up || { log "dockerd did not answer within 60 s; see /var/log/dockpack-dockerd.log"; tail -20 /var/log/dockpack-dockerd.log >&2 || true; }
   else
