@@ -129,13 +129,22 @@ export function register(program: Command): void {
         "start the environment (compose up -d from its compose file regenerated from the resolved model; builds missing images)",
       )
       .option("--build", "build every build: image again before starting")
+      .option(
+        "--offline",
+        "never pull or build: every service's image must be in the engine (e.g. loaded by packages import)",
+      )
       .action(
         action(
-          async (r, cmd, branch: string) => environmentUp({ branch, build: cmd.opts().build }, r),
+          async (r, cmd, branch: string) =>
+            environmentUp({ branch, build: cmd.opts().build, offline: cmd.opts().offline }, r),
           renderEnvironment,
         ),
       ),
-    ["dockpack env up feature/login", "dockpack env up feature/login --build"],
+    [
+      "dockpack env up feature/login",
+      "dockpack env up feature/login --build",
+      "dockpack env up review --offline",
+    ],
   );
 
   withExamples(

@@ -15,6 +15,7 @@ import {
   renderInspection,
   validatePackage,
 } from "../env/index.js";
+import { parseImagesOption, renderImageLines } from "../env/package-images.js";
 import { action, commandLine, withExamples } from "./common.js";
 import { renderEnvironment } from "./env.js";
 import { askPassphrase, canAskPassphrase } from "./passphrase.js";
@@ -52,6 +53,11 @@ export function register(program: Command): void {
         "--encrypt-passphrase",
         "encrypt the env files with age to a passphrase (asked on the terminal, or $DOCKPACK_PASSPHRASE)",
       )
+      .option(
+        "--images [mode]",
+        "carry the services' images: all (the default of a bare --images), none (default), or missing-from=INVENTORY (only what a 'delta inventory' of the receiving engine lacks, as deltas)",
+      )
+      .option("--inventory <file>", "with --images missing-from: the receiving engine's layer inventory")
       .option("--push <reference>", "then push the package to an OCI registry (see packages push)")
       .option("--ca-file <pem>", "with --push: also trust this CA bundle")
       .option("--insecure", "with --push: allow plain HTTP / unverified TLS")
@@ -70,6 +76,7 @@ export function register(program: Command): void {
                 outputDir: o.outputDir,
                 includeCode: o.code !== false,
                 codec: o.compress === false ? "none" : o.codec,
+                images: parseImagesOption(o.images, o.inventory),
                 encrypt:
                   o.encryptPassphrase || o.encryptTo
                     ? {
@@ -98,6 +105,7 @@ export function register(program: Command): void {
           (res) =>
             `${res.package}\n  ${formatBytes(res.size)}, ${res.metadata.volumes.length} volume(s)` +
             `${res.metadata.include_code ? `, ${res.metadata.code_files} code file(s)` : ", no code"}, ${res.seconds.toFixed(1)} s` +
+            (res.metadata.images?.length ? `\n${renderImageLines(res.metadata.images, formatBytes)}` : "") +
             ("pushed" in res
               ? `\n  pushed ${res.pushed.reference}@${res.pushed.digest} (sent ${formatBytes(res.pushed.uploadedBytes)})`
               : ""),
@@ -107,6 +115,8 @@ export function register(program: Command): void {
       "dockpack packages export feature/login",
       "dockpack packages export main --output-dir /mnt/backup --no-code",
       "dockpack packages export main --codec gzip --json",
+      "dockpack packages export main --images",
+      "dockpack packages export main --images missing-from --inventory receiver-inventory.json",
     ],
   );
 
@@ -122,6 +132,7 @@ export function register(program: Command): void {
       .option("--target-branch <name>", "import under another branch name")
       .option("--restore-data", "restore the volumes' data (default)")
       .option("--no-data", "create empty volumes")
+      .option("--no-images", "do not load the package's images (env up then needs them from elsewhere)")
       .option("--force", "replace an existing branch/worktree/volumes (kept aside until the import succeeds)")
       .option(
         "--standalone <dir>",
@@ -154,6 +165,7 @@ export function register(program: Command): void {
               project: o.project,
               identity: o.identity as string[] | undefined,
               passphrase: process.env.DOCKPACK_PASSPHRASE,
+              images: o.images !== false,
             };
             const { isRegistryReference, importFromRegistry } = await import("../env/registry-import.js");
             if (isRegistryReference(pkg))
@@ -208,7 +220,7 @@ export function register(program: Command): void {
               : res.packages.length === 0
                 ? `no packages in ${res.directory}`
                 : formatTable(
-                    ["FILE", "PROJECT", "BRANCH", "CREATED", "SIZE", "VOLUMES", "CODE"],
+                    ["FILE", "PROJECT", "BRANCH", "CREATED", "SIZE", "VOLUMES", "CODE", "IMAGES"],
                     res.packages.map((p) =>
                       p.error
                         ? [
@@ -219,6 +231,7 @@ export function register(program: Command): void {
                             formatBytes(p.size),
                             "-",
                             `error ${p.error.code}: ${p.error.message}`,
+                            "-",
                           ]
                         : [
                             p.file,
@@ -228,6 +241,9 @@ export function register(program: Command): void {
                             formatBytes(p.size),
                             p.volumes.join(",") || "-",
                             p.include_code ? "yes" : "no",
+                            p.images.length
+                              ? `${p.images.length} (${formatBytes(p.images.reduce((a, i) => a + i.size, 0))} of ${formatBytes(p.images.reduce((a, i) => a + i.image_size, 0))})`
+                              : "-",
                           ],
                     ),
                   ),
@@ -264,6 +280,7 @@ export function register(program: Command): void {
             (res.metadata?.volumes.length
               ? `\n  volumes: ${res.metadata.volumes.map((v) => `${v.name} ${formatBytes(v.size)}`).join(", ")}`
               : "") +
+            (res.metadata?.images?.length ? `\n${renderImageLines(res.metadata.images, formatBytes)}` : "") +
             res.warnings.map((w) => `\n  ! ${w}`).join(""),
         ),
       ),

@@ -126,11 +126,24 @@ export function isValidRepoTag(t: string): boolean {
  * @throws DockpackError `DELTA_PACKAGE_INVALID` naming the package and the inconsistency
  */
 async function checkConsistency(path: string, md: DeltaMetadata, container: TarContainer): Promise<void> {
+  checkDeltaConsistency(
+    path,
+    md,
+    (await container.members()).map((m) => m.path),
+  );
+}
+
+/**
+ * The checks of {@link openDeltaPackage} beyond the schema, on the member names in archive
+ * order (so a streaming reader, e.g. an environment package's image section, runs the same ones).
+ * @throws DockpackError `DELTA_PACKAGE_INVALID` naming the package and the inconsistency
+ */
+export function checkDeltaConsistency(path: string, md: DeltaMetadata, memberNames: string[]): void {
   const bad = (why: string) =>
     new DockpackError("DELTA_PACKAGE_INVALID", `${path}: ${why}`, {
       hint: "The package is corrupted or forged; create it again with 'dockpack delta create'.",
     });
-  const members = await container.members();
+  const members = memberNames.map((path) => ({ path }));
   if (members[0]?.path !== DELTA_METADATA_MEMBER)
     throw bad(`${DELTA_METADATA_MEMBER} is not the first member.`);
   const seen = new Set<string>();

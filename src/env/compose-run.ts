@@ -13,16 +13,17 @@ import { execFileSync } from "node:child_process";
 import { join, resolve } from "node:path";
 import { throwIfAborted, withoutSignal } from "../core/abort.js";
 import { getDocker } from "../core/docker/client.js";
-import { runCompose } from "../core/docker/compose.js";
+import { composeCommand, runCompose } from "../core/docker/compose.js";
 import { listContainers, startContainers, stopContainers } from "../core/docker/containers.js";
 import { HELPER_LABEL } from "../core/docker/helper-image.js";
 import { removeVolume } from "../core/docker/volumes.js";
-import { toDockpackError } from "../core/errors.js";
+import { DockpackError, toDockpackError } from "../core/errors.js";
 import { onCleanup } from "../core/fs.js";
 import type { Reporter } from "../core/output.js";
 import type { PublishedPort } from "./compose-file.js";
 import type { EnvConfig } from "./config.js";
 import { portIsFree } from "./naming.js";
+import { serviceImages } from "./package-images.js";
 import {
   ENV_COMPOSE_FILE,
   type EnvSettings,
@@ -50,11 +51,15 @@ async function composeArgs(worktree: string, args: string[]) {
 export async function composeUp(
   worktree: string,
   composeProject: string,
-  options: { build?: boolean } = {},
+  options: { build?: boolean; offline?: boolean } = {},
 ): Promise<void> {
+  // offline: every image is known to be present; compose must neither pull nor build
+  const offline = options.offline
+    ? [...(composeCommand().major === 2 ? ["--pull", "never"] : []), "--no-build"]
+    : [];
   await runCompose({
     projectName: composeProject,
-    ...(await composeArgs(worktree, ["up", "-d", ...(options.build ? ["--build"] : [])])),
+    ...(await composeArgs(worktree, ["up", "-d", ...(options.build ? ["--build"] : []), ...offline])),
   });
 }
 
@@ -122,6 +127,11 @@ export interface UpOptions {
   build?: boolean;
   /** Only build (`compose build`), do not start. */
   buildOnly?: boolean;
+  /**
+   * Never pull or build: every service's image must be in the engine already (`ENV_IMAGE_MISSING`
+   * naming the first missing one otherwise); compose runs with `--no-build` (v2: `--pull never`).
+   */
+  offline?: boolean;
 }
 
 /**
@@ -160,15 +170,20 @@ export async function upEnvironment(
     await composeBuild(worktree, cp);
     return fresh;
   }
+  if (options.offline) {
+    if (options.build)
+      throw new DockpackError("USAGE", "--offline and --build exclude each other.", { usage: true });
+    await serviceImages(worktree, config.compose_files, cp);
+  }
   reporter.info(`starting ${cp}`);
   try {
-    await composeUp(worktree, cp, { build: options.build });
+    await composeUp(worktree, cp, { build: options.build, offline: options.offline });
   } catch (err) {
     // another program took a host port between our check and compose's bind: once more with fresh ports
     if (!/port is already allocated|address already in use/i.test(toDockpackError(err).message)) throw err;
     reporter.warn(`a host port of ${cp} was taken while it started; trying again with other ports`);
     ({ settings: fresh, model } = await regenerate());
-    await composeUp(worktree, cp, { build: options.build });
+    await composeUp(worktree, cp, { build: options.build, offline: options.offline });
   }
   const engine = await enginePorts(cp, model.ports);
   const published = new Set(model.ports.filter((p) => p.host !== 0).map((p) => p.key));

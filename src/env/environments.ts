@@ -263,7 +263,7 @@ export interface EnvRef {
  * ports the engine published. Throws `ENV_NOT_FOUND`, `COMPOSE_CONFIG_FAILED`, `COMPOSE_FAILED`.
  */
 export async function environmentUp(
-  ref: EnvRef & Pick<UpOptions, "build">,
+  ref: EnvRef & Pick<UpOptions, "build" | "offline">,
   reporter: Reporter = silentReporter(),
 ): Promise<EnvironmentInfo> {
   const ctx = await repoContext(ref.cwd ?? process.cwd());
@@ -273,7 +273,7 @@ export async function environmentUp(
     ctx.worktreesRoot,
     env.path,
     env.settings,
-    { build: ref.build },
+    { build: ref.build, offline: ref.offline },
     reporter,
   );
   return describe(env.path, settings);

@@ -47,6 +47,7 @@ import {
   packageFileName,
   renderChecksums,
 } from "./package-format.js";
+import { type ImagesMode, type ServiceImage, serviceImages, writeImageSection } from "./package-images.js";
 import { type MemberInfo, PackageTarWriter } from "./package-writer.js";
 import { recoverDeadRuns, withEnvLock } from "./recover.js";
 import { STAGE_PREFIX } from "./recover-undo.js";
@@ -69,6 +70,8 @@ export interface ExportOptions {
   encrypt?: EncryptOptions;
   /** Aborts the export (everything it changed is undone; the error is `INTERRUPTED`). */
   signal?: AbortSignal;
+  /** The image section (package-images.ts): none (default), all, or missing-from an inventory. */
+  images?: ImagesMode;
 }
 
 /** Result of {@link exportEnvironment}. */
@@ -162,6 +165,11 @@ async function exportLocked(
       );
     volumes.push({ name, source, size: await volumeSize(source) });
   }
+  const imagesMode = options.images ?? { mode: "none" };
+  const images: ServiceImage[] =
+    imagesMode.mode === "none"
+      ? []
+      : await serviceImages(env.path, ctx.config.compose_files, env.settings.compose_project);
   const files = includeCode ? await codeFiles(env.path) : [];
   let codeBytes = 0;
   for (const f of files) codeBytes += (await lstat(join(env.path, f)).catch(() => ({ size: 0 }))).size;
@@ -243,6 +251,12 @@ async function exportLocked(
     }
     failAt("export:code");
 
+    const section =
+      imagesMode.mode === "none"
+        ? undefined
+        : await writeImageSection(writer, images, imagesMode, reporter, () => journal.checkpoint());
+    if (section) members.push(...section.members);
+
     const packaged: PackageVolume[] = [];
     await withPausedEnvironment(env.settings.compose_project, journal, reporter, async () => {
       for (const v of volumes) {
@@ -300,6 +314,7 @@ async function exportLocked(
       volumes: packaged,
       members: members.length + 1,
       ...(encrypted.length ? { encryption: { scheme: "age", members: encrypted } } : {}),
+      ...(section ? { images: section.images, images_mode: imagesMode.mode } : {}),
     } as PackageMetadata;
     const json = Buffer.from(`${JSON.stringify(metadata, null, 2)}\n`);
     if (json.length > METADATA_RESERVED_BYTES)

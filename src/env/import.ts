@@ -40,6 +40,7 @@ import { Journal } from "./journal.js";
 import { worktreeFolder } from "./naming.js";
 import { decryptMembers, readPackageEncryption, writePlain } from "./package-crypto.js";
 import type { PackageMetadata } from "./package-format.js";
+import { type LoadedImage, loadImages, type PreparedImages, prepareImages } from "./package-images-load.js";
 import { readPackageHead, requireValidPackage } from "./package-reader.js";
 import { recoverDeadRuns, withEnvLock } from "./recover.js";
 import { RUN_LABEL } from "./recover-undo.js";
@@ -72,6 +73,8 @@ export interface ImportOptions {
   passphrase?: string;
   /** Aborts the import (everything it changed is rolled back; the error is `IMPORT_FAILED`/`INTERRUPTED`). */
   signal?: AbortSignal;
+  /** Load the package's image section (default true; `--no-images`: false). package-images-load.ts. */
+  images?: boolean;
 }
 
 /** Result of {@link importPackage}: the new environment and what the import did. */
@@ -86,6 +89,8 @@ export interface ImportResult {
   replaced: string[];
   source: { project: string; branch: string; created_at: string };
   seconds: number;
+  /** The images of the package's image section: loaded, or already in the engine (absent without one). */
+  images?: LoadedImage[];
 }
 
 /**
@@ -138,9 +143,20 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
     : new Map<string, Buffer>();
   // the verified metadata is what counts (the head was read before the full check)
   const t = await resolveTarget(options, verified.metadata);
-  return withEnvLock(t.composeProject, reporter, () =>
-    importLocked(options, reporter, started, file, verified, t, plain),
-  );
+  // every image the engine lacks is rebuilt and checked against its diff_ids and ID before
+  // anything is created (package-images-load.ts)
+  const prepared =
+    options.images !== false && verified.metadata.images?.length
+      ? await prepareImages(file, verified.metadata, verified.checksums, t.composeProject, reporter)
+      : undefined;
+  failAt("import:images-verify");
+  try {
+    return await withEnvLock(t.composeProject, reporter, () =>
+      importLocked(options, reporter, started, file, verified, t, plain, prepared),
+    );
+  } finally {
+    await prepared?.close();
+  }
 }
 
 async function importLocked(
@@ -151,6 +167,7 @@ async function importLocked(
   verified: Awaited<ReturnType<typeof requireValidPackage>>,
   t: ImportTarget,
   plain: Map<string, Buffer>,
+  prepared: PreparedImages | undefined,
 ): Promise<ImportResult> {
   const writeDecrypted = async (dir: string) => {
     for (const [member, bytes] of plain)
@@ -268,6 +285,11 @@ async function importLocked(
     failAt("import:settings");
     journal.checkpoint();
 
+    journal.step = "images";
+    const images = prepared ? await loadImages(prepared, t.composeProject, journal, reporter) : undefined;
+    failAt("import:images");
+    journal.checkpoint();
+
     journal.step = "volumes";
     for (const v of t.volumes) {
       const dockerName = settings.volumes[v.name] ?? v.target;
@@ -313,6 +335,7 @@ async function importLocked(
       replaced,
       source: { project: meta.project, branch: meta.branch, created_at: meta.created_at },
       seconds: (Date.now() - started) / 1000,
+      ...(images ? { images } : {}),
     };
   } catch (e) {
     const err = toDockpackError(e);

@@ -11,6 +11,7 @@ import { type Reporter, silentReporter } from "../core/output.js";
 import { CONFIG_FILE, parseEnvConfigText } from "./config.js";
 import { composeWarnings, type InspectedCompose, inspectComposeTexts } from "./inspect-compose.js";
 import type { PackageMetadata } from "./package-format.js";
+import { renderImageLines } from "./package-images.js";
 import { type PackageProblem, type VerifyResult, verifyPackage } from "./package-reader.js";
 
 /** Options of {@link inspectPackage}. */
@@ -105,6 +106,7 @@ export function renderInspection(r: InspectResult, formatBytes: (n: number) => s
     );
   for (const v of r.volumes)
     lines.push(`  volume ${v.name}: ${formatBytes(v.size)} (${formatBytes(v.compressed_size)} ${v.codec})`);
+  if (m?.images?.length) lines.push(renderImageLines(m.images, formatBytes));
   for (const s of r.compose.services)
     lines.push(
       `  service ${s.name}: ${s.image ?? (s.build ? "(built)" : "(no image)")}${s.host_ports.length ? `, ports ${s.host_ports.join(" ")}` : ""}`,

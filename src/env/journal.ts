@@ -36,6 +36,7 @@ import { interrupted, onAbort, withoutSignal } from "../core/abort.js";
 import { pidAlive } from "../core/exec.js";
 import { onCleanup } from "../core/fs.js";
 import type { Reporter } from "../core/output.js";
+import type { ImageJournalEntry } from "./package-images-undo.js";
 import { finishEntry, undoEntry } from "./recover-undo.js";
 
 /** One change recorded before it is made. Paths are absolute. */
@@ -59,7 +60,9 @@ export type JournalEntry =
   /** A branch renamed aside. */
   | { op: "aside-branch"; root: string; branch: string; aside: string }
   /** A volume copied to `aside` and then removed (mark `copied` once the copy is complete). */
-  | { op: "aside-volume"; volume: string; aside: string; project: string };
+  | { op: "aside-volume"; volume: string; aside: string; project: string }
+  /** An image an import loads or tags (package-images-undo.ts). */
+  | ImageJournalEntry;
 
 /** A recorded entry with its sequence number and marks. */
 export type RecordedEntry = JournalEntry & { seq: number; marks: string[] };
@@ -217,6 +220,8 @@ export function describeEntry(e: JournalEntry): string {
       return `${e.branch} → ${e.aside}`;
     case "aside-volume":
       return `${e.volume} → ${e.aside}`;
+    case "image":
+      return `${e.id.slice(0, 19)} ${e.tags.map((t) => t.tag).join(" ")}`;
   }
 }
 

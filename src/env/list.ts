@@ -29,6 +29,8 @@ export interface PackageRow {
   /** Logical volume names. */
   volumes: string[];
   include_code: boolean | null;
+  /** The image section: per image its ID, bytes shipped and full size (empty without one). */
+  images: { id: string; size: number; image_size: number }[];
   /** Set when the head could not be read: `{ code, message }`. */
   error: { code: string; message: string } | null;
 }
@@ -66,6 +68,7 @@ export async function listPackages(
         format_version: m.format_version,
         volumes: m.volumes.map((v) => v.name),
         include_code: m.include_code,
+        images: (m.images ?? []).map((i) => ({ id: i.id, size: i.size, image_size: i.image_size })),
         error: null,
       });
     } catch (e) {
@@ -79,6 +82,7 @@ export async function listPackages(
         format_version: null,
         volumes: [],
         include_code: null,
+        images: [],
         error: { code: err.code, message: err.message },
       });
     }

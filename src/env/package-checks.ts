@@ -13,6 +13,7 @@ import {
   resolveInside,
   volumeMemberName,
 } from "./package-format.js";
+import { checkImagesAgainstMetadata } from "./package-images-check.js";
 import type { VolumeCheck } from "./package-volume-check.js";
 
 /** What the member pass of verifyPackage collected. */
@@ -179,6 +180,7 @@ function checkAgainstMetadata(
         v.member,
       );
   }
+  checkImagesAgainstMetadata(meta, digests, order, label, add);
   const envFiles = new Set(meta.environment_files);
   let codeCount = 0;
   for (const member of order) {

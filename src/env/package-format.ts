@@ -6,6 +6,7 @@
  * environment/<path>            env files, .dockpack/config.yml and the compose files
  * code/<path>                   optional: the worktree's files (tracked + untracked, not ignored)
  * volumes/<volume>.tar.<codec>  one tar of each named volume, compressed (zstd default, gzip)
+ * images/<n>-<id12>.delta       optional (`export --images`): one dockpack delta package per image
  * checksums.sha256              last member: `sha256sum` lines for every other member
  * ```
  *
@@ -60,6 +61,33 @@ export const packageVolumeSchema = z.object({
   tar_sha256: digest,
 });
 
+/** One image of the image section: a delta package member (src/delta format) per distinct image ID. */
+export const packageImageSchema = z.object({
+  /** Member path, `images/<n>-<id hex12>.delta`. */
+  member: z.string(),
+  /** Image ID (`sha256:` of the config bytes): the loaded image must have exactly this ID. */
+  id: digest,
+  /** The services that run it: `image` is the compose `image:` value, absent for a build-only service. */
+  services: z.array(z.object({ service: z.string(), image: z.string().optional() })),
+  /** Tags the image had in the exporting engine (informational). */
+  source_tags: z.array(z.string()),
+  /** Bytes of the member (the delta package). */
+  size: z.number().int().nonnegative(),
+  /** sha256 of the member. */
+  sha256: digest,
+  /** Σ uncompressed sizes of the image's distinct layers plus config. */
+  image_size: z.number().int().nonnegative(),
+  /** Layers in total, shipped whole, as deltas, and left to the receiver (reused, incl. other images of the section). */
+  layers: z.object({
+    total: z.number().int().nonnegative(),
+    full: z.number().int().nonnegative(),
+    delta: z.number().int().nonnegative(),
+    reused: z.number().int().nonnegative(),
+  }),
+});
+/** One entry of the image section. */
+export type PackageImage = z.infer<typeof packageImageSchema>;
+
 /** metadata.json. Unknown keys are allowed (a newer minor version may add some). */
 export const packageMetadataSchema = z.object({
   format: z.literal(PACKAGE_FORMAT_NAME),
@@ -82,6 +110,10 @@ export const packageMetadataSchema = z.object({
   volumes: z.array(packageVolumeSchema),
   /** Number of lines in checksums.sha256. */
   members: z.number().int().positive(),
+  /** The image section (package-images.ts); absent when the package carries no images. */
+  images: z.array(packageImageSchema).optional(),
+  /** How the image section was chosen: every layer (`all`) or what an inventory lacks (`missing-from`). */
+  images_mode: z.enum(["all", "missing-from"]).optional(),
 });
 
 /** A package's metadata.json. */
@@ -193,6 +225,7 @@ export function checkMemberName(name: string): string | null {
   if (name === METADATA_MEMBER || name === CHECKSUMS_MEMBER) return null;
   const [section] = parts;
   if (section === "volumes") return parts.length === 2 ? null : "volume members lie directly under volumes/";
+  if (section === "images") return parts.length === 2 ? null : "image members lie directly under images/";
   if (section !== "code" && section !== "environment") return "it is outside the package's sections";
   if (parts.length < 2) return "it names a section itself";
   if (parts.some((p) => p.toLowerCase() === ".git"))

@@ -23,6 +23,7 @@ import {
   parseMetadata,
   restorePath,
 } from "./package-format.js";
+import { checkImageMember } from "./package-images-check.js";
 import { archiveProblemCode } from "./package-volume.js";
 import { checkVolumeMember } from "./package-volume-check.js";
 
@@ -247,6 +248,15 @@ export async function verifyPackage(
           const res = await checkVolumeMember(body, v, options);
           state.digests.set(name, { sha256: res.sha256, size: res.size });
           state.volumeChecks.set(name, res);
+          return;
+        }
+      }
+      if (name.startsWith("images/")) {
+        const img = state.metadata?.images?.find((x) => x.member === name);
+        if (img) {
+          const res = await checkImageMember(body, img, label);
+          state.digests.set(name, { sha256: res.sha256, size: res.size });
+          for (const p of res.problems) add(p.code, p.message, name);
           return;
         }
       }

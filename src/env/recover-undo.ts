@@ -16,6 +16,7 @@ import type { Reporter } from "../core/output.js";
 import { composeUp, removeVolumeSoon } from "./compose-run.js";
 import { exists } from "./import-aside.js";
 import type { RecordedEntry } from "./journal.js";
+import { undoImageEntry } from "./package-images-undo.js";
 import { readEnvSettings } from "./settings.js";
 
 /** Label put on every volume an import creates: the id of the run that created it. */
@@ -138,6 +139,8 @@ export async function undoEntry(e: RecordedEntry, runId: string, reporter: Repor
       if (await branchExists(e.branch, e.root)) await deleteBranch(e.branch, e.root, true);
       await git(["branch", "-m", e.aside, e.branch], e.root);
       return;
+    case "image":
+      return undoImageEntry(e, reporter);
     case "aside-volume": {
       const now = await volumeLabels(e.volume);
       if (now !== null) {
