@@ -3,12 +3,10 @@
  * one JSON object per line with `stream`, `status`, `aux`, `error`/`errorDetail`), and pushing an
  * image reference with that stream's errors turned into a DockpackError.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
 import type Docker from "dockerode";
 import { engineMessage } from "../core/docker/client.js";
 import { DockpackError } from "../core/errors.js";
+import { configKey, getCredentials } from "../core/oci/credentials.js";
 
 /** One message of an engine progress stream. */
 export type EngineMessage = Record<string, unknown>;
@@ -60,25 +58,19 @@ export function splitReference(ref: string): { repo: string; tag: string } {
 }
 
 /**
- * Credentials for the registry host of `repo` from the docker CLI's config
- * (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, `auths.<host>.auth`); credential
- * helpers are not consulted. Returns an empty auth config when there is none.
+ * X-Registry-Auth for pushing `repo` through the engine, from the same lookup every registry
+ * command uses (core/oci/credentials.ts: `credHelpers`, `auths`, `credsStore`); `{}` when nothing
+ * is stored. @throws DockpackError `OCI_CONFIG_INVALID`, `OCI_CREDENTIAL_HELPER_MISSING`/`_FAILED`.
  */
-function authFor(repo: string): Record<string, string> {
+async function authFor(repo: string): Promise<Record<string, string>> {
   const first = repo.split("/")[0];
-  const host = repo.includes("/") && /[.:]/.test(first) ? first : "https://index.docker.io/v1/";
-  const file = join(process.env.DOCKER_CONFIG ?? join(homedir(), ".docker"), "config.json");
-  if (!existsSync(file)) return {};
-  try {
-    const cfg = JSON.parse(readFileSync(file, "utf8")) as { auths?: Record<string, { auth?: string }> };
-    const entry = cfg.auths?.[host] ?? cfg.auths?.[`https://${host}`];
-    if (!entry?.auth) return {};
-    const plain = Buffer.from(entry.auth, "base64").toString("utf8");
-    const i = plain.indexOf(":");
-    return { username: plain.slice(0, i), password: plain.slice(i + 1), serveraddress: host };
-  } catch {
-    return {};
-  }
+  const host = repo.includes("/") && /[.:]/.test(first) ? first : "docker.io";
+  const creds = await getCredentials(host);
+  if (!creds) return {};
+  const serveraddress = configKey(host);
+  return creds.identityToken
+    ? { identitytoken: creds.identityToken, serveraddress }
+    : { username: creds.username, password: creds.password, serveraddress };
 }
 
 /**
@@ -88,11 +80,12 @@ function authFor(repo: string): Record<string, string> {
  */
 export async function pushImage(docker: Docker, ref: string, log: (line: string) => void): Promise<void> {
   const { repo, tag } = splitReference(ref);
+  const authconfig = await authFor(repo);
   let failure: string | undefined;
   try {
     const stream = (await docker
       .getImage(repo)
-      .push({ tag, authconfig: authFor(repo) } as never)) as unknown as NodeJS.ReadableStream;
+      .push({ tag, authconfig } as never)) as unknown as NodeJS.ReadableStream;
     await readJsonLines(stream, (msg) => {
       if (msg.error || msg.errorDetail) {
         const detail = msg.errorDetail as { message?: string } | undefined;

@@ -7,27 +7,14 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { runCli } from "../../helpers/cli.js";
 import { startRegistry, type TestRegistry } from "../../helpers/registry.js";
+import { fakeStore, installFakeCredHelper } from "./fake-cred-helper.js";
 import { writeTwoVolumePackage } from "./synthetic-package.js";
-
-const HELPER = `#!/usr/bin/env node
-const fs = require("fs"), path = require("path");
-const dir = process.env.FAKE_CRED_DIR, cmd = process.argv[2];
-const input = fs.readFileSync(0, "utf8");
-const file = (s) => path.join(dir, Buffer.from(s.trim()).toString("hex") + ".json");
-const server = cmd === "store" ? JSON.parse(input).ServerURL : input.trim();
-fs.appendFileSync(path.join(dir, "calls.log"), cmd + " " + server + "\\n");
-const missing = () => { process.stdout.write("credentials not found in native keychain\\n"); process.exit(1); };
-if (cmd === "store") fs.writeFileSync(file(server), input);
-else if (cmd === "get") { if (!fs.existsSync(file(server))) missing(); process.stdout.write(fs.readFileSync(file(server))); }
-else if (cmd === "erase") { if (!fs.existsSync(file(server))) missing(); fs.unlinkSync(file(server)); }
-else { process.stderr.write("unknown command\\n"); process.exit(2); }
-`;
 
 let reg: TestRegistry;
 let dir: string;
@@ -36,11 +23,7 @@ let env: NodeJS.ProcessEnv;
 before(async () => {
   reg = await startRegistry({ tls: true, users: { alice: "s3cret" } });
   dir = await mkdtemp(join(tmpdir(), "dockpack-credhelper-"));
-  const bin = join(dir, "bin");
-  await mkdir(join(dir, "store"));
-  await mkdir(bin);
-  await writeFile(join(bin, "docker-credential-test"), HELPER);
-  await chmod(join(bin, "docker-credential-test"), 0o755);
+  const { bin } = await installFakeCredHelper(dir);
   pkg = join(dir, "synth-main-c.dockpack.tar");
   await writeTwoVolumePackage(pkg, { db: randomBytes(20_000), cache: randomBytes(1000) });
   env = {
@@ -86,11 +69,7 @@ test("credsStore: login stores through the helper (not in config.json), push rea
 });
 
 test("credHelpers per registry win over auths; a wrong secret from the helper is OCI_UNAUTHORIZED", async () => {
-  const store = (secret: string) =>
-    writeFile(
-      join(dir, "store", `${Buffer.from(reg.host).toString("hex")}.json`),
-      JSON.stringify({ ServerURL: reg.host, Username: "alice", Secret: secret }),
-    );
+  const store = (secret: string) => fakeStore(join(dir, "store"), reg.host, "alice", secret);
   await store("s3cret");
   await config({
     credHelpers: { [reg.host]: "test" },
