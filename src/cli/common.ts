@@ -156,3 +156,26 @@ export function action<T>(
     }
   };
 }
+
+/**
+ * A module imported on first use: `await lib()` inside an action; `lib.loaded()` inside a result
+ * renderer (renderers run after their action, so the module is there by then). Keeps `--help`
+ * and unrelated commands from loading a domain and its dependencies (zod, dockerode, ajv, undici…).
+ */
+export function lazy<T>(load: () => Promise<T>): (() => Promise<T>) & { loaded(): T } {
+  let mod: T | undefined;
+  let pending: Promise<T> | undefined;
+  const get = () => {
+    pending ??= load().then((m) => {
+      mod = m;
+      return m;
+    });
+    return pending;
+  };
+  return Object.assign(get, {
+    loaded(): T {
+      if (mod === undefined) throw new Error("a lazily imported module was used before it was loaded");
+      return mod;
+    },
+  });
+}

@@ -7,19 +7,12 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { CODECS } from "../core/codec.js";
 import { DockpackError } from "../core/errors.js";
 import { formatBytes, formatTable, type Reporter } from "../core/output.js";
-import {
-  type ApplyDeltaResult,
-  applyDelta,
-  type CreateDeltaResult,
-  createDelta,
-  createInventory,
-  type DeltaInfo,
-  deltaInfo,
-  deltaList,
-  describeShip,
-} from "../delta/index.js";
-import { action, withExamples } from "./common.js";
+import type { ApplyDeltaResult, CreateDeltaResult, DeltaInfo } from "../delta/index.js";
+import { action, lazy, withExamples } from "./common.js";
 import { registerDeltaRegistryCommands } from "./registry.js";
+
+/** The delta library, imported when a command runs (not for --help). */
+const lib = lazy(() => import("../delta/index.js"));
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -72,7 +65,7 @@ function renderCreate(r: CreateDeltaResult): string {
     l.index,
     l.diffId.slice(0, 19),
     formatBytes(l.size),
-    describeShip(l),
+    lib.loaded().describeShip(l),
     l.memberSize === undefined ? "0 B" : `${r.estimated ? "≤ " : ""}${formatBytes(l.memberSize)}`,
   ]);
   const head = r.dryRun
@@ -187,7 +180,7 @@ export function register(program: Command): void {
         async (reporter, c: Command, image: string, output: string) => {
           const o = c.opts() as Record<string, unknown>;
           const toStdout = checkStdoutOutput(c, output);
-          const result = await createDelta(
+          const result = await (await lib()).createDelta(
             {
               image,
               output,
@@ -255,7 +248,7 @@ export function register(program: Command): void {
             });
           }
           const toStdout = checkStdoutOutput(c, o.output as string | undefined);
-          const result = await applyDelta(
+          const result = await (await lib()).applyDelta(
             {
               package: pkg,
               ...(imageName ? { imageName } : {}),
@@ -292,7 +285,7 @@ export function register(program: Command): void {
     .action(
       action(
         async (_r, c: Command, pkg: string) => ({
-          ...(await deltaList({ package: pkg })),
+          ...(await (await lib()).deltaList({ package: pkg })),
           verbose: Boolean(c.opts().verbose),
         }),
         (r) =>
@@ -315,7 +308,9 @@ export function register(program: Command): void {
     .command("info")
     .description("format, source image, bases, method, totals and savings (reads metadata only)")
     .argument("<package>", "the delta package")
-    .action(action(async (_r, _c: Command, pkg: string) => deltaInfo({ package: pkg }), renderInfo));
+    .action(
+      action(async (_r, _c: Command, pkg: string) => (await lib()).deltaInfo({ package: pkg }), renderInfo),
+    );
   withExamples(info, ["dockpack delta info app-2.dpd", "dockpack --json delta info app-2.dpd"]);
 
   const inventory = delta
@@ -330,7 +325,10 @@ export function register(program: Command): void {
       action(
         async (reporter, c: Command, images: string[]) => {
           const o = c.opts() as { output: string; force?: boolean };
-          return createInventory({ images, output: o.output, force: Boolean(o.force) }, reporter);
+          return (await lib()).createInventory(
+            { images, output: o.output, force: Boolean(o.force) },
+            reporter,
+          );
         },
         (r) => `Wrote ${r.output}: ${r.images} images, ${r.layers} distinct layers`,
       ),

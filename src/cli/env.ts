@@ -4,17 +4,7 @@
  */
 import type { Command } from "commander";
 import { formatBytes, formatTable } from "../core/output.js";
-import {
-  createEnvironment,
-  type EnvironmentInfo,
-  environmentBuild,
-  environmentDown,
-  environmentInfo,
-  environmentUp,
-  initEnvironments,
-  listEnvironments,
-  removeEnvironment,
-} from "../env/index.js";
+import type { EnvironmentInfo } from "../env/index.js";
 import { action, withExamples } from "./common.js";
 
 /** Human rendering of one environment. */
@@ -80,7 +70,7 @@ export function register(program: Command): void {
         action(
           async (r, cmd) => {
             const o = cmd.opts();
-            return initEnvironments(
+            return (await import("../env/init.js")).initEnvironments(
               {
                 project: o.project,
                 composeFiles: o.composeFile,
@@ -112,7 +102,10 @@ export function register(program: Command): void {
       .action(
         action(
           async (r, cmd, branch: string) =>
-            createEnvironment({ branch, from: cmd.opts().from, copyDataFrom: cmd.opts().copyDataFrom }, r),
+            (await import("../env/environments.js")).createEnvironment(
+              { branch, from: cmd.opts().from, copyDataFrom: cmd.opts().copyDataFrom },
+              r,
+            ),
           renderEnvironment,
         ),
       ),
@@ -136,7 +129,10 @@ export function register(program: Command): void {
       .action(
         action(
           async (r, cmd, branch: string) =>
-            environmentUp({ branch, build: cmd.opts().build, offline: cmd.opts().offline }, r),
+            (await import("../env/environments.js")).environmentUp(
+              { branch, build: cmd.opts().build, offline: cmd.opts().offline },
+              r,
+            ),
           renderEnvironment,
         ),
       ),
@@ -151,7 +147,13 @@ export function register(program: Command): void {
     env
       .command("build <branch>")
       .description("build the environment's build: images (compose build), named per compose project")
-      .action(action(async (r, _cmd, branch: string) => environmentBuild({ branch }, r), renderEnvironment)),
+      .action(
+        action(
+          async (r, _cmd, branch: string) =>
+            (await import("../env/environments.js")).environmentBuild({ branch }, r),
+          renderEnvironment,
+        ),
+      ),
     ["dockpack env build feature/login"],
   );
 
@@ -159,7 +161,13 @@ export function register(program: Command): void {
     env
       .command("down <branch>")
       .description("stop and remove the environment's containers (volumes are kept)")
-      .action(action(async (r, _cmd, branch: string) => environmentDown({ branch }, r), renderEnvironment)),
+      .action(
+        action(
+          async (r, _cmd, branch: string) =>
+            (await import("../env/environments.js")).environmentDown({ branch }, r),
+          renderEnvironment,
+        ),
+      ),
     ["dockpack env down feature/login"],
   );
 
@@ -169,7 +177,7 @@ export function register(program: Command): void {
       .description("list environments: branch, status, URL, containers, volumes with sizes")
       .action(
         action(
-          async (r) => listEnvironments({}, r),
+          async (r) => (await import("../env/environments.js")).listEnvironments({}, r),
           (r) =>
             r.environments.length === 0
               ? "no environments (create one with 'dockpack env create BRANCH')"
@@ -195,7 +203,13 @@ export function register(program: Command): void {
     env
       .command("info <branch>")
       .description("show one environment")
-      .action(action(async (_r, _cmd, branch: string) => environmentInfo({ branch }), renderEnvironment)),
+      .action(
+        action(
+          async (_r, _cmd, branch: string) =>
+            (await import("../env/environments.js")).environmentInfo({ branch }),
+          renderEnvironment,
+        ),
+      ),
     ["dockpack env info feature/login --json"],
   );
 
@@ -211,7 +225,7 @@ export function register(program: Command): void {
       .action(
         action(
           async (r, cmd, branch: string) =>
-            removeEnvironment(
+            (await import("../env/remove.js")).removeEnvironment(
               {
                 branch,
                 volumes: cmd.opts().volumes,

@@ -6,7 +6,7 @@
 import { relative } from "node:path";
 import type { Command } from "commander";
 import { formatBytes, formatTable } from "../core/output.js";
-import { type PackageFeaturesResult, packageFeatures } from "../features/index.js";
+import type { PackageFeaturesResult } from "../features/index.js";
 import { action, withExamples } from "./common.js";
 import { registerFeatureRegistryCommands } from "./registry.js";
 
@@ -49,7 +49,7 @@ export function register(program: Command): void {
       .action(
         action(async (reporter, cmd: Command, target: string) => {
           const o = cmd.opts() as { outputFolder: string; forceCleanOutputFolder?: boolean };
-          return packageFeatures(
+          return (await import("../features/package.js")).packageFeatures(
             {
               target,
               outputFolder: o.outputFolder,

@@ -7,19 +7,15 @@ import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { DockpackError, toDockpackError } from "../core/errors.js";
 import { formatBytes, formatTable } from "../core/output.js";
-import {
-  exportEnvironment,
-  importPackage,
-  inspectPackage,
-  listPackages,
-  renderInspection,
-  validatePackage,
-} from "../env/index.js";
-import { parseImagesOption, renderImageLines } from "../env/package-images.js";
-import { action, commandLine, withExamples } from "./common.js";
+import { action, commandLine, lazy, withExamples } from "./common.js";
 import { renderEnvironment } from "./env.js";
 import { askPassphrase, canAskPassphrase } from "./passphrase.js";
 import { registerPackageRegistryCommands, registryOptions, renderRemoteList } from "./registry.js";
+
+/** env/inspect.js, imported when `packages inspect` runs. */
+const inspection = lazy(() => import("../env/inspect.js"));
+/** env/package-images.js (images in packages), imported when export, import or inspect runs. */
+const packageImages = lazy(() => import("../env/package-images.js"));
 
 /** Adds the `packages` command group. */
 export function register(program: Command): void {
@@ -70,13 +66,14 @@ export function register(program: Command): void {
                 hint: "Use zstd or gzip.",
                 usage: true,
               });
+            const { exportEnvironment } = await import("../env/export.js");
             const res = await exportEnvironment(
               {
                 branch,
                 outputDir: o.outputDir,
                 includeCode: o.code !== false,
                 codec: o.compress === false ? "none" : o.codec,
-                images: parseImagesOption(o.images, o.inventory),
+                images: (await packageImages()).parseImagesOption(o.images, o.inventory),
                 encrypt:
                   o.encryptPassphrase || o.encryptTo
                     ? {
@@ -105,7 +102,9 @@ export function register(program: Command): void {
           (res) =>
             `${res.package}\n  ${formatBytes(res.size)}, ${res.metadata.volumes.length} volume(s)` +
             `${res.metadata.include_code ? `, ${res.metadata.code_files} code file(s)` : ", no code"}, ${res.seconds.toFixed(1)} s` +
-            (res.metadata.images?.length ? `\n${renderImageLines(res.metadata.images, formatBytes)}` : "") +
+            (res.metadata.images?.length
+              ? `\n${packageImages.loaded().renderImageLines(res.metadata.images, formatBytes)}`
+              : "") +
             ("pushed" in res
               ? `\n  pushed ${res.pushed.reference}@${res.pushed.digest} (sent ${formatBytes(res.pushed.uploadedBytes)})`
               : ""),
@@ -173,6 +172,7 @@ export function register(program: Command): void {
                 { ...options, reference: pkg, verifyKey: o.verifyKey, ...registryOptions(o) },
                 r,
               );
+            const { importPackage } = await import("../env/import.js");
             try {
               return await importPackage(options, r);
             } catch (e) {
@@ -210,7 +210,8 @@ export function register(program: Command): void {
       .action(
         action(
           async (_r, cmd, repository?: string) => {
-            if (!repository) return listPackages({ packageDir: cmd.opts().packageDir });
+            if (!repository)
+              return (await import("../env/list.js")).listPackages({ packageDir: cmd.opts().packageDir });
             const { listRemotePackages } = await import("../env/registry.js");
             return listRemotePackages({ repository, ...registryOptions(cmd.opts()) });
           },
@@ -265,7 +266,8 @@ export function register(program: Command): void {
       .action(
         action(
           async (r, cmd, pkg: string) => {
-            const res = await validatePackage(
+            await packageImages(); // for the renderer
+            const res = await (await import("../env/validate.js")).validatePackage(
               { package: pkg, allowSpecialFiles: cmd.opts().allowSpecialFiles === true },
               r,
             );
@@ -280,7 +282,9 @@ export function register(program: Command): void {
             (res.metadata?.volumes.length
               ? `\n  volumes: ${res.metadata.volumes.map((v) => `${v.name} ${formatBytes(v.size)}`).join(", ")}`
               : "") +
-            (res.metadata?.images?.length ? `\n${renderImageLines(res.metadata.images, formatBytes)}` : "") +
+            (res.metadata?.images?.length
+              ? `\n${packageImages.loaded().renderImageLines(res.metadata.images, formatBytes)}`
+              : "") +
             res.warnings.map((w) => `\n  ! ${w}`).join(""),
         ),
       ),
@@ -303,14 +307,14 @@ export function register(program: Command): void {
       .action(
         action(
           async (r, cmd, pkg: string) => {
-            const res = await inspectPackage(
+            const res = await (await inspection()).inspectPackage(
               { package: pkg, allowSpecialFiles: cmd.opts().allowSpecialFiles === true },
               r,
             );
             if (!res.valid) process.exitCode = 1;
             return res;
           },
-          (res) => renderInspection(res, formatBytes),
+          (res) => inspection.loaded().renderInspection(res, formatBytes),
         ),
       ),
     [

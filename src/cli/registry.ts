@@ -4,7 +4,6 @@
  */
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { login, logout } from "../core/oci/login.js";
 import type { RegistryOptions } from "../core/oci/transport.js";
 import { formatBytes, formatTable } from "../core/output.js";
 import type { listRemotePackages } from "../env/registry.js";
@@ -46,6 +45,7 @@ export const loginGroup: GroupModule = {
             const password = o.passwordStdin
               ? readFileSync(0, "utf8").replace(/\r?\n$/, "")
               : (o.password ?? "");
+            const { login } = await import("../core/oci/login.js");
             const res = await login({
               registry,
               username: o.username ?? "",
@@ -75,7 +75,7 @@ export const logoutGroup: GroupModule = {
         .description("remove a registry's stored credentials")
         .action(
           action(
-            async (_r, _cmd, registry: string) => logout(registry),
+            async (_r, _cmd, registry: string) => (await import("../core/oci/login.js")).logout(registry),
             (res) =>
               res.removed
                 ? `Removed credentials for ${res.registry}`

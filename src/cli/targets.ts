@@ -7,17 +7,7 @@ import { resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { DockpackError } from "../core/errors.js";
 import { formatTable } from "../core/output.js";
-import {
-  addTarget,
-  buildAllTargets,
-  buildTarget,
-  initTargets,
-  listTargets,
-  removeTarget,
-  TARGET_TYPES,
-  type TargetType,
-  verifyTargets,
-} from "../targets/index.js";
+import type { TargetType } from "../targets/index.js";
 import { action, withExamples } from "./common.js";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -50,6 +40,9 @@ function parseCount(value: string): number {
 
 const rootOf = (cmd: Command) => resolve((cmd.optsWithGlobals() as { root?: string }).root ?? ".");
 
+/** The target types (targets/schema.ts's TARGET_TYPES; kept here so that help does not load zod). */
+const TARGET_TYPES: readonly TargetType[] = ["service", "job", "app"];
+
 function addCommand(group: Command, type: TargetType): void {
   const cmd = group
     .command(`add-${type}`)
@@ -78,7 +71,7 @@ function addCommand(group: Command, type: TargetType): void {
     action(
       async (reporter, c: Command) => {
         const o = c.opts() as Record<string, string | number | undefined>;
-        return addTarget(
+        return (await import("../targets/add.js")).addTarget(
           {
             root: rootOf(c),
             type,
@@ -138,7 +131,7 @@ export function register(program: Command): void {
       .action(
         action(
           async (reporter, c: Command) =>
-            initTargets(
+            (await import("../targets/init.js")).initTargets(
               {
                 root: rootOf(c),
                 dryRun: Boolean(c.opts().dryRun),
@@ -174,7 +167,7 @@ export function register(program: Command): void {
       .action(
         action(
           async (reporter, c: Command, id: string) =>
-            removeTarget(
+            (await import("../targets/remove.js")).removeTarget(
               {
                 root: rootOf(c),
                 id,
@@ -199,7 +192,8 @@ export function register(program: Command): void {
       .description("list the targets in docs/packaging/registry.json")
       .action(
         action(
-          async (_reporter, c: Command) => listTargets({ root: rootOf(c) }),
+          async (_reporter, c: Command) =>
+            (await import("../targets/list.js")).listTargets({ root: rootOf(c) }),
           (r) =>
             r.targets.length === 0
               ? "no targets (add one with 'dockpack targets add-service')"
@@ -248,7 +242,7 @@ export function register(program: Command): void {
               push?: boolean;
               dryRun?: boolean;
             };
-            return buildTarget(
+            return (await import("../targets/build.js")).buildTarget(
               {
                 root: rootOf(c),
                 target: o.target,
@@ -318,7 +312,7 @@ export function register(program: Command): void {
               push?: boolean;
               dryRun?: boolean;
             };
-            const res = await buildAllTargets(
+            const res = await (await import("../targets/build-all.js")).buildAllTargets(
               {
                 root: rootOf(c),
                 targets: o.target ?? [],
@@ -360,7 +354,10 @@ export function register(program: Command): void {
       .action(
         action(
           async (reporter, c: Command) => {
-            const res = await verifyTargets({ root: rootOf(c), strict: Boolean(c.opts().strict) }, reporter);
+            const res = await (await import("../targets/verify.js")).verifyTargets(
+              { root: rootOf(c), strict: Boolean(c.opts().strict) },
+              reporter,
+            );
             if (!res.ok) process.exitCode = 1;
             return res;
           },

@@ -8,13 +8,14 @@ import { type Command, Option } from "commander";
 import { currentSignal } from "../core/abort.js";
 import { DockpackError } from "../core/errors.js";
 import { formatBytes, formatTable } from "../core/output.js";
-import { COMPILE_TARGETS, type CompileResult, type CompileTarget, compileTool } from "../tools/compile.js";
-import { directoryResolver, type InvokeResult, invokeTool } from "../tools/invoke.js";
-import { listTools, resolveToolsDir, type ToolSummary } from "../tools/manifest.js";
-import { promptInput } from "../tools/prompt.js";
-import { type RecoverResult, recoverTool } from "../tools/recover.js";
-import { serveUntilSignal, serviceConfigFromEnv } from "../tools/server.js";
+import type { CompileResult, CompileTarget } from "../tools/compile.js";
+import type { InvokeResult } from "../tools/invoke.js";
+import type { ToolSummary } from "../tools/manifest.js";
+import type { RecoverResult } from "../tools/recover.js";
 import { action, withExamples } from "./common.js";
+
+/** `dockpack tool compile`'s targets (tools/compile.ts's COMPILE_TARGETS; kept here so that help does not load the compiler). */
+const COMPILE_TARGETS: readonly CompileTarget[] = ["docker", "exe", "both"];
 
 function parseJson(text: string, what: string): unknown {
   try {
@@ -90,7 +91,8 @@ export function register(program: Command): void {
       .addOption(toolsDirOption())
       .action(
         action(
-          async (_r, _cmd, o: { toolsDir?: string }) => listTools({ toolsDir: o.toolsDir }),
+          async (_r, _cmd, o: { toolsDir?: string }) =>
+            (await import("../tools/manifest.js")).listTools({ toolsDir: o.toolsDir }),
           (res: { toolsDir: string; tools: ToolSummary[]; broken: { message: string }[] }) =>
             [
               res.tools.length === 0
@@ -134,8 +136,11 @@ export function register(program: Command): void {
                 throw new DockpackError("USAGE_ERROR", "Give only one of --input, --file, --prompt.", {
                   usage: true,
                 });
+              const { directoryResolver } = await import("../tools/invoke.js");
+              const { promptInput } = await import("../tools/prompt.js");
               input = promptInput(await directoryResolver(o.toolsDir)(id), o.prompt);
             } else input = await readInput(o);
+            const { invokeTool } = await import("../tools/invoke.js");
             return invokeTool({ id, toolsDir: o.toolsDir, input, timeoutSeconds: o.timeout });
           },
           (res: InvokeResult) => JSON.stringify(res.result, null, 2),
@@ -164,6 +169,9 @@ export function register(program: Command): void {
       .action(
         action(
           async (reporter, _cmd, id: string, o: { port?: string; host?: string; toolsDir?: string }) => {
+            const { directoryResolver } = await import("../tools/invoke.js");
+            const { resolveToolsDir } = await import("../tools/manifest.js");
+            const { serveUntilSignal, serviceConfigFromEnv } = await import("../tools/server.js");
             const resolve = directoryResolver(o.toolsDir);
             const t = await resolve(id);
             const cfg = serviceConfigFromEnv();
@@ -247,6 +255,7 @@ export function register(program: Command): void {
               reporter.warn(
                 `'${output}' is taken as the OUTPUT_PATH; to choose the target give both: dockpack tool compile ${id} ./docker-package ${output}`,
               );
+            const { compileTool } = await import("../tools/compile.js");
             return compileTool(
               {
                 id,
@@ -317,6 +326,7 @@ export function register(program: Command): void {
               });
             const input =
               id && (o.input !== undefined || o.file !== undefined) ? await readInput(o) : undefined;
+            const { recoverTool } = await import("../tools/recover.js");
             const res = await recoverTool(
               {
                 fromLog: o.fromLog,
