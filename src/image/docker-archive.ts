@@ -9,6 +9,7 @@
 import { DockpackError } from "../core/errors.js";
 import type { BlobContainer } from "./container.js";
 import { assembleImage, type Image } from "./image.js";
+import { verifyBlob } from "./oci-layout.js";
 
 /** One entry of a docker-archive `manifest.json`. */
 export interface DockerManifestEntry {
@@ -84,9 +85,21 @@ export async function readDockerArchive(
     ref,
     format: "docker-archive",
     container,
-    config: await container.read(entry.Config),
+    config: await readNamedConfig(container, entry.Config),
     layerPaths: entry.Layers,
     repoTags: entry.RepoTags ?? [],
     close,
   });
+}
+
+/**
+ * Reads the config member; when its name is its digest (`<hex>.json` as `docker save` names it,
+ * or `blobs/sha256/<hex>` in the OCI-style layout of Docker ≥ 25), the bytes must hash to it.
+ * @throws DockpackError `IMAGE_DIGEST_MISMATCH`
+ */
+async function readNamedConfig(container: BlobContainer, path: string): Promise<Buffer> {
+  const bytes = await container.read(path);
+  const m = /(?:^|\/)(?:blobs\/sha256\/)?([a-f0-9]{64})(?:\.json)?$/.exec(path);
+  if (m) verifyBlob(container, path, `sha256:${m[1]}`, bytes);
+  return bytes;
 }

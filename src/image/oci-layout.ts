@@ -4,6 +4,7 @@
  * manifest.md). Nested image indexes are followed to the linux/amd64 (else the first) manifest.
  * Layer blobs may be uncompressed, gzip or zstd; diff_ids come from the config.
  */
+import { sha256Hex } from "../core/digest.js";
 import { DockpackError } from "../core/errors.js";
 import type { BlobContainer } from "./container.js";
 import { assembleImage, type Image } from "./image.js";
@@ -29,15 +30,37 @@ export function blobPath(digest: string): string {
   return `blobs/${m[1]}/${m[2]}`;
 }
 
-async function readJson(container: BlobContainer, path: string): Promise<any> {
+/**
+ * Reads a JSON member; with `digest` (a blob's descriptor), its bytes must hash to it: OCI blobs
+ * are content-addressed (image-spec descriptor.md, "verify").
+ * @throws DockpackError `IMAGE_DIGEST_MISMATCH`, `IMAGE_MANIFEST_INVALID`, `IMAGE_MEMBER_MISSING`
+ */
+async function readJson(container: BlobContainer, path: string, digest?: string): Promise<any> {
+  const bytes = await container.read(path);
+  if (digest) verifyBlob(container, path, digest, bytes);
   try {
-    return JSON.parse((await container.read(path)).toString("utf8"));
+    return JSON.parse(bytes.toString("utf8"));
   } catch (e) {
     if ((e as { code?: string }).code === "IMAGE_MEMBER_MISSING") throw e;
     throw new DockpackError("IMAGE_MANIFEST_INVALID", `${container.location}: ${path} is not valid JSON.`, {
       cause: e,
     });
   }
+}
+
+/**
+ * Checks that `bytes` hash to `digest` (sha256 only; other algorithms are not verified).
+ * @throws DockpackError `IMAGE_DIGEST_MISMATCH` naming the container and the member
+ */
+export function verifyBlob(container: BlobContainer, path: string, digest: string, bytes: Buffer): void {
+  if (!digest.startsWith("sha256:")) return;
+  const actual = `sha256:${sha256Hex(bytes)}`;
+  if (actual !== digest)
+    throw new DockpackError(
+      "IMAGE_DIGEST_MISMATCH",
+      `${container.location}: ${path} does not match its digest (${digest}, content ${actual}); the image is damaged.`,
+      { hint: "Export or copy the image again.", details: { path, expected: digest, actual } },
+    );
 }
 
 function isIndex(mediaType: string | undefined): boolean {
@@ -94,7 +117,7 @@ export async function readOciLayout(
   const name = chosen.annotations?.[IMAGE_NAME] ?? chosen.annotations?.[REF_NAME];
   if (name?.includes(":") && !name.includes("@")) tags.push(name);
   for (let depth = 0; isIndex(chosen.mediaType) && depth < 4; depth++) {
-    const nested = await readJson(container, blobPath(chosen.digest));
+    const nested = await readJson(container, blobPath(chosen.digest), chosen.digest);
     manifests = Array.isArray(nested?.manifests) ? nested.manifests : [];
     chosen =
       manifests.find((m) => m.platform?.os === "linux" && m.platform?.architecture === "amd64") ??
@@ -102,7 +125,7 @@ export async function readOciLayout(
     if (!chosen)
       throw new DockpackError("IMAGE_MANIFEST_INVALID", `${container.location}: an empty image index.`);
   }
-  const manifest = await readJson(container, blobPath(chosen.digest));
+  const manifest = await readJson(container, blobPath(chosen.digest), chosen.digest);
   if (!manifest?.config?.digest || !Array.isArray(manifest.layers)) {
     throw new DockpackError(
       "IMAGE_MANIFEST_INVALID",
@@ -113,9 +136,15 @@ export async function readOciLayout(
     ref,
     format,
     container,
-    config: await container.read(blobPath(manifest.config.digest)),
+    config: await readConfig(container, blobPath(manifest.config.digest), manifest.config.digest),
     layerPaths: (manifest.layers as OciDescriptor[]).map((l) => blobPath(l.digest)),
     repoTags: tags,
     close,
   });
+}
+
+async function readConfig(container: BlobContainer, path: string, digest: string): Promise<Buffer> {
+  const bytes = await container.read(path);
+  verifyBlob(container, path, digest, bytes);
+  return bytes;
 }
