@@ -25,11 +25,25 @@ function entryPath(): string {
 }
 
 /**
- * Builds the runtime bundle for `toolId` (its default tool).
+ * Builds the runtime bundle for `toolId` (its default tool), once per id and process (later
+ * calls share the first build).
  * @returns the bundle text (deterministic: same sources and id → same bytes); a few hundred KiB
  * @throws DockpackError `BUNDLE_FAILED` with esbuild's messages
  */
-export async function bundleRuntime(toolId: string): Promise<string> {
+export function bundleRuntime(toolId: string): Promise<string> {
+  // The sources cannot change under a running process: one build per tool id and process.
+  let hit = built.get(toolId);
+  if (!hit) {
+    hit = buildBundle(toolId);
+    built.set(toolId, hit);
+    hit.catch(() => built.delete(toolId));
+  }
+  return hit;
+}
+
+const built = new Map<string, Promise<string>>();
+
+async function buildBundle(toolId: string): Promise<string> {
   try {
     const res = await build({
       entryPoints: [entryPath()],

@@ -1,5 +1,5 @@
 /** Test helper: runs the built-from-source CLI (through tsx) and captures its output. */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
@@ -20,10 +20,42 @@ export function runCli(
 ): CliResult {
   const res = spawnSync(process.execPath, ["--import", TSX, MAIN, ...args], {
     cwd: options.cwd,
-    env: { ...process.env, NO_COLOR: "1", ...options.env },
+    env: cliEnv(options.env),
     input: options.input,
     encoding: "utf8",
     maxBuffer: 64 * 1024 * 1024,
   });
   return { code: res.status ?? 1, stdout: res.stdout, stderr: res.stderr };
+}
+
+function cliEnv(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { ...process.env, NO_COLOR: "1", ...extra };
+}
+
+/**
+ * {@link runCli} without blocking the test's event loop: independent CLI runs (each a Node start
+ * through tsx, about a second of CPU) can overlap.
+ */
+export function runCliAsync(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {},
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", TSX, MAIN, ...args], {
+      cwd: options.cwd,
+      env: cliEnv(options.env),
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+    });
+    child.stdin.on("error", () => {});
+    child.stdin.end(options.input ?? "");
+    child.once("error", reject);
+    child.once("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
 }

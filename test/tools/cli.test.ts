@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { after, before, test } from "node:test";
 import { compileTool } from "../../src/tools/compile.js";
-import { runCli } from "../helpers/cli.js";
+import { runCli, runCliAsync } from "../helpers/cli.js";
 import { EXAMPLES, FIXTURE_TOOLS, FIXTURES } from "./helpers.js";
 
 let dir: string;
@@ -38,29 +38,32 @@ test("tool --help lists the subcommands and ends with examples", () => {
   assert.match(r.stdout, /Examples:\n {2}\$ dockpack tool/);
 });
 
-test("list and invoke: human and --json output, errors with exit codes", () => {
-  const list = runCli(["tool", "list", "--tools-dir", EXAMPLES]);
+test("list and invoke: human and --json output, errors with exit codes", async () => {
+  // Independent CLI runs overlap (each is a Node start through tsx).
+  const [list, inv, bad, notJson, crash] = await Promise.all([
+    runCliAsync(["tool", "list", "--tools-dir", EXAMPLES]),
+    runCliAsync([
+      "--json",
+      "tool",
+      "invoke",
+      "shout-count",
+      "--tools-dir",
+      EXAMPLES,
+      "--input",
+      '{"text":"a b"}',
+    ]),
+    runCliAsync(["--json", "tool", "invoke", "upper", "--tools-dir", EXAMPLES, "--input", '{"text":1}']),
+    runCliAsync(["tool", "invoke", "upper", "--tools-dir", EXAMPLES, "--input", "{x"]),
+    runCliAsync(["tool", "invoke", "crash", "--tools-dir", FIXTURE_TOOLS, "--input", "{}"]),
+  ]);
   assert.equal(list.code, 0);
   assert.match(list.stdout, /^ID +TYPE +VERSION +DESCRIPTION\n/);
-  const inv = runCli([
-    "--json",
-    "tool",
-    "invoke",
-    "shout-count",
-    "--tools-dir",
-    EXAMPLES,
-    "--input",
-    '{"text":"a b"}',
-  ]);
   assert.equal(inv.code, 0, inv.stderr);
   assert.deepEqual(JSON.parse(inv.stdout).result, { text: "A B", words: 2 });
-  const bad = runCli(["--json", "tool", "invoke", "upper", "--tools-dir", EXAMPLES, "--input", '{"text":1}']);
   assert.equal(bad.code, 2);
   assert.equal(JSON.parse(bad.stdout).error.code, "TOOL_INPUT_INVALID");
-  const notJson = runCli(["tool", "invoke", "upper", "--tools-dir", EXAMPLES, "--input", "{x"]);
   assert.equal(notJson.code, 2);
   assert.match(notJson.stderr, /--input is not valid JSON/);
-  const crash = runCli(["tool", "invoke", "crash", "--tools-dir", FIXTURE_TOOLS, "--input", "{}"]);
   assert.equal(crash.code, 1);
   assert.match(crash.stderr, /error: Tool 'crash' failed with exit code 3/);
   assert.match(crash.stderr, /hint: Run 'dockpack tool recover crash/);
@@ -124,13 +127,21 @@ test("compile: the same input gives the same files (docker target, --ci github)"
 
 test("compile refuses an unknown id, an invalid tool.yaml and a non-empty output; nothing half-written", async () => {
   const out = join(dir, "refused");
-  const unknown = runCli(["tool", "compile", "nope", out, "--tools-dir", EXAMPLES]);
+  // A failure midway (a symlink escaping the tool folder) leaves neither output nor stage behind.
+  const tools = join(dir, "tools");
+  await cp(join(EXAMPLES, "upper"), join(tools, "upper"), { recursive: true });
+  await symlink("/etc/hostname", join(tools, "upper", "escape"));
+  // The refusals are independent CLI runs: they overlap.
+  const [unknown, invalid, target, escaping] = await Promise.all([
+    runCliAsync(["tool", "compile", "nope", out, "--tools-dir", EXAMPLES]),
+    runCliAsync(["tool", "compile", "bad", out, "--tools-dir", join(FIXTURES, "invalid")]),
+    runCliAsync(["tool", "compile", "upper", out, "zip", "--tools-dir", EXAMPLES]),
+    runCliAsync(["tool", "compile", "upper", join(dir, "half"), "--tools-dir", tools]),
+  ]);
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /No tool 'nope'/);
-  const invalid = runCli(["tool", "compile", "bad", out, "--tools-dir", join(FIXTURES, "invalid")]);
   assert.equal(invalid.code, 1);
   assert.match(invalid.stderr, /invalid\/bad\/tool\.yaml: /);
-  const target = runCli(["tool", "compile", "upper", out, "zip", "--tools-dir", EXAMPLES]);
   assert.equal(target.code, 2);
   await assert.rejects(stat(out));
 
@@ -142,11 +153,6 @@ test("compile refuses an unknown id, an invalid tool.yaml and a non-empty output
   assert.match(exists.stderr, /--force/);
   assert.equal(await readFile(join(out, "keep.txt"), "utf8"), "user data");
 
-  // A failure midway (a symlink escaping the tool folder) leaves neither output nor stage behind.
-  const tools = join(dir, "tools");
-  await cp(join(EXAMPLES, "upper"), join(tools, "upper"), { recursive: true });
-  await symlink("/etc/hostname", join(tools, "upper", "escape"));
-  const escaping = runCli(["tool", "compile", "upper", join(dir, "half"), "--tools-dir", tools]);
   assert.equal(escaping.code, 1);
   assert.match(escaping.stderr, /links outside the tool folder/);
   assert.deepEqual(
@@ -165,16 +171,18 @@ test("compile refuses an unknown id, an invalid tool.yaml and a non-empty output
   );
 });
 
-test("invoke reads the input from stdin when no option gives it; list reports a broken tool.yaml and goes on", () => {
-  const r = runCli(["--json", "tool", "invoke", "upper", "--tools-dir", EXAMPLES], {
-    input: '{"text":"piped"}',
-  });
+test("invoke reads the input from stdin when no option gives it; list reports a broken tool.yaml and goes on", async () => {
+  const [r, empty, list] = await Promise.all([
+    runCliAsync(["--json", "tool", "invoke", "upper", "--tools-dir", EXAMPLES], {
+      input: '{"text":"piped"}',
+    }),
+    runCliAsync(["tool", "invoke", "upper", "--tools-dir", EXAMPLES], { input: "" }),
+    runCliAsync(["tool", "list", "--tools-dir", join(FIXTURES, "mixed")]),
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout).result, { text: "PIPED", length: 5 });
-  const empty = runCli(["tool", "invoke", "upper", "--tools-dir", EXAMPLES], { input: "" });
   assert.equal(empty.code, 2);
   assert.match(empty.stderr, /stdin is not valid JSON/);
-  const list = runCli(["tool", "list", "--tools-dir", join(FIXTURES, "mixed")]);
   assert.equal(list.code, 0, list.stderr);
   assert.match(list.stdout, /^good\s/m);
   assert.match(list.stdout, /not loaded: .*mixed\/bad\/tool\.yaml/);

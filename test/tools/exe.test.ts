@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
-import { runCli } from "../helpers/cli.js";
+import { type CliResult, runCliAsync } from "../helpers/cli.js";
 import { needsEngine } from "../helpers/engine.js";
 import { ensureFixture } from "../helpers/fixtures.js";
 import { EXAMPLES, freePort, waitForHttp } from "./helpers.js";
@@ -16,11 +16,26 @@ let dir: string;
 let exe: string;
 let env: NodeJS.ProcessEnv;
 
+let calc: CliResult;
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "dockpack-t7-exe-"));
   const out = join(dir, "pkg");
-  // One SEA build (≈100 MB binary) for the whole file; "both" also writes the docker files.
-  const r = runCli(["--json", "tool", "compile", "shout-count", out, "both", "--tools-dir", EXAMPLES]);
+  // The file's two SEA builds (≈100 MB binaries) run at once, each once for the whole file:
+  // shout-count ("both" also writes the docker files) and the Python basic_calculator.
+  const [r, c] = await Promise.all([
+    runCliAsync(["--json", "tool", "compile", "shout-count", out, "both", "--tools-dir", EXAMPLES]),
+    runCliAsync([
+      "--json",
+      "tool",
+      "compile",
+      "basic_calculator",
+      join(dir, "calc"),
+      "exe",
+      "--tools-dir",
+      EXAMPLES,
+    ]),
+  ]);
+  calc = c;
   assert.equal(r.code, 0, r.stderr);
   const res = JSON.parse(r.stdout); // exactly one JSON document on stdout
   exe = res.exe.path;
@@ -143,7 +158,7 @@ test("a Python tool's exe runs on a machine with python3 and no node; it says py
   if (!needsEngine(t)) return;
   const pyslim = await ensureFixture("pyslim");
   const out = join(dir, "calc");
-  const c = runCli(["--json", "tool", "compile", "basic_calculator", out, "exe", "--tools-dir", EXAMPLES]);
+  const c = calc;
   assert.equal(c.code, 0, c.stderr);
   assert.match(c.stderr, /python3 must be installed on the machine that runs it/);
   assert.match(await readFile(join(out, "BUILD_INSTRUCTIONS.md"), "utf8"), /python3 for this tool/);

@@ -44,6 +44,7 @@ test("python basic_calculator: default python base + node stage, build.sh/run.sh
   };
   const out = join(root, "default");
   const project = `dockpack-t13test-${id}`;
+  let side: Promise<void> | undefined;
   try {
     const res = await compileTool({ id: "basic_calculator", toolsDir: EXAMPLES, output: out });
     assert.equal(res.base_image, DEFAULT_PYTHON_BASE_IMAGE);
@@ -53,6 +54,56 @@ test("python basic_calculator: default python base + node stage, build.sh/run.sh
     assert.match(dockerfile, /^FROM \$\{NODE_IMAGE\} AS node$/m);
     assert.match(dockerfile, new RegExp(`^COPY --from=node /usr/local/bin/node ${IMAGE_NODE_PATH}$`, "m"));
     assert.match(dockerfile, /command -v python3/);
+
+    // The other two bases build alongside the default image's checks (independent images).
+    const { BASE_IMAGE: _, ...envNoBase } = env;
+    side = (async () => {
+      // --base-image: a python-like local image; node is copied in the same way.
+      const custom = join(root, "custom");
+      const res2 = await compileTool({
+        id: "basic_calculator",
+        toolsDir: EXAMPLES,
+        output: custom,
+        baseImage: python,
+      });
+      assert.equal(res2.base_image, python);
+      assert.deepEqual(res2.warnings, []);
+      assert.match(
+        await readFile(join(custom, "Dockerfile"), "utf8"),
+        new RegExp(`^ARG BASE_IMAGE=${python}$`, "m"),
+      );
+      await exec(join(custom, "build.sh"), [], { env: { ...envNoBase, IMAGE: `${image}-custom` } });
+      const once = await exec("docker", [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        `${image}-custom`,
+        IMAGE_NODE_PATH,
+        "/app/server.cjs",
+        "--input",
+        JSON.stringify({ operation: "multiply", a: 6, b: 7 }),
+      ]);
+      assert.deepEqual(JSON.parse(once.stdout), { result: 42, operation: "multiply" });
+
+      // A base without python: compile warns with the fix, the build stops with it.
+      const warned: string[] = [];
+      const bad = join(root, "nopython");
+      const res3 = await compileTool(
+        { id: "basic_calculator", toolsDir: EXAMPLES, output: bad, baseImage: debian },
+        { ...silentReporter(), warn: (m: string) => warned.push(m) },
+      );
+      assert.match(res3.warnings.join("\n"), /may have no python3.*--base-image python/);
+      assert.equal(warned.length, 1);
+      await assert.rejects(
+        exec(join(bad, "build.sh"), [], { env: { ...envNoBase, IMAGE: `${image}-bad` } }),
+        (e: Error & { stderr?: string; stdout?: string }) => {
+          assert.match(`${e.stdout}${e.stderr}`, /runs python3 but BASE_IMAGE .* has none: use --base-image/);
+          return true;
+        },
+      );
+    })();
+    side.catch(() => {}); // awaited below; a failure there must not go unhandled meanwhile
 
     await exec(join(out, "build.sh"), [], { env });
     const [inspect] = JSON.parse((await exec("docker", ["image", "inspect", image])).stdout);
@@ -104,52 +155,9 @@ test("python basic_calculator: default python base + node stage, build.sh/run.sh
       await exec("docker-compose", ["down", "-t", "5"], { cwd: out, env: composeEnv }).catch(() => {});
     }
 
-    // --base-image: a python-like local image; node is copied in the same way.
-    const custom = join(root, "custom");
-    const res2 = await compileTool({
-      id: "basic_calculator",
-      toolsDir: EXAMPLES,
-      output: custom,
-      baseImage: python,
-    });
-    assert.equal(res2.base_image, python);
-    assert.deepEqual(res2.warnings, []);
-    assert.match(
-      await readFile(join(custom, "Dockerfile"), "utf8"),
-      new RegExp(`^ARG BASE_IMAGE=${python}$`, "m"),
-    );
-    const { BASE_IMAGE: _, ...envNoBase } = env;
-    await exec(join(custom, "build.sh"), [], { env: { ...envNoBase, IMAGE: `${image}-custom` } });
-    const once = await exec("docker", [
-      "run",
-      "--rm",
-      "--network",
-      "none",
-      `${image}-custom`,
-      IMAGE_NODE_PATH,
-      "/app/server.cjs",
-      "--input",
-      JSON.stringify({ operation: "multiply", a: 6, b: 7 }),
-    ]);
-    assert.deepEqual(JSON.parse(once.stdout), { result: 42, operation: "multiply" });
-
-    // A base without python: compile warns with the fix, the build stops with it.
-    const warned: string[] = [];
-    const bad = join(root, "nopython");
-    const res3 = await compileTool(
-      { id: "basic_calculator", toolsDir: EXAMPLES, output: bad, baseImage: debian },
-      { ...silentReporter(), warn: (m: string) => warned.push(m) },
-    );
-    assert.match(res3.warnings.join("\n"), /may have no python3.*--base-image python/);
-    assert.equal(warned.length, 1);
-    await assert.rejects(
-      exec(join(bad, "build.sh"), [], { env: { ...envNoBase, IMAGE: `${image}-bad` } }),
-      (e: Error & { stderr?: string; stdout?: string }) => {
-        assert.match(`${e.stdout}${e.stderr}`, /runs python3 but BASE_IMAGE .* has none: use --base-image/);
-        return true;
-      },
-    );
+    await side;
   } finally {
+    await side?.catch(() => {}); // its images exist (or not) before they are removed
     await exec("docker", ["rm", "-f", container]).catch(() => {});
     for (const tag of [image, `${image}-custom`, `${image}-bad`])
       await exec("docker", ["rmi", "-f", tag]).catch(() => {});
