@@ -15,6 +15,7 @@
  * (package-images-load.ts).
  */
 import { createReadStream } from "node:fs";
+import { stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { composeCommand } from "../core/docker/compose.js";
 import { inspectImage } from "../core/docker/images.js";
@@ -22,7 +23,7 @@ import { DockpackError, toDockpackError } from "../core/errors.js";
 import { makeTempDir, removeTempDir } from "../core/fs.js";
 import type { Reporter } from "../core/output.js";
 import { createDelta } from "../delta/create.js";
-import { readInventoryIfAny } from "../delta/inventory.js";
+import { type LayerInventory, readInventoryIfAny } from "../delta/inventory.js";
 import { resolveComposeModel } from "./compose-model.js";
 import type { PackageImage } from "./package-format.js";
 import type { MemberInfo, PackageTarWriter } from "./package-writer.js";
@@ -154,12 +155,7 @@ function repoOf(tag: string): string {
  * Images of `inventory` this engine has too (same ID) that can serve as byte bases for `image`:
  * sharing a layer or a repository name with it; at most three, most shared layers first.
  */
-async function byteBases(inventoryFile: string, image: ServiceImage): Promise<string[]> {
-  const inv = await readInventoryIfAny(inventoryFile);
-  if (!inv)
-    throw new DockpackError("INVENTORY_INVALID", `${inventoryFile}: not a dockpack layer inventory.`, {
-      hint: "Write one on the receiving machine with 'dockpack delta inventory -o FILE'.",
-    });
+async function byteBases(inv: LayerInventory, image: ServiceImage): Promise<string[]> {
   const repos = new Set(image.sourceTags.map(repoOf));
   const mine = new Set(image.diffIds);
   const scored: { id: string; score: number }[] = [];
@@ -176,6 +172,21 @@ async function byteBases(inventoryFile: string, image: ServiceImage): Promise<st
     .sort((a, b) => b.score - a.score)
     .slice(0, 3)
     .map((s) => `docker-daemon:${s.id}`);
+}
+
+/** Reads the receiver's inventory. Throws `INVENTORY_INVALID`, `INVENTORY_NOT_FOUND`. */
+async function readInventory(file: string): Promise<LayerInventory> {
+  const inv = await readInventoryIfAny(file);
+  if (inv) return inv;
+  const exists = await stat(file).then(
+    () => true,
+    () => false,
+  );
+  throw new DockpackError(
+    exists ? "INVENTORY_INVALID" : "INVENTORY_NOT_FOUND",
+    exists ? `${file}: not a dockpack layer inventory.` : `The inventory ${file} does not exist.`,
+    { hint: "Write one on the receiving machine with 'dockpack delta inventory -o FILE'." },
+  );
 }
 
 /** Result of {@link writeImageSection}. */
@@ -200,11 +211,19 @@ export async function writeImageSection(
   const tmp = await makeTempDir("dockpack-export-images-");
   const out: ImageSection = { images: [], members: [] };
   try {
+    const inventory = mode.mode === "missing-from" ? await readInventory(mode.inventory) : undefined;
     for (const [n, image] of images.entries()) {
       checkpoint();
       const bases = images.slice(0, n).map((i) => `docker-daemon:${i.id}`);
-      if (mode.mode === "missing-from")
-        bases.push(mode.inventory, ...(await byteBases(mode.inventory, image)));
+      if (inventory) {
+        // only the receiver's images that share a layer with this one: the delta's metadata
+        // lists its bases, and an inventory of a whole engine may list hundreds
+        const mine = new Set(image.diffIds);
+        const part = join(tmp, `${n}.inventory.json`);
+        const shared = inventory.images.filter((i) => i.diffIds.some((d) => mine.has(d)));
+        await writeFile(part, JSON.stringify({ ...inventory, images: shared }));
+        bases.push(part, ...(await byteBases(inventory, image)));
+      }
       const file = join(tmp, `${n}.delta`);
       reporter.info(
         `adding image ${image.sourceTags[0] ?? image.id} (${image.services.map((s) => s.service).join(", ")})`,

@@ -7,10 +7,12 @@
  * anything is created, with `delta apply`'s codes.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { toDockpackError } from "../../src/core/errors.js";
 import {
   createEnvironment,
@@ -26,6 +28,8 @@ import { engineAnswers, needsEngine } from "../helpers/engine.js";
 import { ensureFixture } from "../helpers/fixtures.js";
 import { cleanupPrefix, commitAll, sh } from "./engine-helpers.js";
 
+const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+const TSX = import.meta.resolve("tsx");
 const project = `dpimg${Math.random().toString(36).slice(2, 7)}`;
 const SIDE = `${project}/side:1`;
 let work = "";
@@ -85,7 +89,7 @@ before(async () => {
 
 after(() => {
   if (!engineAnswers() || !work) return;
-  for (const b of ["src", "dst"]) {
+  for (const b of ["src", "dst", "kill"]) {
     try {
       sh("docker-compose", ["-p", `${project}-${b}`, "-f", join(app, "docker-compose.yml"), "down"], app);
     } catch {
@@ -93,7 +97,7 @@ after(() => {
     }
   }
   cleanupPrefix(project, work);
-  for (const b of ["src", "dst", "bad"]) rmTag(`${project}-${b}_app:latest`);
+  for (const b of ["src", "dst", "bad", "rb", "kill"]) rmTag(`${project}-${b}_app:latest`);
   rmTag(SIDE);
 });
 
@@ -331,4 +335,81 @@ test("a damaged image section is refused before anything is created, with delta 
     assert.equal(imageId(`${project}-bad_app:latest`), null, c.id);
     assert.equal(imageId(ids.app), null, `${c.id}: the image was not loaded`);
   }
+});
+
+test("a failure after the images step rolls back: only the image the import loaded goes, a moved tag comes back", async (t) => {
+  if (!needsEngine(t)) return;
+  assert.ok(pkg, "needs the first test's package");
+  rmTag(`${project}-dst_app:latest`);
+  assert.equal(imageId(ids.app), null);
+  // the target's app tag names another image before the import: it must name it again afterwards
+  sh("docker", ["tag", ids.side, `${project}-rb_app:latest`]);
+  process.env.DOCKPACK_FAIL_AT = "import:images";
+  try {
+    const err = await importPackage({ cwd: app, package: pkg, targetBranch: "rb" }).then(
+      () => assert.fail("the import succeeded"),
+      (e) => toDockpackError(e),
+    );
+    assert.equal(err.code, "IMPORT_FAILED");
+    assert.match(err.message, /everything it changed was rolled back/);
+  } finally {
+    delete process.env.DOCKPACK_FAIL_AT;
+  }
+  assert.equal(imageId(ids.app), null, "the loaded image is removed");
+  assert.equal(imageId(`${project}-rb_app:latest`), ids.side, "the moved tag names its old image again");
+  assert.equal(imageId(SIDE), ids.side, "the image the engine had is untouched");
+  rmTag(`${project}-rb_app:latest`);
+});
+
+test("import killed with SIGKILL once it journaled an image: the next command finishes or undoes it", async (t) => {
+  if (!needsEngine(t)) return;
+  assert.ok(pkg, "needs the first test's package");
+  const state = join(work, "state-kill");
+  const runs = join(state, "runs");
+  const env = { DOCKPACK_STATE_DIR: state };
+  const lastOp = (): string => {
+    if (!existsSync(runs)) return "";
+    const [name] = readdirSync(runs).filter((n) => n.endsWith(".jsonl"));
+    if (!name) return "";
+    const lines = readFileSync(join(runs, name), "utf8").trim().split("\n");
+    try {
+      return (JSON.parse(lines[lines.length - 1] ?? "{}") as { op?: string }).op ?? "";
+    } catch {
+      return "";
+    }
+  };
+  const child = spawn(
+    process.execPath,
+    ["--import", TSX, MAIN, "packages", "import", pkg, "--target-branch", "kill"],
+    {
+      cwd: app,
+      stdio: "ignore",
+      env: { ...process.env, NO_COLOR: "1", ...env },
+    },
+  );
+  const done = new Promise<void>((r) => child.on("exit", () => r()));
+  let exited = false;
+  void done.then(() => {
+    exited = true;
+  });
+  while (!exited && lastOp() !== "image") await new Promise((r) => setTimeout(r, 2));
+  child.kill("SIGKILL");
+  await done;
+  // any dockpack command recovers dead runs first
+  const list = runCli(["env", "list", "--json"], { cwd: app, env });
+  assert.equal(list.code, 0, list.stderr);
+  assert.deepEqual(
+    readdirSync(runs).filter((n) => n.endsWith(".jsonl")),
+    [],
+    "no journal left",
+  );
+  const imported = sh("git", ["branch", "--list", "kill"], app).trim() !== "";
+  if (imported)
+    assert.equal(imageId(`${project}-kill_app:latest`), ids.app, "a committed import has its image");
+  else {
+    assert.equal(imageId(`${project}-kill_app:latest`), null, "no tag of the killed import");
+    assert.equal(imageId(ids.app), null, "the image the killed import loaded is removed");
+  }
+  t.diagnostic(imported ? "the kill landed after the commit" : "the kill landed before the commit");
+  assert.equal(imageId(SIDE), ids.side, "the image the engine had is untouched");
 });
