@@ -8,6 +8,8 @@
  * - `docker-archive:PATH[:NAME:TAG|:@N]` — `docker save` output (Docker < 25 or ≥ 25)
  * - `oci:DIR[:REF]` — an OCI image layout directory
  * - `oci-archive:PATH[:REF]` — an OCI image layout in a tar file
+ * - `docker://REGISTRY/REPO[:TAG|@DIGEST]` — an image in a registry, pulled through dockpack's
+ *   OCI client into a temporary layout (registry.ts; credentials as for every registry command)
  * - no prefix: an existing file (docker-archive or OCI archive, detected) or directory (OCI
  *   layout), else a daemon image name or ID.
  */
@@ -25,11 +27,12 @@ import { readDockerArchive, readDockerManifest } from "./docker-archive.js";
 import { ExtractedContainer } from "./extract.js";
 import type { Image, ImageFormat } from "./image.js";
 import { readOciLayout } from "./oci-layout.js";
+import { openRegistryImage } from "./registry.js";
 
 /** A parsed image reference. `select` picks an image inside an archive or layout. */
 export interface ImageRef {
-  transport: ImageFormat;
-  /** Daemon: the name or ID; others: the file or directory path. */
+  transport: ImageFormat | "docker";
+  /** Daemon: the name or ID; `docker`: the registry reference; others: the file or directory path. */
   path: string;
   select?: string;
   /** The reference as the user wrote it. */
@@ -67,6 +70,13 @@ async function splitPathSelect(rest: string): Promise<{ path: string; select?: s
  * that exists is an archive or layout, anything else a daemon reference.
  */
 export async function parseImageRef(raw: string): Promise<ImageRef> {
+  if (raw.startsWith("docker://")) {
+    if (raw.length === 9)
+      throw new DockpackError("IMAGE_REF_INVALID", `'${raw}' names no image after 'docker://'.`, {
+        usage: true,
+      });
+    return { transport: "docker", path: raw.slice(9), raw };
+  }
   for (const p of PREFIXES) {
     if (raw.startsWith(`${p}:`)) {
       const rest = raw.slice(p.length + 1);
@@ -136,6 +146,7 @@ async function openFileContainer(
 export async function openImage(raw: string, reporter?: Reporter): Promise<Image> {
   const ref = await parseImageRef(raw);
   if (ref.transport === "docker-daemon") return openDaemonImage(ref, reporter);
+  if (ref.transport === "docker") return openRegistryImage(ref.path, raw, reporter);
   const { container, close } = await openFileContainer(ref, reporter);
   try {
     if (ref.transport === "oci" || ref.transport === "oci-archive") {
