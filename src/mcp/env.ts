@@ -1,7 +1,7 @@
 /**
  * MCP tools of the env domain — the whole lifecycle of an environment and its packages:
- * env_list, env_info, env_create, env_up, env_down, env_remove, export_package, import_package,
- * list_packages, validate_package. Input schemas are the library's option schemas
+ * env_list, env_info, env_create, env_up, env_build, env_down, env_remove, export_package,
+ * import_package, list_packages, validate_package, packages_inspect. Input schemas are the library's option schemas
  * (src/env/schemas.ts, plus the small ones below); each tool calls the library directly and
  * returns its result as structured JSON. Long tools send progress notifications and stop with
  * rollback when the request is cancelled (see tool.ts).
@@ -11,6 +11,7 @@ import { z } from "zod";
 import {
   createEnvironment,
   createOptionsSchema,
+  environmentBuild,
   environmentDown,
   environmentInfo,
   environmentUp,
@@ -19,6 +20,7 @@ import {
   exportOptionsSchema,
   importOptionsSchema,
   importPackage,
+  inspectPackage,
   listEnvironments,
   listPackages,
   listPackagesOptionsSchema,
@@ -57,6 +59,48 @@ const exportOutput = z.looseObject({
   seconds: z.number(),
 });
 
+const problem = z.looseObject({ code: z.string(), message: z.string() });
+/** structuredContent of import_package (camelCase keys, see src/cli/json-keys.ts). */
+const importOutput = z.looseObject({
+  environment: environmentOutput,
+  repository: z.string(),
+  commit: z.string(),
+  replaced: z.array(z.string()),
+  seconds: z.number(),
+});
+const listPackagesOutput = z.looseObject({
+  directory: z.string(),
+  packages: z.array(
+    z.looseObject({
+      file: z.string(),
+      size: z.number(),
+      branch: z.string().nullable(),
+      volumes: z.array(z.string()),
+    }),
+  ),
+});
+const validateOutput = z.looseObject({
+  package: z.string(),
+  valid: z.boolean(),
+  size: z.number(),
+  problems: z.array(problem),
+  metadata: z.looseObject({}).nullable(),
+  warnings: z.array(z.string()),
+});
+const inspectOutput = validateOutput.extend({
+  volumes: z.array(z.looseObject({ name: z.string(), size: z.number(), codec: z.string() })),
+  composeFiles: z.array(z.string()),
+  compose: z.looseObject({}),
+});
+const envListOutput = z.looseObject({ environments: z.array(environmentOutput) });
+const removeOutput = z.looseObject({
+  branch: z.string(),
+  path: z.string(),
+  removedVolumes: z.array(z.string()),
+  keptVolumes: z.array(z.string()),
+  branchDeleted: z.boolean(),
+});
+
 const READ_ONLY = { readOnlyHint: true, openWorldHint: false } as const;
 
 /** Registers the env domain's tools on `server`. */
@@ -90,6 +134,7 @@ export function register(server: McpServer): void {
         idempotentHint: false,
         openWorldHint: false,
       },
+      output: importOutput,
     },
   );
   registerLibraryTool(
@@ -98,7 +143,7 @@ export function register(server: McpServer): void {
     "List the .dockpack.tar packages in a folder (metadata only; damaged files get an error row).",
     listPackagesOptionsSchema,
     (input) => listPackages(input),
-    { annotations: READ_ONLY },
+    { annotations: READ_ONLY, output: listPackagesOutput },
   );
   registerLibraryTool(
     server,
@@ -106,7 +151,15 @@ export function register(server: McpServer): void {
     "Fully verify a package (every checksum, format version, safe paths) and list every problem.",
     validateOptionsSchema,
     (input, reporter) => validatePackage(input, reporter),
-    { annotations: READ_ONLY },
+    { annotations: READ_ONLY, output: validateOutput },
+  );
+  registerLibraryTool(
+    server,
+    "packages_inspect",
+    "Show what a package holds and what its compose files would do (services, volumes with sizes, host ports, bind mounts outside the project, privileged/host settings) after verifying it; runs nothing.",
+    validateOptionsSchema,
+    (input, reporter) => inspectPackage(input, reporter),
+    { annotations: READ_ONLY, output: inspectOutput },
   );
   registerLibraryTool(
     server,
@@ -114,7 +167,7 @@ export function register(server: McpServer): void {
     "List the environments of a repository: branch, status, URL, containers, volumes with sizes.",
     envListOptionsSchema,
     (input) => listEnvironments(input),
-    { annotations: READ_ONLY },
+    { annotations: READ_ONLY, output: envListOutput },
   );
   registerLibraryTool(
     server,
@@ -158,6 +211,22 @@ export function register(server: McpServer): void {
   );
   registerLibraryTool(
     server,
+    "env_build",
+    "Build an environment's build: images (compose build), named per compose project, and return its info.",
+    envRefSchema,
+    (input, reporter) => environmentBuild(input, reporter),
+    {
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: true,
+        openWorldHint: true,
+      },
+      output: environmentOutput,
+    },
+  );
+  registerLibraryTool(
+    server,
     "env_down",
     "Stop and remove an environment's containers (compose down); its volumes, worktree and branch are kept.",
     envRefSchema,
@@ -185,6 +254,7 @@ export function register(server: McpServer): void {
         idempotentHint: false,
         openWorldHint: false,
       },
+      output: removeOutput,
     },
   );
 }

@@ -5,6 +5,7 @@
  * resolved against the server's working directory.
  */
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { z } from "zod";
 import { packageFeatures, packageFeaturesOptionsSchema } from "../features/index.js";
 import { registerLibraryTool } from "./tool.js";
 
@@ -23,6 +24,19 @@ export function register(server: McpServer): void {
         idempotentHint: true,
         openWorldHint: false,
       },
+      output: z.looseObject({
+        count: z.number(),
+        outputDir: z.string(),
+        features: z.array(
+          z.looseObject({
+            id: z.string(),
+            version: z.string(),
+            file: z.string(),
+            size: z.number(),
+            digest: z.string(),
+          }),
+        ),
+      }),
     },
   );
 }

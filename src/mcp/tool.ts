@@ -41,7 +41,10 @@ interface RequestExtra {
 export interface ToolExtras {
   /** MCP tool annotations: `readOnlyHint`, `destructiveHint`, `idempotentHint`, `openWorldHint`. */
   annotations?: ToolAnnotations;
-  /** zod object describing `structuredContent` (advertised as `outputSchema`, checked by the SDK). */
+  /**
+   * zod object describing `structuredContent` (advertised as `outputSchema`, checked by the SDK);
+   * default: an object (every tool returns its result as structured content).
+   */
   output?: z.ZodObject;
   /** Human title. */
   title?: string;
@@ -157,7 +160,7 @@ export function registerLibraryTool<S extends z.ZodObject>(
       inputSchema: strictInput(schema),
       ...(extras.title ? { title: extras.title } : {}),
       ...(extras.annotations ? { annotations: extras.annotations } : {}),
-      ...(extras.output ? { outputSchema: extras.output } : {}),
+      outputSchema: extras.output ?? z.looseObject({}),
     },
     (async (input: z.infer<S>, extra: RequestExtra) =>
       toolCall(

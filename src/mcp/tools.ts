@@ -18,6 +18,18 @@ const toolsDir = z
   .optional()
   .describe("folder of tool folders (each holding tool.yaml); default $DOCKPACK_TOOLS_DIR or ./tools");
 
+/** structuredContent of the tools (camelCase keys, see src/cli/json-keys.ts). */
+const serviceRow = z.looseObject({ toolId: z.string(), url: z.string(), port: z.number() });
+const listOutput = z.looseObject({
+  toolsDir: z.string(),
+  tools: z.array(z.looseObject({ id: z.string(), type: z.string(), version: z.string(), dir: z.string() })),
+});
+const invokeOutput = z.looseObject({
+  toolId: z.string(),
+  result: z.record(z.string(), z.unknown()),
+  durationSeconds: z.number(),
+});
+
 /** Services started by tool_serve in this process, by tool id. */
 const services = new Map<string, { service: RunningService; toolsDir: string; since: string }>();
 
@@ -46,7 +58,7 @@ export function register(server: McpServer): void {
     "List the tools (JSON-in/JSON-out programs and workflows described by tool.yaml) of a tools folder.",
     z.object({ toolsDir }),
     (a) => listTools({ toolsDir: a.toolsDir }),
-    { annotations: { readOnlyHint: true, openWorldHint: false } },
+    { annotations: { readOnlyHint: true, openWorldHint: false }, output: listOutput },
   );
   registerLibraryTool(
     server,
@@ -59,7 +71,10 @@ export function register(server: McpServer): void {
       toolsDir,
     }),
     (a) => invokeTool({ id: a.id, input: a.input, timeoutSeconds: a.timeoutSeconds, toolsDir: a.toolsDir }),
-    { annotations: { readOnlyHint: false, openWorldHint: true } },
+    {
+      annotations: { readOnlyHint: false, destructiveHint: false, openWorldHint: true },
+      output: invokeOutput,
+    },
   );
   registerLibraryTool(
     server,
@@ -125,7 +140,7 @@ export function register(server: McpServer): void {
       services.set(a.id, { service, toolsDir: resolveToolsDir(a.toolsDir), since: new Date().toISOString() });
       return { toolId: a.id, url: service.url, port: service.port };
     },
-    { annotations: { readOnlyHint: false, destructiveHint: false, openWorldHint: true } },
+    { annotations: { readOnlyHint: false, destructiveHint: false, openWorldHint: true }, output: serviceRow },
   );
   registerLibraryTool(
     server,
@@ -133,7 +148,12 @@ export function register(server: McpServer): void {
     "List the tool services started by tool_serve that are running: tool id, URL, port, since.",
     z.object({}),
     async () => ({ services: serviceRows() }),
-    { annotations: { readOnlyHint: true, openWorldHint: false } },
+    {
+      annotations: { readOnlyHint: true, openWorldHint: false },
+      output: z.looseObject({
+        services: z.array(serviceRow.extend({ toolsDir: z.string(), since: z.string() })),
+      }),
+    },
   );
   registerLibraryTool(
     server,
@@ -157,6 +177,7 @@ export function register(server: McpServer): void {
         idempotentHint: false,
         openWorldHint: false,
       },
+      output: serviceRow.extend({ stopped: z.boolean() }),
     },
   );
 }

@@ -54,8 +54,30 @@ test("the lifecycle tools are listed with annotations; unknown keys are refused 
     "targets_init",
     "targets_add",
     "tool_serve_status",
+    "packages_inspect",
+    "env_build",
   ])
     assert.ok(byName.has(n), `${n} missing`);
+  // every tool says whether it only reads, and describes its structured result
+  for (const tool of tools) {
+    assert.equal(typeof tool.annotations?.readOnlyHint, "boolean", `${tool.name}: readOnlyHint`);
+    if (tool.annotations?.readOnlyHint) assert.notEqual(tool.annotations.destructiveHint, true, tool.name);
+    assert.equal(tool.outputSchema?.type, "object", `${tool.name}: outputSchema`);
+  }
+  for (const n of [
+    "env_list",
+    "list_packages",
+    "validate_package",
+    "packages_inspect",
+    "import_package",
+    "env_remove",
+    "tool_list",
+    "features_package",
+  ])
+    assert.ok(
+      Object.keys(byName.get(n)?.outputSchema?.properties ?? {}).length > 0,
+      `${n}: outputSchema properties`,
+    );
   assert.equal(byName.get("env_remove")?.annotations?.destructiveHint, true);
   assert.equal(byName.get("import_package")?.annotations?.destructiveHint, true);
   assert.equal(byName.get("env_list")?.annotations?.readOnlyHint, true);
@@ -100,6 +122,12 @@ test("an agent creates, starts, exports (with progress), imports, starts and rem
     JSON.stringify(progress.slice(0, 3)),
   );
   assert.equal(running("one"), 2, "the containers run again after the export");
+  const inspected = await mcp.call("packages_inspect", { package: pkg });
+  assert.equal(inspected.isError, false, inspected.text);
+  assert.equal(inspected.value.valid, true);
+  assert.ok((inspected.value.composeFiles as string[]).length > 0, inspected.text);
+  const built = await mcp.call("env_build", { branch: "one" });
+  assert.equal(built.isError, false, built.text);
 
   const imported = await mcp.call("import_package", { package: pkg, targetBranch: "two" });
   assert.equal(imported.isError, false, imported.text);
