@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { detectMissing, installCommands, nodePackage, recoverTool } from "../../src/tools/recover.js";
-import { runCli } from "../helpers/cli.js";
+import { runCli, runCliAsync } from "../helpers/cli.js";
 import { FIXTURE_TOOLS } from "./helpers.js";
 
 /** Real error output: stderr of a command run now on this machine. */
@@ -131,18 +131,21 @@ test("recover ID runs the tool and prints pip/npm/apt commands; --install --dry-
 test("CLI: recover --from-log prints commands; --install is refused inside generated images; bad usage exits 2", async () => {
   const log = join(dir, "error.log");
   await writeFile(log, stderrOf("python3", ["-c", "import dockpack_made_up_module"]));
-  const r = runCli(["tool", "recover", "--from-log", log]);
+  // Independent CLI runs overlap.
+  const [r, off, none, missingLog] = await Promise.all([
+    runCliAsync(["tool", "recover", "--from-log", log]),
+    runCliAsync(["tool", "recover", "--from-log", log, "--install"], {
+      env: { DOCKPACK_NO_AUTO_INSTALL: "1" },
+    }),
+    runCliAsync(["tool", "recover"]),
+    runCliAsync(["tool", "recover", "--from-log", join(dir, "nope.log")]),
+  ]);
   assert.equal(r.code, 1, r.stderr); // something is missing
   assert.match(r.stdout, /python dockpack_made_up_module → dockpack-made-up-module \(guess\)/);
   assert.match(r.stdout, /python3 -m pip install dockpack-made-up-module/);
-  const off = runCli(["tool", "recover", "--from-log", log, "--install"], {
-    env: { DOCKPACK_NO_AUTO_INSTALL: "1" },
-  });
   assert.equal(off.code, 1);
   assert.match(off.stderr, /Automatic installing is off/);
-  const none = runCli(["tool", "recover"]);
   assert.equal(none.code, 2);
-  const missingLog = runCli(["tool", "recover", "--from-log", join(dir, "nope.log")]);
   assert.equal(missingLog.code, 2);
   assert.match(missingLog.stderr, /nope\.log/);
 });
