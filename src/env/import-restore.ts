@@ -6,22 +6,18 @@
  */
 import { createReadStream } from "node:fs";
 import { lstat, mkdir, readdir, rm, unlink } from "node:fs/promises";
-import { join } from "node:path";
-import { type Readable, Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { basename, join } from "node:path";
+import { Readable, Transform } from "node:stream";
 import { interrupted } from "../core/abort.js";
-import { readTarStrict } from "../core/archive.js";
-import { decompressStream } from "../core/codec.js";
-import { verifyingStream } from "../core/digest.js";
 import { getDocker } from "../core/docker/client.js";
 import { writeVolumeTar } from "../core/docker/volumes.js";
-import { DockpackError } from "../core/errors.js";
+import { DockpackError, isDockpackError, toDockpackError } from "../core/errors.js";
 import { git } from "../core/git.js";
 import type { Reporter } from "../core/output.js";
 import { exists } from "./import-aside.js";
 import type { Journal } from "./journal.js";
-import type { PackageMetadata } from "./package-format.js";
-import { capBytes } from "./package-volume.js";
+import type { PackageMetadata, PackageVolume } from "./package-format.js";
+import { checkVolumeMember, type VolumeCheck } from "./package-volume-check.js";
 
 import { restoreMembers } from "./restore-files.js";
 
@@ -52,103 +48,112 @@ async function parentsAreDirectories(root: string, rel: string): Promise<boolean
   return true;
 }
 
-/** Streams one volume member (verified on the way) into the Docker volume `dockerName`. */
+/**
+ * Restores one volume member into the (new, empty) Docker volume `dockerName` in one read of its
+ * bytes at `at` in the package (the place the verification read found): hashed, decompressed
+ * with the recorded codec capped at the recorded tar size, the tar hashed and checked entry by
+ * entry exactly as `validate` does ({@link checkVolumeMember}), while the same tar bytes stream
+ * into the engine (`writeVolumeTar`, untrusted: the same entry checks again before the engine).
+ * Any difference from what metadata.json records fails the restore with the code `validate`
+ * reports for it (`PACKAGE_CHECKSUM_MISMATCH`, `PACKAGE_VOLUME_INVALID`, `PACKAGE_SPECIAL_FILE`,
+ * `PACKAGE_UNSAFE_PATH`; `details.packageProblem` is true), after the upload ended and its
+ * helper container is gone: the caller removes the volume (import's rollback).
+ * @throws DockpackError as above; `VOLUME_*` when the engine fails; `INTERRUPTED`
+ */
 export async function restoreVolume(
   file: string,
-  member: string,
-  sha256: string,
-  codec: PackageMetadata["volumes"][number]["codec"],
+  at: { offset: number; size: number },
+  packaged: PackageVolume,
   dockerName: string,
   reporter: Reporter,
-  size: number,
   journal: Journal,
   options: { allowSpecialFiles?: boolean } = {},
 ): Promise<void> {
-  let found = false;
-  const source = createReadStream(file, { highWaterMark: 1024 * 1024 });
+  const member = packaged.member;
+  const size = packaged.size;
+  const source =
+    at.size > 0
+      ? createReadStream(file, { start: at.offset, end: at.offset + at.size - 1, highWaterMark: 1024 * 1024 })
+      : Readable.from([]);
   const unhook = journal.onCancel(() => source.destroy(interrupted()));
-  const inFlight: { writing?: Promise<unknown> } = {};
+  const bar = reporter.progress(`volume ${dockerName}`, size);
+  let done = 0;
+  const toEngine = new Transform({
+    highWaterMark: 1024 * 1024,
+    transform(chunk: Buffer, _enc, cb) {
+      done += chunk.length;
+      bar.update(Math.min(done, size));
+      cb(null, chunk);
+    },
+  });
+  // its failures travel through writeVolumeTar's promise
+  toEngine.on("error", () => undefined);
+  let engineFailure: unknown;
+  const writing = writeVolumeTar(dockerName, toEngine, {
+    untrusted: true,
+    allowSpecialFiles: options.allowSpecialFiles === true,
+  }).catch((err) => {
+    engineFailure = err;
+    // the engine gave up (not a refused entry, which the check reports too): stop reading
+    if (!isDockpackError(err) || !CONTENT_REFUSALS.test(err.code)) source.destroy(err);
+  });
+  let check: VolumeCheck | undefined;
+  let readFailure: unknown;
   try {
-    await readVolumeMember(
-      source,
-      member,
-      sha256,
-      codec,
-      dockerName,
-      reporter,
-      size,
-      inFlight,
-      options,
-      () => {
-        found = true;
-      },
-    );
+    check = await checkVolumeMember(source, packaged, {
+      allowSpecialFiles: options.allowSpecialFiles === true,
+      sink: toEngine,
+    });
+  } catch (err) {
+    readFailure = err;
+    toEngine.destroy(toDockpackError(err));
   } finally {
     unhook();
-    // the tar reader may fail before the engine upload ends: wait for it (and its helper
-    // container's removal), or the rollback could not remove the volume
-    await inFlight.writing?.catch(() => {});
+    // both sides must have finished (the helper container removed) before a rollback may run
+    await writing;
+    bar.stop();
   }
-  if (!found) throw new DockpackError("PACKAGE_MEMBER_MISSING", `member '${member}' is missing`);
+  const problem = check ? volumeProblem(check, packaged, at.size) : null;
+  if (problem)
+    throw new DockpackError(
+      problem.code,
+      `${basename(file)}: volume '${packaged.name}': ${problem.message}`,
+      {
+        hint: "The package is damaged or crafted; do not import it. Nothing of it was kept.",
+        details: { packageProblem: true, member, problems: [{ ...problem, member }] },
+      },
+    );
+  if (readFailure) throw engineFailure ?? readFailure;
+  if (engineFailure) throw engineFailure;
+  if (done !== size)
+    throw new DockpackError(
+      "VOLUME_RESTORE_INCOMPLETE",
+      `Volume ${dockerName}: ${done} of ${size} tar bytes of ${member} reached the engine.`,
+      { hint: "Run the import again; check the Docker Engine's log." },
+    );
 }
 
-async function readVolumeMember(
-  source: Readable,
-  member: string,
-  sha256: string,
-  codec: PackageMetadata["volumes"][number]["codec"],
-  dockerName: string,
-  reporter: Reporter,
-  size: number,
-  inFlight: { writing?: Promise<unknown> },
-  options: { allowSpecialFiles?: boolean },
-  onFound: () => void,
-): Promise<void> {
-  await readTarStrict(source, async (entry, body) => {
-    if (entry.name !== member) return;
-    if (entry.type !== "file")
-      throw new DockpackError("PACKAGE_MEMBER_TYPE_INVALID", `member '${member}' is a ${entry.type}`);
-    onFound();
-    const bar = reporter.progress(`volume ${dockerName}`, size);
-    let done = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        done += chunk.length;
-        bar.update(Math.min(done, size));
-        cb(null, chunk);
-      },
-    });
-    // both sides must have finished (the helper container removed) before a rollback may run
-    const all = Promise.allSettled([
-      pipeline(
-        body,
-        verifyingStream(sha256, member),
-        decompressStream(codec),
-        capBytes(size, member),
-        counter,
-      ),
-      writeVolumeTar(dockerName, counter, {
-        untrusted: true,
-        allowSpecialFiles: options.allowSpecialFiles === true,
-      }).catch((err) => {
-        counter.destroy(err);
-        throw err;
-      }),
-    ]);
-    inFlight.writing = all;
-    const results = await all;
-    bar.stop();
-    const failed = results.find((r) => r.status === "rejected");
-    if (failed) throw (failed as PromiseRejectedResult).reason;
-    if (done !== size)
-      throw new DockpackError(
-        "VOLUME_RESTORE_INCOMPLETE",
-        `Volume ${dockerName}: ${done} of ${size} tar bytes of ${member} reached the engine.`,
-        {
-          hint: "Run the import again; check the Docker Engine's log.",
-        },
-      );
-  });
+/** Failures of writeVolumeTar that come from the tar's content, which the check names itself. */
+const CONTENT_REFUSALS = /^(PACKAGE_|VOLUME_SPECIAL_FILE$|VOLUME_UNSAFE_ENTRY$|VOLUME_TAR_INVALID$)/;
+
+/** The problem `validate` would report first for this volume member (crossCheck's order), or null. */
+function volumeProblem(
+  c: VolumeCheck,
+  v: PackageVolume,
+  storedSize: number,
+): { code: string; message: string } | null {
+  if (c.sha256 !== v.sha256 || c.size !== v.compressed_size || c.size !== storedSize)
+    return {
+      code: "PACKAGE_CHECKSUM_MISMATCH",
+      message: `member '${v.member}': expected ${v.sha256}, got ${c.sha256}`,
+    };
+  if (c.problem) return c.problem;
+  if (c.tarSha256 !== v.tar_sha256 || c.tarSize !== v.size)
+    return {
+      code: "PACKAGE_CHECKSUM_MISMATCH",
+      message: "its decompressed tar does not match metadata.json",
+    };
+  return null;
 }
 
 /** Docker's data root when the engine is local (unix socket), for the free-space check. */

@@ -4,7 +4,8 @@
  * Steps, in order (the step names appear in errors): recover dead runs (recover.ts) → `target`:
  * read the package's head and decide where it goes (import-target.ts: the repository must be
  * initialised for the package's project, or `--standalone` gets its own compose project), cheap
- * conflict checks → `verify`: the full verification read → the environment's lock (an export of
+ * conflict checks → `verify`: the full verification read (the volumes' contents excepted: each is
+ * checked in the one read that restores it, in `volumes`) → the environment's lock (an export of
  * it or another import into it waits) → `conflicts` (again, under the lock) → `space` →
  * `standalone` → `aside` → `worktree` → `code` → `environment` → `settings` → `volumes` →
  * `finish` (the commit point).
@@ -126,8 +127,11 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
   failAt("import:target");
 
   reporter.info(`verifying ${file}`);
+  // one pass over the volume data: its content is checked while it is restored (restoreVolume),
+  // everything else now; a volume that fails its check rolls the whole import back
   const verified = await requireValidPackage(file, reporter, {
     allowSpecialFiles: options.allowSpecialFiles === true,
+    deferVolumes: options.restoreData !== false,
   });
   // what env up would do beyond the project, said before anything runs it
   for (const w of composeWarnings(inspectVerified(verified).compose)) reporter.warn(w);
@@ -307,17 +311,11 @@ async function importLocked(
       journal.checkpoint();
       if (options.restoreData === false) continue;
       reporter.info(`restoring volume ${dockerName}`);
-      await restoreVolume(
-        file,
-        packaged.member,
-        packaged.sha256,
-        packaged.codec,
-        dockerName,
-        reporter,
-        packaged.size,
-        journal,
-        { allowSpecialFiles: options.allowSpecialFiles === true },
-      );
+      const at = verified.deferred.get(packaged.member);
+      if (!at) throw new Error(`unreachable: volume member ${packaged.member} was not located`);
+      await restoreVolume(file, at, packaged, dockerName, reporter, journal, {
+        allowSpecialFiles: options.allowSpecialFiles === true,
+      });
       journal.checkpoint();
     }
     failAt("import:volumes");
@@ -342,6 +340,14 @@ async function importLocked(
     const step = journal.step;
     const failedUndo = await journal.rollback();
     if (err.code === "IMPORT_CONFLICT" && failedUndo.length === 0) throw err;
+    // a volume's content refused by its check (the one-pass read): the package's problem, as
+    // validate names it, once everything is undone
+    if (err.details?.packageProblem === true && failedUndo.length === 0)
+      throw new DockpackError(err.code, `${err.message}; everything the import changed was rolled back`, {
+        hint: err.hint,
+        cause: err,
+        details: err.details,
+      });
     throw new DockpackError(
       "IMPORT_FAILED",
       `Import failed at step '${step}': ${err.message}${failedUndo.length ? `; rollback incomplete (the next dockpack command tries again): ${failedUndo.join("; ")}` : "; everything it changed was rolled back"}`,

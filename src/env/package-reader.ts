@@ -107,12 +107,25 @@ export interface VerifyResult {
   environmentTexts: Map<string, string>;
   /** Package size in bytes. */
   size: number;
+  /**
+   * With {@link VerifyOptions.deferVolumes}: the volume members whose content was not checked,
+   * by member name, with where their content lies in the file (`offset`, `size` in bytes).
+   */
+  deferred: Map<string, { offset: number; size: number }>;
 }
 
 /** Options of {@link verifyPackage}. */
 export interface VerifyOptions {
   /** Accept device nodes and fifos inside volume tars (default: refused, `PACKAGE_SPECIAL_FILE`). */
   allowSpecialFiles?: boolean;
+  /**
+   * Import's one-pass mode: the content of each volume member listed in metadata.json is skipped
+   * (its tar header, place, size and the digests metadata.json and checksums.sha256 claim for it
+   * are still checked against each other) and returned in `deferred`; the caller must read each
+   * one with {@link checkVolumeMember} (import-restore.ts does, while restoring it) and refuse the
+   * package on any problem. `validate` and `inspect` never set it.
+   */
+  deferVolumes?: boolean;
 }
 
 /** Largest checksums.sha256 accepted (bytes). */
@@ -132,7 +145,9 @@ const ENV_TEXTS_TOTAL = 16 * 1024 * 1024;
  * listed there and in metadata.json (volumes, environment files, code count), each volume listed
  * once with a member name matching its codec, and each volume tar decompressed (capped at its
  * declared size) and checked entry by entry (see package-volume.ts). `import` runs this same
- * function before changing anything, and reads the members again with the same reader and rules.
+ * function before changing anything, with {@link VerifyOptions.deferVolumes}: the volume
+ * contents are then checked in the same single read that restores them (and a problem rolls the
+ * import back), every other member is read again with the same reader and rules.
  * Never throws for a bad package: every problem is collected.
  * @throws DockpackError `FS_ENOENT` when the file does not exist
  */
@@ -159,6 +174,7 @@ export async function verifyPackage(
       configText: null,
       environmentTexts: new Map(),
       size,
+      deferred: new Map(),
     };
   const problems: PackageProblem[] = [];
   const add = (code: string, message: string, member?: string) =>
@@ -175,6 +191,7 @@ export async function verifyPackage(
     volumeChecks: new Map(),
   };
   let index = 0;
+  const deferred = new Map<string, { offset: number; size: number }>();
   const bar = reporter.progress(`verify ${label}`, size);
   const source = createReadStream(file, { highWaterMark: 1024 * 1024 });
   let readBytes = 0;
@@ -244,6 +261,13 @@ export async function verifyPackage(
       }
       if (name.startsWith("volumes/")) {
         const v = state.metadata?.volumes.find((x) => x.member === name);
+        if (v && options.deferVolumes) {
+          // the digest metadata.json claims, so that crossCheck compares it with checksums.sha256;
+          // the content itself is checked by the caller (import, while restoring it)
+          state.digests.set(name, { sha256: v.sha256, size: entry.size });
+          deferred.set(name, { offset: entry.dataOffset, size: entry.size });
+          return;
+        }
         if (v) {
           const res = await checkVolumeMember(body, v, options);
           state.digests.set(name, { sha256: res.sha256, size: res.size });
@@ -292,6 +316,7 @@ export async function verifyPackage(
       configText: null,
       environmentTexts: new Map(),
       size,
+      deferred: new Map(),
     };
   const checksums = crossCheck(state, label, add);
   return {
@@ -303,6 +328,7 @@ export async function verifyPackage(
     configText: state.configText,
     environmentTexts: state.environmentTexts,
     size,
+    deferred,
   };
 }
 

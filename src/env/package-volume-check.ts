@@ -4,12 +4,12 @@
  * decompression with the recorded codec capped at the recorded tar size, the tar's sha256 and
  * size, and every entry through the strict tar reader and one TarEntryChecker.
  */
-import { pipeline as pipelineCb, type Readable, Writable } from "node:stream";
+import { pipeline as pipelineCb, type Readable, Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { readTarStrict, TarEntryChecker } from "../core/archive.js";
 import { decompressStream } from "../core/codec.js";
 import { DigestStream } from "../core/digest.js";
-import { toDockpackError } from "../core/errors.js";
+import { DockpackError, toDockpackError } from "../core/errors.js";
 import type { PackageVolume } from "./package-format.js";
 import { capBytes, volumeProblemCode } from "./package-volume.js";
 
@@ -26,13 +26,17 @@ export interface VolumeCheck {
 }
 
 /**
- * Reads a volume member's body to its end (never fails for bad content: problems are returned).
- * @param options `allowSpecialFiles` accepts devices and fifos
+ * Reads a volume member's body to its end (never fails for bad content: problems are returned;
+ * an error of `body` itself is thrown).
+ * @param options `allowSpecialFiles` accepts devices and fifos; `sink` (import's one pass) also
+ *   receives the decompressed tar bytes as they are checked, with backpressure: it is ended after
+ *   the last byte, or destroyed with the problem when one is found (its own failure only stops
+ *   what it is given; the check goes on)
  */
 export async function checkVolumeMember(
   body: Readable,
   v: PackageVolume,
-  options: { allowSpecialFiles?: boolean },
+  options: { allowSpecialFiles?: boolean; sink?: Writable },
 ): Promise<VolumeCheck> {
   const outer = new DigestStream();
   const decoded = decompressStream(v.codec);
@@ -68,7 +72,7 @@ export async function checkVolumeMember(
     },
   });
   const checker = new TarEntryChecker({ allowSpecialFiles: options.allowSpecialFiles === true });
-  const plain = tarDigest;
+  const plain = options.sink ? teeInto(tarDigest, options.sink) : tarDigest;
   pipelineCb(decoded, capBytes(v.size, v.member), tarDigest, () => undefined);
   const inner = readTarStrict(plain, async (entry, b) => {
     const p = checker.check(entry);
@@ -84,6 +88,7 @@ export async function checkVolumeMember(
     })
     .finally(() => {
       innerDone = true;
+      if (problem) options.sink?.destroy(new DockpackError(problem.code, problem.message));
       decoded.destroy();
       plain.resume();
     });
@@ -99,4 +104,34 @@ export async function checkVolumeMember(
     tarSize: tarDigest.size,
     ...(problem ? { problem } : {}),
   };
+}
+
+/**
+ * `source` piped on through a transform that first writes each chunk into `sink` (waiting for
+ * its `drain`), ends `sink` after the last chunk, and stops feeding it once it is destroyed.
+ */
+function teeInto(source: Readable, sink: Writable): Readable {
+  const alive = () => !sink.destroyed && !sink.writableEnded;
+  const tee = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      if (!alive() || sink.write(chunk)) {
+        cb(null, chunk);
+        return;
+      }
+      const go = () => {
+        sink.off("drain", go);
+        sink.off("close", go);
+        cb(null, chunk);
+      };
+      sink.on("drain", go);
+      sink.on("close", go);
+    },
+    flush(cb) {
+      if (alive()) sink.end();
+      cb();
+    },
+  });
+  source.on("error", (e) => tee.destroy(e));
+  source.pipe(tee);
+  return tee;
 }

@@ -109,8 +109,14 @@ export async function restoreMembers(
 ): Promise<Set<string>> {
   const written = new Set<string>();
   const links: { member: string; rel: string; target: string }[] = [];
+  // the section's members are all known (verified, each once): the read stops after the last one
+  // instead of reading the volume data that follows
+  let left = [...checksums.keys()].filter((m) => m.startsWith(prefix)).length;
+  const stop = new Error("section read");
   await readTarStrict(createReadStream(file, { highWaterMark: 1024 * 1024 }), async (entry, body) => {
+    if (left === 0) throw stop;
     if (!entry.name.startsWith(prefix)) return;
+    left--;
     const name = entry.name;
     const bad = checkMemberName(name);
     if (bad) throw unsafe(name, bad);
@@ -131,6 +137,8 @@ export async function restoreMembers(
       throw new DockpackError("PACKAGE_MEMBER_TYPE_INVALID", `member '${name}' is a ${entry.type}`);
     await writeMember(dest, rel, name, entry.mode, body, expected);
     written.add(rel);
+  }).catch((e) => {
+    if (e !== stop) throw e;
   });
   const byRel = new Map(links.map((l) => [l.rel, l.target]));
   const onDisk = (rel: string): string | undefined => {

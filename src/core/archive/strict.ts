@@ -58,6 +58,8 @@ export interface StrictTarEntry {
   pax: Record<string, string>;
   /** Byte offset of the entry's first header (extension headers included) in the stream. */
   offset: number;
+  /** Byte offset of the entry's first content byte in the stream (its `size` bytes follow). */
+  dataOffset: number;
 }
 
 /** Result of {@link readTarStrict}. */
@@ -419,6 +421,7 @@ export async function readTarStrict(
         devminor: h.devminor,
         pax: rest,
         offset: start,
+        dataOffset: src.offset,
       };
       start = -1;
       entries++;
