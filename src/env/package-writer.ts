@@ -113,6 +113,19 @@ export class PackageTarWriter {
     if (at === this.pos) this.pos += buf.length;
   }
 
+  /** Writes `bufs` (`total` bytes together) at the end with one writev when it takes them all. */
+  private async writeMany(bufs: Buffer[], total: number): Promise<void> {
+    if (bufs.length === 1) return this.write(bufs[0]);
+    const { bytesWritten } = await this.fh.writev(bufs, this.pos);
+    if (bytesWritten === total) {
+      this.pos += total;
+      return;
+    }
+    const rest = Buffer.concat(bufs).subarray(bytesWritten);
+    this.pos += bytesWritten;
+    await this.write(rest);
+  }
+
   private async header(fields: HeaderFields): Promise<number> {
     if (
       Buffer.byteLength(fields.name) > 100 ||
@@ -192,12 +205,16 @@ export class PackageTarWriter {
     const sink = new Writable({
       highWaterMark: 4 * 1024 * 1024,
       writev: (chunks, cb) => {
-        const buf =
-          chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk as Buffer));
-        hash.update(buf);
-        size += buf.length;
-        onBytes?.(buf.length);
-        this.write(buf).then(() => cb(), cb);
+        // one vectored write, no concatenation copy
+        const bufs = chunks.map((c) => c.chunk as Buffer);
+        let n = 0;
+        for (const b of bufs) {
+          hash.update(b);
+          n += b.length;
+        }
+        size += n;
+        onBytes?.(n);
+        this.writeMany(bufs, n).then(() => cb(), cb);
       },
     });
     await pipeline(input, sink);

@@ -26,6 +26,7 @@ import { DockpackError, isDockpackError, toDockpackError } from "../errors.js";
 import { onCleanup } from "../fs.js";
 import { engineMessage, requireEngine, statusCode } from "./client.js";
 import { ensureHelperImage, HELPER_IMAGE, helperLabels } from "./helper-image.js";
+import { renameTarEntries } from "./tar-rename.js";
 
 /** Where the helper container mounts the volume. */
 const MOUNT = "/data";
@@ -210,8 +211,7 @@ export async function readVolumeTar(name: string): Promise<Readable> {
     await removeQuietly(container);
     throw engineError("reading files", name, err);
   }
-  const extract = tar.extract();
-  const pack = tar.pack();
+  const renamed = renameTarEntries(relName);
   // The engine holds the container's lock while an archive download is open, so a removal waits
   // for it: on SIGINT/SIGTERM the download is cut first (cleanups run newest first).
   const cutDownload = () => {
@@ -220,7 +220,6 @@ export async function readVolumeTar(name: string): Promise<Readable> {
   const unregisterExit = onCleanup(cutDownload);
   const unregisterSignal = onAbort(() => {
     cutDownload();
-    extract.destroy();
     out.destroy();
   });
   const unregisterAbort = () => {
@@ -236,6 +235,7 @@ export async function readVolumeTar(name: string): Promise<Readable> {
   // The output ends only after the helper container is gone, so a caller that sees `end` sees
   // no leftover container.
   const out = new Transform({
+    highWaterMark: 1024 * 1024,
     transform(chunk, _enc, cb) {
       cb(null, chunk);
     },
@@ -243,37 +243,10 @@ export async function readVolumeTar(name: string): Promise<Readable> {
       cleanup().then(() => cb());
     },
   });
-  extract.on("entry", (header, body, next) => {
-    const renamed = { ...header, name: relName(header.name) };
-    if (header.linkname && header.type === "link") renamed.linkname = relName(header.linkname);
-    if (header.pax) {
-      const pax: Record<string, string> = { ...header.pax };
-      delete pax.path;
-      delete pax.linkpath;
-      renamed.pax = pax;
-    }
-    // once the output was destroyed (an abort, a failed consumer) the entries still buffered in
-    // the extractor have nowhere to go: stop instead of writing into a destroyed pack
-    if (pack.destroyed || (pack as unknown as { destroying?: boolean }).destroying) {
-      body.resume();
-      extract.destroy();
-      return;
-    }
-    const sink = pack.entry(renamed, (err) => {
-      if (err) extract.destroy(err);
-      else next();
-    });
-    // Failures travel through the pipelines; these per-entry streams must not throw them again.
-    sink.on("error", () => {});
-    body.on("error", () => {});
-    body.pipe(sink);
+  pipeline(raw as unknown as Readable, renamed).catch((err) => {
+    out.destroy(engineError("reading files", name, err));
   });
-  pipeline(raw as unknown as Readable, extract)
-    .then(() => pack.finalize())
-    .catch((err) => {
-      pack.destroy(engineError("reading files", name, err));
-    });
-  pipeline(pack, out).catch(() => {});
+  renamed.pipe(out);
   out.on("close", () => {
     (raw as unknown as Readable).destroy?.();
     void cleanup();
