@@ -6,9 +6,9 @@
  * interrupted blob starts over; a chunked upload interrupted between chunks resumes, see client.test.ts.)
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -102,4 +102,47 @@ test("kill -9 mid-pull: no package appears; the rerun resumes and gives the same
   assert.ok(res.downloadedBytes <= res.size - 2 * 1024 * 1024, `resumed: ${JSON.stringify(res)}`);
   assert.ok((await readFile(res.package)).equals(await readFile(pkg)));
   assert.deepEqual(await readdir(out), ["synth-main-k.dockpack.tar"]);
+});
+
+test("kill -9 mid 'packages import REF': nothing imported; the next dockpack run sweeps the partial download", async () => {
+  await pushPackage({ package: pkg, reference: `${proxy.host}/kill/imp:v1`, chunkSize: 1024 * 1024 });
+  const tmp = join(dir, "tmp");
+  const repo = join(dir, "repo");
+  mkdirSync(tmp);
+  mkdirSync(repo);
+  const git = (...a: string[]) => execFileSync("git", a, { cwd: repo, stdio: "pipe" }).toString();
+  git("init", "-q", "-b", "main");
+  const pulls = () => readdirSync(tmp).filter((f) => f.startsWith("dockpack-pull-"));
+  const partial = () =>
+    pulls().some((p) => {
+      const work = join(tmp, p);
+      return readdirSync(work, { recursive: true }).some((f) => {
+        const s = statSync(join(work, String(f)));
+        return s.isFile() && s.size >= 2 * 1024 * 1024;
+      });
+    });
+  const saved = process.env.TMPDIR;
+  process.env.TMPDIR = tmp;
+  try {
+    await killWhen(
+      ["-C", repo, "packages", "import", `${proxy.host}/kill/imp:v1`, "--target-branch", "imported"],
+      partial,
+    );
+    assert.equal(pulls().length, 1, "the killed run left its partial download");
+    assert.equal(git("branch", "--list", "imported").trim(), "", "no branch created");
+    assert.ok(!existsSync(join(repo, "worktrees")), "no worktree created");
+    // any later dockpack run removes the dead run's temporary folder
+    const next = spawnSync(
+      process.execPath,
+      ["--import", TSX, MAIN, "--json", "packages", "list", "--package-dir", repo],
+      {
+        env: { ...process.env, NO_COLOR: "1" },
+      },
+    );
+    assert.equal(next.status, 0, String(next.stderr));
+    assert.deepEqual(pulls(), []);
+  } finally {
+    if (saved === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = saved;
+  }
 });
