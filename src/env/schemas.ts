@@ -22,6 +22,21 @@ export const exportOptionsSchema = z.object({
   outputDir: z.string().optional().describe("Output folder (default ./packages)"),
   includeCode: z.boolean().optional().describe("Include the worktree's files (default true)"),
   codec: z.enum(["zstd", "gzip", "none"]).optional().describe("Volume compression (default zstd)"),
+  images: z
+    .discriminatedUnion("mode", [
+      z.object({ mode: z.literal("none") }),
+      z.object({ mode: z.literal("all") }),
+      z.object({
+        mode: z.literal("missing-from"),
+        inventory: z
+          .string()
+          .describe("The receiving engine's layer inventory (dockpack delta inventory -o FILE)"),
+      }),
+    ])
+    .optional()
+    .describe(
+      "Carry the services' images as deltas: none (default), all, or only what the receiver's inventory lacks",
+    ),
 });
 
 /** Input of `importPackage` / MCP `import_package`. */
@@ -46,6 +61,10 @@ export const importOptionsSchema = z.object({
     .string()
     .optional()
     .describe("With standalone: the new repository's project name (default: the folder's name)"),
+  images: z
+    .boolean()
+    .optional()
+    .describe("Load the package's images before anything needs them (default true; false: skip them)"),
 });
 
 /** Input of `listPackages` / MCP `list_packages`. */
