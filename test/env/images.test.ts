@@ -14,8 +14,11 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { toDockpackError } from "../../src/core/errors.js";
+import { silentReporter } from "../../src/core/output.js";
+import { createInventory } from "../../src/delta/inventory.js";
 import {
   createEnvironment,
+  environmentBuild,
   environmentDown,
   environmentUp,
   exportEnvironment,
@@ -36,6 +39,9 @@ let work = "";
 let app = "";
 let pkg = "";
 const ids: Record<string, string> = {};
+let allSection = 0;
+/** Bytes of the built image's member in the `--images all` package of the first test. */
+const images0Size = () => allSection;
 
 function imageId(ref: string): string | null {
   try {
@@ -117,6 +123,7 @@ test("export --images, tags removed, import + env up --offline: same image IDs, 
     images: { mode: "all" },
   });
   pkg = exp.package;
+  allSection = exp.metadata.images?.[0]?.size ?? 0;
   const images = exp.metadata.images ?? [];
   assert.deepEqual(images.map((i) => i.id).sort(), [ids.app, ids.side].sort());
   // the fixture layer both images share is stored once: the second image ships no layer
@@ -412,4 +419,91 @@ test("import killed with SIGKILL once it journaled an image: the next command fi
   }
   t.diagnostic(imported ? "the kill landed after the commit" : "the kill landed before the commit");
   assert.equal(imageId(SIDE), ids.side, "the image the engine had is untouched");
+});
+
+/** A copy of the package with metadata.json rewritten by `edit` (same reserved size) and checksums.sha256 made to match. */
+function editMetadata(original: Buffer, edit: (m: Record<string, unknown>) => void): Buffer {
+  const buf = Buffer.from(original);
+  const outer = members(buf);
+  const meta = outer.find((m) => m.name === "metadata.json") as { data: number; size: number };
+  const sums = outer.find((m) => m.name === "checksums.sha256") as { data: number; size: number };
+  const region = buf.subarray(meta.data, meta.data + meta.size);
+  const before = hex(region);
+  const json = JSON.parse(region.toString("utf8")) as Record<string, unknown>;
+  edit(json);
+  const text = Buffer.from(`${JSON.stringify(json, null, 2)}\n`);
+  region.fill(0x20);
+  text.copy(region);
+  replaceIn(buf, sums.data, sums.data + sums.size, before, hex(region));
+  return buf;
+}
+
+test("image-section mutants of metadata.json and of the delta's own metadata are refused by validate", async (t) => {
+  if (!needsEngine(t)) return;
+  assert.ok(pkg, "needs the first test's package");
+  const original = readFileSync(pkg);
+  type Img = { id: string; member: string };
+  const cases: { id: string; bytes: Buffer; code: string }[] = [
+    {
+      id: "another image ID in metadata.json",
+      bytes: editMetadata(original, (m) => {
+        (m.images as Img[])[0].id = `sha256:${"ab".repeat(32)}`;
+      }),
+      code: "DELTA_CONFIG_MISMATCH",
+    },
+    {
+      id: "image member not listed",
+      bytes: editMetadata(original, (m) => {
+        m.images = (m.images as Img[]).slice(1);
+      }),
+      code: "PACKAGE_MEMBER_UNLISTED",
+    },
+    {
+      id: "listed image member missing",
+      bytes: editMetadata(original, (m) => {
+        (m.images as Img[])[0].member = "images/9-missing.delta";
+      }),
+      code: "PACKAGE_MEMBER_MISSING",
+    },
+    {
+      id: "delta format version 2",
+      bytes: mutateImage(original, (delta) => {
+        const md = members(delta)[0];
+        replaceIn(delta, md.data, md.data + md.size, '"formatVersion": 1', '"formatVersion": 2');
+      }),
+      code: "DELTA_FORMAT_UNSUPPORTED",
+    },
+  ];
+  for (const c of cases) {
+    const file = join(work, `meta-mutant-${c.id.replace(/\W+/g, "-")}.dockpack.tar`);
+    writeFileSync(file, c.bytes);
+    const v = await validatePackage({ package: file });
+    assert.equal(v.valid, false, c.id);
+    assert.ok(
+      v.problems.some((p) => p.code === c.code),
+      `${c.id}: ${JSON.stringify(v.problems.map((p) => p.code))}`,
+    );
+  }
+});
+
+test("export --images missing-from INVENTORY ships only the layers the receiver lacks", async (t) => {
+  if (!needsEngine(t)) return;
+  assert.ok(pkg, "needs the first test's package");
+  // the receiver has the side image (the fixture layer the built image starts from) only
+  const inventory = join(work, "inventory.json");
+  await createInventory({ images: [SIDE], output: inventory }, silentReporter());
+  // earlier tests removed the built image: build it again (the same layers on the same base)
+  if (imageId(`${project}-src_app:latest`) === null) await environmentBuild({ cwd: app, branch: "src" });
+  const exp = await exportEnvironment({
+    cwd: app,
+    branch: "src",
+    outputDir: join(work, "packages-inv"),
+    images: { mode: "missing-from", inventory },
+  });
+  const [appImage, sideImage] = exp.metadata.images ?? [];
+  assert.equal(exp.metadata.images_mode, "missing-from");
+  assert.deepEqual(appImage.layers, { total: 2, full: 1, delta: 0, reused: 1 }, "only the COPY layer ships");
+  assert.deepEqual(sideImage.layers, { total: 1, full: 0, delta: 0, reused: 1 });
+  assert.equal((await validatePackage({ package: exp.package })).valid, true);
+  assert.ok(appImage.size < images0Size(), "smaller than the section of --images all");
 });
