@@ -222,12 +222,15 @@ export function sizeLabel(bytes: number): string {
 /** Formats one table row. */
 export function row(name: string, r: Run, bytes: number, limit: Run): string {
   const ratio = limit.seconds / r.seconds;
-  const rss = r.peakRss > 16 * MiB ? `${(r.peakRss / MiB).toFixed(0)} MiB` : "";
-  return `| ${name} | ${r.seconds.toFixed(2)} s | ${(bytes / MiB / r.seconds).toFixed(0)} MiB/s | ${ratio.toFixed(2)} | ${rss} |`;
+  // shell pipelines have no node process: RSS and bytes read are dockpack's only
+  const node = r.peakRss > 16 * MiB;
+  const rss = node ? `${(r.peakRss / MiB).toFixed(0)} MiB` : "";
+  const read = node ? `${(r.read / MiB).toFixed(0)} MiB` : "";
+  return `| ${name} | ${r.seconds.toFixed(2)} s | ${(bytes / MiB / r.seconds).toFixed(0)} MiB/s | ${ratio.toFixed(2)} | ${rss} | ${read} |`;
 }
 
 export const TABLE_HEAD =
-  "| job | best time | throughput | ratio to the limit | peak RSS |\n|---|---|---|---|---|";
+  "| job | best time | throughput | ratio to the limit | peak RSS | read by dockpack |\n|---|---|---|---|---|---|";
 
 /**
  * Runs a bench: parses the arguments, makes the environment, calls `perSize` for each size (its

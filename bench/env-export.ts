@@ -64,11 +64,12 @@ runBench(async (env, size, rounds) => {
     },
   ]);
   const pkg = JSON.parse(dockpack.stdout) as { size: number };
+  const limitSize = statSync(limitFile).size;
   rmSync(out, { recursive: true, force: true });
   rmSync(limitFile, { force: true });
   rmSync(baseFile, { force: true });
   return [
-    `\n${sizeLabel(size)} volume (package ${(pkg.size / MiB).toFixed(0)} MiB, limit output ${(statSync(limitFile).size / MiB).toFixed(0)} MiB)`,
+    `\n${sizeLabel(size)} volume (package ${(pkg.size / MiB).toFixed(0)} MiB, limit output ${(limitSize / MiB).toFixed(0)} MiB)`,
     TABLE_HEAD,
     row("engine archive endpoint | zstd -T0 -3 (the limit)", limit, size, limit),
     row("docker run … tar | zstd -T0 -3", base, size, limit),
