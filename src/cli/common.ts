@@ -103,9 +103,36 @@ export function commandLine(args: string, repository?: string): string {
   return inside ? `dockpack ${args}` : `dockpack -C ${quoted} ${args}`;
 }
 
-/** Appends an "Examples:" section to a command's help. */
+/** Help is wrapped at this width when stdout is not a terminal (else at the terminal's width). */
+export const HELP_WIDTH = 80;
+
+/**
+ * The root program's help style, inherited by every command: descriptions wrap even beside long
+ * command terms (commander gives up wrapping when fewer than 40 columns are left).
+ */
+export function helpStyle(program: Command): Command {
+  return program.configureHelp({ minWidthToWrap: 20 });
+}
+
+/** `  $ command…` wrapped at {@link HELP_WIDTH} columns with shell line continuations. */
+function exampleLines(example: string): string[] {
+  const lines: string[] = [];
+  let line = "  $";
+  // shell words: a quoted string is never split
+  for (const word of example.match(/(?:[^\s'"]+|'[^']*'|"[^"]*")+/g) ?? []) {
+    if (line.length + 1 + word.length + 2 > HELP_WIDTH && line.trim() !== "$" && line.trim() !== "") {
+      lines.push(`${line} \\`);
+      line = "     ";
+    }
+    line += ` ${word}`;
+  }
+  lines.push(line);
+  return lines;
+}
+
+/** Appends an "Examples:" section to a command's help (long commands wrapped with `\\`). */
 export function withExamples(cmd: Command, examples: string[]): Command {
-  cmd.addHelpText("after", `\nExamples:\n${examples.map((e) => `  $ ${e}`).join("\n")}\n`);
+  cmd.addHelpText("after", `\nExamples:\n${examples.flatMap(exampleLines).join("\n")}\n`);
   return cmd;
 }
 

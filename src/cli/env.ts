@@ -36,7 +36,7 @@ const list = (x: string, prev: string[] = []) => [...prev, x];
 export function register(program: Command): void {
   const env = program
     .command("env")
-    .description("Per-branch environments: git worktree + compose project + named volumes");
+    .description("per-branch environments: git worktree + compose project + named volumes");
   withExamples(env, [
     "dockpack env init",
     "dockpack env create feature/login",

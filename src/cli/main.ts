@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { withSignal } from "../core/abort.js";
+import { helpStyle } from "./common.js";
 import { GROUPS } from "./groups.js";
 import { handleInterrupts } from "./interrupt.js";
 
@@ -58,7 +59,7 @@ async function main(argv: string[]): Promise<void> {
   if (firstCommand(argv) && !argv.some((a) => ["-h", "--help", "-V", "--version"].includes(a)))
     await (await import("../core/fs/temp.js")).sweepStaleTempDirs().catch(() => []);
   const wantsJson = argv.includes("--json");
-  const program = new Command("dockpack")
+  const program = helpStyle(new Command("dockpack"))
     .description(
       "Package container environments and move them elsewhere: per-branch environments and their\n" +
         "packages, image deltas, Dev Container Features, packaging targets and tool services.",

@@ -21,7 +21,7 @@ const packageImages = lazy(() => import("../env/package-images.js"));
 export function register(program: Command): void {
   const packages = program
     .command("packages")
-    .description("Environment packages: export, import, list, validate");
+    .description("environment packages: export, import, list, validate");
   withExamples(packages, [
     "dockpack packages export feature/login",
     "dockpack packages import packages/shop-feature-login-20250101T120000Z.dockpack.tar --target-branch review",

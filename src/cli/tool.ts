@@ -74,7 +74,7 @@ export function register(program: Command): void {
   const tool = program
     .command("tool")
     .description(
-      "Tool services: run a JSON-in/JSON-out tool, serve it as an HTTP API, or compile it to a container or a single executable",
+      "tool services: run a JSON-in/JSON-out tool, serve it as an HTTP API, or compile it to a container or a single executable",
     );
   withExamples(tool, [
     "dockpack tool list --tools-dir examples/tools",
@@ -87,7 +87,7 @@ export function register(program: Command): void {
   withExamples(
     tool
       .command("list")
-      .description("List the tools of a tools folder (each sub-folder holding tool.yaml)")
+      .description("list the tools of a tools folder (each sub-folder holding tool.yaml)")
       .addOption(toolsDirOption())
       .action(
         action(
@@ -111,7 +111,7 @@ export function register(program: Command): void {
   withExamples(
     tool
       .command("invoke")
-      .description("Run a tool once: validate the input, run with its timeout, validate and print the output")
+      .description("run a tool once: validate the input, run with its timeout, validate and print the output")
       .argument("<id>", "tool id")
       .option("--input <json>", "the input object as JSON")
       .option("--file <file>", "read the input object from a JSON file (- for stdin)")
@@ -157,7 +157,7 @@ export function register(program: Command): void {
     tool
       .command("serve")
       .description(
-        "Serve a tool as an HTTP API (GET / /api/health /api/info /openapi.json /metrics, POST /api/invoke) until SIGTERM/SIGINT",
+        "serve a tool as an HTTP API (GET / /api/health /api/info /openapi.json /metrics, POST /api/invoke) until SIGTERM/SIGINT",
       )
       .argument("<id>", "tool id")
       .option("--port <n>", "listen port (default: $API_PORT or 8080; 0 picks a free one)")
@@ -208,7 +208,7 @@ export function register(program: Command): void {
     tool
       .command("compile")
       .description(
-        "Package a tool as a Docker build context (Dockerfile, compose, scripts, README, .env) and/or a single executable",
+        "package a tool as a Docker build context (Dockerfile, compose, scripts, README, .env) and/or a single executable",
       )
       .argument("<id>", "tool id")
       .argument("[output]", "output folder", "./docker-package")
@@ -294,7 +294,7 @@ export function register(program: Command): void {
     tool
       .command("recover")
       .description(
-        "Find missing Python/Node modules and programs in a tool's error output and print (or run) the install commands; exits 1 while something is missing",
+        "find missing Python/Node modules and programs in a tool's error output and print (or run) the install commands; exits 1 while something is missing",
       )
       .argument("[id]", "tool to run (with --input) and analyse")
       .option("--from-log <file>", "analyse this log file instead of running a tool")
