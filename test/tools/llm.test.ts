@@ -152,42 +152,47 @@ test("compiled: the bundled server.cjs (and the built image) carry the SDKs; .en
   for (const k of ["LLM_PROVIDER=", "LLM_MODEL=", "LLM_BASE_URL=", "OPENAI_API_KEY=", "ANTHROPIC_API_KEY="])
     assert.ok(envExample.includes(k), k);
   const input = JSON.stringify({ text: "packed up" });
-  for (const provider of PROVIDERS) {
-    const r = await exec(process.execPath, [join(out, "server.cjs"), "--input", input], {
-      env: { PATH: process.env.PATH, ...providerEnv(provider) },
-    });
-    assert.deepEqual(
-      JSON.parse(r.stdout),
-      { shouted: "PACKED UP", summary: "PACKED UP", words: 2 },
-      provider,
-    );
-  }
-  if (!needsEngine(t)) return;
-  const base = await ensureFixture("node");
-  const image = `dockpack-t13test/llm:${process.pid}-${Date.now().toString(36)}`;
-  try {
-    await exec(join(out, "build.sh"), [], { env: { ...process.env, IMAGE: image, BASE_IMAGE: base } });
-    for (const provider of PROVIDERS) {
-      const envArgs = Object.entries(providerEnv(provider)).flatMap(([k, v]) => ["-e", `${k}=${v}`]);
-      // host networking: the container reaches the provider server on the host's 127.0.0.1
-      const r = await exec("docker", [
-        "run",
-        "--rm",
-        "--network",
-        "host",
-        ...envArgs,
-        image,
-        "node",
-        "/app/server.cjs",
-        "--input",
-        input,
-      ]);
+  // The providers are independent: their runs overlap.
+  await Promise.all(
+    PROVIDERS.map(async (provider) => {
+      const r = await exec(process.execPath, [join(out, "server.cjs"), "--input", input], {
+        env: { PATH: process.env.PATH, ...providerEnv(provider) },
+      });
       assert.deepEqual(
         JSON.parse(r.stdout),
         { shouted: "PACKED UP", summary: "PACKED UP", words: 2 },
         provider,
       );
-    }
+    }),
+  );
+  if (!needsEngine(t)) return;
+  const base = await ensureFixture("node");
+  const image = `dockpack-t13test/llm:${process.pid}-${Date.now().toString(36)}`;
+  try {
+    await exec(join(out, "build.sh"), [], { env: { ...process.env, IMAGE: image, BASE_IMAGE: base } });
+    await Promise.all(
+      PROVIDERS.map(async (provider) => {
+        const envArgs = Object.entries(providerEnv(provider)).flatMap(([k, v]) => ["-e", `${k}=${v}`]);
+        // host networking: the container reaches the provider server on the host's 127.0.0.1
+        const r = await exec("docker", [
+          "run",
+          "--rm",
+          "--network",
+          "host",
+          ...envArgs,
+          image,
+          "node",
+          "/app/server.cjs",
+          "--input",
+          input,
+        ]);
+        assert.deepEqual(
+          JSON.parse(r.stdout),
+          { shouted: "PACKED UP", summary: "PACKED UP", words: 2 },
+          provider,
+        );
+      }),
+    );
   } finally {
     await exec("docker", ["rmi", "-f", image]).catch(() => {});
   }
