@@ -7,16 +7,8 @@
  * at `debug` when it ends).
  */
 
-import { createRequire } from "node:module";
 import type { Writable } from "node:stream";
-import type cliProgressTypes from "cli-progress";
-
-/** cli-progress, loaded when the first bar is drawn (start-up time of commands that draw none). */
-let cliProgressModule: typeof cliProgressTypes | undefined;
-function cliProgress(): typeof cliProgressTypes {
-  cliProgressModule ??= createRequire(import.meta.url)("cli-progress") as typeof cliProgressTypes;
-  return cliProgressModule;
-}
+import { ProgressLine } from "./progress-line.js";
 
 /** Log levels, most severe first. `info` is the default. */
 export const LOG_LEVELS = ["error", "warn", "info", "debug", "trace"] as const;
@@ -113,47 +105,23 @@ export function createReporter(options: ReporterOptions = {}): Reporter {
     trace: (m) => log("trace", m),
     progress(label, total, unit = "bytes") {
       if (!bars) return NO_PROGRESS;
-      const fmt =
-        unit === "bytes"
-          ? `${label} [{bar}] {percentage}% {doneh}/{totalh} {rate}/s ETA {eta_formatted}`
-          : `${label} [{bar}] {value}/{total}`;
-      const bar = new (cliProgress().SingleBar)(
-        {
-          format: fmt,
-          stream: stderr as NodeJS.WriteStream,
-          hideCursor: true,
-          clearOnComplete: true,
-          etaBuffer: 50,
-        },
-        cliProgress().Presets.shades_classic,
-      );
+      // one rate, one ETA, a spinner for an unknown total, the terminal's width (progress-line.ts)
+      const line = new ProgressLine(stderr as NodeJS.WriteStream, label, total, unit);
       let done = 0;
-      let tot = total ?? 0;
-      const started = Date.now();
-      const payload = () => ({
-        doneh: formatBytes(done),
-        totalh: tot ? formatBytes(tot) : "?",
-        rate: formatBytes(Math.round(done / Math.max(0.001, (Date.now() - started) / 1000))),
-      });
-      bar.start(tot, 0, payload());
-      let stopped = false;
       return {
         update(n) {
           done = n;
-          bar.update(done, payload());
+          line.update(done);
         },
         increment(n) {
           done += n;
-          bar.update(done, payload());
+          line.update(done);
         },
         setTotal(t) {
-          tot = t;
-          bar.setTotal(t);
+          line.setTotal(t);
         },
         stop() {
-          if (stopped) return;
-          stopped = true;
-          bar.stop();
+          line.stop();
         },
       };
     },
