@@ -26,7 +26,7 @@ import {
   outputKind,
   removeTempDir,
 } from "../core/fs.js";
-import type { Reporter } from "../core/output.js";
+import { type Reporter, silentReporter } from "../core/output.js";
 import type { Image } from "../image/image.js";
 import { openImage, openImages } from "../image/open.js";
 import { type ArchiveLayout, writeImageTar } from "../image/write.js";
@@ -104,7 +104,10 @@ function normalizeTag(t: string): string {
  * rebuilt layer that does not match its diff_id, naming the layer), `DELTA_OUTPUT_EXISTS`,
  * `DELTA_TAG_EXISTS`, `ENGINE_UNAVAILABLE` (only when the engine is needed).
  */
-export async function applyDelta(input: ApplyDeltaOptions, reporter: Reporter): Promise<ApplyDeltaResult> {
+export async function applyDelta(
+  input: ApplyDeltaOptions,
+  reporter: Reporter = silentReporter(),
+): Promise<ApplyDeltaResult> {
   const options = ApplyDeltaOptionsSchema.parse(input);
   const pkg = await openDeltaPackage(options.package);
   const md = pkg.metadata;

@@ -19,7 +19,7 @@ import { CODECS, type Codec, checkLevel } from "../core/codec.js";
 import { verifyingStream } from "../core/digest.js";
 import { DockpackError } from "../core/errors.js";
 import { makeTempDir, outputKind, removeTempDir } from "../core/fs.js";
-import type { Reporter } from "../core/output.js";
+import { type Reporter, silentReporter } from "../core/output.js";
 import type { Image } from "../image/image.js";
 import { openImages, parseImageRef } from "../image/open.js";
 import {
@@ -182,7 +182,10 @@ function baseName(b: DeltaBaseEntry): string {
  * layer whose bytes do not match its diff_id), `DELTA_BSDIFF_TOO_LARGE`, `PROGRAM_MISSING`,
  * `CODEC_LEVEL_INVALID`, `ENGINE_UNAVAILABLE`.
  */
-export async function createDelta(input: CreateDeltaOptions, reporter: Reporter): Promise<CreateDeltaResult> {
+export async function createDelta(
+  input: CreateDeltaOptions,
+  reporter: Reporter = silentReporter(),
+): Promise<CreateDeltaResult> {
   const options = CreateDeltaOptionsSchema.parse(input);
   const codec = options.compression;
   const level = options.level ?? DEFAULT_LEVEL[codec];

@@ -12,7 +12,7 @@ import { getDocker, requireEngine } from "../core/docker/client.js";
 import { inspectImage } from "../core/docker/images.js";
 import { DockpackError } from "../core/errors.js";
 import { atomicWriteFile } from "../core/fs.js";
-import type { Reporter } from "../core/output.js";
+import { type Reporter, silentReporter } from "../core/output.js";
 import { openImage, parseImageRef } from "../image/open.js";
 
 /** The inventory format identifier. */
@@ -68,7 +68,7 @@ async function inspectDaemon(ref: string): Promise<z.infer<typeof LayerInventory
  */
 export async function createInventory(
   options: LayerInventoryOptions,
-  reporter: Reporter,
+  reporter: Reporter = silentReporter(),
 ): Promise<LayerInventoryResult> {
   if (!options.force) {
     try {
