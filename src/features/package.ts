@@ -18,7 +18,7 @@ import { pipeline } from "node:stream/promises";
 import { packDirectory } from "../core/archive.js";
 import { DigestStream } from "../core/digest.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
-import { formatBytes, type Reporter } from "../core/output.js";
+import { formatBytes, type Reporter, silentReporter } from "../core/output.js";
 import { discoverFeatures, type FeatureSource } from "./discover.js";
 import { FEATURE_FILE } from "./metadata.js";
 import {
@@ -163,7 +163,7 @@ async function packageOne(
  */
 export async function packageFeatures(
   options: PackageFeaturesOptions,
-  reporter: Reporter,
+  reporter: Reporter = silentReporter(),
 ): Promise<PackageFeaturesResult> {
   const o = packageFeaturesOptionsSchema.parse(options);
   const target = resolve(o.target);
