@@ -7,7 +7,7 @@ import { mkdir, readFile, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { DockpackError } from "../core/errors.js";
 import { atomicWriteFile } from "../core/fs.js";
-import type { Reporter } from "../core/output.js";
+import { type Reporter, silentReporter } from "../core/output.js";
 import { absPath, projectPath, relativeInside } from "./paths.js";
 import { loadRegistry, saveRegistry } from "./registry.js";
 import { IMAGE_NAME_RE, PACKAGING_ROOT, TARGET_ID_RE, type Target, type TargetType } from "./schema.js";
@@ -87,7 +87,10 @@ async function guessEntry(template: string, moduleDir: string): Promise<string> 
  * `MODULE_OUTSIDE_CONTEXT`, `IMAGE_NAME_INVALID`, `TEMPLATE_REQUIRED`, `TEMPLATE_NOT_FOUND`,
  * `PATH_OUTSIDE_ROOT`; and `TARGETS_NOT_INITIALIZED` / `REGISTRY_INVALID` from the registry.
  */
-export async function addTarget(options: AddOptions, reporter: Reporter): Promise<AddResult> {
+export async function addTarget(
+  options: AddOptions,
+  reporter: Reporter = silentReporter(),
+): Promise<AddResult> {
   const { root, type, id } = options;
   if (!TARGET_ID_RE.test(id)) {
     throw usage(

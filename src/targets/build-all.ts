@@ -4,7 +4,7 @@
  */
 import { requireEngine } from "../core/docker/client.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
-import type { Reporter } from "../core/output.js";
+import { type Reporter, silentReporter } from "../core/output.js";
 import { readBlueprint } from "./blueprint.js";
 import { type BuildOptions, buildTarget, findTarget } from "./build.js";
 import { expandVars } from "./expand.js";
@@ -49,7 +49,10 @@ export interface BuildAllResult {
  * `ENGINE_UNAVAILABLE` (unless dry run),
  * and registry errors before anything is built.
  */
-export async function buildAllTargets(options: BuildAllOptions, reporter: Reporter): Promise<BuildAllResult> {
+export async function buildAllTargets(
+  options: BuildAllOptions,
+  reporter: Reporter = silentReporter(),
+): Promise<BuildAllResult> {
   const started = Date.now();
   const concurrency = options.concurrency ?? 2;
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {

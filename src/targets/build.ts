@@ -12,7 +12,7 @@ import { pathToFileURL } from "node:url";
 import { engineMessage, requireEngine } from "../core/docker/client.js";
 import { DockpackError } from "../core/errors.js";
 import { git, isRepo } from "../core/git.js";
-import type { Reporter } from "../core/output.js";
+import { type Reporter, silentReporter } from "../core/output.js";
 import { readBlueprint } from "./blueprint.js";
 import { contextEntries, packContext, readDockerignore } from "./context.js";
 import { pushImage, readJsonLines } from "./engine-stream.js";
@@ -238,7 +238,7 @@ function failureHint(message: string): string {
  */
 export async function buildTarget(
   options: BuildOptions,
-  reporter: Reporter,
+  reporter: Reporter = silentReporter(),
   registry?: Registry,
 ): Promise<BuildResult> {
   const started = Date.now();

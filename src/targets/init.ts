@@ -11,7 +11,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { DockpackError } from "../core/errors.js";
 import { atomicWriteFile } from "../core/fs.js";
-import type { Reporter } from "../core/output.js";
+import { type Reporter, silentReporter } from "../core/output.js";
 import { readBlueprint } from "./blueprint.js";
 import { registryText } from "./registry.js";
 import { PACKAGING_ROOT, REGISTRY_PATH, type Registry, type TargetType } from "./schema.js";
@@ -63,7 +63,7 @@ const TYPE_DIRS: Record<TargetType, string> = { service: "services", job: "jobs"
  */
 export async function initTargets(
   options: TargetsInitOptions,
-  reporter: Reporter,
+  reporter: Reporter = silentReporter(),
 ): Promise<TargetsInitResult> {
   const root = options.root;
   const dryRun = options.dryRun ?? false;

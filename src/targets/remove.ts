@@ -4,7 +4,7 @@
  * for it under `ops/packaging/`.
  */
 import { rm } from "node:fs/promises";
-import type { Reporter } from "../core/output.js";
+import { type Reporter, silentReporter } from "../core/output.js";
 import { findTarget } from "./build.js";
 import { relativeInside } from "./paths.js";
 import { loadRegistry, saveRegistry } from "./registry.js";
@@ -36,7 +36,7 @@ export interface TargetsRemoveResult {
  */
 export async function removeTarget(
   options: TargetsRemoveOptions,
-  reporter: Reporter,
+  reporter: Reporter = silentReporter(),
 ): Promise<TargetsRemoveResult> {
   const registry = await loadRegistry(options.root);
   const target = findTarget(registry, options.id);

@@ -11,7 +11,7 @@
 import { existsSync, statSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Reporter } from "../core/output.js";
+import { type Reporter, silentReporter } from "../core/output.js";
 import { baseImages, isPinned, parseDockerfile } from "./dockerfile.js";
 import { absPath, relativeInside } from "./paths.js";
 import { readRegistry } from "./registry.js";
@@ -166,7 +166,10 @@ async function checkTarget(root: string, t: Target, i: number, errors: Finding[]
  * Runs every check over the project at `options.root` and returns the findings; never throws
  * for problems in the checked files (only for unreadable ones, as `FS_*`).
  */
-export async function verifyTargets(options: VerifyOptions, reporter: Reporter): Promise<VerifyResult> {
+export async function verifyTargets(
+  options: VerifyOptions,
+  reporter: Reporter = silentReporter(),
+): Promise<VerifyResult> {
   const root = options.root;
   const strict = options.strict ?? false;
   const errors: Finding[] = [];
