@@ -68,6 +68,14 @@ test("dist/index.js exports one namespace per domain with only the user-facing o
     "verifyPackage",
   ])
     assert.ok(!all.includes(internal) && !(internal in lib), internal);
+  // one signature shape, (options, reporter?) → Promise<result>: at most one required parameter
+  // (the image namespace is the image model: functions of an image reference and options)
+  for (const [ns, names] of Object.entries(SURFACE))
+    if (ns !== "image")
+      for (const n of names) {
+        const fn = (lib[ns] as Record<string, (...a: unknown[]) => unknown>)[n];
+        assert.ok(fn.length <= 1, `${ns}.${n} has ${fn.length} required parameters`);
+      }
   assert.equal(typeof lib.withSignal, "function");
   assert.ok(new (lib.DockpackError as new (c: string, m: string) => Error)("X", "m") instanceof Error);
 });
