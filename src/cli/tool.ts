@@ -184,10 +184,13 @@ export function register(program: Command): void {
                 resolve,
                 toolsDir: resolveToolsDir(o.toolsDir),
                 accessLog: (line) => reporter.info(line),
-                log: (line) =>
-                  line.startsWith("warn:") || line.startsWith("error:")
-                    ? reporter.warn(line)
-                    : reporter.info(line),
+                log: (line) => {
+                  // The server's lines carry their level; the reporter adds its own prefix.
+                  const m = /^(warn|error):\s*/.exec(line);
+                  if (!m) reporter.info(line);
+                  else if (m[1] === "error") reporter.error(line.slice(m[0].length));
+                  else reporter.warn(line.slice(m[0].length));
+                },
               },
               (line) => reporter.info(line),
               currentSignal(),
