@@ -54,6 +54,10 @@ export function register(program: Command): void {
         "carry the services' images: all (the default of a bare --images), none (default), or missing-from=INVENTORY (only what a 'delta inventory' of the receiving engine lacks, as deltas)",
       )
       .option("--inventory <file>", "with --images missing-from: the receiving engine's layer inventory")
+      .option(
+        "--encrypt-all",
+        "with --encrypt-to/--encrypt-passphrase: encrypt the code, every environment file and the volume data too",
+      )
       .option("--push <reference>", "then push the package to an OCI registry (see packages push)")
       .option("--ca-file <pem>", "with --push: also trust this CA bundle")
       .option("--insecure", "with --push: allow plain HTTP / unverified TLS")
@@ -74,6 +78,7 @@ export function register(program: Command): void {
                 includeCode: o.code !== false,
                 codec: o.compress === false ? "none" : o.codec,
                 images: (await packageImages()).parseImagesOption(o.images, o.inventory),
+                encryptAll: o.encryptAll === true,
                 encrypt:
                   o.encryptPassphrase || o.encryptTo
                     ? {
@@ -263,12 +268,22 @@ export function register(program: Command): void {
         "--allow-special-files",
         "accept device nodes and fifos in volume data, as import would with it",
       )
+      .option(
+        "--identity <file>",
+        "--encrypt-all packages: age identity file to decrypt and check the content too (repeatable; or $DOCKPACK_PASSPHRASE)",
+        (v: string, p: string[] = []) => [...p, v],
+      )
       .action(
         action(
           async (r, cmd, pkg: string) => {
             await packageImages(); // for the renderer
             const res = await (await import("../env/validate.js")).validatePackage(
-              { package: pkg, allowSpecialFiles: cmd.opts().allowSpecialFiles === true },
+              {
+                package: pkg,
+                allowSpecialFiles: cmd.opts().allowSpecialFiles === true,
+                identity: cmd.opts().identity as string[] | undefined,
+                passphrase: process.env.DOCKPACK_PASSPHRASE,
+              },
               r,
             );
             if (!res.valid) process.exitCode = 1;
@@ -285,7 +300,10 @@ export function register(program: Command): void {
             (res.metadata?.images?.length
               ? `\n${packageImages.loaded().renderImageLines(res.metadata.images, formatBytes)}`
               : "") +
-            res.warnings.map((w) => `\n  ! ${w}`).join(""),
+            res.warnings.map((w) => `\n  ! ${w}`).join("") +
+            (res.encryption?.all
+              ? `\n  encrypted (--encrypt-all): ${res.encryption.decrypted ? "content decrypted and checked" : "content not checked without the key"}`
+              : ""),
         ),
       ),
     [
@@ -304,11 +322,21 @@ export function register(program: Command): void {
         "--allow-special-files",
         "accept device nodes and fifos in volume data, as import would with it",
       )
+      .option(
+        "--identity <file>",
+        "--encrypt-all packages: age identity file to decrypt and check the content too (repeatable; or $DOCKPACK_PASSPHRASE)",
+        (v: string, p: string[] = []) => [...p, v],
+      )
       .action(
         action(
           async (r, cmd, pkg: string) => {
             const res = await (await inspection()).inspectPackage(
-              { package: pkg, allowSpecialFiles: cmd.opts().allowSpecialFiles === true },
+              {
+                package: pkg,
+                allowSpecialFiles: cmd.opts().allowSpecialFiles === true,
+                identity: cmd.opts().identity as string[] | undefined,
+                passphrase: process.env.DOCKPACK_PASSPHRASE,
+              },
               r,
             );
             if (!res.valid) process.exitCode = 1;

@@ -37,6 +37,13 @@ import { Journal } from "./journal.js";
 import { sanitizeName } from "./naming.js";
 import { type EncryptOptions, encryptBuffer, wantsEncryption } from "./package-crypto.js";
 import {
+  createPackageKey,
+  encryptingStream,
+  encryptSmall,
+  type PackageKey,
+  packageRecipient,
+} from "./package-crypto-stream.js";
+import {
   CHECKSUMS_MEMBER,
   METADATA_MEMBER,
   METADATA_RESERVED_BYTES,
@@ -44,6 +51,7 @@ import {
   PACKAGE_FORMAT_VERSION,
   type PackageMetadata,
   type PackageVolume,
+  PLAIN_CHECKSUMS_MEMBER,
   packageFileName,
   renderChecksums,
 } from "./package-format.js";
@@ -68,6 +76,12 @@ export interface ExportOptions {
   codec?: "zstd" | "gzip" | "none";
   /** Encrypt the env files with age to these recipients or this passphrase (package-crypto.ts). */
   encrypt?: EncryptOptions;
+  /**
+   * With `encrypt`: encrypt every file of code/ and environment/ and every volume member, not
+   * only the env files (package-crypto-stream.ts). Names, sizes, modes, symlink targets and
+   * metadata.json stay readable.
+   */
+  encryptAll?: boolean;
   /** Aborts the export (everything it changed is undone; the error is `INTERRUPTED`). */
   signal?: AbortSignal;
   /** The image section (package-images.ts): none (default), all, or missing-from an inventory. */
@@ -93,8 +107,9 @@ async function addFileMember(w: PackageTarWriter, member: string, path: string):
   const st = await lstat(path);
   if (st.isSymbolicLink()) return w.addSymlink(member, await readlink(path));
   if (!st.isFile()) return null;
-  // permission bits as they are (an .env of mode 600 stays 600 after import); never setuid/setgid
-  const mode = st.mode & 0o777;
+  // permission bits as they are (an .env of mode 600 stays 600 after import); never
+  // setuid/setgid/sticky or world-writable, which import refuses (PACKAGE_MODE_UNSAFE)
+  const mode = st.mode & 0o775;
   if (st.size < 1024 * 1024) return w.addBuffer(member, await readFile(path), mode);
   return w.addStream(member, createReadStream(path, { highWaterMark: 1024 * 1024 }), mode);
 }
@@ -110,6 +125,35 @@ async function addEncryptedMember(
   if (st.isSymbolicLink()) return w.addSymlink(member, await readlink(path));
   if (!st.isFile()) return null;
   return w.addBuffer(member, await encryptBuffer(o, await readFile(path)), 0o600);
+}
+
+/** `--encrypt-all`: the package key, its recipient, and the plaintext digests met so far. */
+interface AllEncryption {
+  key: PackageKey;
+  recipient: string;
+  plain: { member: string; sha256: string }[];
+}
+
+/**
+ * `--encrypt-all`: adds a file encrypted (streaming) to the package key, keeping its mode (env
+ * files: 0600), and records its plaintext sha256; a symlink is added as a link, unencrypted.
+ */
+async function addAllEncrypted(
+  w: PackageTarWriter,
+  member: string,
+  path: string,
+  all: AllEncryption,
+  envFile: boolean,
+): Promise<MemberInfo | null> {
+  const st = await lstat(path);
+  if (st.isSymbolicLink()) return w.addSymlink(member, await readlink(path));
+  if (!st.isFile()) return null;
+  const digest = new DigestStream();
+  const enc = encryptingStream(all.recipient);
+  const piping = pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), digest, enc);
+  const [info] = await Promise.all([w.addStream(member, enc, envFile ? 0o600 : st.mode & 0o775), piping]);
+  all.plain.push({ member, sha256: digest.digest });
+  return info;
 }
 
 /**
@@ -150,6 +194,17 @@ async function exportLocked(
   const codec = options.codec ?? "zstd";
   const includeCode = options.includeCode ?? true;
   const encrypt = wantsEncryption(options.encrypt);
+  if (options.encryptAll && !encrypt)
+    throw new DockpackError(
+      "ENCRYPTION_OPTIONS_INVALID",
+      "--encrypt-all needs --encrypt-to RECIPIENT or --encrypt-passphrase.",
+      { hint: "Name who may decrypt the package.", usage: true },
+    );
+  let all: AllEncryption | undefined;
+  if (options.encryptAll) {
+    const key = await createPackageKey(options.encrypt ?? {});
+    all = { key, recipient: await packageRecipient(key.identity), plain: [] };
+  }
   const outputDir = resolve(cwd, options.outputDir ?? "packages");
 
   const volumes: { name: string; source: string; size: number }[] = [];
@@ -218,15 +273,17 @@ async function exportLocked(
       journal.checkpoint();
       const isEnvFile = ctx.config.env_files.includes(rel);
       const member = `environment/${rel}`;
-      const info = await (isEnvFile && encrypt
-        ? addEncryptedMember(writer, member, join(env.path, rel), options.encrypt ?? {})
-        : addFileMember(writer, member, join(env.path, rel))
+      const info = await (all
+        ? addAllEncrypted(writer, member, join(env.path, rel), all, isEnvFile)
+        : isEnvFile && encrypt
+          ? addEncryptedMember(writer, member, join(env.path, rel), options.encrypt ?? {})
+          : addFileMember(writer, member, join(env.path, rel))
       ).catch((err) => {
         if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
         throw err;
       });
       if (info && isEnvFile) hasEnvFiles = true;
-      if (info && isEnvFile && encrypt) encrypted.push(member);
+      if (info && isEnvFile && encrypt && !all) encrypted.push(member);
       if (info) {
         members.push(info);
         environmentFiles.push(rel);
@@ -239,7 +296,11 @@ async function exportLocked(
       reporter.info(`adding ${files.length} code file(s)`);
       for (const rel of files) {
         journal.checkpoint();
-        const info = await addFileMember(writer, `code/${rel}`, join(env.path, rel)).catch((err) => {
+        const member = `code/${rel}`;
+        const info = await (all
+          ? addAllEncrypted(writer, member, join(env.path, rel), all, false)
+          : addFileMember(writer, member, join(env.path, rel))
+        ).catch((err) => {
           if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
           throw err;
         });
@@ -270,13 +331,16 @@ async function exportLocked(
           source.destroy(new DockpackError("INTERRUPTED", "Interrupted.", { hint: "Run the export again." })),
         );
         const compressed = compressStream(codec);
-        const piping = pipeline(source, tarDigest, compressed);
+        const sealed = all ? encryptingStream(all.recipient) : compressed;
+        const piping = all
+          ? pipeline(source, tarDigest, compressed, sealed)
+          : pipeline(source, tarDigest, compressed);
         let done = 0;
         tarDigest.on("data", (c: Buffer) => {
           done += c.length;
           bar.update(Math.min(done, v.size));
         });
-        const [info] = await Promise.all([w.addStream(member, compressed), piping]).finally(() => {
+        const [info] = await Promise.all([w.addStream(member, sealed), piping]).finally(() => {
           unhook();
           bar.stop();
         });
@@ -312,9 +376,10 @@ async function exportLocked(
       environment_files: environmentFiles,
       code_files: codeCount,
       volumes: packaged,
-      members: members.length + 1,
+      members: members.length + (all ? 2 : 1),
       ...(encrypted.length ? { encryption: { scheme: "age", members: encrypted } } : {}),
       ...(section ? { images: section.images, images_mode: imagesMode.mode } : {}),
+      ...(all ? { encryption: { scheme: "age", members: [], all: true, key: all.key.wrapped } } : {}),
     } as PackageMetadata;
     const json = Buffer.from(`${JSON.stringify(metadata, null, 2)}\n`);
     if (json.length > METADATA_RESERVED_BYTES)
@@ -326,6 +391,16 @@ async function exportLocked(
         },
       );
     const metaInfo = await writer.fill(reservation, json);
+    if (all) {
+      const list = renderChecksums([{ member: METADATA_MEMBER, sha256: metaInfo.sha256 }, ...all.plain]);
+      members.push(
+        await writer.addBuffer(
+          PLAIN_CHECKSUMS_MEMBER,
+          await encryptSmall(all.recipient, Buffer.from(list)),
+          0o600,
+        ),
+      );
+    }
     await writer.addBuffer(
       CHECKSUMS_MEMBER,
       Buffer.from(renderChecksums([metaInfo, ...members].map((m) => ({ member: m.name, sha256: m.sha256 })))),

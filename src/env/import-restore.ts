@@ -19,7 +19,7 @@ import type { Journal } from "./journal.js";
 import type { PackageMetadata, PackageVolume } from "./package-format.js";
 import { checkVolumeMember, type VolumeCheck } from "./package-volume-check.js";
 
-import { restoreMembers } from "./restore-files.js";
+import { restoreMembers, type SealedRestore } from "./restore-files.js";
 
 export { restoreMembers };
 
@@ -67,7 +67,7 @@ export async function restoreVolume(
   dockerName: string,
   reporter: Reporter,
   journal: Journal,
-  options: { allowSpecialFiles?: boolean } = {},
+  options: { allowSpecialFiles?: boolean; identity?: string } = {},
 ): Promise<void> {
   const member = packaged.member;
   const size = packaged.size;
@@ -100,10 +100,12 @@ export async function restoreVolume(
   let check: VolumeCheck | undefined;
   let readFailure: unknown;
   try {
-    check = await checkVolumeMember(source, packaged, {
-      allowSpecialFiles: options.allowSpecialFiles === true,
-      sink: toEngine,
-    });
+    check = await checkVolumeMember(
+      source,
+      packaged,
+      { allowSpecialFiles: options.allowSpecialFiles === true, sink: toEngine },
+      options.identity,
+    );
   } catch (err) {
     readFailure = err;
     toEngine.destroy(toDockpackError(err));
@@ -181,6 +183,7 @@ export async function createStandaloneRepo(
   target: string,
   journal: Journal,
   reporter: Reporter,
+  sealed?: SealedRestore,
 ): Promise<string> {
   if (!meta.include_code)
     throw new DockpackError(
@@ -205,8 +208,8 @@ export async function createStandaloneRepo(
   await git(["-c", "core.hooksPath=/dev/null", "init", "-q"], dir);
   // the main checkout's branch must not be the imported branch, which gets its own worktree
   await git(["symbolic-ref", "HEAD", `refs/heads/${target === "main" ? "trunk" : "main"}`], dir);
-  await restoreMembers(file, "code/", dir, checksums);
-  await restoreMembers(file, "environment/", dir, checksums);
+  await restoreMembers(file, "code/", dir, checksums, sealed);
+  await restoreMembers(file, "environment/", dir, checksums, sealed);
   await git(["add", "-A"], dir);
   await git(
     [

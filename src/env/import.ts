@@ -16,7 +16,7 @@
  * the commit point an interruption changes nothing: the import has happened.
  */
 import { lstat, mkdir, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { withSignal } from "../core/abort.js";
 import { createVolume } from "../core/docker/volumes.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
@@ -40,11 +40,13 @@ import { composeWarnings } from "./inspect-compose.js";
 import { Journal } from "./journal.js";
 import { worktreeFolder } from "./naming.js";
 import { decryptMembers, readPackageEncryption, writePlain } from "./package-crypto.js";
+import { unwrapPackageKey } from "./package-crypto-stream.js";
 import type { PackageMetadata } from "./package-format.js";
 import { type LoadedImage, loadImages, type PreparedImages, prepareImages } from "./package-images-load.js";
 import { readPackageHead, requireValidPackage } from "./package-reader.js";
 import { recoverDeadRuns, withEnvLock } from "./recover.js";
 import { RUN_LABEL } from "./recover-undo.js";
+import type { SealedRestore } from "./restore-files.js";
 import { excludeFromGit, volumeCreateOptions, writeEnvSettings } from "./settings.js";
 
 /** Options of {@link importPackage}; the CLI flags and the MCP tool map onto these. */
@@ -125,6 +127,11 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
   const target = await resolveTarget(options, head);
   refuseConflicts(target, await targetConflicts(target), Boolean(options.force));
   failAt("import:target");
+  // --encrypt-all: the package key first (no key or a wrong one: nothing was changed)
+  const keys = { identityFiles: options.identity, passphrase: options.passphrase };
+  const packageIdentity = head.encryption?.all
+    ? await unwrapPackageKey(head.encryption.key ?? "", keys, basename(file))
+    : undefined;
 
   reporter.info(`verifying ${file}`);
   // one pass over the volume data: its content is checked while it is restored (restoreVolume),
@@ -132,7 +139,16 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
   const verified = await requireValidPackage(file, reporter, {
     allowSpecialFiles: options.allowSpecialFiles === true,
     deferVolumes: options.restoreData !== false,
+    packageIdentity,
   });
+  if (verified.metadata.encryption?.key !== head.encryption?.key)
+    throw new DockpackError(
+      "PACKAGE_CHANGED",
+      `${file} changed while it was being read; nothing was changed.`,
+      {
+        hint: "Do not modify the package while importing; run the import again.",
+      },
+    );
   // what env up would do beyond the project, said before anything runs it
   for (const w of composeWarnings(inspectVerified(verified).compose)) reporter.warn(w);
   failAt("import:verify");
@@ -141,12 +157,16 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
       hint: "Run the import again.",
     });
   // encrypted env files are decrypted (in memory) before anything changes: a wrong key changes nothing
-  const enc = await readPackageEncryption(file);
+  const enc = packageIdentity ? null : await readPackageEncryption(file);
   const plain = enc
     ? await decryptMembers(file, enc, { identityFiles: options.identity, passphrase: options.passphrase })
     : new Map<string, Buffer>();
   // the verified metadata is what counts (the head was read before the full check)
   const t = await resolveTarget(options, verified.metadata);
+  const sealed =
+    packageIdentity && verified.sealed
+      ? { identity: packageIdentity, plain: verified.sealed.plain }
+      : undefined;
   // every image the engine lacks is rebuilt and checked against its diff_ids and ID before
   // anything is created (package-images-load.ts)
   const prepared =
@@ -156,7 +176,7 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
   failAt("import:images-verify");
   try {
     return await withEnvLock(t.composeProject, reporter, () =>
-      importLocked(options, reporter, started, file, verified, t, plain, prepared),
+      importLocked(options, reporter, started, file, verified, t, plain, prepared, sealed),
     );
   } finally {
     await prepared?.close();
@@ -172,6 +192,7 @@ async function importLocked(
   t: ImportTarget,
   plain: Map<string, Buffer>,
   prepared: PreparedImages | undefined,
+  sealed: SealedRestore | undefined,
 ): Promise<ImportResult> {
   const writeDecrypted = async (dir: string) => {
     for (const [member, bytes] of plain)
@@ -208,6 +229,7 @@ async function importLocked(
         t.branch,
         journal,
         reporter,
+        sealed,
       );
       await writeDecrypted(root);
       config = await standaloneConfig(root, verified.configText, t.project);
@@ -264,7 +286,7 @@ async function importLocked(
 
     journal.step = "code";
     if (meta.include_code) {
-      const written = await restoreMembers(file, "code/", path, verified.checksums);
+      const written = await restoreMembers(file, "code/", path, verified.checksums, sealed);
       await removeFilesNotIn(path, written);
       reporter.info(`restored ${written.size} code file(s)`);
     }
@@ -272,7 +294,7 @@ async function importLocked(
     journal.checkpoint();
 
     journal.step = "environment";
-    await restoreMembers(file, "environment/", path, verified.checksums);
+    await restoreMembers(file, "environment/", path, verified.checksums, sealed);
     await writeDecrypted(path);
     if (t.standalone) await writeFile(join(path, CONFIG_FILE), renderEnvConfig(config));
     failAt("import:environment");
@@ -315,6 +337,7 @@ async function importLocked(
       if (!at) throw new Error(`unreachable: volume member ${packaged.member} was not located`);
       await restoreVolume(file, at, packaged, dockerName, reporter, journal, {
         allowSpecialFiles: options.allowSpecialFiles === true,
+        identity: sealed?.identity,
       });
       journal.checkpoint();
     }

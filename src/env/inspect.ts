@@ -10,6 +10,7 @@ import { DockpackError } from "../core/errors.js";
 import { type Reporter, silentReporter } from "../core/output.js";
 import { CONFIG_FILE, parseEnvConfigText } from "./config.js";
 import { composeWarnings, type InspectedCompose, inspectComposeTexts } from "./inspect-compose.js";
+import { encryptionInfo, type PackageEncryptionInfo } from "./package-encryption-info.js";
 import type { PackageMetadata } from "./package-format.js";
 import { renderImageLines } from "./package-images.js";
 import { type PackageProblem, type VerifyResult, verifyPackage } from "./package-reader.js";
@@ -21,6 +22,9 @@ export interface InspectOptions {
   package: string;
   /** Judge device nodes and fifos in volume data as `import --allow-special-files` would. */
   allowSpecialFiles?: boolean;
+  /** `--encrypt-all` packages: age identity files / passphrase to decrypt and check the content too. */
+  identity?: string[];
+  passphrase?: string;
 }
 
 /** Result of {@link inspectPackage}. */
@@ -38,6 +42,8 @@ export interface InspectResult {
   compose: InspectedCompose;
   /** Human lines: what `env up` would do that reaches beyond the project (also printed by import). */
   warnings: string[];
+  /** What is encrypted, and whether the content was decrypted and checked; null: nothing is. */
+  encryption: PackageEncryptionInfo | null;
 }
 
 /** The compose side of a verified package (used by inspect, validate and import). */
@@ -66,7 +72,10 @@ export async function inspectPackage(
   const file = resolve(options.cwd ?? process.cwd(), options.package);
   let res: VerifyResult;
   try {
-    res = await verifyPackage(file, reporter, { allowSpecialFiles: options.allowSpecialFiles === true });
+    res = await verifyPackage(file, reporter, {
+      allowSpecialFiles: options.allowSpecialFiles === true,
+      keys: { identityFiles: options.identity, passphrase: options.passphrase },
+    });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT")
       throw new DockpackError("PACKAGE_NOT_FOUND", `Package ${file} does not exist.`, {
@@ -90,6 +99,7 @@ export async function inspectPackage(
     compose_files: files,
     compose,
     warnings: composeWarnings(compose),
+    encryption: encryptionInfo(res),
   };
 }
 
@@ -107,6 +117,13 @@ export function renderInspection(r: InspectResult, formatBytes: (n: number) => s
   for (const v of r.volumes)
     lines.push(`  volume ${v.name}: ${formatBytes(v.size)} (${formatBytes(v.compressed_size)} ${v.codec})`);
   if (m?.images?.length) lines.push(renderImageLines(m.images, formatBytes));
+  const e = r.encryption;
+  if (e)
+    lines.push(
+      e.all
+        ? `  encrypted (age, --encrypt-all): ${e.members.length} member(s) — code, environment files, volume data${e.decrypted ? "; decrypted and checked" : "; content not checked without the key (--identity FILE or $DOCKPACK_PASSPHRASE)"}`
+        : `  encrypted (age): ${e.members.join(", ")}`,
+    );
   for (const s of r.compose.services)
     lines.push(
       `  service ${s.name}: ${s.image ?? (s.build ? "(built)" : "(no image)")}${s.host_ports.length ? `, ports ${s.host_ports.join(" ")}` : ""}`,

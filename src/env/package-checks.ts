@@ -9,6 +9,7 @@ import {
   CHECKSUMS_MEMBER,
   METADATA_MEMBER,
   type PackageMetadata,
+  PLAIN_CHECKSUMS_MEMBER,
   parseChecksums,
   resolveInside,
   volumeMemberName,
@@ -30,6 +31,14 @@ export interface ScanState {
   /** Symlinks under code/ and environment/: member, path in the worktree, target. */
   links: { member: string; rel: string; target: string }[];
   volumeChecks: Map<string, VolumeCheck>;
+  /** `--encrypt-all`: member → sha256 of its decrypted content (only when a key was given). */
+  plainDigests: Map<string, string>;
+  /** `--encrypt-all`: the decrypted checksums.plain.age (only when a key was given). */
+  plainChecksumsText: string | null;
+  /** True when metadata.json says `--encrypt-all`. */
+  sealed: boolean;
+  /** `--encrypt-all`: the encrypted members met, in order. */
+  sealedMembers: string[];
 }
 
 type Add = (code: string, message: string, member?: string) => void;
@@ -81,7 +90,66 @@ export function crossCheck(state: ScanState, label: string, add: Add): Map<strin
   checkLinks(state, label, add);
   const meta = state.metadata;
   if (meta) checkAgainstMetadata(state, meta, checksums, label, add);
+  checkPlain(state, label, add);
   return checksums;
+}
+
+/**
+ * `--encrypt-all`: checksums.plain.age present; with the key, it lists metadata.json's sha256 and
+ * the plaintext sha256 of every encrypted code/environment member (binding names to contents).
+ */
+function checkPlain(state: ScanState, label: string, add: Add): void {
+  const has = state.digests.has(PLAIN_CHECKSUMS_MEMBER);
+  if (!state.sealed) {
+    if (has)
+      add(
+        "PACKAGE_MEMBER_UNLISTED",
+        `${label}: member '${PLAIN_CHECKSUMS_MEMBER}' belongs to --encrypt-all packages only`,
+        PLAIN_CHECKSUMS_MEMBER,
+      );
+    return;
+  }
+  if (!has) {
+    add("PACKAGE_MEMBER_MISSING", `${label}: ${PLAIN_CHECKSUMS_MEMBER} is missing`, PLAIN_CHECKSUMS_MEMBER);
+    return;
+  }
+  if (state.plainChecksumsText === null) return;
+  let plain: Map<string, string>;
+  try {
+    plain = parseChecksums(state.plainChecksumsText, `${label} (${PLAIN_CHECKSUMS_MEMBER})`);
+  } catch (e) {
+    const err = toDockpackError(e);
+    add(err.code, err.message, PLAIN_CHECKSUMS_MEMBER);
+    return;
+  }
+  if (plain.get(METADATA_MEMBER) !== state.digests.get(METADATA_MEMBER)?.sha256)
+    add(
+      "PACKAGE_CHECKSUM_MISMATCH",
+      `${label}: metadata.json differs from the one the package was encrypted with`,
+      METADATA_MEMBER,
+    );
+  for (const [member, got] of state.plainDigests) {
+    const want = plain.get(member);
+    if (!want)
+      add(
+        "PACKAGE_MEMBER_UNLISTED",
+        `${label}: member '${member}' is not in ${PLAIN_CHECKSUMS_MEMBER}`,
+        member,
+      );
+    else if (want !== got)
+      add(
+        "PACKAGE_CHECKSUM_MISMATCH",
+        `${label}: member '${member}': its decrypted content does not match ${PLAIN_CHECKSUMS_MEMBER}`,
+        member,
+      );
+  }
+  for (const member of plain.keys())
+    if (member !== METADATA_MEMBER && !state.plainDigests.has(member))
+      add(
+        "PACKAGE_MEMBER_MISSING",
+        `${label}: member '${member}' listed in ${PLAIN_CHECKSUMS_MEMBER} is missing or not decrypted`,
+        member,
+      );
 }
 
 /** No member below a package symlink; no symlink leading outside the worktree. */

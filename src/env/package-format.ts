@@ -36,6 +36,11 @@ export const PACKAGE_EXTENSION = ".dockpack.tar";
 export const METADATA_MEMBER = "metadata.json";
 /** Last member. */
 export const CHECKSUMS_MEMBER = "checksums.sha256";
+/**
+ * `--encrypt-all` only: the encrypted `sha256sum` list of every encrypted code/environment
+ * member's plaintext and of metadata.json, just before checksums.sha256 (package-crypto-stream.ts).
+ */
+export const PLAIN_CHECKSUMS_MEMBER = "checksums.plain.age";
 /** Bytes reserved for metadata.json (the JSON is padded with spaces to this size). */
 export const METADATA_RESERVED_BYTES = 64 * 1024;
 
@@ -87,6 +92,21 @@ export const packageImageSchema = z.object({
 });
 /** One entry of the image section. */
 export type PackageImage = z.infer<typeof packageImageSchema>;
+/**
+ * metadata.json's `encryption` entry (age). `members`: the encrypted env files (`--encrypt-to` /
+ * `--encrypt-passphrase`). `all` (`--encrypt-all`): every regular-file member of code/,
+ * environment/ and volumes/ is encrypted to the package key, whose age-encrypted form (base64)
+ * is `key`.
+ */
+export const packageEncryptionSchema = z.object({
+  scheme: z.literal("age"),
+  members: z.array(z.string()),
+  all: z.boolean().optional(),
+  key: z
+    .string()
+    .max(16 * 1024)
+    .optional(),
+});
 
 /** metadata.json. Unknown keys are allowed (a newer minor version may add some). */
 export const packageMetadataSchema = z.object({
@@ -114,6 +134,8 @@ export const packageMetadataSchema = z.object({
   images: z.array(packageImageSchema).optional(),
   /** How the image section was chosen: every layer (`all`) or what an inventory lacks (`missing-from`). */
   images_mode: z.enum(["all", "missing-from"]).optional(),
+  /** Present when members are encrypted (package-crypto.ts, package-crypto-stream.ts). */
+  encryption: packageEncryptionSchema.optional(),
 });
 
 /** A package's metadata.json. */
@@ -200,6 +222,13 @@ export function packageFileName(project: string, branchSafe: string, date: Date)
   return `${project}-${branchSafe}-${stamp}${PACKAGE_EXTENSION}`;
 }
 
+/**
+ * Mode bits refused on `code/` and `environment/` file members (`PACKAGE_MODE_UNSAFE`):
+ * setuid, setgid, sticky and world-writable. Tar header modes are not in checksums.sha256, so
+ * these are refused rather than trusted; the exporter never writes them.
+ */
+export const UNSAFE_MODE_BITS = 0o7002;
+
 /** Longest member path accepted (bytes), and longest path component (bytes). */
 const MAX_PATH_BYTES = 4096;
 const MAX_COMPONENT_BYTES = 255;
@@ -222,7 +251,7 @@ export function checkMemberName(name: string): string | null {
   if (Buffer.byteLength(name) > MAX_PATH_BYTES) return `it is longer than ${MAX_PATH_BYTES} bytes`;
   if (parts.some((p) => Buffer.byteLength(p) > MAX_COMPONENT_BYTES))
     return `a component is longer than ${MAX_COMPONENT_BYTES} bytes`;
-  if (name === METADATA_MEMBER || name === CHECKSUMS_MEMBER) return null;
+  if (name === METADATA_MEMBER || name === CHECKSUMS_MEMBER || name === PLAIN_CHECKSUMS_MEMBER) return null;
   const [section] = parts;
   if (section === "volumes") return parts.length === 2 ? null : "volume members lie directly under volumes/";
   if (section === "images") return parts.length === 2 ? null : "image members lie directly under images/";

@@ -15,15 +15,20 @@ import { DockpackError, toDockpackError } from "../core/errors.js";
 import { type Reporter, silentReporter } from "../core/output.js";
 import { CONFIG_FILE } from "./config.js";
 import { crossCheck, type ScanState } from "./package-checks.js";
+import type { DecryptKeys } from "./package-crypto.js";
+import { unwrapPackageKey } from "./package-crypto-stream.js";
 import {
   CHECKSUMS_MEMBER,
   checkMemberName,
   METADATA_MEMBER,
   type PackageMetadata,
+  PLAIN_CHECKSUMS_MEMBER,
   parseMetadata,
   restorePath,
+  UNSAFE_MODE_BITS,
 } from "./package-format.js";
 import { checkImageMember } from "./package-images-check.js";
+import { readSealed } from "./package-sealed.js";
 import { archiveProblemCode } from "./package-volume.js";
 import { checkVolumeMember } from "./package-volume-check.js";
 
@@ -112,6 +117,12 @@ export interface VerifyResult {
    * by member name, with where their content lies in the file (`offset`, `size` in bytes).
    */
   deferred: Map<string, { offset: number; size: number }>;
+  /**
+   * `--encrypt-all` packages: whether the content was decrypted and checked (a key was given),
+   * and the plaintext sha256 of each encrypted code/environment member (from checksums.plain.age,
+   * each checked against the decrypted member). Null for other packages.
+   */
+  sealed: { decrypted: boolean; plain: Map<string, string>; members: string[] } | null;
 }
 
 /** Options of {@link verifyPackage}. */
@@ -126,6 +137,13 @@ export interface VerifyOptions {
    * package on any problem. `validate` and `inspect` never set it.
    */
   deferVolumes?: boolean;
+  /**
+   * `--encrypt-all` packages: the user's keys; the package key is unwrapped from metadata.json
+   * and every encrypted member is decrypted and checked too (a wrong key: `PACKAGE_DECRYPT_FAILED`).
+   */
+  keys?: DecryptKeys;
+  /** `--encrypt-all` packages: the package key, already unwrapped (import). */
+  packageIdentity?: string;
 }
 
 /** Largest checksums.sha256 accepted (bytes). */
@@ -175,6 +193,7 @@ export async function verifyPackage(
       environmentTexts: new Map(),
       size,
       deferred: new Map(),
+      sealed: null,
     };
   const problems: PackageProblem[] = [];
   const add = (code: string, message: string, member?: string) =>
@@ -189,7 +208,12 @@ export async function verifyPackage(
     order: [],
     links: [],
     volumeChecks: new Map(),
+    plainDigests: new Map(),
+    plainChecksumsText: null,
+    sealed: false,
+    sealedMembers: [],
   };
+  let identity: string | undefined;
   let index = 0;
   const deferred = new Map<string, { offset: number; size: number }>();
   const bar = reporter.progress(`verify ${label}`, size);
@@ -233,6 +257,28 @@ export async function verifyPackage(
         state.digests.set(name, { sha256: "", size: 0 });
         return;
       }
+      if (rel !== null && (entry.mode & UNSAFE_MODE_BITS) !== 0)
+        add(
+          "PACKAGE_MODE_UNSAFE",
+          `${label}: member '${name}' has mode ${(entry.mode & 0o7777).toString(8).padStart(4, "0")}; setuid, setgid, sticky and world-writable bits are refused in code/ and environment/`,
+          name,
+        );
+      const deferrable = name.startsWith("volumes/")
+        ? state.metadata?.volumes.find((x) => x.member === name)
+        : undefined;
+      if (deferrable && options.deferVolumes) {
+        // the digest metadata.json claims, so that crossCheck compares it with checksums.sha256;
+        // the content itself is checked by the caller (import, while restoring it; decrypting it
+        // first for --encrypt-all)
+        if (state.sealed) state.sealedMembers.push(name);
+        state.digests.set(name, { sha256: deferrable.sha256, size: entry.size });
+        deferred.set(name, { offset: entry.dataOffset, size: entry.size });
+        return;
+      }
+      if (state.sealed && (rel !== null || name.startsWith("volumes/") || name === PLAIN_CHECKSUMS_MEMBER)) {
+        await readSealedMember(state, name, rel, body, identity, options, add);
+        return;
+      }
       if (name === METADATA_MEMBER || name === CHECKSUMS_MEMBER || name === `environment/${CONFIG_FILE}`) {
         const limit = name === CHECKSUMS_MEMBER ? CHECKSUMS_MAX : METADATA_MAX;
         const { buf, digest, size: n } = await readSmall(body, limit);
@@ -252,6 +298,14 @@ export async function verifyPackage(
             const err = toDockpackError(e);
             add(err.code, err.message, name);
           }
+          if (first && state.metadata?.encryption?.all) {
+            state.sealed = true;
+            identity = await sealedIdentity(state.metadata, options, label).catch((e) => {
+              const err = toDockpackError(e);
+              add(err.code, err.message, name);
+              return undefined;
+            });
+          }
         } else if (name === CHECKSUMS_MEMBER) state.checksumsText = buf.toString();
         else {
           state.configText = buf.toString();
@@ -261,13 +315,6 @@ export async function verifyPackage(
       }
       if (name.startsWith("volumes/")) {
         const v = state.metadata?.volumes.find((x) => x.member === name);
-        if (v && options.deferVolumes) {
-          // the digest metadata.json claims, so that crossCheck compares it with checksums.sha256;
-          // the content itself is checked by the caller (import, while restoring it)
-          state.digests.set(name, { sha256: v.sha256, size: entry.size });
-          deferred.set(name, { offset: entry.dataOffset, size: entry.size });
-          return;
-        }
         if (v) {
           const res = await checkVolumeMember(body, v, options);
           state.digests.set(name, { sha256: res.sha256, size: res.size });
@@ -317,6 +364,7 @@ export async function verifyPackage(
       environmentTexts: new Map(),
       size,
       deferred: new Map(),
+      sealed: null,
     };
   const checksums = crossCheck(state, label, add);
   return {
@@ -329,7 +377,72 @@ export async function verifyPackage(
     environmentTexts: state.environmentTexts,
     size,
     deferred,
+    sealed: state.sealed
+      ? { decrypted: identity !== undefined, plain: state.plainDigests, members: state.sealedMembers }
+      : null,
   };
+}
+
+/** The package key of an `--encrypt-all` package, or undefined when no key was given. */
+async function sealedIdentity(
+  meta: PackageMetadata,
+  options: VerifyOptions,
+  label: string,
+): Promise<string | undefined> {
+  if (options.packageIdentity) return options.packageIdentity;
+  const keys = options.keys;
+  if (!keys || (!keys.identityFiles?.length && !keys.passphrase)) return undefined;
+  if (!meta.encryption?.key)
+    throw new DockpackError("PACKAGE_METADATA_INVALID", `${label}: metadata.json has no package key.`, {
+      hint: "The package is damaged; export it again.",
+    });
+  return unwrapPackageKey(meta.encryption.key, keys, label);
+}
+
+/**
+ * An `--encrypt-all` member: without the key only its stored bytes are hashed; with it, it is
+ * decrypted on the side (volumes: and checked entry by entry), its plaintext hashed, and the
+ * environment texts kept for inspection.
+ */
+async function readSealedMember(
+  state: ScanState,
+  name: string,
+  rel: string | null,
+  body: Readable,
+  identity: string | undefined,
+  options: VerifyOptions,
+  add: (code: string, message: string, member?: string) => void,
+): Promise<void> {
+  state.sealedMembers.push(name);
+  const v = name.startsWith("volumes/") ? state.metadata?.volumes.find((x) => x.member === name) : undefined;
+  if (!identity || (name.startsWith("volumes/") && !v)) {
+    const d = await digestStream(body);
+    state.digests.set(name, { sha256: d.digest, size: d.size });
+    return;
+  }
+  if (v) {
+    const res = await checkVolumeMember(body, v, options, identity);
+    state.digests.set(name, { sha256: res.sha256, size: res.size });
+    state.volumeChecks.set(name, res);
+    return;
+  }
+  const keep = name === PLAIN_CHECKSUMS_MEMBER ? CHECKSUMS_MAX : ENV_TEXT_MAX;
+  const res = await readSealed(body, identity, name, keep);
+  state.digests.set(name, { sha256: res.sha256, size: res.size });
+  if (res.problem) {
+    add(res.problem.code, res.problem.message, name);
+    return;
+  }
+  if (name === PLAIN_CHECKSUMS_MEMBER) {
+    if (res.plain) state.plainChecksumsText = res.plain.toString();
+    else add("PACKAGE_MEMBER_TOO_LARGE", `member '${name}' is over ${CHECKSUMS_MAX} bytes`, name);
+    return;
+  }
+  state.plainDigests.set(name, res.plainSha256);
+  if (rel !== null && name.startsWith("environment/") && res.plain) {
+    if (rel === CONFIG_FILE) state.configText = res.plain.toString();
+    keepEnvText(state, rel, res.plain);
+  }
 }
 
 function keepEnvText(state: ScanState, rel: string, buf: Buffer): void {

@@ -4,13 +4,15 @@
  * decompression with the recorded codec capped at the recorded tar size, the tar's sha256 and
  * size, and every entry through the strict tar reader and one TarEntryChecker.
  */
-import { pipeline as pipelineCb, type Readable, Transform, Writable } from "node:stream";
+import { pipeline as pipelineCb, type Readable, Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { readTarStrict, TarEntryChecker } from "../core/archive.js";
 import { decompressStream } from "../core/codec.js";
 import { DigestStream } from "../core/digest.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
+import { decryptingStream } from "./package-crypto-stream.js";
 import type { PackageVolume } from "./package-format.js";
+import { feedSide } from "./package-sealed.js";
 import { capBytes, volumeProblemCode } from "./package-volume.js";
 
 /** What {@link checkVolumeMember} found. */
@@ -32,14 +34,24 @@ export interface VolumeCheck {
  *   receives the decompressed tar bytes as they are checked, with backpressure: it is ended after
  *   the last byte, or destroyed with the problem when one is found (its own failure only stops
  *   what it is given; the check goes on)
+ * @param identity `--encrypt-all`: the package key; the member is decrypted before decompression
+ *   (a failure is the problem `PACKAGE_DECRYPT_FAILED`)
  */
 export async function checkVolumeMember(
   body: Readable,
   v: PackageVolume,
   options: { allowSpecialFiles?: boolean; sink?: Writable },
+  identity?: string,
 ): Promise<VolumeCheck> {
   const outer = new DigestStream();
+  const decrypt = identity ? decryptingStream(identity, v.member) : null;
+  let decryptError: DockpackError | undefined;
+  decrypt?.on("error", (e) => {
+    // an error after the tar was read (the side branch torn down) is not a decryption failure
+    if (!innerDone) decryptError ??= toDockpackError(e);
+  });
   const decoded = decompressStream(v.codec);
+  const head = decrypt ?? decoded;
   const tarDigest = new DigestStream();
   let problem: { code: string; message: string } | undefined;
   const note = (code: string, message: string) => {
@@ -49,31 +61,11 @@ export async function checkVolumeMember(
   decoded.on("error", () => undefined);
   // Feeds the decoder but never fails the outer read: once the inner side failed, bytes are
   // only hashed.
-  const feed = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      if (innerDone || decoded.destroyed) {
-        cb();
-        return;
-      }
-      if (decoded.write(chunk)) cb();
-      else {
-        const go = () => {
-          decoded.off("drain", go);
-          decoded.off("close", go);
-          cb();
-        };
-        decoded.on("drain", go);
-        decoded.on("close", go);
-      }
-    },
-    final(cb) {
-      if (!decoded.destroyed) decoded.end();
-      cb();
-    },
-  });
+  const feed = feedSide(head, () => innerDone);
   const checker = new TarEntryChecker({ allowSpecialFiles: options.allowSpecialFiles === true });
   const plain = options.sink ? teeInto(tarDigest, options.sink) : tarDigest;
-  pipelineCb(decoded, capBytes(v.size, v.member), tarDigest, () => undefined);
+  if (decrypt) pipelineCb(decrypt, decoded, capBytes(v.size, v.member), tarDigest, () => undefined);
+  else pipelineCb(decoded, capBytes(v.size, v.member), tarDigest, () => undefined);
   const inner = readTarStrict(plain, async (entry, b) => {
     const p = checker.check(entry);
     if (p) note(volumeProblemCode(p), p.reason);
@@ -89,7 +81,7 @@ export async function checkVolumeMember(
     .finally(() => {
       innerDone = true;
       if (problem) options.sink?.destroy(new DockpackError(problem.code, problem.message));
-      decoded.destroy();
+      head.destroy();
       plain.resume();
     });
   decoded.on("error", (e) =>
@@ -97,6 +89,7 @@ export async function checkVolumeMember(
   );
   await pipeline(body, outer, feed);
   await inner;
+  if (decryptError) problem = { code: decryptError.code, message: decryptError.message };
   return {
     sha256: outer.digest,
     size: outer.size,

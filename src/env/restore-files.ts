@@ -22,7 +22,17 @@ import { pipeline } from "node:stream/promises";
 import { readTarStrict } from "../core/archive.js";
 import { sha256Hex, verifyingStream } from "../core/digest.js";
 import { DockpackError } from "../core/errors.js";
-import { checkMemberName, resolveInside } from "./package-format.js";
+import { decryptingStream } from "./package-crypto-stream.js";
+import { checkMemberName, resolveInside, UNSAFE_MODE_BITS } from "./package-format.js";
+
+/**
+ * `--encrypt-all`: the package key and the plaintext sha256 of each member (checksums.plain.age,
+ * already checked by the verification read); each file is decrypted while it is written.
+ */
+export interface SealedRestore {
+  identity: string;
+  plain: Map<string, string>;
+}
 
 function unsafe(member: string, why: string): DockpackError {
   return new DockpackError("PACKAGE_UNSAFE_PATH", `member '${member}' is refused: ${why}`, {
@@ -106,6 +116,7 @@ export async function restoreMembers(
   prefix: "code/" | "environment/",
   dest: string,
   checksums: Map<string, string>,
+  sealed?: SealedRestore,
 ): Promise<Set<string>> {
   const written = new Set<string>();
   const links: { member: string; rel: string; target: string }[] = [];
@@ -135,7 +146,26 @@ export async function restoreMembers(
     }
     if (entry.type !== "file")
       throw new DockpackError("PACKAGE_MEMBER_TYPE_INVALID", `member '${name}' is a ${entry.type}`);
-    await writeMember(dest, rel, name, entry.mode, body, expected);
+    if ((entry.mode & UNSAFE_MODE_BITS) !== 0)
+      throw new DockpackError(
+        "PACKAGE_MODE_UNSAFE",
+        `member '${name}' has mode ${(entry.mode & 0o7777).toString(8)}; setuid, setgid, sticky and world-writable bits are refused`,
+        { hint: "The package was changed or crafted; do not import it." },
+      );
+    let plain: string | undefined;
+    if (sealed) {
+      plain = sealed.plain.get(name);
+      if (!plain) throw changed(name);
+    }
+    await writeMember(
+      dest,
+      rel,
+      name,
+      entry.mode,
+      body,
+      expected,
+      sealed && plain ? { identity: sealed.identity, plain } : undefined,
+    );
     written.add(rel);
   }).catch((e) => {
     if (e !== stop) throw e;
@@ -169,6 +199,7 @@ async function writeMember(
   mode: number,
   body: Readable,
   expected: string,
+  sealed?: { identity: string; plain: string },
 ): Promise<void> {
   const abs = await safeParents(dest, rel, member);
   await clearSpot(abs, member);
@@ -183,7 +214,16 @@ async function writeMember(
         writeAll(fh, chunk).then(() => cb(), cb);
       },
     });
-    await pipeline(body, verifyingStream(expected, member), sink).catch((err) => {
+    await (sealed
+      ? pipeline(
+          body,
+          verifyingStream(expected, member),
+          decryptingStream(sealed.identity, member),
+          verifyingStream(sealed.plain, `${member} (decrypted)`),
+          sink,
+        )
+      : pipeline(body, verifyingStream(expected, member), sink)
+    ).catch((err) => {
       if ((err as DockpackError).code === "DIGEST_MISMATCH") throw changed(member);
       throw err;
     });

@@ -7,6 +7,7 @@ import { DockpackError } from "../core/errors.js";
 import { type Reporter, silentReporter } from "../core/output.js";
 import { inspectVerified } from "./inspect.js";
 import { composeWarnings } from "./inspect-compose.js";
+import { encryptionInfo, type PackageEncryptionInfo } from "./package-encryption-info.js";
 import type { PackageMetadata } from "./package-format.js";
 import { type PackageProblem, verifyPackage } from "./package-reader.js";
 
@@ -17,6 +18,9 @@ export interface ValidateOptions {
   package: string;
   /** Accept device nodes and fifos in volume tars (as `import --allow-special-files` does). */
   allowSpecialFiles?: boolean;
+  /** `--encrypt-all` packages: age identity files / passphrase to decrypt and check the content too. */
+  identity?: string[];
+  passphrase?: string;
 }
 
 /** Result of {@link validatePackage}. */
@@ -31,6 +35,8 @@ export interface ValidateResult {
   services: string[];
   /** What `env up` would do beyond the project (host ports, bind mounts outside, privileged…). */
   warnings: string[];
+  /** What is encrypted, and whether the content was decrypted and checked; null: nothing is. */
+  encryption: PackageEncryptionInfo | null;
 }
 
 /**
@@ -45,7 +51,10 @@ export async function validatePackage(
   const file = resolve(options.cwd ?? process.cwd(), options.package);
   let res: Awaited<ReturnType<typeof verifyPackage>>;
   try {
-    res = await verifyPackage(file, reporter, { allowSpecialFiles: options.allowSpecialFiles === true });
+    res = await verifyPackage(file, reporter, {
+      allowSpecialFiles: options.allowSpecialFiles === true,
+      keys: { identityFiles: options.identity, passphrase: options.passphrase },
+    });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT")
       throw new DockpackError("PACKAGE_NOT_FOUND", `Package ${file} does not exist.`, {
@@ -62,5 +71,6 @@ export async function validatePackage(
     metadata: res.metadata,
     services: compose.services.map((s) => s.name),
     warnings: composeWarnings(compose),
+    encryption: encryptionInfo(res),
   };
 }
