@@ -148,7 +148,7 @@ export function register(program: Command): void {
       )
       .option(
         "--identity <file>",
-        "age identity file to decrypt encrypted env files (repeatable)",
+        "age identity file to decrypt an encrypted package (env files, or everything with --encrypt-all; repeatable)",
         (v: string, p: string[] = []) => [...p, v],
       )
       .option(
