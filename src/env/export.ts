@@ -200,6 +200,15 @@ async function exportLocked(
       "--encrypt-all needs --encrypt-to RECIPIENT or --encrypt-passphrase.",
       { hint: "Name who may decrypt the package.", usage: true },
     );
+  if (options.encryptAll && options.images && options.images.mode !== "none")
+    throw new DockpackError(
+      "ENCRYPTION_OPTIONS_INVALID",
+      "--encrypt-all does not encrypt the image section, so it is refused with --images.",
+      {
+        hint: "Drop --images (the receiver pulls or builds the images), or drop --encrypt-all.",
+        usage: true,
+      },
+    );
   let all: AllEncryption | undefined;
   if (options.encryptAll) {
     const key = await createPackageKey(options.encrypt ?? {});
