@@ -61,7 +61,7 @@ async function main(argv: string[]): Promise<void> {
   const wantsJson = argv.includes("--json");
   const program = helpStyle(new Command("dockpack"))
     .description(
-      "Package container environments and move them elsewhere: per-branch environments and their\n" +
+      "Package container environments and move them elsewhere: per-branch environments and their " +
         "packages, image deltas, Dev Container Features, packaging targets and tool services.",
     )
     .version(pkg.version, "-V, --version", "print the dockpack version")
