@@ -8,6 +8,7 @@
  */
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
+import { DockpackError } from "../core/errors.js";
 import {
   createEnvironment,
   createOptionsSchema,
@@ -33,6 +34,63 @@ import { registerLibraryTool } from "./tool.js";
 const cwd = envListOptionsSchema.shape.cwd;
 const branch = z.string().describe("Branch of the environment");
 const envRefSchema = z.object({ cwd, branch });
+const upSchema = envRefSchema.extend({
+  build: z.boolean().optional().describe("Build every build: image again before starting"),
+  offline: z
+    .boolean()
+    .optional()
+    .describe(
+      "Never pull or build: every service's image must already be in the engine (e.g. loaded by import_package); excludes build",
+    ),
+});
+
+/** The server's `$DOCKPACK_PASSPHRASE`: the only way a passphrase reaches the MCP tools. */
+const serverPassphrase = (): string | undefined => process.env.DOCKPACK_PASSPHRASE || undefined;
+
+const exportSchema = exportOptionsSchema.extend({
+  encryptTo: z
+    .array(z.string())
+    .optional()
+    .describe("Encrypt the env files with age to these recipients (age1…)"),
+  encryptPassphrase: z
+    .boolean()
+    .optional()
+    .describe(
+      "Encrypt the env files with age to the passphrase in the server's DOCKPACK_PASSPHRASE environment variable (passphrases are never tool arguments)",
+    ),
+  encryptAll: z
+    .boolean()
+    .optional()
+    .describe(
+      "With encryptTo or encryptPassphrase: encrypt the code, every environment file and the volume data too (not with images)",
+    ),
+});
+
+/** Maps export_package's arguments onto the library's {@link exportEnvironment} options. */
+function exportOptions(input: z.infer<typeof exportSchema>) {
+  const { encryptTo, encryptPassphrase, ...rest } = input;
+  let passphrase: string | undefined;
+  if (encryptPassphrase) {
+    passphrase = serverPassphrase();
+    if (!passphrase)
+      throw new DockpackError(
+        "ENCRYPTION_OPTIONS_INVALID",
+        "encryptPassphrase needs the passphrase in the MCP server's DOCKPACK_PASSPHRASE environment variable, which is not set.",
+        { hint: "Start `dockpack mcp` with DOCKPACK_PASSPHRASE set, or use encryptTo." },
+      );
+  }
+  const encrypt = encryptTo?.length || passphrase ? { recipients: encryptTo, passphrase } : undefined;
+  return { ...rest, encrypt };
+}
+
+const importSchema = importOptionsSchema.extend({
+  identity: z
+    .array(z.string())
+    .optional()
+    .describe(
+      "age identity files (AGE-SECRET-KEY-1… lines) to decrypt an encrypted package; a package encrypted to a passphrase is decrypted with the server's DOCKPACK_PASSPHRASE environment variable",
+    ),
+});
 const removeSchema = z.object({
   cwd,
   branch,
@@ -108,9 +166,9 @@ export function register(server: McpServer): void {
   registerLibraryTool(
     server,
     "export_package",
-    "Export an environment (env files, config, code, named volume data) as one verified .dockpack.tar package file. Running containers are stopped while volumes are read and started again; a cancelled call leaves them running and writes no package. Sends progress notifications per volume.",
-    exportOptionsSchema,
-    (input, reporter) => exportEnvironment(input, reporter),
+    "Export an environment (env files, config, code, named volume data) as one verified .dockpack.tar package file. Running containers are stopped while volumes are read and started again; a cancelled call leaves them running and writes no package. Sends progress notifications per volume. Encryption (age): encryptTo recipients, or encryptPassphrase with the passphrase taken from the server's DOCKPACK_PASSPHRASE environment variable (never an argument); encryptAll encrypts everything, not only the env files.",
+    exportSchema,
+    (input, reporter) => exportEnvironment(exportOptions(input), reporter),
     {
       annotations: {
         readOnlyHint: false,
@@ -124,9 +182,9 @@ export function register(server: McpServer): void {
   registerLibraryTool(
     server,
     "import_package",
-    "Verify a .dockpack.tar package and recreate its environment (worktree, env files, volumes); rolls back on failure or cancellation. With force, an existing branch/worktree/volumes of that name are replaced.",
-    importOptionsSchema,
-    (input, reporter) => importPackage(input, reporter),
+    "Verify a .dockpack.tar package and recreate its environment (worktree, env files, volumes); rolls back on failure or cancellation. With force, an existing branch/worktree/volumes of that name are replaced. An encrypted package is decrypted with the identity files given, or with the passphrase in the server's DOCKPACK_PASSPHRASE environment variable (never an argument).",
+    importSchema,
+    (input, reporter) => importPackage({ ...input, passphrase: serverPassphrase() }, reporter),
     {
       annotations: {
         readOnlyHint: false,
@@ -196,8 +254,8 @@ export function register(server: McpServer): void {
   registerLibraryTool(
     server,
     "env_up",
-    "Start an environment's containers (compose up -d) and return its info (status, containers, URL).",
-    envRefSchema,
+    "Start an environment's containers (compose up -d) and return its info (status, containers, URL). With offline, nothing is pulled or built (every image must be in the engine).",
+    upSchema,
     (input, reporter) => environmentUp(input, reporter),
     {
       annotations: {

@@ -31,7 +31,7 @@ before(async () => {
     join(dir, ".dockpack", "config.yml"),
     "version: 1\nproject: mcptest\ncompose_files: [docker-compose.yml]\nvolumes: []\n",
   );
-  mcp = await connectMcp({ cwd: dir });
+  mcp = await connectMcp({ cwd: dir, env: { DOCKPACK_PASSPHRASE: "" } });
 });
 after(async () => {
   await mcp?.close();
@@ -53,6 +53,31 @@ test("the server lists the env tools with input schemas", async () => {
   const exp = tools.find((t) => t.name === "export_package");
   assert.deepEqual(exp?.inputSchema.required, ["branch"]);
   assert.ok((exp?.inputSchema.properties as Record<string, unknown> | undefined)?.codec);
+  // the CLI's encryption and offline inputs, camelCase; a passphrase is never an argument
+  const props = (name: string) =>
+    Object.keys(tools.find((t) => t.name === name)?.inputSchema.properties ?? {});
+  for (const key of ["encryptTo", "encryptPassphrase", "encryptAll"])
+    assert.ok(props("export_package").includes(key), key);
+  assert.ok(props("import_package").includes("identity"));
+  assert.ok(props("env_up").includes("offline"));
+  for (const name of ["export_package", "import_package"])
+    assert.ok(!props(name).includes("passphrase"), name);
+});
+
+test("encryption and offline inputs stay strict; encryptPassphrase needs the server's DOCKPACK_PASSPHRASE", async () => {
+  const wrong = await mcp.call("export_package", { branch: "main", cwd: dir, encrypt_to: ["age1x"] });
+  assert.equal(wrong.isError, true);
+  assert.match(wrong.text, /did you mean 'encryptTo'/);
+  const up = await mcp.call("env_up", { branch: "main", cwd: dir, offline: true, pull: false });
+  assert.equal(up.isError, true);
+  assert.match(up.text, /'pull'/);
+  const secret = await mcp.call("import_package", { package: "x", cwd: dir, passphrase: "hunter2" });
+  assert.equal(secret.isError, true);
+  assert.match(secret.text, /unknown argument 'passphrase'/);
+  const noEnv = await mcp.call("export_package", { branch: "main", cwd: dir, encryptPassphrase: true });
+  assert.equal(noEnv.isError, true);
+  assert.equal((noEnv.value as { error: { code: string } }).error.code, "ENCRYPTION_OPTIONS_INVALID");
+  assert.match(noEnv.text, /DOCKPACK_PASSPHRASE/);
 });
 
 test("list_packages returns rows, with an error row for a damaged file", async () => {

@@ -131,7 +131,7 @@ test("an agent creates, starts, exports (with progress), imports, starts and rem
 
   const imported = await mcp.call("import_package", { package: pkg, targetBranch: "two" });
   assert.equal(imported.isError, false, imported.text);
-  const up2 = await mcp.call("env_up", { branch: "two" });
+  const up2 = await mcp.call("env_up", { branch: "two", offline: true });
   assert.equal(up2.isError, false, up2.text);
   const info = await mcp.call("env_info", { branch: "two" });
   assert.equal(info.value.status, "running");
