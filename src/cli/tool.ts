@@ -231,6 +231,10 @@ export function register(program: Command): void {
         ]),
       )
       .option("--force", "replace an existing non-empty output folder")
+      .option(
+        "--push <ref>",
+        "then build the image through the engine, tag it REF and push it (credentials as for 'targets build --push')",
+      )
       .addOption(toolsDirOption())
       .action(
         action(
@@ -246,6 +250,7 @@ export function register(program: Command): void {
               port: string;
               ci?: "github";
               force?: boolean;
+              push?: string;
               toolsDir?: string;
             },
           ) => {
@@ -270,6 +275,7 @@ export function register(program: Command): void {
                 port: intOption(o.port, "--port"),
                 ci: o.ci,
                 force: o.force,
+                push: o.push,
               },
               reporter,
             );
@@ -283,6 +289,9 @@ export function register(program: Command): void {
                   ]
                 : []),
               ...(r.exe ? [`  executable: ${r.exe.path} (${formatBytes(r.exe.bytes)})`] : []),
+              ...(r.pushed
+                ? [`  pushed: ${r.pushed.reference}${r.pushed.digest ? `@${r.pushed.digest}` : ""}`]
+                : []),
             ].join("\n"),
         ),
       ),
@@ -290,6 +299,7 @@ export function register(program: Command): void {
       "dockpack tool compile upper --tools-dir examples/tools",
       "dockpack tool compile upper out/upper both --tools-dir examples/tools --base-image node:20-bookworm-slim --ci github",
       "dockpack tool compile shout-count out/shout exe --tools-dir examples/tools --force",
+      "dockpack tool compile upper out/upper --tools-dir examples/tools --push localhost:5000/tools/upper:1.0.0",
     ],
   );
 

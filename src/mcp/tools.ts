@@ -79,7 +79,7 @@ export function register(server: McpServer): void {
   registerLibraryTool(
     server,
     "tool_compile",
-    "Package a tool as a Docker build context (Dockerfile, docker-compose.yml, server.cjs, scripts, README, .env) and/or a Node single executable. Fails with OUTPUT_EXISTS when the output folder is not empty unless force is true.",
+    "Package a tool as a Docker build context (Dockerfile, docker-compose.yml, server.cjs, scripts, README, .env) and/or a Node single executable; with push, also build the image through the Docker Engine and push it (result field pushed: reference, digest, image_id). Fails with OUTPUT_EXISTS when the output folder is not empty unless force is true.",
     z.object({
       id: z.string().describe("tool id"),
       output: z.string().default("docker-package").describe("output folder"),
@@ -88,6 +88,10 @@ export function register(server: McpServer): void {
       port: z.number().int().min(1).max(65535).default(8080).describe("API port"),
       ci: z.enum(["github"]).optional().describe("also write a CI workflow"),
       force: z.boolean().default(false).describe("replace an existing non-empty output folder"),
+      push: z
+        .string()
+        .optional()
+        .describe("then build the image through the engine, tag it with this reference and push it"),
       toolsDir,
     }),
     (a, reporter) =>
@@ -100,11 +104,12 @@ export function register(server: McpServer): void {
           port: a.port,
           ci: a.ci,
           force: a.force,
+          push: a.push,
           toolsDir: a.toolsDir,
         },
         reporter,
       ),
-    { annotations: { readOnlyHint: false, destructiveHint: true, openWorldHint: false } },
+    { annotations: { readOnlyHint: false, destructiveHint: true, openWorldHint: true } },
   );
   registerLibraryTool(
     server,

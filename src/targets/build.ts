@@ -9,13 +9,14 @@
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { engineMessage, requireEngine } from "../core/docker/client.js";
+import { requireEngine } from "../core/docker/client.js";
 import { DockpackError } from "../core/errors.js";
 import { git, isRepo } from "../core/git.js";
 import { type Reporter, silentReporter } from "../core/output.js";
 import { readBlueprint } from "./blueprint.js";
 import { contextEntries, packContext, readDockerignore } from "./context.js";
-import { pushImage, readJsonLines } from "./engine-stream.js";
+import { engineBuild } from "./engine-build.js";
+import { pushImage } from "./engine-stream.js";
 import { expandVars } from "./expand.js";
 import { absPath, relativeInside } from "./paths.js";
 import { loadRegistry } from "./registry.js";
@@ -256,48 +257,19 @@ export async function buildTarget(
     absPath(root, plan.dockerfile),
   );
   reporter.info(`${p}building ${plan.tags.join(", ")} (context ${plan.context}: ${ctx.entries} entries)`);
-  const tail: string[] = [];
-  const remember = (line: string) => {
-    tail.push(line);
-    if (tail.length > 20) tail.shift();
-  };
-  let step = "";
-  let imageId: string | undefined;
-  let failure: string | undefined;
-  try {
-    const stream = (await docker.buildImage(ctx.stream, {
+  const { imageId, failure, step, tail } = await engineBuild(
+    docker,
+    ctx.stream,
+    {
       dockerfile: plan.dockerfileInContext,
       t: plan.tags,
       buildargs: plan.buildArgs,
       labels: plan.labels,
       ...(plan.platform ? { platform: plan.platform } : {}),
-      rm: true,
-      forcerm: true,
-    } as never)) as unknown as NodeJS.ReadableStream;
-    await readJsonLines(stream, (msg) => {
-      if (typeof msg.stream === "string") {
-        for (const line of msg.stream.split("\n")) {
-          if (!line.trim()) continue;
-          if (/^Step \d+\/\d+ :/.test(line)) step = line.trim();
-          const id = /^Successfully built ([0-9a-f]{12,64})/.exec(line);
-          if (id && !imageId) imageId = id[1];
-          remember(line);
-          reporter.info(`${p}${line}`);
-        }
-      }
-      if (typeof msg.status === "string")
-        reporter.debug(`${p}${msg.status}${typeof msg.progress === "string" ? ` ${msg.progress}` : ""}`);
-      const aux = msg.aux as { ID?: string } | undefined;
-      if (aux?.ID) imageId = aux.ID;
-      if (msg.error || msg.errorDetail) {
-        const detail = msg.errorDetail as { message?: string } | undefined;
-        failure = String(detail?.message ?? msg.error);
-        remember(failure);
-      }
-    });
-  } catch (err) {
-    failure = engineMessage(err);
-  }
+    },
+    (line) => reporter.info(`${p}${line}`),
+    (line) => reporter.debug(`${p}${line}`),
+  );
   if (failure || !imageId) {
     const why = failure ?? "the engine reported no image ID";
     throw new DockpackError(
@@ -305,9 +277,6 @@ export async function buildTarget(
       `Build of target '${plan.target}' failed${step ? ` at ${step}` : ""}: ${why}\n--- last lines of the build log ---\n${tail.join("\n")}`,
       { hint: failureHint(why), details: { target: plan.target, step, error: why, logTail: tail } },
     );
-  }
-  if (!imageId.startsWith("sha256:")) {
-    imageId = ((await docker.getImage(imageId).inspect()) as { Id: string }).Id;
   }
   reporter.info(`${p}built ${imageId} as ${plan.tags.join(", ")}`);
   const pushed: string[] = [];

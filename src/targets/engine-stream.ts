@@ -75,13 +75,19 @@ async function authFor(repo: string): Promise<Record<string, string>> {
 
 /**
  * Pushes `ref` (POST /images/{name}/push?tag=…) and streams its status lines to `log`.
- * Throws `TARGET_PUSH_FAILED` naming the reference and the engine's error (e.g. registry not
+ * Resolves to the pushed manifest's digest (`sha256:…`, from the stream's `aux.Digest`), or
+ * undefined when the engine reported none. Throws `TARGET_PUSH_FAILED` naming the reference and the engine's error (e.g. registry not
  * reachable, authentication required).
  */
-export async function pushImage(docker: Docker, ref: string, log: (line: string) => void): Promise<void> {
+export async function pushImage(
+  docker: Docker,
+  ref: string,
+  log: (line: string) => void,
+): Promise<string | undefined> {
   const { repo, tag } = splitReference(ref);
   const authconfig = await authFor(repo);
   let failure: string | undefined;
+  let digest: string | undefined;
   try {
     const stream = (await docker
       .getImage(repo)
@@ -90,6 +96,8 @@ export async function pushImage(docker: Docker, ref: string, log: (line: string)
       if (msg.error || msg.errorDetail) {
         const detail = msg.errorDetail as { message?: string } | undefined;
         failure = String(detail?.message ?? msg.error);
+      } else if (typeof (msg.aux as { Digest?: unknown } | undefined)?.Digest === "string") {
+        digest = (msg.aux as { Digest: string }).Digest;
       } else if (typeof msg.status === "string") {
         log(`${msg.id ? `${msg.id}: ` : ""}${msg.status}`);
       }
@@ -103,4 +111,5 @@ export async function pushImage(docker: Docker, ref: string, log: (line: string)
       details: { reference: ref, error: failure },
     });
   }
+  return digest;
 }

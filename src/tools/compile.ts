@@ -13,6 +13,7 @@ import { bundleRuntime } from "./bundle.js";
 import { buildExecutable, type ExeInfo } from "./compile-exe.js";
 import { directoryResolver } from "./invoke.js";
 import type { Tool } from "./manifest.js";
+import { buildAndPush, type PushedImage, pushReference } from "./push.js";
 import { closureWith, familiesOf } from "./runtimes.js";
 import { sampleInput } from "./sample.js";
 import { checkOutputPath, createStage } from "./stage.js";
@@ -55,6 +56,8 @@ export interface CompileOptions {
   ci?: "github";
   /** Replace an existing non-empty output folder. */
   force?: boolean;
+  /** After writing, build the image through the engine, tag it with this reference and push it (docker, both). */
+  push?: string;
 }
 
 /** One generated file. */
@@ -85,6 +88,8 @@ export interface CompileResult {
   exe?: ExeInfo;
   /** Every file written, sorted by path. */
   files: GeneratedFile[];
+  /** The image built and pushed (under `push`). */
+  pushed?: PushedImage;
 }
 
 /** Collects `tool` and, for workflows, every tool its steps call (recursively), sorted by id. */
@@ -286,6 +291,11 @@ export async function compileTool(
       ? ["the executable carries node, not python: python3 must be installed on the machine that runs it."]
       : [];
   for (const w of exeWarnings) reporter.warn(w);
+  if (options.push !== undefined && target === "exe")
+    throw new DockpackError("COMPILE_OPTION_INVALID", "--push needs the docker or both target.", {
+      usage: true,
+    });
+  const pushRef = options.push === undefined ? undefined : pushReference(options.push);
   const output = resolve(options.output ?? "docker-package");
   await checkOutputPath(output, Boolean(options.force));
 
@@ -329,6 +339,7 @@ export async function compileTool(
   };
 
   const stage = await createStage(output);
+  let result: CompileResult;
   try {
     const dir = stage.dir;
     const write = async (rel: string, text: string, mode = 0o644) => {
@@ -374,7 +385,7 @@ export async function compileTool(
     const files = await listFiles(dir);
     await stage.commit();
     reporter.info(`wrote ${files.length} files to ${output}`);
-    return {
+    result = {
       tool_id: m.id,
       target,
       output,
@@ -391,4 +402,7 @@ export async function compileTool(
     await stage.abort();
     throw e;
   }
+  // The folder is complete and kept even when the build or the push fails.
+  if (pushRef) result.pushed = await buildAndPush(output, pushRef, reporter);
+  return result;
 }
