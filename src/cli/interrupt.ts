@@ -23,8 +23,9 @@ export interface Interrupts {
   /** The signal received, or null. */
   received(): NodeJS.Signals | null;
   /**
-   * Call once the command settled. Not interrupted: the handlers are removed. Interrupted: the
-   * remaining cleanups run and the process exits (with `process.exitCode`, or 128 + signal).
+   * Call once the command settled. Not interrupted: a later signal exits at once with the
+   * command's own exit code (its result stands). Interrupted: the remaining cleanups run and the
+   * process exits (with `process.exitCode`, or 128 + signal).
    */
   finish(): Promise<void>;
 }
@@ -69,7 +70,13 @@ export function handleInterrupts(
     async finish() {
       finishing = true;
       if (!received) {
-        for (const sig of SIGNALS) process.off(sig, onSignal);
+        // The command has settled and printed its result; the process is only exiting. A signal
+        // now (Ctrl-C a moment too late) must not turn that result into a 130 by the default
+        // action: exit at once with the command's own code.
+        for (const sig of SIGNALS) {
+          process.off(sig, onSignal);
+          process.on(sig, () => process.exit(process.exitCode ?? 0));
+        }
         return;
       }
       await runCleanups();
