@@ -13,14 +13,7 @@ import { access, copyFile, mkdir, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { withoutSignal } from "../core/abort.js";
 import { listContainers } from "../core/docker/containers.js";
-import {
-  createVolume,
-  readVolumeTar,
-  removeVolume,
-  volumeExists,
-  volumeSize,
-  writeVolumeTar,
-} from "../core/docker/volumes.js";
+import { createVolume, removeVolume, volumeExists, volumeSize } from "../core/docker/volumes.js";
 import { DockpackError } from "../core/errors.js";
 import {
   branchExists,
@@ -34,6 +27,7 @@ import {
 import { type Reporter, silentReporter } from "../core/output.js";
 import { composeDown, type UpOptions, upEnvironment, withStoppedContainers } from "./compose-run.js";
 import { CONFIG_FILE, DOCKPACK_DIR, type EnvConfig, loadEnvConfig, renderEnvConfig } from "./config.js";
+import { copyVolumeData } from "./copy-volume.js";
 import { checkBranchName, worktreeFolder } from "./naming.js";
 import { recoverDeadRuns } from "./recover.js";
 import {
@@ -187,7 +181,7 @@ export async function createEnvironment(
             volumeCreateOptions(settings, name),
           );
           createdVolumes.push(to);
-          await writeVolumeTar(to, await readVolumeTar(from));
+          await copyVolumeData(from, to, reporter);
         }
       });
     }

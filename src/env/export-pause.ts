@@ -2,7 +2,7 @@
  * Pausing an environment while an export reads its volumes: its running containers are recorded
  * in the run journal (so a killed export gets them started by the next dockpack command), stopped
  * one by one — checking for an interruption between two, so that a Ctrl-C never leaves one
- * stopped after the restart — and started again when the work ends, fails or is interrupted.
+ * stopped after the restart; an items bar counts them — and started again when the work ends, fails or is interrupted.
  */
 import { startContainers, stopContainers } from "../core/docker/containers.js";
 import type { Reporter } from "../core/output.js";
@@ -28,16 +28,20 @@ export async function withPausedEnvironment<T>(
   const seq = await journal.will(entry);
   reporter.info(`stopping ${ids.length} running container(s) of ${composeProject}`);
   let failed = false;
+  const bar = reporter.progress(`stopping ${composeProject}`, ids.length, "items");
   try {
     for (const id of ids) {
       journal.checkpoint();
       await stopContainers([id]);
+      bar.increment(1);
     }
+    bar.stop();
     return await fn();
   } catch (err) {
     failed = true;
     throw err;
   } finally {
+    bar.stop();
     try {
       await undoEntry({ ...entry, seq, marks: [] }, journal.id, reporter);
       await journal.mark(seq, "done");
