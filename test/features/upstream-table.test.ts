@@ -159,10 +159,16 @@ async function writeCase(dir: string, c: Case): Promise<string> {
 }
 
 async function upstreamAccepts(folder: string, out: string): Promise<boolean> {
+  // Each run gets its own TMPDIR: the official CLI names its scratch folder
+  // `templates-src-output-<Date.now()>` in the OS temp dir, so two runs started in the same
+  // millisecond collide (EEXIST, a false "refuses"), and the folder is never removed.
+  const tmp = `${out}.tmp`;
+  await mkdir(tmp, { recursive: true });
   return run(
     process.execPath,
     [DEVCONTAINER, "features", "package", folder, "-o", out, "--log-level", "info"],
     {
+      env: { ...process.env, TMPDIR: tmp },
       maxBuffer: 64 * 1024 * 1024,
       timeout: 60_000,
     },
