@@ -3,7 +3,7 @@
  * (identical bytes) → `packages import REF` into another branch → up, data identical; then 1 % of
  * one volume changes, export + push again sends a few % of the first push.
  *
- * Two volumes of DOCKPACK_OCI_RT_MIB MiB each (default 16, half /dev/urandom half text, written
+ * Two volumes of DOCKPACK_OCI_RT_MIB MiB each (default 64, half /dev/urandom half text, written
  * by a container); the issue's 200 MiB run is `DOCKPACK_OCI_RT_MIB=200` (figures in
  * docs/commands/registry.md), where the second push must be ≤ 5 % of the first.
  */
@@ -32,7 +32,7 @@ import { engineAnswers, needsEngine } from "../../helpers/engine.js";
 import { ensureFixture } from "../../helpers/fixtures.js";
 import { startRegistry, type TestRegistry } from "../../helpers/registry.js";
 
-const MIB = Number(process.env.DOCKPACK_OCI_RT_MIB ?? 16);
+const MIB = Number(process.env.DOCKPACK_OCI_RT_MIB ?? 64);
 const project = `dpo${Math.random().toString(36).slice(2, 8)}`;
 const vol = (branch: string, v: string) => `${project}-${branch}_${v}`;
 let work = "";
@@ -106,6 +106,10 @@ test(`two volumes of ${MIB} MiB: export → push → pull → import REF → up,
   t.diagnostic(
     `first push ${first.uploadedBytes} B in ${first.seconds} s, second ${second.uploadedBytes} B in ${second.seconds} s, ratio ${ratio.toFixed(4)}`,
   );
-  // a zstd job (a few MiB) around the change weighs more in small volumes
-  assert.ok(ratio <= (MIB >= 200 ? 0.05 : 0.3), `second/first = ${ratio}`);
+  // What a change costs by construction: the zstd -T0 job around it (level 3: 8 MiB of input, whose
+  // output differs to its end), one maximum-size chunk (4 MiB) on each side of the change, and the
+  // changed bytes. At 16 MiB that is most of a volume (a fixed 0.3 failed at 0.39); the issue's
+  // 200 MiB run must stay within 5 %.
+  const allowance = (8 * 2 ** 20 + 2 * 4 * 2 ** 20 + kib * 1024) / first.uploadedBytes;
+  assert.ok(ratio <= (MIB >= 200 ? 0.05 : Math.min(0.3, allowance)), `second/first = ${ratio}`);
 });
