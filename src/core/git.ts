@@ -65,6 +65,37 @@ export async function git(args: string[], cwd: string): Promise<string> {
   }
 }
 
+/**
+ * Commits what is staged in `cwd` as user `dockpack <dockpack@localhost>`, with hooks off
+ * (`core.hooksPath=/dev/null`, `--no-verify`): for commits dockpack makes in repositories it
+ * created or configures, where no hook of the user's or of a package may run.
+ * @param options.allowEmpty commit even when nothing is staged
+ * @throws DockpackError `GIT_FAILED`
+ */
+export async function commitAsDockpack(
+  cwd: string,
+  message: string,
+  options: { allowEmpty?: boolean } = {},
+): Promise<void> {
+  await git(
+    [
+      "-c",
+      "core.hooksPath=/dev/null",
+      "-c",
+      "user.name=dockpack",
+      "-c",
+      "user.email=dockpack@localhost",
+      "commit",
+      "-q",
+      "--no-verify",
+      ...(options.allowEmpty ? ["--allow-empty"] : []),
+      "-m",
+      message,
+    ],
+    cwd,
+  );
+}
+
 /** True when `dir` is inside a git work tree. Never throws for a missing or plain directory. */
 export async function isRepo(dir: string): Promise<boolean> {
   try {

@@ -12,7 +12,7 @@ import { interrupted } from "../core/abort.js";
 import { getDocker } from "../core/docker/client.js";
 import { writeVolumeTar } from "../core/docker/volumes.js";
 import { DockpackError, isDockpackError, toDockpackError } from "../core/errors.js";
-import { git } from "../core/git.js";
+import { commitAsDockpack, git } from "../core/git.js";
 import type { Reporter } from "../core/output.js";
 import { exists } from "./import-aside.js";
 import type { Journal } from "./journal.js";
@@ -211,21 +211,10 @@ export async function createStandaloneRepo(
   await restoreMembers(file, "code/", dir, checksums, sealed);
   await restoreMembers(file, "environment/", dir, checksums, sealed);
   await git(["add", "-A"], dir);
-  await git(
-    [
-      "-c",
-      "core.hooksPath=/dev/null",
-      "-c",
-      "user.name=dockpack",
-      "-c",
-      "user.email=dockpack@localhost",
-      "commit",
-      "-q",
-      "--allow-empty",
-      "-m",
-      `Code of ${meta.project}/${meta.branch} from a dockpack package (commit ${meta.commit ?? "none"})`,
-    ],
+  await commitAsDockpack(
     dir,
+    `Code of ${meta.project}/${meta.branch} from a dockpack package (commit ${meta.commit ?? "none"})`,
+    { allowEmpty: true },
   );
   return dir;
 }

@@ -21,7 +21,7 @@ import { withSignal } from "../core/abort.js";
 import { createVolume } from "../core/docker/volumes.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
 import { ensureFreeSpace } from "../core/fs.js";
-import { commitExists, git, withoutGitHooks } from "../core/git.js";
+import { commitAsDockpack, commitExists, git, withoutGitHooks } from "../core/git.js";
 import { type Reporter, silentReporter } from "../core/output.js";
 import { CONFIG_FILE, loadEnvConfig, parseEnvConfigText, renderEnvConfig } from "./config.js";
 import { describe, type EnvironmentInfo } from "./environments.js";
@@ -398,21 +398,6 @@ async function standaloneConfig(root: string, packaged: string | null, project: 
   await mkdir(join(root, ".dockpack"), { recursive: true });
   await writeFile(join(root, CONFIG_FILE), renderEnvConfig(config));
   await git(["add", "--", CONFIG_FILE], root);
-  await git(
-    [
-      "-c",
-      "core.hooksPath=/dev/null",
-      "-c",
-      "user.name=dockpack",
-      "-c",
-      "user.email=dockpack@localhost",
-      "commit",
-      "-q",
-      "--no-verify",
-      "-m",
-      `dockpack: project '${project}' for this standalone copy`,
-    ],
-    root,
-  );
+  await commitAsDockpack(root, `dockpack: project '${project}' for this standalone copy`);
   return config;
 }
