@@ -57,7 +57,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 log "building dist/"
-npx --no-install tsc -p tsconfig.build.json
+npm run --silent build   # tsc (library, dist/index.js) + the bundled command (dist/bin/dockpack.js)
 
 # Docker Engine: start dockerd when none answers.
 engine_up() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }

@@ -23,7 +23,6 @@ import type { Reporter } from "../core/output.js";
 import type { PublishedPort } from "./compose-file.js";
 import type { EnvConfig } from "./config.js";
 import { portIsFree } from "./naming.js";
-import { serviceImages } from "./package-images.js";
 import {
   ENV_COMPOSE_FILE,
   type EnvSettings,
@@ -173,7 +172,8 @@ export async function upEnvironment(
   if (options.offline) {
     if (options.build)
       throw new DockpackError("USAGE", "--offline and --build exclude each other.", { usage: true });
-    await serviceImages(worktree, config.compose_files, cp);
+    // Loaded here: package-images pulls in the delta and OCI code `env list` never needs (start-up).
+    await (await import("./package-images.js")).serviceImages(worktree, config.compose_files, cp);
   }
   reporter.info(`starting ${cp}`);
   try {

@@ -11,10 +11,12 @@ import { DockpackError } from "../core/errors.js";
 
 function entryPath(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  for (const name of ["entry.ts", "entry.js"]) {
-    const p = join(here, "runtime", name);
-    if (existsSync(p)) return p;
-  }
+  // src/tools or dist/tools; from the bundled command (dist/bin) the tsc build's dist/tools.
+  for (const dir of [join(here, "runtime"), join(here, "..", "tools", "runtime")])
+    for (const name of ["entry.ts", "entry.js"]) {
+      const p = join(dir, name);
+      if (existsSync(p)) return p;
+    }
   throw new DockpackError(
     "BUNDLE_ENTRY_MISSING",
     `The tool runtime entry is missing in ${join(here, "runtime")}.`,

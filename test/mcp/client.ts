@@ -38,11 +38,15 @@ export interface McpTestClient {
 
 /** Spawns `dockpack mcp` in `cwd` and connects a client to it over stdio. */
 export async function connectMcp(
-  options: { cwd?: string; env?: Record<string, string> } = {},
+  options: {
+    cwd?: string;
+    env?: Record<string, string> /** a built entry instead of src through tsx */;
+    main?: string;
+  } = {},
 ): Promise<McpTestClient> {
   const transport = new StdioClientTransport({
     command: process.execPath,
-    args: ["--import", TSX, MAIN, "mcp"],
+    args: options.main ? [options.main, "mcp"] : ["--import", TSX, MAIN, "mcp"],
     cwd: options.cwd,
     env: { ...(process.env as Record<string, string>), NO_COLOR: "1", ...options.env },
     stderr: "pipe",
