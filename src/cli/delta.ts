@@ -75,7 +75,8 @@ function renderCreate(r: CreateDeltaResult): string {
   const gz = md.totals.dockerSaveGzipSize
     ? `, docker save | gzip ${formatBytes(md.totals.dockerSaveGzipSize)} (package ${pct(r.packageSize / md.totals.dockerSaveGzipSize)})`
     : "";
-  return `${formatTable(["#", "DIFF_ID", "SIZE", "SHIPS AS", "BYTES"], rows)}\n${head}\n${save}${gz}`;
+  const why = md.layers.flatMap((l) => (l.methodReason ? [`layer ${l.index}: ${l.methodReason}`] : []));
+  return `${formatTable(["#", "DIFF_ID", "SIZE", "SHIPS AS", "BYTES"], rows)}\n${why.map((w) => `${w}\n`).join("")}${head}\n${save}${gz}`;
 }
 
 function renderInfo(i: DeltaInfo): string {

@@ -32,6 +32,7 @@ import {
   tarMemberSize,
 } from "./format.js";
 import { type LayerInventory, readInventoryIfAny } from "./inventory.js";
+import { type DeltaMethod, pickMethod } from "./methods.js";
 import { writeDeltaPackage } from "./package-writer.js";
 import { type ShipContext, shipLayer } from "./ship-layer.js";
 import { type BaseCandidate, chooseBase, layerPaths, type PathSizes } from "./similarity.js";
@@ -327,7 +328,7 @@ export async function createDelta(
           source,
           layer.index,
           codec,
-          wantDelta && hasBytesBase,
+          wantDelta && hasBytesBase ? (options.method as DeltaMethod | "auto") : undefined,
           candidates,
           candidatePaths,
         );
@@ -424,13 +425,13 @@ export async function createDelta(
 /**
  * Dry-run plan for one shipped layer, never decompressing: the member size is an upper bound
  * (the stored blob size, or the uncompressed size), and the base is chosen from tar headers only
- * when both layers are stored uncompressed.
+ * when both layers are stored uncompressed; the method is picked as create would ({@link pickMethod}).
  */
 async function planOnly(
   source: Image,
   index: number,
   codec: Codec,
-  delta: boolean,
+  delta: DeltaMethod | "auto" | undefined,
   candidates: BaseCandidate[],
   candidatePaths: (c: BaseCandidate) => Promise<PathSizes>,
 ): Promise<DeltaLayerEntry> {
@@ -450,14 +451,16 @@ async function planOnly(
     const uncompressed = candidates.filter((c) => !c.compressed);
     for (const c of uncompressed) await candidatePaths(c);
     const choice = chooseBase(await layerPaths(source, index), size, index, uncompressed);
-    if (choice) {
-      entry.reason = `estimate: delta likely, ${choice.reason}; size known only after creating`;
+    const pick = choice && pickMethod(delta, choice.candidate.size, size, choice.score);
+    if (choice && pick?.method) {
+      entry.reason = `estimate: delta likely (${pick.method}), ${choice.reason}; size known only after creating`;
       entry.base = {
         diffId: choice.candidate.diffId,
         size: choice.candidate.size,
         image: choice.candidate.image,
       };
     }
+    if (pick?.reason) entry.methodReason = pick.reason;
   }
   return entry;
 }

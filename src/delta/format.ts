@@ -50,6 +50,8 @@ export const DeltaLayerEntrySchema = z.object({
   fullSizeAbove: z.number().int().nonnegative().optional(),
   /** Why this layer ships as it does, for `list -v`. */
   reason: z.string().optional(),
+  /** Why this delta method: `auto`'s choice by similarity and size, or bsdiff's fallback to xdelta3 above its limit. */
+  methodReason: z.string().optional(),
 });
 /** One layer row. */
 export type DeltaLayerEntry = z.infer<typeof DeltaLayerEntrySchema>;

@@ -116,7 +116,9 @@ export async function deltaList(
       ship: l.ship,
       how: describeShip(l),
       packageBytes: l.memberSize ?? 0,
-      ...(l.reason ? { reason: l.reason } : {}),
+      ...(l.reason || l.methodReason
+        ? { reason: [l.reason, l.methodReason].filter(Boolean).join("; ") }
+        : {}),
     })),
   };
 }

@@ -16,7 +16,7 @@ import { indexTar } from "../image/container.js";
 import { ExtractedContainer } from "../image/extract.js";
 import type { Image } from "../image/image.js";
 import type { DeltaLayerEntry } from "./format.js";
-import { DELTA_METHODS, type DeltaMethod, encodeDelta, methodFits, ZSTD_LONG_THRESHOLD } from "./methods.js";
+import { type DeltaMethod, encodeDelta, pickMethod, ZSTD_LONG_THRESHOLD } from "./methods.js";
 import { type BaseCandidate, type BaseChoice, chooseBase, type PathSizes } from "./similarity.js";
 
 /** What {@link shipLayer} needs besides the layer. */
@@ -56,6 +56,8 @@ interface DeltaTry {
   params: object;
   choice: BaseChoice;
   oldSize: number;
+  /** Why this method (auto's choice, bsdiff's fallback). */
+  methodReason?: string;
 }
 
 /**
@@ -97,7 +99,7 @@ async function tryDelta(
   index: number,
   newFile: string,
   size: number,
-): Promise<DeltaTry | undefined> {
+): Promise<DeltaTry | { skipped: string } | undefined> {
   const newPaths: PathSizes = new Map();
   const [entries] = await Promise.all([
     indexTar(newFile),
@@ -121,39 +123,38 @@ async function tryDelta(
   const oldFile = await pending;
   const oldSize = (await stat(oldFile)).size;
   ctx.reporter.debug(`${ctx.label}: base layer ${choice.candidate.diffId} ready (${oldSize} bytes)`);
-  const methods: DeltaMethod[] =
-    ctx.method === "auto" ? DELTA_METHODS.filter((m) => methodFits(m, oldSize)) : [ctx.method as DeltaMethod];
-  let best: DeltaTry | undefined;
-  for (const m of methods) {
-    const patch = join(ctx.dir, `patch-${index}.${m}`);
-    const params = await encodeDelta(
-      m,
-      oldFile,
-      oldSize,
-      newFile,
-      size,
-      patch,
-      ctx.codec === "zstd" ? ctx.level : 9,
+  const pick = pickMethod(ctx.method as DeltaMethod | "auto", oldSize, size, choice.score);
+  if (pick.reason) ctx.reporter.debug(`${ctx.label}: ${pick.reason}`);
+  if (!pick.method) return { skipped: pick.reason as string };
+  const m = pick.method;
+  const patch = join(ctx.dir, `patch-${index}.${m}`);
+  const compressPatch = m === "xdelta3" && ctx.codec !== "none";
+  const params = await encodeDelta(
+    m,
+    oldFile,
+    oldSize,
+    newFile,
+    size,
+    patch,
+    ctx.codec === "zstd" ? ctx.level : 9,
+    compressPatch,
+  );
+  let file = patch;
+  let memberCodec: Codec = "none";
+  if (compressPatch) {
+    file = `${patch}${CODEC_EXTENSION[ctx.codec]}`;
+    await pipeline(
+      createReadStream(patch),
+      compressStream(ctx.codec, { level: ctx.level }),
+      createWriteStream(file),
     );
-    let file = patch;
-    let memberCodec: Codec = "none";
-    if (m === "xdelta3" && ctx.codec !== "none") {
-      file = `${patch}${CODEC_EXTENSION[ctx.codec]}`;
-      await pipeline(
-        createReadStream(patch),
-        compressStream(ctx.codec, { level: ctx.level }),
-        createWriteStream(file),
-      );
-      await rm(patch);
-      memberCodec = ctx.codec;
-    }
-    const psize = (await stat(file)).size;
-    ctx.reporter.debug(`${ctx.label}: ${m} delta ${psize} bytes`);
-    if (!best || psize < best.size) {
-      if (best) await rm(best.file, { force: true });
-      best = { method: m, file, size: psize, codec: memberCodec, params, choice, oldSize };
-    } else await rm(file, { force: true });
+    await rm(patch);
+    memberCodec = ctx.codec;
   }
+  const psize = (await stat(file)).size;
+  ctx.reporter.debug(`${ctx.label}: ${m} delta ${psize} bytes`);
+  const best: DeltaTry = { method: m, file, size: psize, codec: memberCodec, params, choice, oldSize };
+  if (pick.reason) best.methodReason = pick.reason;
   return best;
 }
 
@@ -211,7 +212,8 @@ export async function shipLayer(ctx: ShipContext, index: number): Promise<Shippe
   const deltaWanted = ctx.method !== "layer" && ctx.candidates.length > 0;
   const gzipPending = ctx.measureGzip(newFile);
   gzipPending.catch(() => undefined); // awaited below; do not let an early failure go unhandled
-  const delta = deltaWanted ? await tryDelta(ctx, index, newFile, size) : undefined;
+  const tried = deltaWanted ? await tryDelta(ctx, index, newFile, size) : undefined;
+  const delta = tried && "file" in tried ? tried : undefined;
   // The whole layer is compressed only as far as needed to know the delta is smaller.
   const full = await compressBounded(
     newFile,
@@ -245,6 +247,7 @@ export async function shipLayer(ctx: ShipContext, index: number): Promise<Shippe
       codec: delta.codec,
       ...(full.complete ? { fullSize } : { fullSizeAbove: fullSize }),
       reason: delta.choice.reason,
+      ...(delta.methodReason ? { methodReason: delta.methodReason } : {}),
     };
   } else {
     if (delta) await rm(delta.file, { force: true });
@@ -258,7 +261,9 @@ export async function shipLayer(ctx: ShipContext, index: number): Promise<Shippe
             : "no base image given"
           : delta
             ? `the ${delta.method} delta (${delta.size} bytes) is not smaller than the compressed layer (${fullSize} bytes)`
-            : "no base layer shares a file path with it";
+            : tried && "skipped" in tried
+              ? tried.skipped
+              : "no base layer shares a file path with it";
     entry = {
       index,
       diffId: layer.diffId,
@@ -268,6 +273,7 @@ export async function shipLayer(ctx: ShipContext, index: number): Promise<Shippe
       codec: ctx.codec,
       fullSize,
       reason,
+      ...(delta?.methodReason ? { methodReason: delta.methodReason } : {}),
     };
   }
   const d = await digestFile(memberFile);

@@ -2,11 +2,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
+  AUTO_BSDIFF_MAX,
+  BSDIFF_MAX_BASE,
   BSDIFF_MEMORY_FACTOR,
   bsdiffLimit,
   checkBsdiff,
   chooseBase,
   methodFits,
+  pickMethod,
   XDELTA3_MAX_WINDOW,
   xdelta3Window,
   zstdWindowLog,
@@ -41,6 +44,40 @@ test("bsdiff refuses a layer above the memory-derived limit and suggests xdelta3
       /zstd/.test(e.hint ?? ""),
   );
   checkBsdiff(1024, "sha256:abc");
+});
+
+test("bsdiff is bounded whatever the free memory; above the bound -m bsdiff falls back to xdelta3 and says why", () => {
+  assert.ok(bsdiffLimit() <= BSDIFF_MAX_BASE);
+  assert.deepEqual(pickMethod("bsdiff", 1 * MiB, 1 * MiB, MiB), { method: "bsdiff" });
+  const big = pickMethod("bsdiff", 400 * MiB, 400 * MiB, 400 * MiB);
+  assert.equal(big.method, "xdelta3");
+  assert.match(
+    big.reason ?? "",
+    /bsdiff fell back to xdelta3: the base layer \(400\.0 MiB\) is above bsdiff's limit/,
+  );
+  assert.deepEqual(
+    pickMethod("zstd", 400 * MiB, 400 * MiB, 0),
+    { method: "zstd" },
+    "no auto logic for an explicit method",
+  );
+});
+
+test("auto picks one method per layer by similarity and size, and says why", () => {
+  const small = pickMethod("auto", AUTO_BSDIFF_MAX, AUTO_BSDIFF_MAX / 2, AUTO_BSDIFF_MAX / 2);
+  assert.equal(small.method, "bsdiff");
+  assert.match(small.reason ?? "", /^auto: bsdiff, both layers are at most 1\.0 MiB.*100% of its bytes/);
+  const large = pickMethod("auto", 120 * MiB, 115 * MiB, 110 * MiB);
+  assert.equal(large.method, "xdelta3");
+  assert.match(
+    large.reason ?? "",
+    /^auto: xdelta3, the layers \(120\.0 MiB → 115\.0 MiB\) are above 1\.0 MiB/,
+  );
+  const unrelated = pickMethod("auto", 120 * MiB, 100 * MiB, 2 * MiB);
+  assert.equal(unrelated.method, undefined, "2 % shared: no delta");
+  assert.match(
+    unrelated.reason ?? "",
+    /^auto: no delta, the layer has 2\.0% of its bytes in paths the base layer also has/,
+  );
 });
 
 test("the base layer is the one sharing the most file bytes, then closest in size, then same position", () => {

@@ -55,6 +55,12 @@ for (const method of ["xdelta3", "bsdiff", "zstd", "layer", "auto"] as const) {
       else
         assert.equal(ships[1], "delta", `${method}/${compression}: the changed app layer ships as a delta`);
       assert.equal(ships[3], "full", "a new layer with no similar base ships whole");
+      if (method === "auto")
+        assert.match(
+          res.metadata.layers[1].methodReason ?? "",
+          /^auto: (bsdiff|xdelta3), /,
+          "auto says its choice",
+        );
       const out = join(dir, `${method}-${compression}.tar`);
       const applied = await applyDelta({ package: pkg, baseArchives: [v1File], output: out }, r);
       assert.equal(applied.imageId, pair.v2.id);
