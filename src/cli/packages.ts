@@ -10,7 +10,12 @@ import { formatBytes, formatTable } from "../core/output.js";
 import { action, commandLine, lazy, withExamples } from "./common.js";
 import { renderEnvironment } from "./env.js";
 import { askPassphrase, canAskPassphrase } from "./passphrase.js";
-import { registerPackageRegistryCommands, registryOptions, renderRemoteList } from "./registry.js";
+import {
+  registerPackageRegistryCommands,
+  registryOptions,
+  renderPushedImages,
+  renderRemoteList,
+} from "./registry.js";
 
 /** env/inspect.js, imported when `packages inspect` runs. */
 const inspection = lazy(() => import("../env/inspect.js"));
@@ -111,7 +116,8 @@ export function register(program: Command): void {
               ? `\n${packageImages.loaded().renderImageLines(res.metadata.images, formatBytes)}`
               : "") +
             ("pushed" in res
-              ? `\n  pushed ${res.pushed.reference}@${res.pushed.digest} (sent ${formatBytes(res.pushed.uploadedBytes)})`
+              ? `\n  pushed ${res.pushed.reference}@${res.pushed.digest} (sent ${formatBytes(res.pushed.uploadedBytes)})` +
+                renderPushedImages(res.pushed.images)
               : ""),
         ),
       ),

@@ -7,6 +7,7 @@ import type { Command } from "commander";
 import type { RegistryOptions } from "../core/oci/transport.js";
 import { formatBytes, formatTable } from "../core/output.js";
 import type { listRemotePackages } from "../env/registry.js";
+import type { PushedImages } from "../env/registry-images.js";
 
 type RemoteList = Awaited<ReturnType<typeof listRemotePackages>>;
 
@@ -87,6 +88,21 @@ export const logoutGroup: GroupModule = {
   },
 };
 
+/** Lines for the images a push sent as ordinary images (registry-images.ts). */
+export function renderPushedImages(images: PushedImages | undefined): string {
+  if (!images) return "";
+  return (
+    images.images
+      .map(
+        (i) =>
+          `\n  image ${i.tag ?? i.manifest} ${i.id.slice(7, 19)} (${i.services.map((s) => s.service).join(", ")})`,
+      )
+      .join("") +
+    (images.images.length ? `\n  images: sent ${formatBytes(images.uploadedBytes)}` : "") +
+    images.skipped.map((s) => `\n  image ${s.id.slice(7, 19)} not pushed: ${s.reason}`).join("")
+  );
+}
+
 /** Adds `packages push` and `packages pull` to the `packages` group. */
 export function registerPackageRegistryCommands(packages: Command): void {
   withExamples(
@@ -95,7 +111,11 @@ export function registerPackageRegistryCommands(packages: Command): void {
         .command("push <package> <reference>")
         .description("push a package file to an OCI registry (volumes the registry has are not sent again)")
         .option("--chunk-size <mib>", "upload blobs larger than this in resumable chunks (MiB)", "16")
-        .option("--sign <key>", "attach an SSH signature (ssh-keygen -Y sign) made with this private key"),
+        .option("--sign <key>", "attach an SSH signature (ssh-keygen -Y sign) made with this private key")
+        .option(
+          "--no-images",
+          "do not push the package's images as ordinary images next to it (<tag>-image-<n>)",
+        ),
     ).action(
       action(
         async (r, cmd, pkg: string, reference: string) => {
@@ -107,13 +127,15 @@ export function registerPackageRegistryCommands(packages: Command): void {
               reference,
               chunkSize: Number(o.chunkSize) * 1024 * 1024,
               sign: o.sign,
+              images: o.images !== false,
               ...registryOptions(o),
             },
             r,
           );
         },
         (res) =>
-          `pushed ${res.reference}@${res.digest}\n  sent ${formatBytes(res.uploadedBytes)} of ${formatBytes(res.totalBytes)} (${res.existing} blob(s) already there), ${res.seconds.toFixed(1)} s`,
+          `pushed ${res.reference}@${res.digest}\n  sent ${formatBytes(res.uploadedBytes)} of ${formatBytes(res.totalBytes)} (${res.existing} blob(s) already there), ${res.seconds.toFixed(1)} s` +
+          renderPushedImages(res.images),
       ),
     ),
     [

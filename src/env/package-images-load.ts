@@ -42,7 +42,8 @@ export interface PreparedImages {
   close: () => Promise<void>;
 }
 
-async function engineHas(id: string): Promise<boolean> {
+/** True when the engine has an image with exactly this ID. Throws when the engine fails. */
+export async function engineHas(id: string): Promise<boolean> {
   try {
     return (await inspectImage(id)).Id === id;
   } catch (e) {
@@ -75,6 +76,20 @@ async function extractMembers(
   for (const m of members)
     if (!out.has(m)) throw new DockpackError("PACKAGE_MEMBER_MISSING", `${file}: member '${m}' is missing`);
   return out;
+}
+
+/**
+ * Copies the image members `members` of the package `file` into `dir`, each checked against the
+ * sha256 metadata.json records for it (`DIGEST_MISMATCH`). Returns member → path. Used by push
+ * (registry-images.ts) to rebuild an image the pushing engine lacks.
+ */
+export async function extractImageMembers(
+  file: string,
+  meta: PackageMetadata,
+  dir: string,
+): Promise<Map<string, string>> {
+  const sums = new Map((meta.images ?? []).map((i) => [i.member, i.sha256]));
+  return extractMembers(file, new Set(sums.keys()), sums, dir);
 }
 
 /**

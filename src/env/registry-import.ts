@@ -9,6 +9,8 @@ import type { RegistryOptions } from "../core/oci/transport.js";
 import { type Reporter, silentReporter } from "../core/output.js";
 import { type ImportOptions, type ImportResult, importPackage } from "./import.js";
 import { type PullPackageResult, pullPackage } from "./registry.js";
+import type { RegistryImageLoad } from "./registry-images.js";
+import { withRegistryImages } from "./registry-images-import.js";
 
 /**
  * True when `arg` names a registry artifact rather than a file: `docker://…`, or not an existing
@@ -26,8 +28,18 @@ export function isRegistryReference(arg: string): boolean {
   );
 }
 
-/** Imports a package straight from a registry reference; returns the import and the pull. */
+/**
+ * Imports a package straight from a registry reference; returns the import and the pull. Images
+ * the artifact references are loaded from the registry first (registry-images-import.ts).
+ */
 export async function importFromRegistry(
+  options: Omit<ImportOptions, "package"> & RegistryOptions & { reference: string; verifyKey?: string },
+  reporter: Reporter = silentReporter(),
+): Promise<ImportResult & { pulled: PullPackageResult; registryImages?: RegistryImageLoad[] }> {
+  return withRegistryImages(options, reporter, () => importPulled(options, reporter));
+}
+
+async function importPulled(
   options: Omit<ImportOptions, "package"> & RegistryOptions & { reference: string; verifyKey?: string },
   reporter: Reporter = silentReporter(),
 ): Promise<ImportResult & { pulled: PullPackageResult }> {

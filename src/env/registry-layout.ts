@@ -20,6 +20,7 @@ import { open } from "node:fs/promises";
 import { z } from "zod";
 import { DockpackError } from "../core/errors.js";
 import { type CdcParams, DEFAULT_CDC, FastCdc } from "../core/oci/cdc.js";
+import { registryImageSchema } from "./registry-images.js";
 
 /** artifactType of an environment package manifest. */
 export const ENV_ARTIFACT_TYPE = "application/vnd.dockpack.env.package.v1";
@@ -83,6 +84,8 @@ export const registryPackageConfigSchema = z.object({
   chunking: z
     .object({ algorithm: z.string().max(64), min: z.number(), avg: z.number(), max: z.number() })
     .optional(),
+  /** The package's images pushed as ordinary images in the same repository (registry-images.ts). */
+  images: z.array(registryImageSchema).max(10_000).optional(),
 });
 export type RegistryPackageConfig = z.infer<typeof registryPackageConfigSchema>;
 

@@ -18,6 +18,7 @@ import type { RegistryOptions } from "../core/oci/transport.js";
 import { type Reporter, silentReporter } from "../core/output.js";
 import { PACKAGE_EXTENSION } from "./package-format.js";
 import { requireValidPackage } from "./package-reader.js";
+import { isImageTag, type PushedImages, pushPackageImages } from "./registry-images.js";
 import {
   chunkSegments,
   ENV_ARTIFACT_TYPE,
@@ -45,6 +46,8 @@ export interface PushPackageOptions extends RegistryOptions {
   sign?: string;
   /** Content-defined chunk bounds (bytes; default 256 KiB / 1 MiB / 4 MiB). */
   cdc?: CdcParams;
+  /** Also push the package's images as ordinary images next to it (default true; registry-images.ts). */
+  images?: boolean;
 }
 
 /** Result of {@link pushPackage}. */
@@ -61,6 +64,8 @@ export interface PushPackageResult {
   layers: number;
   /** Digest of the signature artifact, with `sign`. */
   signature?: string;
+  /** The package's images pushed as ordinary images (registry-images.ts); absent without images. */
+  images?: PushedImages;
   seconds: number;
 }
 
@@ -84,6 +89,10 @@ export async function pushPackage(
   if (!ref.tag && !ref.digest)
     throw new DockpackError("OCI_REFERENCE_INVALID", "push needs a tag", { usage: true });
   try {
+    const images =
+      options.images !== false && metadata.images?.length
+        ? await pushPackageImages(repo, ref, file, metadata, options, reporter)
+        : undefined;
     const chunked = segments.some((s) => (s.chunks?.length ?? 1) > 1);
     const config: RegistryPackageConfig = {
       format: "dockpack-env-package-oci",
@@ -100,6 +109,7 @@ export async function pushPackage(
         ...((s.chunks?.length ?? 1) > 1 ? { chunks: s.chunks?.length } : {}),
       })),
       ...(chunked ? { chunking: { algorithm: CDC_ALGORITHM, ...cdc } } : {}),
+      ...(images?.images.length ? { images: images.images } : {}),
     };
     const configBytes = Buffer.from(JSON.stringify(config));
     const configDesc: Descriptor = {
@@ -166,6 +176,9 @@ export async function pushPackage(
         "dev.dockpack.project": metadata.project,
         "dev.dockpack.branch": metadata.branch,
         ...(metadata.commit ? { "org.opencontainers.image.revision": metadata.commit } : {}),
+        ...(images?.images.length
+          ? { "dev.dockpack.images": images.images.map((i) => i.tag ?? i.manifest).join(",") }
+          : {}),
       },
     };
     const manifestBytes = Buffer.from(JSON.stringify(manifest));
@@ -180,6 +193,7 @@ export async function pushPackage(
       existing,
       layers: layers.length,
       ...(signature ? { signature } : {}),
+      ...(images ? { images } : {}),
       seconds: (Date.now() - t0) / 1000,
     };
   } finally {
@@ -380,7 +394,9 @@ export async function listRemotePackages(
 ): Promise<{ repository: string; packages: RemotePackageRow[] }> {
   const { repo, ref } = await openRepository(options.repository, options);
   try {
-    const tags = (await repo.listTags()).filter((t) => !/^sha256-[a-f0-9]{64}$/.test(t)).sort();
+    const all = await repo.listTags();
+    const names = new Set(all);
+    const tags = all.filter((t) => !/^sha256-[a-f0-9]{64}$/.test(t) && !isImageTag(t, names)).sort();
     const rows = await mapLimit(tags, 4, async (tag): Promise<RemotePackageRow> => {
       try {
         const r = await readRemotePackage(repo, tag);

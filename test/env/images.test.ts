@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -22,13 +22,13 @@ import {
   environmentUp,
   exportEnvironment,
   importPackage,
-  initEnvironments,
   validatePackage,
 } from "../../src/env/index.js";
 import { runCli } from "../helpers/cli.js";
 import { engineAnswers, needsEngine } from "../helpers/engine.js";
 import { ensureFixture } from "../helpers/fixtures.js";
-import { cleanupPrefix, commitAll, sh } from "./engine-helpers.js";
+import { cleanupPrefix, sh } from "./engine-helpers.js";
+import { assertStartedWithoutPull, imageId, rmTag, writeImagesApp } from "./images-app.js";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 const TSX = import.meta.resolve("tsx");
@@ -42,54 +42,16 @@ let allSection = 0;
 /** Bytes of the built image's member in the `--images all` package of the first test. */
 const images0Size = () => allSection;
 
-function imageId(ref: string): string | null {
-  try {
-    return sh("docker", ["image", "inspect", "-f", "{{.Id}}", ref]).trim();
-  } catch {
-    return null;
-  }
-}
-
-function rmTag(ref: string): void {
-  try {
-    sh("docker", ["rmi", ref]);
-  } catch {
-    // absent already
-  }
-}
-
 before(async () => {
   if (!engineAnswers()) return;
   const busybox = await ensureFixture("busybox");
   sh("docker", ["tag", busybox, SIDE]);
   work = sh("mktemp", ["-d", "/tmp/dockpack-images-XXXXXX"]).trim();
   app = join(work, "app");
-  mkdirSync(join(app, "svc"), { recursive: true });
-  writeFileSync(
-    join(app, "docker-compose.yml"),
-    [
-      'version: "2.4"',
-      "services:",
-      "  app:",
-      "    build: ./svc",
-      '    command: ["sh", "-c", "cat /hello.txt; sleep 3600"]',
-      "    network_mode: none",
-      "  side:",
-      `    image: ${SIDE}`,
-      '    command: ["sleep", "3600"]',
-      "    network_mode: none",
-      "",
-    ].join("\n"),
-  );
-  writeFileSync(
-    join(app, "svc", "Dockerfile"),
-    `FROM ${busybox}\nCOPY hello.txt /hello.txt\nLABEL io.dockpack.test=${project}\n`,
-  );
-  writeFileSync(join(app, "svc", "hello.txt"), `hello from ${project}\n`);
-  sh("git", ["init", "-q", "-b", "main"], app);
-  commitAll(app, "app");
-  await initEnvironments({ cwd: app, project });
-  commitAll(app, "dockpack config");
+  await writeImagesApp(app, project, SIDE, {
+    Dockerfile: `FROM ${busybox}\nCOPY hello.txt /hello.txt\nLABEL io.dockpack.test=${project}\n`,
+    "hello.txt": `hello from ${project}\n`,
+  });
 });
 
 after(() => {
@@ -138,50 +100,7 @@ test("export --images, tags removed, import + env up --offline: same image IDs, 
   assert.equal(imageId(`${project}-dst_app:latest`), ids.app);
   assert.equal(imageId(SIDE), ids.side);
   await environmentUp({ cwd: app, branch: "dst", offline: true });
-  const running = sh("docker", [
-    "ps",
-    "--filter",
-    `label=com.docker.compose.project=${project}-dst`,
-    "--format",
-    '{{.Label "com.docker.compose.service"}}',
-  ])
-    .trim()
-    .split("\n")
-    .sort();
-  assert.deepEqual(running, ["app", "side"]);
-  for (const service of ["app", "side"]) {
-    const cid = sh("docker", [
-      "ps",
-      "-q",
-      "--filter",
-      `label=com.docker.compose.project=${project}-dst`,
-      "--filter",
-      `label=com.docker.compose.service=${service}`,
-    ]).trim();
-    assert.equal(sh("docker", ["inspect", "-f", "{{.Image}}", cid]).trim(), ids[service]);
-  }
-  const until = Math.floor(Date.now() / 1000) + 1;
-  const pulls = sh("docker", [
-    "events",
-    "--since",
-    String(since),
-    "--until",
-    String(until),
-    "--filter",
-    "type=image",
-    "--filter",
-    "event=pull",
-    "--format",
-    "{{.Actor.ID}}",
-  ]).trim();
-  assert.equal(
-    pulls
-      .split("\n")
-      .filter((l) => l.includes(project))
-      .join(),
-    "",
-    "no pull attempted",
-  );
+  assertStartedWithoutPull(`${project}-dst`, ids, project, since);
   // its containers go (faster than compose down): later tests need the image unused
   cleanupPrefix(`${project}-dst`);
 });
