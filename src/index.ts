@@ -8,11 +8,11 @@
  * const res = await packages.exportEnvironment({ branch: "main", signal }, reporter);
  * ```
  *
- * Operations take an options object and a {@link Reporter} (logs and progress; optional for
- * most, default silent) and return a Promise of their result. `packages.exportEnvironment`,
- * `packages.importPackage` and `tools.invokeTool` take `options.signal`; any operation can be run
- * under an AbortSignal with {@link withSignal} and rolls back when it aborts (as on Ctrl-C in the
- * CLI). Failures are {@link DockpackError}s with a stable `code`, a `message` and a `hint`.
+ * Every operation has one shape, `(options, reporter?) → Promise<Result>` (src/api/operation.ts):
+ * an options object, an optional {@link Reporter} (logs and progress; default silent), and
+ * `options.signal`, an AbortSignal whose abort stops the work, rolls back what it did (as Ctrl-C
+ * does in the CLI) and rejects with `INTERRUPTED`. The library installs no process signal handler.
+ * Failures are {@link DockpackError}s with a stable `code`, a `message` and a `hint`.
  */
 export * as delta from "./api/delta.js";
 export * as env from "./api/env.js";
@@ -21,7 +21,6 @@ export * as image from "./api/image.js";
 export * as packages from "./api/packages.js";
 export * as targets from "./api/targets.js";
 export * as tools from "./api/tools.js";
-export { withSignal } from "./core/abort.js";
 export { DockpackError, isDockpackError } from "./core/errors.js";
 export {
   createReporter,
