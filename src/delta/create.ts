@@ -35,7 +35,7 @@ import { type LayerInventory, readInventoryIfAny } from "./inventory.js";
 import { type DeltaMethod, pickMethod } from "./methods.js";
 import { writeDeltaPackage } from "./package-writer.js";
 import { type ShipContext, shipLayer } from "./ship-layer.js";
-import { type BaseCandidate, chooseBase, layerPaths, type PathSizes } from "./similarity.js";
+import { type BaseCandidate, chooseBase, EarlyPaths, layerPaths, type PathSizes } from "./similarity.js";
 import { DOCKPACK_VERSION } from "./version.js";
 
 /** Options of {@link createDelta} (also the MCP tool's input). */
@@ -132,6 +132,7 @@ async function openAll(
   image: string,
   refs: string[],
   reporter: Reporter,
+  early: EarlyPaths | undefined,
 ): Promise<{ source: Image; bases: Base[] }> {
   const kinds: ({ inventory: LayerInventory; raw: string } | { raw: string })[] = [];
   for (const raw of refs) {
@@ -141,7 +142,9 @@ async function openAll(
     kinds.push(inventory ? { inventory, raw } : { raw });
   }
   const imageRefs = kinds.filter((k) => !("inventory" in k)).map((k) => k.raw);
-  const [source, ...images] = await openImages([image, ...imageRefs], reporter);
+  const [source, ...images] = await openImages([image, ...imageRefs], reporter, {
+    onMember: early?.onMember,
+  });
   const bases: Base[] = [];
   for (const k of kinds) {
     if ("inventory" in k) {
@@ -213,7 +216,14 @@ export async function createDelta(
       hint: "Pass -f/--force to overwrite it, or choose another name.",
     });
   }
-  const { source, bases } = await openAll(options.image, options.bases, reporter);
+  // Engine layers are indexed (tar headers, for the base-layer choice) while the save streams.
+  const early = new EarlyPaths();
+  const { source, bases } = await openAll(
+    options.image,
+    options.bases,
+    reporter,
+    options.method === "layer" || options.bases.length === 0 ? undefined : early,
+  );
   reporter.debug(`opened ${options.image} (${source.layers.length} layers) and ${bases.length} base(s)`);
   let tmp: string | undefined;
   try {
@@ -249,12 +259,16 @@ export async function createDelta(
       let p = pathsCache.get(c);
       if (!p) {
         const src = candidateImage.get(c);
-        p = (src ? layerPaths(src.image, src.index) : Promise.resolve(new Map<string, number>())).then(
-          (paths) => {
-            c.paths = paths;
-            return paths;
-          },
-        );
+        p = (
+          src
+            ? (early.get(c.diffId) ?? Promise.resolve(undefined)).then(
+                (known) => known ?? layerPaths(src.image, src.index),
+              )
+            : Promise.resolve(new Map<string, number>())
+        ).then((paths) => {
+          c.paths = paths;
+          return paths;
+        });
         pathsCache.set(c, p);
       }
       return p;
@@ -349,6 +363,7 @@ export async function createDelta(
         reporter,
         label,
         baseFiles,
+        early,
       };
       tasks.push(async () => {
         const shipped = await shipLayer(ctx, layer.index);

@@ -12,12 +12,18 @@ import { CODEC_EXTENSION, type Codec, compressStream } from "../core/codec.js";
 import { digestFile, verifyingStream } from "../core/digest.js";
 import { DockpackError } from "../core/errors.js";
 import type { Reporter } from "../core/output.js";
-import { indexTar } from "../image/container.js";
 import { ExtractedContainer } from "../image/extract.js";
 import type { Image } from "../image/image.js";
 import type { DeltaLayerEntry } from "./format.js";
 import { type DeltaMethod, encodeDelta, pickMethod, ZSTD_LONG_THRESHOLD } from "./methods.js";
-import { type BaseCandidate, type BaseChoice, chooseBase, type PathSizes } from "./similarity.js";
+import {
+  type BaseCandidate,
+  type BaseChoice,
+  chooseBase,
+  type EarlyPaths,
+  filePaths,
+  type PathSizes,
+} from "./similarity.js";
 
 /** What {@link shipLayer} needs besides the layer. */
 export interface ShipContext {
@@ -39,6 +45,8 @@ export interface ShipContext {
   label: string;
   /** Base layers extracted to files so far, by diff_id (shared by layers worked on at once). */
   baseFiles: Map<string, Promise<string>>;
+  /** Layer paths indexed while the engine's save streamed. */
+  early: EarlyPaths;
 }
 
 /** Result of {@link shipLayer}: the metadata row, the member's temp file, the gzip size (0 when not measured). */
@@ -100,12 +108,11 @@ async function tryDelta(
   newFile: string,
   size: number,
 ): Promise<DeltaTry | { skipped: string } | undefined> {
-  const newPaths: PathSizes = new Map();
-  const [entries] = await Promise.all([
-    indexTar(newFile),
+  const diffId = ctx.source.layers[index].diffId;
+  const [newPaths] = await Promise.all([
+    (ctx.early.get(diffId) ?? Promise.resolve(undefined)).then((known) => known ?? filePaths(newFile)),
     ...ctx.candidates.map((c) => ctx.candidatePaths(c)),
   ]);
-  for (const e of entries) if (e.type === "file") newPaths.set(e.path, e.size);
   const choice = chooseBase(newPaths, size, index, ctx.candidates);
   if (!choice) return undefined;
   const src = ctx.candidateImage.get(choice.candidate) as { image: Image; index: number };

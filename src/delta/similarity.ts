@@ -38,6 +38,37 @@ export async function layerPaths(image: Image, index: number): Promise<PathSizes
   return out;
 }
 
+/** The regular-file paths and sizes of an uncompressed layer tar file (headers only). */
+export async function filePaths(file: string): Promise<PathSizes> {
+  const out: PathSizes = new Map();
+  for (const e of await indexTar(file)) if (e.type === "file") out.set(e.path, e.size);
+  return out;
+}
+
+/**
+ * Paths of layers indexed as soon as `docker save` unpacked them (see image/open's `onMember`),
+ * by diff_id, so choosing base layers needs no read once the save ends. A member that is not a
+ * layer tar (a config blob) is left out.
+ */
+export class EarlyPaths {
+  private readonly byDigest = new Map<string, Promise<PathSizes | undefined>>();
+
+  /** The hook to give openImages. */
+  readonly onMember = (m: { path: string; file: string; size: number; digest: string }): void => {
+    if (m.size < 1024 || this.byDigest.has(m.digest)) return;
+    if (!m.path.endsWith("/layer.tar") && !m.path.startsWith("blobs/sha256/")) return;
+    this.byDigest.set(
+      m.digest,
+      filePaths(m.file).catch(() => undefined),
+    );
+  };
+
+  /** The paths of the layer whose bytes hash to `diffId`, when it was indexed early. */
+  get(diffId: string): Promise<PathSizes | undefined> | undefined {
+    return this.byDigest.get(diffId);
+  }
+}
+
 /** How similar two layers are (higher is more similar); see the module doc. */
 export function similarity(newPaths: PathSizes, oldPaths: PathSizes): { score: number; shared: number } {
   let score = 0;

@@ -30,6 +30,13 @@ interface Entry {
   target?: string;
 }
 
+/**
+ * Called for each regular member as soon as it is unpacked: its path in the archive, the file
+ * holding its bytes, its size in bytes and `sha256:<hex>`. Must not throw; it may start
+ * asynchronous work of its own (the caller handles that work's errors).
+ */
+export type MemberHook = (member: { path: string; file: string; size: number; digest: string }) => void;
+
 /** A {@link BlobContainer} over a tar stream unpacked into a directory (see the module doc). */
 export class ExtractedContainer implements BlobContainer {
   private constructor(
@@ -42,8 +49,14 @@ export class ExtractedContainer implements BlobContainer {
    * Unpacks `input` (an uncompressed tar stream) into `dir` (an existing, empty directory the
    * caller owns and removes). Sizes in bytes. `location` names the source in messages.
    * Throws `ARCHIVE_TRUNCATED` when the stream ends inside a member or is not a tar.
+   * @param onMember see {@link MemberHook}
    */
-  static async extract(input: Readable, dir: string, location: string): Promise<ExtractedContainer> {
+  static async extract(
+    input: Readable,
+    dir: string,
+    location: string,
+    onMember?: MemberHook,
+  ): Promise<ExtractedContainer> {
     const entries = new Map<string, Entry>();
     const order: MemberInfo[] = [];
     let n = 0;
@@ -61,6 +74,7 @@ export class ExtractedContainer implements BlobContainer {
           () => {
             entries.set(path, { type: "file", file, size: hash.size, digest: hash.digest });
             order.push({ path, size: hash.size });
+            onMember?.({ path, file, size: hash.size, digest: hash.digest });
             next();
           },
           (e) => next(e),

@@ -18,16 +18,26 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { decompressStream, detectFileCodec } from "../core/codec.js";
-import { inspectImage, saveImage } from "../core/docker/images.js";
+import { inspectImage } from "../core/docker/images.js";
 import { DockpackError } from "../core/errors.js";
 import { ensureFreeSpace, makeTempDir, removeTempDir } from "../core/fs.js";
 import type { Reporter } from "../core/output.js";
 import { type BlobContainer, DirContainer, TarContainer } from "./container.js";
 import { readDockerArchive, readDockerManifest } from "./docker-archive.js";
-import { ExtractedContainer } from "./extract.js";
+import { ExtractedContainer, type MemberHook } from "./extract.js";
 import type { Image, ImageFormat } from "./image.js";
 import { readOciLayout } from "./oci-layout.js";
 import { openRegistryImage } from "./registry.js";
+import { startSave } from "./save-stream.js";
+
+/** Options of {@link openImages}. */
+export interface OpenImagesOptions {
+  /**
+   * Called for each member of an engine image's `docker save` as soon as it is unpacked (its
+   * file, size and sha256 known), before the save ends: callers start work on layers early.
+   */
+  onMember?: MemberHook;
+}
 
 /** A parsed image reference. `select` picks an image inside an archive or layout. */
 export interface ImageRef {
@@ -164,7 +174,7 @@ export async function openImage(raw: string, reporter?: Reporter): Promise<Image
 }
 
 async function openDaemonImage(ref: ImageRef, reporter?: Reporter): Promise<Image> {
-  return (await openDaemonImages([ref], reporter))[0];
+  return (await openDaemonImages([ref], reporter, {}))[0];
 }
 
 /**
@@ -173,7 +183,11 @@ async function openDaemonImage(ref: ImageRef, reporter?: Reporter): Promise<Imag
  * layer, sha256 known), and opens each; the directory is removed when the last is closed.
  * Images are matched to their manifest entry by image ID (the config file name).
  */
-async function openDaemonImages(refs: ImageRef[], reporter?: Reporter): Promise<Image[]> {
+async function openDaemonImages(
+  refs: ImageRef[],
+  reporter: Reporter | undefined,
+  options: OpenImagesOptions,
+): Promise<Image[]> {
   const ids: string[] = [];
   const sizes = new Map<string, number>();
   for (const r of refs) {
@@ -196,11 +210,25 @@ async function openDaemonImages(refs: ImageRef[], reporter?: Reporter): Promise<
   try {
     const names = refs.map((r) => r.path);
     const progress = reporter?.progress(`docker save ${names.join(" ")}`);
-    const source = await saveImage([...new Set(names)]);
-    source.on("data", (c: Buffer) => progress?.increment(c.length));
+    const save = await startSave([...new Set(names)]);
+    save.stream.on("data", (c: Buffer) => progress?.increment(c.length));
     // Unpacked as it arrives (one file per layer, hashed on the way): readers then use each
     // layer file in place instead of copying it out of one big tar.
-    const container = await ExtractedContainer.extract(source, dir, `docker save of ${names.join(", ")}`);
+    let container: ExtractedContainer;
+    try {
+      container = await ExtractedContainer.extract(
+        save.stream,
+        dir,
+        `docker save of ${names.join(", ")}`,
+        options.onMember,
+      );
+    } catch (e) {
+      // A save that failed on its own explains the cut stream better than the tar reader.
+      save.stop();
+      await save.done();
+      throw e;
+    }
+    await save.done();
     progress?.stop();
     const entries = await readDockerManifest(container);
     let open = refs.length;
@@ -238,13 +266,17 @@ async function openDaemonImages(refs: ImageRef[], reporter?: Reporter): Promise<
  * Opens several images at once (see {@link openImage}); engine images among them are read with
  * a single `docker save`, so layers they share are saved once. Close each image when done.
  */
-export async function openImages(raws: string[], reporter?: Reporter): Promise<Image[]> {
+export async function openImages(
+  raws: string[],
+  reporter?: Reporter,
+  options: OpenImagesOptions = {},
+): Promise<Image[]> {
   const refs = await Promise.all(raws.map((r) => parseImageRef(r)));
   const daemon = refs.filter((r) => r.transport === "docker-daemon");
   const out: (Image | undefined)[] = new Array(raws.length);
   try {
     if (daemon.length > 0) {
-      const images = await openDaemonImages(daemon, reporter);
+      const images = await openDaemonImages(daemon, reporter, options);
       daemon.forEach((r, i) => {
         out[refs.indexOf(r)] = images[i];
       });

@@ -106,3 +106,15 @@ test("a 60-layer image with an empty and a repeated layer loads from a package w
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("the engine's save stream: the docker CLI's failure is an IMAGE_FAILED naming the image, not a cut tar", async (t) => {
+  if (!needsEngine(t)) return;
+  const { startSave } = await import("../../src/image/save-stream.js");
+  const save = await startSave(["dockpack-test/no-such-image-17:0"]);
+  save.stream.resume();
+  await assert.rejects(
+    save.done(),
+    (e: { code?: string; message?: string }) =>
+      e.code === "IMAGE_FAILED" && /no-such-image-17/.test(e.message ?? ""),
+  );
+});
