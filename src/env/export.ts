@@ -23,7 +23,7 @@ import { pipeline } from "node:stream/promises";
 import { withSignal } from "../core/abort.js";
 import { CODEC_EXTENSION, compressStream } from "../core/codec.js";
 import { DigestStream } from "../core/digest.js";
-import { readVolumeTar, volumeExists, volumeSize } from "../core/docker/volumes.js";
+import { volumeExists, volumeSize } from "../core/docker/volumes.js";
 import { DockpackError } from "../core/errors.js";
 import { ensureFreeSpace } from "../core/fs.js";
 import { listWorkingFiles, revParse, status } from "../core/git.js";
@@ -32,6 +32,7 @@ import { bindMountedData } from "./compose-data.js";
 import { CONFIG_FILE } from "./config.js";
 import { findEnvironment, repoContext } from "./environments.js";
 import { withPausedEnvironment } from "./export-pause.js";
+import { exportVolume } from "./export-volume.js";
 import { failAt } from "./fail-hook.js";
 import { Journal } from "./journal.js";
 import { sanitizeName } from "./naming.js";
@@ -331,39 +332,9 @@ async function exportLocked(
     await withPausedEnvironment(env.settings.compose_project, journal, reporter, async () => {
       for (const v of volumes) {
         journal.checkpoint();
-        const member = `volumes/${v.name}.tar${CODEC_EXTENSION[codec]}`;
-        reporter.info(`exporting volume ${v.source}`);
-        const bar = reporter.progress(`volume ${v.name}`, v.size);
-        const tarDigest = new DigestStream();
-        const source = await readVolumeTar(v.source);
-        const unhook = journal.onCancel(() =>
-          source.destroy(new DockpackError("INTERRUPTED", "Interrupted.", { hint: "Run the export again." })),
-        );
-        const compressed = compressStream(codec);
-        const sealed = all ? encryptingStream(all.recipient) : compressed;
-        const piping = all
-          ? pipeline(source, tarDigest, compressed, sealed)
-          : pipeline(source, tarDigest, compressed);
-        let done = 0;
-        tarDigest.on("data", (c: Buffer) => {
-          done += c.length;
-          bar.update(Math.min(done, v.size));
-        });
-        const [info] = await Promise.all([w.addStream(member, sealed), piping]).finally(() => {
-          unhook();
-          bar.stop();
-        });
-        members.push(info);
-        packaged.push({
-          name: v.name,
-          source_volume: v.source,
-          member,
-          codec,
-          size: tarDigest.size,
-          compressed_size: info.size,
-          sha256: info.sha256,
-          tar_sha256: tarDigest.digest,
-        });
+        const r = await exportVolume(w, v, codec, journal, reporter, all?.recipient);
+        members.push({ name: r.member.name, size: r.volume.compressed_size, sha256: r.member.sha256 });
+        packaged.push(r.volume);
         failAt("export:volume");
       }
     });

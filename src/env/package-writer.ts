@@ -8,6 +8,7 @@
  * read by GNU tar, bsdtar and tar-stream. Regular files, directories and symlinks only.
  */
 import { createHash } from "node:crypto";
+import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { type Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -89,6 +90,8 @@ export class PackageTarWriter {
   private constructor(
     private readonly fh: FileHandle,
     private readonly mtime: number,
+    /** The file's path (for {@link addAppended}'s second descriptor). */
+    readonly path: string,
   ) {}
 
   /**
@@ -96,7 +99,7 @@ export class PackageTarWriter {
    * `mtime` is in seconds since the epoch.
    */
   static async open(path: string, mtime = Math.floor(Date.now() / 1000)): Promise<PackageTarWriter> {
-    return new PackageTarWriter(await open(path, "w", 0o600), mtime);
+    return new PackageTarWriter(await open(path, "w", 0o600), mtime, path);
   }
 
   /** Bytes written so far. */
@@ -221,6 +224,38 @@ export class PackageTarWriter {
     await this.write(Buffer.alloc(padding(size)));
     await this.write(encodeHeader({ name, size, mode, type: "0", mtime: this.mtime }), headerAt);
     return { name, size, sha256: `sha256:${hash.digest("hex")}` };
+  }
+
+  /**
+   * Adds a member whose content another writer appends to the file: `produce` gets a second
+   * descriptor of the file opened with O_APPEND (hand it to a child process as its stdout, say)
+   * and the file offset where the content starts, appends the content, and resolves with its
+   * `sha256:<hex>`; the member's size is what the file grew by. The descriptor is closed
+   * afterwards; nothing else may write to the file meanwhile. On failure the caller aborts the
+   * whole file (the member is left unfinished).
+   */
+  async addAppended(
+    name: string,
+    produce: (fd: number, offset: number) => Promise<string>,
+    mode = 0o644,
+  ): Promise<MemberInfo> {
+    const headerAt = await this.header({ name, size: 0, mode, type: "0", mtime: this.mtime });
+    const start = this.pos;
+    if ((await this.fh.stat()).size !== start)
+      throw new RangeError(`${name}: the file is not ${start} bytes long before its content is appended`);
+    const appender = await open(this.path, constants.O_WRONLY | constants.O_APPEND);
+    let sha256: string;
+    try {
+      sha256 = await produce(appender.fd, start);
+    } finally {
+      await appender.close();
+    }
+    const size = (await this.fh.stat()).size - start;
+    if (size < 0) throw new RangeError(`${name}: the file shrank while its content was appended`);
+    this.pos = start + size;
+    await this.write(Buffer.alloc(padding(size)));
+    await this.write(encodeHeader({ name, size, mode, type: "0", mtime: this.mtime }), headerAt);
+    return { name, size, sha256 };
   }
 
   /** Sets the file's permission bits (e.g. 0600 for a package holding env files). */
