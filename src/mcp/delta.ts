@@ -15,6 +15,7 @@ import {
   deltaInfo,
   deltaList,
 } from "../delta/index.js";
+import { applyOutput, createOutput, infoOutput, inventoryOutput, listOutput } from "./delta-output.js";
 import { registerLibraryTool } from "./tool.js";
 
 /** Registers the delta tools on `server`. */
@@ -25,7 +26,10 @@ export function register(server: McpServer): void {
     "Write a delta package of an image holding only the layers the target lacks (binary deltas against the most similar base layers, else whole layers). Paths are on the server's machine. Returns the package metadata and size.",
     CreateDeltaOptionsSchema,
     async (input, reporter) => createDelta(input, reporter),
-    { annotations: { readOnlyHint: false, destructiveHint: false, openWorldHint: false } },
+    {
+      annotations: { readOnlyHint: false, destructiveHint: false, openWorldHint: false },
+      output: createOutput,
+    },
   );
   registerLibraryTool(
     server,
@@ -33,15 +37,21 @@ export function register(server: McpServer): void {
     "Rebuild the identical image from a delta package and base layers (from base archives or the Docker Engine); every layer is checked against its diff_id before it is loaded or written to `output` as a docker-archive. Returns the image ID and tags.",
     ApplyDeltaOptionsSchema,
     async (input, reporter) => applyDelta(input, reporter),
-    { annotations: { readOnlyHint: false, destructiveHint: false, openWorldHint: false } },
+    {
+      annotations: { readOnlyHint: false, destructiveHint: false, openWorldHint: false },
+      output: applyOutput,
+    },
   );
   registerLibraryTool(
     server,
     "delta_info",
-    "Describe a delta package from its metadata only: source image, bases, method, compression, sizes and savings, and one row per layer.",
+    "Describe a delta package from its metadata only: source image, bases, method, compression, sizes and savings, layer counts (layerCounts) and one row per layer (layers).",
     DeltaInfoOptionsSchema,
-    async (input) => ({ ...(await deltaInfo(input)), layers: (await deltaList(input)).layers }),
-    { annotations: { readOnlyHint: true, openWorldHint: false } },
+    async (input) => {
+      const { layers: layerCounts, ...info } = await deltaInfo(input);
+      return { ...info, layerCounts, layers: (await deltaList(input)).layers };
+    },
+    { annotations: { readOnlyHint: true, openWorldHint: false }, output: infoOutput },
   );
   registerLibraryTool(
     server,
@@ -49,7 +59,7 @@ export function register(server: McpServer): void {
     "List the layers of a delta package (metadata only): diff_id, how each is shipped (base, binary delta, whole), sizes.",
     DeltaInfoOptionsSchema,
     async (input) => deltaList(input),
-    { annotations: { readOnlyHint: true, openWorldHint: false } },
+    { annotations: { readOnlyHint: true, openWorldHint: false }, output: listOutput },
   );
   registerLibraryTool(
     server,
@@ -72,6 +82,7 @@ export function register(server: McpServer): void {
         idempotentHint: true,
         openWorldHint: false,
       },
+      output: inventoryOutput,
     },
   );
 }

@@ -8,6 +8,7 @@ import { resolve } from "node:path";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { addTarget, buildTarget, initTargets, listTargets, verifyTargets } from "../targets/index.js";
+import { addOutput, buildOutput, initOutput, listOutput, verifyOutput } from "./targets-output.js";
 import { registerLibraryTool } from "./tool.js";
 
 const root = z
@@ -26,7 +27,7 @@ export function register(server: McpServer): void {
     "List the packaging targets (services, jobs, apps) in docs/packaging/registry.json.",
     z.object({ root }),
     async (input) => listTargets({ root: resolve(input.root) }),
-    { annotations: READ_ONLY },
+    { annotations: READ_ONLY, output: listOutput },
   );
   registerLibraryTool(
     server,
@@ -41,6 +42,7 @@ export function register(server: McpServer): void {
         idempotentHint: true,
         openWorldHint: false,
       },
+      output: initOutput,
     },
   );
   registerLibraryTool(
@@ -77,6 +79,7 @@ export function register(server: McpServer): void {
         idempotentHint: false,
         openWorldHint: false,
       },
+      output: addOutput,
     },
   );
   registerLibraryTool(
@@ -86,7 +89,7 @@ export function register(server: McpServer): void {
     z.object({ root, strict: z.boolean().optional().describe("Treat warnings as failures") }),
     async (input, reporter) =>
       verifyTargets({ root: resolve(input.root), strict: input.strict ?? false }, reporter),
-    { annotations: READ_ONLY },
+    { annotations: READ_ONLY, output: verifyOutput },
   );
   registerLibraryTool(
     server,
@@ -114,6 +117,9 @@ export function register(server: McpServer): void {
         },
         reporter,
       ),
-    { annotations: { readOnlyHint: false, destructiveHint: false, openWorldHint: true } },
+    {
+      annotations: { readOnlyHint: false, destructiveHint: false, openWorldHint: true },
+      output: buildOutput,
+    },
   );
 }

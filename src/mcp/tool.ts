@@ -208,11 +208,16 @@ export function hintForMcp(hint: string, known: string[]): string {
 export async function toolCall(fn: () => Promise<unknown>, known: string[] = []): Promise<ToolResult> {
   try {
     const value = camelKeys(await fn());
+    const text = JSON.stringify(value, null, 2);
+    // structuredContent is the JSON document of the text content: what a client over stdio sees
+    // (no undefined-valued keys, no class instances), so it validates against the outputSchema
+    // the same way on every transport.
+    const json: unknown = text === undefined ? null : JSON.parse(text);
     const structured = (
-      value !== null && typeof value === "object" && !Array.isArray(value) ? value : { result: value }
+      json !== null && typeof json === "object" && !Array.isArray(json) ? json : { result: json }
     ) as Record<string, unknown>;
     return {
-      content: [{ type: "text", text: JSON.stringify(value, null, 2) }],
+      content: [{ type: "text", text: text ?? "null" }],
       structuredContent: structured,
     };
   } catch (e) {
