@@ -6,11 +6,14 @@
  * `packages import REF` + `env up --offline` start the environment with identical image IDs and
  * no pull, fetching only the layers the engine lacks (blob GETs counted by a proxy in front of
  * the registry); a second import when the engine has the previous version's layers fetches only
- * the one layer it lacks.
+ * the one layer it lacks; a layer blob changed in the registry's storage is refused
+ * (`DIGEST_MISMATCH`) before anything is created or loaded.
  */
 import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { toDockpackError } from "../../src/core/errors.js";
 import {
   createEnvironment,
   environmentBuild,
@@ -204,4 +207,24 @@ test("a second import when the engine has the previous version's layers fetches 
   sh("docker", ["pull", "-q", tag]);
   assert.equal(imageId(tag), ids.app);
   rmTag(tag);
+});
+
+test("a registry layer whose bytes were changed is refused before anything is created or loaded", async (t) => {
+  if (!needsEngine(t)) return;
+  assert.ok(reg && ids.app, "needs the first test");
+  rmTag(`${project}-dst2_app:latest`);
+  assert.equal(imageId(ids.app), null);
+  // flip one byte of the top layer's blob in the registry's own storage (it serves it as is)
+  const hex = (appDiffIds.at(-1) as string).slice(7);
+  const blob = join(reg.dir, "storage/docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data");
+  const bytes = readFileSync(blob);
+  bytes[bytes.length >> 1] ^= 0xff;
+  writeFileSync(blob, bytes);
+  await assert.rejects(importFromRegistry({ cwd: app, reference: ref, targetBranch: "dst3" }), (e) => {
+    assert.equal(toDockpackError(e).code, "DIGEST_MISMATCH");
+    return true;
+  });
+  assert.equal(imageId(ids.app), null, "nothing loaded");
+  assert.equal(sh("git", ["branch", "--list", "dst3"], app).trim(), "", "no branch created");
+  assert.equal(sh("docker", ["volume", "ls", "-q", "--filter", `name=${project}-dst3`]).trim(), "");
 });
