@@ -6,6 +6,9 @@
  * - each `volumes/<name>.tar.<codec>` member: its tar header(s) and padding are kept in the config
  *   blob, its data (the compressed volume, whose sha256 metadata.json already records) is a layer
  *   of its own — so an unchanged volume is the same blob in every export and is not uploaded again;
+ * - each `images/<n>-<id12>.delta` member (the image section, package-images.ts) likewise: header
+ *   and padding in the config, its bytes a segment of its own (kind `image`), so an import that
+ *   gets the images elsewhere (registry-images.ts) can tell exactly which layers it may leave out;
  * - every other run of members (metadata.json; environment/…; code/…; checksums.sha256 with the
  *   end-of-archive blocks) is a layer of raw tar bytes.
  *
@@ -37,16 +40,19 @@ export const ENV_VOLUME_MEDIA_TYPES: Record<string, string> = {
   none: "application/vnd.dockpack.env.volume.v1.tar",
 };
 
+/** Media type of an image member's layer (one dockpack delta package, package-images.ts). */
+export const ENV_IMAGE_MEDIA_TYPE = "application/vnd.dockpack.env.image.delta.v1";
+
 /** One segment of the package file. */
 export interface Segment {
-  /** `metadata`, `environment`, `code`, `volume`, `checksums` or `other`. */
+  /** `metadata`, `environment`, `code`, `volume`, `image`, `checksums` or `other`. */
   kind: string;
-  /** Member name of a volume segment (e.g. `volumes/db.tar.zst`); the first member's otherwise. */
+  /** Member name of a volume or image segment (e.g. `volumes/db.tar.zst`); the first member's otherwise. */
   member: string;
   /** Byte range of the layer's bytes in the package file, [start, end). */
   start: number;
   end: number;
-  /** Volume only: the tar header block(s) before the data, and the zero padding after it (bytes). */
+  /** Volume and image only: the tar header block(s) before the data, and the zero padding after it (bytes). */
   header?: Buffer;
   padding?: number;
   /** `sha256:<hex>` of [start, end) when the segment is one chunk, set by {@link chunkSegments}. */
@@ -107,6 +113,7 @@ function kindOf(name: string, first: boolean): string {
   if (name.startsWith("environment/") || name === "environment") return "environment";
   if (name.startsWith("code/") || name === "code") return "code";
   if (name.startsWith("volumes/")) return "volume";
+  if (name.startsWith("images/")) return "image";
   if (name === "checksums.sha256") return "checksums";
   return "other";
 }
@@ -127,7 +134,14 @@ export async function scanSegments(file: string): Promise<Segment[]> {
     const bad = (why: string) => new DockpackError("PACKAGE_UNREADABLE", `${file}: ${why} at byte ${pos}`);
     const raw = (kind: string, member: string, start: number, end: number) => {
       const last = segs[segs.length - 1];
-      if (last && last.kind === kind && kind !== "volume" && kind !== "metadata" && last.end === start)
+      if (
+        last &&
+        last.kind === kind &&
+        kind !== "volume" &&
+        kind !== "image" &&
+        kind !== "metadata" &&
+        last.end === start
+      )
         last.end = end;
       else segs.push({ kind, member, start, end });
     };
@@ -163,7 +177,7 @@ export async function scanSegments(file: string): Promise<Segment[]> {
         name = paxPath ?? (prefix ? `${prefix}/${short}` : short);
         const kind = kindOf(name, first);
         first = false;
-        if (kind === "volume" && (type === "0" || type === "\0")) {
+        if ((kind === "volume" || kind === "image") && (type === "0" || type === "\0")) {
           const header = Buffer.alloc(dataStart - entryStart);
           await fh.read(header, 0, header.length, entryStart);
           segs.push({

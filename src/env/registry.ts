@@ -24,6 +24,7 @@ import {
   ENV_ARTIFACT_TYPE,
   ENV_CHUNK_MEDIA_TYPE,
   ENV_CONFIG_MEDIA_TYPE,
+  ENV_IMAGE_MEDIA_TYPE,
   ENV_SEGMENT_MEDIA_TYPE,
   ENV_VOLUME_MEDIA_TYPES,
   type RegistryPackageConfig,
@@ -120,7 +121,7 @@ export async function pushPackage(
     const parts = segments.flatMap((s) => {
       const vol = metadata.volumes.find((v) => v.member === s.member);
       const chunks = s.chunks ?? [];
-      const title = s.kind === "volume" ? s.member : s.kind;
+      const title = s.kind === "volume" || s.kind === "image" ? s.member : s.kind;
       return chunks.map((c, k) => ({
         c,
         d: {
@@ -129,7 +130,9 @@ export async function pushPackage(
               ? ENV_CHUNK_MEDIA_TYPE
               : s.kind === "volume" && vol
                 ? ENV_VOLUME_MEDIA_TYPES[vol.codec]
-                : ENV_SEGMENT_MEDIA_TYPE,
+                : s.kind === "image"
+                  ? ENV_IMAGE_MEDIA_TYPE
+                  : ENV_SEGMENT_MEDIA_TYPE,
           digest: c.digest,
           size: c.end - c.start,
           annotations: {

@@ -23,6 +23,7 @@ import {
 } from "../../src/env/index.js";
 import { listRemotePackages, pullPackage, pushPackage } from "../../src/env/registry.js";
 import { importFromRegistry } from "../../src/env/registry-import.js";
+import { ENV_IMAGE_MEDIA_TYPE } from "../../src/env/registry-layout.js";
 import { runCli } from "../helpers/cli.js";
 import { engineAnswers, needsEngine } from "../helpers/engine.js";
 import { ensureFixture } from "../helpers/fixtures.js";
@@ -131,6 +132,18 @@ test("push with images: ordinary images skopeo and the engine read; import REF f
       JSON.parse(sh("docker", ["image", "inspect", "-f", "{{json .RootFS.Layers}}", id])),
     );
   }
+  // the package's own image members are layers of their own in the artifact
+  const artifact = JSON.parse(skopeo(["inspect", "--raw", `docker://${reg.host}/${project}/env:main`])) as {
+    layers: { mediaType: string; annotations?: Record<string, string> }[];
+    annotations: Record<string, string>;
+  };
+  assert.deepEqual(
+    artifact.layers
+      .filter((l) => l.mediaType === ENV_IMAGE_MEDIA_TYPE)
+      .map((l) => l.annotations?.["org.opencontainers.image.title"]),
+    (exp.metadata.images ?? []).map((i) => i.member),
+  );
+  assert.equal(artifact.annotations["dev.dockpack.images"], "main-image-0,main-image-1");
   // `packages list` shows the package, not its image tags
   const list = await listRemotePackages({ repository: `${reg.host}/${project}/env` });
   assert.deepEqual(
@@ -139,7 +152,7 @@ test("push with images: ordinary images skopeo and the engine read; import REF f
   );
   // `packages pull` still gives the identical, valid package file (image section included)
   const pulled = await pullPackage({ reference: ref, outputDir: join(work, "pulled") });
-  assert.equal(pulled.size, exp.size);
+  assert.ok(readFileSync(pulled.package).equals(readFileSync(exp.package)), "pull gives the identical file");
   assert.equal((await validatePackage({ package: pulled.package })).valid, true);
   // (the CLI runs synchronously, so it goes to the registry itself, not through this process's proxy)
   const cli = runCli(["--json", "packages", "push", exp.package, `${reg.host}/${project}/env:main`]);
