@@ -41,6 +41,8 @@ let proxy: TestProxy | undefined;
 let ref = "";
 let appDiffIds: string[] = [];
 const ids: Record<string, string> = {};
+let pkg = "";
+let manifests: string[] = [];
 
 /** Blob GETs the proxy saw for `digests` since the last reset. */
 function blobGets(digests: string[]): number {
@@ -107,6 +109,8 @@ test("push with images: ordinary images skopeo and the engine read; import REF f
   });
   const pushed = await pushPackage({ package: exp.package, reference: ref });
   const images = pushed.images?.images ?? [];
+  pkg = exp.package;
+  manifests = images.map((i) => i.manifest);
   assert.deepEqual(
     images.map((i) => [i.id, i.tag]),
     [
@@ -222,10 +226,26 @@ test("a second import when the engine has the previous version's layers fetches 
   rmTag(tag);
 });
 
+test("a push from an engine without the image rebuilds it from the package: the same image manifest", async (t) => {
+  if (!needsEngine(t)) return;
+  assert.ok(reg && pkg, "needs the first test");
+  rmTag(`${project}-dst2_app:latest`);
+  assert.equal(imageId(ids.app), null);
+  const again = await pushPackage({ package: pkg, reference: `${reg.host}/${project}/env:rebuilt` });
+  assert.deepEqual(
+    again.images?.images.map((i) => [i.tag, i.manifest]),
+    [
+      ["rebuilt-image-0", manifests[0]],
+      ["rebuilt-image-1", manifests[1]],
+    ],
+  );
+  assert.equal(again.images?.uploadedBytes, 0, "every blob was there");
+  assert.equal(imageId(ids.app), null, "the rebuild did not load anything into the engine");
+});
+
 test("a registry layer whose bytes were changed is refused before anything is created or loaded", async (t) => {
   if (!needsEngine(t)) return;
   assert.ok(reg && ids.app, "needs the first test");
-  rmTag(`${project}-dst2_app:latest`);
   assert.equal(imageId(ids.app), null);
   // flip one byte of the top layer's blob in the registry's own storage (it serves it as is)
   const hex = (appDiffIds.at(-1) as string).slice(7);
