@@ -14,6 +14,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { toDockpackError } from "../../src/core/errors.js";
+import { createInventory } from "../../src/delta/inventory.js";
 import {
   createEnvironment,
   environmentBuild,
@@ -224,6 +225,36 @@ test("a second import when the engine has the previous version's layers fetches 
   sh("docker", ["pull", "-q", tag]);
   assert.equal(imageId(tag), ids.app);
   rmTag(tag);
+});
+
+test("a missing-from package whose bases only the receiver has: that image is not pushed, and the push says so", async (t) => {
+  if (!needsEngine(t)) return;
+  assert.ok(reg && ids.app, "needs the first tests");
+  // the receiver has the previous version (base + first layer): the package ships the top layer only
+  const inventory = join(work, "receiver.json");
+  await createInventory({ images: [PREV, SIDE], output: inventory });
+  sh("docker", ["tag", ids.app, `${project}-src_app:latest`]);
+  const exp = await exportEnvironment({
+    cwd: app,
+    branch: "src",
+    outputDir: join(work, "packages-inv"),
+    images: { mode: "missing-from", inventory },
+  });
+  // now this engine lacks the app image and its first layer
+  rmTag(`${project}-src_app:latest`);
+  rmTag(`${project}-dst2_app:latest`);
+  rmTag(PREV);
+  assert.equal(imageId(ids.app), null);
+  const pushed = await pushPackage({ package: exp.package, reference: `${reg.host}/${project}/env:inv` });
+  assert.deepEqual(
+    pushed.images?.skipped.map((x) => x.id),
+    [ids.app],
+  );
+  assert.match(pushed.images?.skipped[0].reason ?? "", /base/i);
+  assert.deepEqual(
+    pushed.images?.images.map((i) => [i.id, i.tag]),
+    [[ids.side, "inv-image-1"]],
+  );
 });
 
 test("a push from an engine without the image rebuilds it from the package: the same image manifest", async (t) => {
