@@ -32,7 +32,7 @@ import {
   tarMemberSize,
 } from "./format.js";
 import { type LayerInventory, readInventoryIfAny } from "./inventory.js";
-import { type DeltaMethod, pickMethod } from "./methods.js";
+import { type DeltaMethod, pickMethod, ZSTD_PATCH_LEVEL } from "./methods.js";
 import { writeDeltaPackage } from "./package-writer.js";
 import { type ShipContext, shipLayer } from "./ship-layer.js";
 import { type BaseCandidate, chooseBase, EarlyPaths, layerPaths, type PathSizes } from "./similarity.js";
@@ -354,6 +354,7 @@ export async function createDelta(
         dir: tmp as string,
         codec,
         level,
+        patchLevel: codec === "zstd" && options.level !== undefined ? options.level : ZSTD_PATCH_LEVEL,
         method: options.method,
         candidates: wantDelta ? candidates : [],
         candidatePaths,

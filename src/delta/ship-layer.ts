@@ -32,6 +32,8 @@ export interface ShipContext {
   dir: string;
   codec: Codec;
   level: number;
+  /** zstd level of `--patch-from` patches. */
+  patchLevel: number;
   method: "xdelta3" | "bsdiff" | "zstd" | "layer" | "auto";
   /** Base layers with bytes; empty when there are none. */
   candidates: BaseCandidate[];
@@ -136,16 +138,7 @@ async function tryDelta(
   const m = pick.method;
   const patch = join(ctx.dir, `patch-${index}.${m}`);
   const compressPatch = m === "xdelta3" && ctx.codec !== "none";
-  const params = await encodeDelta(
-    m,
-    oldFile,
-    oldSize,
-    newFile,
-    size,
-    patch,
-    ctx.codec === "zstd" ? ctx.level : 9,
-    compressPatch,
-  );
+  const params = await encodeDelta(m, oldFile, oldSize, newFile, size, patch, ctx.patchLevel, compressPatch);
   let file = patch;
   let memberCodec: Codec = "none";
   if (compressPatch) {
