@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const outdir = `${root}dist/bin`;
+const outdir = process.env.BUNDLE_OUTDIR ?? `${root}dist/bin`;
 rmSync(outdir, { recursive: true, force: true });
 /**
  * Bundled CommonJS files that locate data by `__dirname`/`__filename` (dockerode's .proto files,
@@ -87,7 +87,18 @@ const result = await build({
   alias: { "jsonc-parser": "jsonc-parser/lib/esm/main.js" },
   chunkNames: "chunk-[hash]",
   // Native or self-locating packages stay in node_modules; optional native addons (ssh2) fall back to JS.
-  external: ["esbuild", "postject", "cpu-features", "*.node"],
+  external: [
+    "esbuild",
+    "postject",
+    "cpu-features",
+    "*.node",
+    // Required (lazily, see LAZY) only for BuildKit sessions and ssh:// engines, which dockpack
+    // never uses: left in node_modules so that no command parses their ~1 MB.
+    "@grpc/grpc-js",
+    "@grpc/proto-loader",
+    "protobufjs",
+    "ssh2",
+  ],
   // Bundled CommonJS dependencies call require() for Node built-ins.
   banner: {
     js: "import { createRequire as __dockpackRequire } from 'node:module';\nconst __dockpackBinUrl = import.meta.url;\nconst require = __dockpackRequire(__dockpackBinUrl);",

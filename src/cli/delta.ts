@@ -13,6 +13,8 @@ import { registerDeltaRegistryCommands } from "./registry.js";
 
 /** The delta library, imported when a command runs (not for --help). */
 const lib = lazy(() => import("../delta/index.js"));
+/** Only the metadata reader, for `delta list` and `delta info` (start-up: no create/apply code). */
+const metadataReader = lazy(() => import("../delta/info.js"));
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -286,7 +288,7 @@ export function register(program: Command): void {
     .action(
       action(
         async (_r, c: Command, pkg: string) => ({
-          ...(await (await lib()).deltaList({ package: pkg })),
+          ...(await (await metadataReader()).deltaList({ package: pkg })),
           verbose: Boolean(c.opts().verbose),
         }),
         (r) =>
@@ -310,7 +312,10 @@ export function register(program: Command): void {
     .description("format, source image, bases, method, totals and savings (reads metadata only)")
     .argument("<package>", "the delta package")
     .action(
-      action(async (_r, _c: Command, pkg: string) => (await lib()).deltaInfo({ package: pkg }), renderInfo),
+      action(
+        async (_r, _c: Command, pkg: string) => (await metadataReader()).deltaInfo({ package: pkg }),
+        renderInfo,
+      ),
     );
   withExamples(info, ["dockpack delta info app-2.dpd", "dockpack --json delta info app-2.dpd"]);
 
