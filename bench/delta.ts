@@ -18,8 +18,14 @@
  * method (image ID checked). The load average (`uptime`) is printed with every round: the
  * machine is shared.
  *
- * Usage: node --import tsx bench/delta.ts [--rounds 3] [--methods xdelta3,zstd,layer,auto,bsdiff]
- *        [--compressions zstd] [--no-apply] [--json]
+ * Rows are `method[:level][+gz]`: `layer:3` packs whole layers at zstd level 3, the level of
+ * `zstd -T0` in the limit (the default, 9, costs about 3× the CPU per byte); `+gz` also measures
+ * `docker save | gzip` for `info`, as the CLI does by default (`--no-gzip-measure` skips it).
+ * `auto` is compared with the fastest of xdelta3, zstd, layer and bsdiff at the default level.
+ *
+ * Usage: node --import tsx bench/delta.ts [--rounds 3]
+ *        [--methods xdelta3,zstd,layer,layer:3,auto,bsdiff,xdelta3+gz] [--compressions zstd]
+ *        [--no-apply] [--json]
  */
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -42,6 +48,30 @@ function arg(name: string, def: string): string {
   return i > 0 ? (process.argv[i + 1] ?? def) : def;
 }
 
+/**
+ * CPU seconds of a process from /proc (utime + stime, and with `children` those of its waited
+ * children: the programs it ran), or NaN when /proc is not readable. Clock ticks of 1/100 s.
+ */
+function cpuSeconds(pid: number | "self", children: boolean): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const t = Number(f[11]) + Number(f[12]) + (children ? Number(f[13]) + Number(f[14]) : 0);
+    return t / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The engine's pid, for its CPU use (shared with everything else using the engine). */
+function dockerdPid(): number | undefined {
+  try {
+    return Number(execFileSync("pgrep", ["-xo", "dockerd"]).toString().trim()) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Runs `sh -c cmd` and returns wall seconds. */
 function timeShell(cmd: string): Promise<number> {
   const t0 = performance.now();
@@ -60,19 +90,37 @@ interface ChildResult {
   layers: string;
   methodReasons: string[];
   selfMaxRssKiB: number;
+  /** CPU seconds of create: node and the programs it ran (xdelta3, zstd, docker CLI…). */
+  cpuSeconds: number;
+}
+
+/** A bench row: `method[:level][+gz]` (level: -l for the package codec; +gz: measure docker save | gzip, the CLI default). */
+interface Spec {
+  method: Method;
+  level?: number;
+  measureGzip: boolean;
+}
+
+function parseSpec(s: string): Spec {
+  const m = /^(xdelta3|zstd|bsdiff|layer|auto)(?::(-?\d+))?(\+gz)?$/.exec(s);
+  if (!m) throw new Error(`bad method spec '${s}' (method[:level][+gz])`);
+  return { method: m[1] as Method, ...(m[2] ? { level: Number(m[2]) } : {}), measureGzip: Boolean(m[3]) };
 }
 
 /** In the child: one create, its wall time (after imports) and result on stdout. */
-async function child(spec: { method: Method; compression: Codec; output: string }): Promise<void> {
+async function child(spec: { spec: string; compression: Codec; output: string }): Promise<void> {
+  const { method, level, measureGzip } = parseSpec(spec.spec);
+  const cpu0 = cpuSeconds("self", true);
   const t0 = performance.now();
   const res = await createDelta(
     {
       image: V2,
       bases: [V1],
       output: spec.output,
-      method: spec.method,
+      method,
       compression: spec.compression,
-      measureGzip: false,
+      ...(level !== undefined ? { level } : {}),
+      measureGzip,
     },
     silentReporter(),
   );
@@ -85,19 +133,20 @@ async function child(spec: { method: Method; compression: Codec; output: string 
       l.methodReason ? [`${l.index}: ${l.methodReason}`] : [],
     ),
     selfMaxRssKiB: process.resourceUsage().maxRSS,
+    cpuSeconds: cpuSeconds("self", true) - cpu0,
   };
   console.log(JSON.stringify(out));
 }
 
 /** Runs one create in a child process; peak RSS of the child and its programs from /usr/bin/time. */
 async function createInChild(
-  method: Method,
+  method: string,
   compression: Codec,
   output: string,
   dir: string,
 ): Promise<ChildResult & { peakRssMiB: number; rssOf: string }> {
   const rssFile = join(dir, "rss");
-  const spec = JSON.stringify({ method, compression, output });
+  const spec = JSON.stringify({ spec: method, compression, output });
   const node = [process.execPath, "--import", "tsx", SELF, "--child", spec];
   const useTime = existsSync(TIME);
   const cmd = useTime ? TIME : node[0];
@@ -124,7 +173,8 @@ async function main(): Promise<void> {
   if (childAt > 0) return child(JSON.parse(process.argv[childAt + 1]));
   execFileSync("bash", [SCRIPT, "bench"], { stdio: ["ignore", "ignore", "inherit"] });
   const rounds = Number(arg("--rounds", "3"));
-  const methods = arg("--methods", "xdelta3,zstd,layer,auto,bsdiff").split(",") as Method[];
+  const methods = arg("--methods", "xdelta3,zstd,layer,layer:3,auto,bsdiff,xdelta3+gz").split(",");
+  methods.forEach(parseSpec);
   const codecs = arg("--compressions", "zstd").split(",") as Codec[];
   const dir = mkdtempSync(join(tmpdir(), "dockpack-bench-delta-"));
   try {
@@ -148,11 +198,16 @@ async function main(): Promise<void> {
     const checked = new Set<string>();
     for (let round = 1; round <= rounds; round++) {
       const loadBefore = load();
+      const dpid = dockerdPid();
+      const cpu0 = cpuSeconds("self", true);
+      const d0 = dpid ? cpuSeconds(dpid, false) : Number.NaN;
       const tZstd = await timeShell(`docker save ${V2} | zstd -q -T0 > ${save}.zst`);
+      const limitCpu = cpuSeconds("self", true) - cpu0;
+      const limitEngineCpu = dpid ? cpuSeconds(dpid, false) - d0 : Number.NaN;
       zstdSize = statSync(`${save}.zst`).size;
       rmSync(`${save}.zst`);
       console.error(
-        `round ${round} (load ${loadBefore}): docker save | zstd -T0 ${(zstdSize / 2 ** 20).toFixed(1)} MiB in ${tZstd.toFixed(2)} s`,
+        `round ${round} (load ${loadBefore}): docker save | zstd -T0 ${(zstdSize / 2 ** 20).toFixed(1)} MiB in ${tZstd.toFixed(2)} s, CPU ${limitCpu.toFixed(2)} s (docker CLI + zstd) + dockerd ${limitEngineCpu.toFixed(2)} s`,
       );
       // Alternate the order between rounds so no method always runs right after the limit.
       const order = round % 2 ? methods : [...methods].reverse();
@@ -161,7 +216,9 @@ async function main(): Promise<void> {
         for (const compression of codecs) {
           const key = `${method}/${compression}`;
           const pkg = join(dir, `${method}-${compression}.dpd`);
+          const e0 = dpid ? cpuSeconds(dpid, false) : Number.NaN;
           const c = await createInChild(method, compression, pkg, dir);
+          const engineCpu = dpid ? cpuSeconds(dpid, false) - e0 : Number.NaN;
           times.set(key, c.seconds);
           if (!checked.has(key) && !process.argv.includes("--no-apply")) {
             const out = join(dir, `${method}-${compression}.tar`);
@@ -185,20 +242,27 @@ async function main(): Promise<void> {
             ofGzip: c.packageSize / gzipSize,
             ofZstd: c.packageSize / zstdSize,
             peakRssMiB: c.peakRssMiB,
+            cpuSeconds: c.cpuSeconds,
+            engineCpuSeconds: engineCpu,
+            limitCpuSeconds: limitCpu,
+            limitEngineCpuSeconds: limitEngineCpu,
+            // bytes read per CPU second (create: node + its programs + dockerd) against the limit's
+            cpuThroughputVsLimit:
+              (saveSize + v1Size) / (c.cpuSeconds + engineCpu) / (saveSize / (limitCpu + limitEngineCpu)),
             rssOf: c.rssOf,
             layers: c.layers,
             methodReasons: c.methodReasons,
           };
           samples.push(row);
           console.error(
-            `  ${key.padEnd(13)} ${(c.packageSize / 2 ** 20).toFixed(2).padStart(6)} MiB (${(row.ofZstd * 100).toFixed(2)}% of save|zstd)  create ${c.seconds.toFixed(2)} s  throughput ${row.throughputVsLimit.toFixed(2)}× limit  time ${row.timeVsLimit.toFixed(2)}×  peak RSS ${c.peakRssMiB.toFixed(0)} MiB  load ${row.load}  [${c.layers}]`,
+            `  ${key.padEnd(13)} ${(c.packageSize / 2 ** 20).toFixed(2).padStart(6)} MiB (${(row.ofZstd * 100).toFixed(2)}% of save|zstd)  create ${c.seconds.toFixed(2)} s  throughput ${row.throughputVsLimit.toFixed(2)}× limit  time ${row.timeVsLimit.toFixed(2)}×  CPU ${c.cpuSeconds.toFixed(2)} s + dockerd ${engineCpu.toFixed(2)} s (per CPU s ${row.cpuThroughputVsLimit.toFixed(2)}× limit)  peak RSS ${c.peakRssMiB.toFixed(0)} MiB  load ${row.load}  [${c.layers}]`,
           );
           for (const why of c.methodReasons) console.error(`      ${why}`);
         }
       }
       for (const compression of codecs) {
-        const singles = methods
-          .filter((m) => m !== "auto")
+        const singles = ["xdelta3", "zstd", "layer", "bsdiff"]
+          .filter((m) => methods.includes(m))
           .map((m) => times.get(`${m}/${compression}`) ?? Infinity);
         const auto = times.get(`auto/${compression}`);
         if (auto !== undefined && singles.length > 0) {
@@ -218,6 +282,7 @@ async function main(): Promise<void> {
       timeVsLimit: number;
       peakRssMiB: number;
       createSeconds: number;
+      cpuThroughputVsLimit: number;
     }[];
     for (const method of methods)
       for (const compression of codecs) {
@@ -226,7 +291,7 @@ async function main(): Promise<void> {
           `  ${`${method}/${compression}`.padEnd(13)} throughput ${range(rs.map((r) => r.throughputVsLimit))}×  time ${range(rs.map((r) => r.timeVsLimit))}×  create ${range(
             rs.map((r) => r.createSeconds),
             1,
-          )} s  peak RSS ${range(
+          )} s  per CPU s ${range(rs.map((r) => r.cpuThroughputVsLimit))}×  peak RSS ${range(
             rs.map((r) => r.peakRssMiB),
             0,
           )} MiB`,
