@@ -58,7 +58,9 @@ async function parentsAreDirectories(root: string, rel: string): Promise<boolean
  * reports for it (`PACKAGE_CHECKSUM_MISMATCH`, `PACKAGE_VOLUME_INVALID`, `PACKAGE_SPECIAL_FILE`,
  * `PACKAGE_UNSAFE_PATH`; `details.packageProblem` is true), after the upload ended and its
  * helper container is gone: the caller removes the volume (import's rollback).
- * @throws DockpackError as above; `VOLUME_*` when the engine fails; `INTERRUPTED`
+ * `options.source` replaces the file read (a streaming registry import: registry-stream.ts).
+ * @throws DockpackError as above; `VOLUME_*` when the engine fails; `INTERRUPTED`; the source's
+ *   error (`DIGEST_MISMATCH` for a corrupt registry chunk)
  */
 export async function restoreVolume(
   file: string,
@@ -67,14 +69,15 @@ export async function restoreVolume(
   dockerName: string,
   reporter: Reporter,
   journal: Journal,
-  options: { allowSpecialFiles?: boolean; identity?: string } = {},
+  options: { allowSpecialFiles?: boolean; identity?: string; source?: Readable } = {},
 ): Promise<void> {
   const member = packaged.member;
   const size = packaged.size;
   const source =
-    at.size > 0
+    options.source ??
+    (at.size > 0
       ? createReadStream(file, { start: at.offset, end: at.offset + at.size - 1, highWaterMark: 1024 * 1024 })
-      : Readable.from([]);
+      : Readable.from([]));
   const unhook = journal.onCancel(() => source.destroy(interrupted()));
   const bar = reporter.progress(`volume ${dockerName}`, size);
   let done = 0;
@@ -125,6 +128,8 @@ export async function restoreVolume(
         details: { packageProblem: true, member, problems: [{ ...problem, member }] },
       },
     );
+  // the source's own refusal (a registry chunk that failed its digest) names the problem
+  if (readFailure && toDockpackError(readFailure).details?.packageProblem === true) throw readFailure;
   if (readFailure) throw engineFailure ?? readFailure;
   if (engineFailure) throw engineFailure;
   if (done !== size)

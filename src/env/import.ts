@@ -17,6 +17,7 @@
  */
 import { lstat, mkdir, writeFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
+import type { Readable } from "node:stream";
 import { withSignal } from "../core/abort.js";
 import { createVolume } from "../core/docker/volumes.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
@@ -78,6 +79,13 @@ export interface ImportOptions {
   signal?: AbortSignal;
   /** Load the package's image section (default true; `--no-images`: false). package-images-load.ts. */
   images?: boolean;
+  /**
+   * Streaming registry import (registry-import.ts): `package` is a skeleton whose volume data
+   * are holes; each volume member's bytes (at `at` in the package) are read from this stream
+   * instead, checked in the same one pass as a file's. Volume contents are then never read from
+   * `package` (also with `restoreData: false`).
+   */
+  volumeSource?: (member: string, at: { offset: number; size: number }) => Readable;
 }
 
 /** Result of {@link importPackage}: the new environment and what the import did. */
@@ -138,7 +146,7 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
   // everything else now; a volume that fails its check rolls the whole import back
   const verified = await requireValidPackage(file, reporter, {
     allowSpecialFiles: options.allowSpecialFiles === true,
-    deferVolumes: options.restoreData !== false,
+    deferVolumes: options.restoreData !== false || options.volumeSource !== undefined,
     packageIdentity,
   });
   if (verified.metadata.encryption?.key !== head.encryption?.key)
@@ -338,6 +346,7 @@ async function importLocked(
       await restoreVolume(file, at, packaged, dockerName, reporter, journal, {
         allowSpecialFiles: options.allowSpecialFiles === true,
         identity: sealed?.identity,
+        source: options.volumeSource?.(packaged.member, at),
       });
       journal.checkpoint();
     }

@@ -87,7 +87,15 @@ export async function checkVolumeMember(
   decoded.on("error", (e) =>
     note("PACKAGE_VOLUME_INVALID", `it cannot be decompressed as ${v.codec}: ${toDockpackError(e).message}`),
   );
-  await pipeline(body, outer, feed);
+  try {
+    await pipeline(body, outer, feed);
+  } catch (e) {
+    // the body itself failed (Ctrl-C, a registry chunk refused mid-stream): stop the decoder
+    // (a zstd child would wait for more input forever) and let the inner read end
+    head.destroy();
+    await inner.catch(() => undefined);
+    throw e;
+  }
   await inner;
   if (decryptError) problem = { code: decryptError.code, message: decryptError.message };
   return {

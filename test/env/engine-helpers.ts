@@ -96,3 +96,13 @@ export function cleanupPrefix(prefix: string, work?: string): void {
   if (nets.length) sh("docker", ["network", "rm", ...nets]);
   if (work) rmSync(work, { recursive: true, force: true });
 }
+
+/** Fills `volume` with `mib` MiB: half /dev/urandom in `/data/<name>.bin`, half log-like text in `/data/<name>.log`. */
+export function fillHalfRandom(volume: string, name: string, mib: number): void {
+  const half = Math.max(1, Math.floor(mib / 2));
+  inVolume(
+    volume,
+    `dd if=/dev/urandom of=/data/${name}.bin bs=1M count=${half} 2>/dev/null && ` +
+      `seq 1 9999999 | sed 's/$/ INFO GET \\/api\\/items status=200 bytes=512/' | head -c $((${half} * 1048576)) > /data/${name}.log`,
+  );
+}

@@ -249,11 +249,28 @@ export class OciRepository {
       headers: start > 0 ? { range: `bytes=${start}-` } : {},
       scopes: this.#pull,
     });
-    if (res.status === 200 && start === 0)
-      return res.body.pipe(
-        verifyingStream(digest, `blob ${digest} from ${this.registry}/${this.repository}`),
-      );
+    if (res.status === 200 && start === 0) {
+      const verified = verifyingStream(digest, `blob ${digest} from ${this.registry}/${this.repository}`);
+      // pipe() does not pass a failing body on: a cut connection must fail the stream, not stall it
+      res.body.on("error", (e) => verified.destroy(e));
+      return res.body.pipe(verified);
+    }
     if (res.status === 206 || (res.status === 200 && start > 0)) return res.body;
+    return this.transport.fail(res, `GET blob ${digest}`);
+  }
+
+  /**
+   * Streams a blob's bytes as the registry sends them, unverified: the caller hashes them
+   * (registry-stream.ts checks each chunk while it streams into an import).
+   * @throws DockpackError `OCI_NOT_FOUND` and the transport's errors.
+   */
+  async openRaw(digest: string): Promise<Readable> {
+    const res = await this.transport.request({
+      method: "GET",
+      path: `/v2/${this.repository}/blobs/${digest}`,
+      scopes: this.#pull,
+    });
+    if (res.status === 200) return res.body;
     return this.transport.fail(res, `GET blob ${digest}`);
   }
 

@@ -105,7 +105,15 @@ test("kill -9 mid-pull: no package appears; the rerun resumes and gives the same
 });
 
 test("kill -9 mid 'packages import REF': nothing imported; the next dockpack run sweeps the partial download", async () => {
-  await pushPackage({ package: pkg, reference: `${proxy.host}/kill/imp:v1`, chunkSize: 1024 * 1024 });
+  // import REF streams the volumes into the restore; what it downloads first (the skeleton of the
+  // package: everything but volume data) is made big here, so that the kill lands in it
+  const big = join(dir, "synth-main-big.dockpack.tar");
+  await writeTwoVolumePackage(
+    big,
+    { db: randomBytes(1024 * 1024), cache: randomBytes(1024) },
+    { env: `BLOB=${randomBytes(6 * 1024 * 1024).toString("base64")}\n` },
+  );
+  await pushPackage({ package: big, reference: `${proxy.host}/kill/imp:v1`, chunkSize: 1024 * 1024 });
   const tmp = join(dir, "tmp");
   const repo = join(dir, "repo");
   mkdirSync(tmp);
@@ -118,7 +126,8 @@ test("kill -9 mid 'packages import REF': nothing imported; the next dockpack run
       const work = join(tmp, p);
       return readdirSync(work, { recursive: true }).some((f) => {
         const s = statSync(join(work, String(f)));
-        return s.isFile() && s.size >= 2 * 1024 * 1024;
+        // allocated blocks: the skeleton is a sparse file of the package's size from the start
+        return s.isFile() && s.blocks * 512 >= 2 * 1024 * 1024;
       });
     });
   const saved = process.env.TMPDIR;

@@ -23,6 +23,7 @@ import { importFromRegistry } from "../../../src/env/registry-import.js";
 import {
   cleanupPrefix,
   commitAll,
+  fillHalfRandom,
   inVolume,
   makeAppRepo,
   sh,
@@ -52,22 +53,12 @@ after(async () => {
   await reg?.stop();
 });
 
-/** half random, half text (`seq` lines), `mib` MiB in /data/<name>.* */
-function fill(volume: string, name: string, mib: number): void {
-  const half = Math.max(1, Math.floor(mib / 2));
-  inVolume(
-    volume,
-    `dd if=/dev/urandom of=/data/${name}.bin bs=1M count=${half} 2>/dev/null && ` +
-      `seq 1 9999999 | sed 's/$/ INFO GET \\/api\\/items status=200 bytes=512/' | head -c $((${half} * 1048576)) > /data/${name}.log`,
-  );
-}
-
 test(`two volumes of ${MIB} MiB: export → push → pull → import REF → up, identical; 1 % changed re-sends a few %`, async (t) => {
   if (!needsEngine(t)) return;
   await createEnvironment({ cwd: app, branch: "rt-a" });
   await environmentUp({ cwd: app, branch: "rt-a" });
-  fill(vol("rt-a", "media"), "media", MIB);
-  fill(vol("rt-a", "db"), "db", MIB);
+  fillHalfRandom(vol("rt-a", "media"), "media", MIB);
+  fillHalfRandom(vol("rt-a", "db"), "db", MIB);
   const before = { media: volumeListing(vol("rt-a", "media")), db: volumeListing(vol("rt-a", "db")) };
 
   const exp = await exportEnvironment({ cwd: app, branch: "rt-a", outputDir: join(work, "packages") });
