@@ -40,6 +40,18 @@ export const ENV_VOLUME_MEDIA_TYPES: Record<string, string> = {
   none: "application/vnd.dockpack.env.volume.v1.tar",
 };
 
+/**
+ * Media type of a volume layer of an `--encrypt-all` package, by the codec under the encryption:
+ * the member is the age encryption (age-encryption.org/v1) of the compressed tar, so `+age` is
+ * appended the way ocicrypt appends `+encrypted` to OCI layer types. The `dev.dockpack.encryption`
+ * annotation (`age`) marks every layer of such a volume, its chunks too.
+ */
+export const ENV_ENCRYPTED_VOLUME_MEDIA_TYPES: Record<string, string> = {
+  zstd: "application/vnd.dockpack.env.volume.v1.tar+zstd+age",
+  gzip: "application/vnd.dockpack.env.volume.v1.tar+gzip+age",
+  none: "application/vnd.dockpack.env.volume.v1.tar+age",
+};
+
 /** Media type of an image member's layer (one dockpack delta package, package-images.ts). */
 export const ENV_IMAGE_MEDIA_TYPE = "application/vnd.dockpack.env.image.delta.v1";
 

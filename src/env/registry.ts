@@ -24,6 +24,7 @@ import {
   ENV_ARTIFACT_TYPE,
   ENV_CHUNK_MEDIA_TYPE,
   ENV_CONFIG_MEDIA_TYPE,
+  ENV_ENCRYPTED_VOLUME_MEDIA_TYPES,
   ENV_IMAGE_MEDIA_TYPE,
   ENV_SEGMENT_MEDIA_TYPE,
   ENV_VOLUME_MEDIA_TYPES,
@@ -118,6 +119,8 @@ export async function pushPackage(
       digest: `sha256:${sha256Hex(configBytes)}`,
       size: configBytes.length,
     };
+    // --encrypt-all: the volume members are age files (registry-layout.ts)
+    const sealed = metadata.encryption?.all === true;
     const parts = segments.flatMap((s) => {
       const vol = metadata.volumes.find((v) => v.member === s.member);
       const chunks = s.chunks ?? [];
@@ -129,7 +132,7 @@ export async function pushPackage(
             chunks.length > 1
               ? ENV_CHUNK_MEDIA_TYPE
               : s.kind === "volume" && vol
-                ? ENV_VOLUME_MEDIA_TYPES[vol.codec]
+                ? (sealed ? ENV_ENCRYPTED_VOLUME_MEDIA_TYPES : ENV_VOLUME_MEDIA_TYPES)[vol.codec]
                 : s.kind === "image"
                   ? ENV_IMAGE_MEDIA_TYPE
                   : ENV_SEGMENT_MEDIA_TYPE,
@@ -138,6 +141,7 @@ export async function pushPackage(
           annotations: {
             "org.opencontainers.image.title": chunks.length > 1 ? `${title}.${k}` : title,
             ...(vol ? { "dev.dockpack.volume": vol.name } : {}),
+            ...(vol && sealed ? { "dev.dockpack.encryption": "age" } : {}),
             ...(chunks.length > 1 ? { "dev.dockpack.chunk": `${k + 1}/${chunks.length}` } : {}),
           },
         } satisfies Descriptor,

@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { generateX25519Identity, identityToRecipient } from "age-encryption";
 import { toDockpackError } from "../../src/core/errors.js";
+import { openRepository } from "../../src/core/oci/client.js";
 import {
   createEnvironment,
   exportEnvironment,
@@ -22,7 +23,7 @@ import {
   inspectPackage,
   validatePackage,
 } from "../../src/env/index.js";
-import { pullPackage, pushPackage } from "../../src/env/registry.js";
+import { pullPackage, pushPackage, readRemotePackage } from "../../src/env/registry.js";
 import { importFromRegistry } from "../../src/env/registry-import.js";
 import { runCli } from "../helpers/cli.js";
 import { engineAnswers, needsEngine } from "../helpers/engine.js";
@@ -279,6 +280,17 @@ test("--encrypt-all through a registry: push/pull keep the package byte for byte
   try {
     const ref = `${reg.host}/${project}/env:enc`;
     await pushPackage({ package: pkg, reference: ref });
+    // the volume layers say what they are: age files of a zstd tar
+    const { repo } = await openRepository(ref, { credentials: null });
+    const { manifest } = await readRemotePackage(repo, "enc").finally(() => repo.transport.close());
+    const volumeLayers = manifest.layers.filter((l) => l.annotations?.["dev.dockpack.volume"]);
+    assert.ok(volumeLayers.length > 0);
+    for (const l of volumeLayers) {
+      assert.equal(l.annotations?.["dev.dockpack.encryption"], "age");
+      if (!l.annotations?.["dev.dockpack.chunk"])
+        assert.equal(l.mediaType, "application/vnd.dockpack.env.volume.v1.tar+zstd+age");
+    }
+    assert.ok(!manifest.layers.some((l) => l.mediaType.endsWith("tar+zstd")), "no layer claims plain zstd");
     const out = join(work, "pulled");
     const pulled = await pullPackage({ reference: ref, outputDir: out });
     assert.ok(readFileSync(pulled.package).equals(readFileSync(pkg)), "pulled bytes are the pushed ones");

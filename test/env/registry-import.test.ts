@@ -160,8 +160,9 @@ test("import REF streams the volumes: data identical, memory and temporary disk 
   );
   // never a full copy on disk: the skeleton holds metadata, environment, code and checksums only
   assert.ok(tmpPeak.allocated < pkgSize / 10, `temporary folder peaked at ${tmpPeak.allocated} B`);
-  // never a volume in memory (a whole volume is half the package)
-  assert.ok(rssPeak - rss0 < pkgSize / 2, `RSS grew by ${rssPeak - rss0} B`);
+  // never a volume in memory: a fixed bound (the growth measured is 10-17 MiB whatever the size,
+  // module loading and buffers), below one volume member from DOCKPACK_OCI_STREAM_MIB=128 on
+  assert.ok(rssPeak - rss0 < 64 * 2 ** 20, `RSS grew by ${rssPeak - rss0} B`);
   for (const b of ["st", "pi"])
     await removeEnvironment({ cwd: app, branch: b, force: true, volumes: true, deleteBranch: true });
 });
