@@ -21,7 +21,6 @@ import { link, lstat, mkdir, readFile, readlink, unlink } from "node:fs/promises
 import { join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { withSignal } from "../core/abort.js";
-import { CODEC_EXTENSION, compressStream } from "../core/codec.js";
 import { DigestStream } from "../core/digest.js";
 import { volumeExists, volumeSize } from "../core/docker/volumes.js";
 import { DockpackError } from "../core/errors.js";

@@ -68,6 +68,27 @@ function paxRecord(key: string, value: string): string {
 
 const padTo = (n: number) => (BLOCK - (n % BLOCK)) % BLOCK;
 
+/** The first 100 bytes' worth of `s` (whole UTF-8 characters). */
+function truncate(s: string): string {
+  let out = s;
+  while (Buffer.byteLength(out) > 100) out = out.slice(0, -1);
+  return out;
+}
+
+/** A fresh pax `x` header block (size and checksum are set when it is written). */
+function paxHeaderBlock(): Buffer {
+  const h = Buffer.alloc(BLOCK);
+  h.write("PaxHeader", 0, "ascii");
+  h.write("0000644\0", 100, "ascii");
+  h.write("0000000\0", 108, "ascii");
+  h.write("0000000\0", 116, "ascii");
+  h.write("00000000000\0", 136, "ascii");
+  h.write("x", 156, "ascii");
+  h.write("ustar\0", 257, "ascii");
+  h.write("00", 263, "ascii");
+  return h;
+}
+
 /** An extension header (pax `x`, GNU `L`/`K`) held until the entry it applies to is read. */
 interface Pending {
   header: Buffer;
@@ -107,19 +128,41 @@ export function renameTarEntries(rename: (name: string) => string): Transform {
     const name = cstring(h, 0, 100);
     const full = prefix ? `${prefix}/${name}` : name;
     const renamed = rename(full);
+    /** Records a fresh pax header must carry: names that fit no ustar field and no header covers. */
+    const extra: Array<[string, string]> = [];
+    const covered = (key: "path" | "linkpath") =>
+      pending.some(
+        (p) =>
+          (p.type === "x" && parsePax(p.data).some(([k]) => k === key)) ||
+          p.type === (key === "path" ? "L" : "K"),
+      );
     if (renamed !== full) {
       if (!setField(h, 0, 100, renamed)) {
-        // too long for the name field alone: split at a slash (ustar) or leave it to a pax path
+        // too long for the name field alone: split at a slash (ustar), else a pax path
         const cut = renamed.lastIndexOf("/", renamed.length - 2);
         if (isUstar && cut > 0 && cut <= 155 && Buffer.byteLength(renamed.slice(cut + 1)) <= 100) {
           setField(h, 345, 155, renamed.slice(0, cut));
           setField(h, 0, 100, renamed.slice(cut + 1));
-        } else setField(h, 0, 100, renamed.slice(0, 100));
+        } else {
+          setField(h, 0, 100, truncate(renamed));
+          if (isUstar) h.fill(0, 345, 500);
+          // as stored: the pending headers' records are renamed when written (below)
+          if (!covered("path")) extra.push(["path", full]);
+        }
       } else if (isUstar) h.fill(0, 345, 500);
     }
     if (hardlink) {
       const link = cstring(h, 157, 100);
-      if (link) setField(h, 157, 100, rename(link));
+      if (link && !setField(h, 157, 100, rename(link))) {
+        setField(h, 157, 100, truncate(rename(link)));
+        if (!covered("linkpath")) extra.push(["linkpath", link]);
+      }
+    }
+    if (extra.length) {
+      const x = pending.find((p) => p.type === "x");
+      const records = Buffer.from(extra.map(([k, v]) => paxRecord(k, v)).join(""));
+      if (x) x.data = Buffer.concat([x.data, records]);
+      else pending.push({ header: paxHeaderBlock(), type: "x", data: records });
     }
     for (const p of pending) {
       if (p.type === "x") {

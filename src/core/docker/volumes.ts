@@ -20,12 +20,11 @@ import { pipeline } from "node:stream/promises";
 import type Docker from "dockerode";
 import tar from "tar-stream";
 import { interrupted, onAbort } from "../abort.js";
-import { normaliseEntryName, TarEntryChecker } from "../archive/checks.js";
-import { readTarStrict } from "../archive/strict.js";
-import { DockpackError, isDockpackError, toDockpackError } from "../errors.js";
+import { DockpackError, toDockpackError } from "../errors.js";
 import { onCleanup } from "../fs.js";
 import { engineMessage, requireEngine, statusCode } from "./client.js";
 import { ensureHelperImage, HELPER_IMAGE, helperLabels } from "./helper-image.js";
+import { gatedPrefixedTar } from "./tar-gate.js";
 import { renameTarEntries } from "./tar-rename.js";
 
 /** Where the helper container mounts the volume. */
@@ -304,7 +303,7 @@ export async function writeVolumeTar(
   // (its chown of a hardlink clears setuid; its chmod finds the link target only relative to
   // the container root).
   const prefixed = options.untrusted
-    ? prefixCheckedEntries(input, MOUNT.slice(1), options)
+    ? gatedPrefixedTar(input, MOUNT.slice(1), options)
     : prefixEntries(input, MOUNT.slice(1));
   // On SIGINT/SIGTERM the upload is cut first, or the removal would wait for it.
   const cutUpload = () => {
@@ -391,81 +390,6 @@ function prefixEntries(input: Readable, dir: string): Readable & { done: Promise
               `The tar stream for the volume is unreadable: ${err.message}`,
               {
                 hint: "Check that the input is an uncompressed tar archive.",
-                cause: err,
-              },
-            );
-      pack.destroy(failure);
-      throw failure;
-    },
-  );
-  done.catch(() => {});
-  return Object.assign(pack, { done }) as unknown as Readable & { done: Promise<void> };
-}
-
-/**
- * {@link prefixEntries} for untrusted input: the strict reader and the entry checks described at
- * {@link WriteVolumeOptions.untrusted}. Pax records other than path/size (xattrs…) are kept.
- */
-function prefixCheckedEntries(
-  input: Readable,
-  dir: string,
-  options: WriteVolumeOptions,
-): Readable & { done: Promise<void> } {
-  const pack = tar.pack();
-  const checker = new TarEntryChecker({ allowSpecialFiles: options.allowSpecialFiles === true });
-  const move = (n: string) => {
-    const rel = normaliseEntryName(n);
-    return rel === "" ? `${dir}/` : `${dir}/${rel}`;
-  };
-  pack.on("error", () => {});
-  const done = readTarStrict(input, async (entry, body) => {
-    const problem = checker.check(entry);
-    if (problem)
-      throw new DockpackError(
-        problem.code === "ARCHIVE_SPECIAL_FILE" ? "VOLUME_SPECIAL_FILE" : "VOLUME_UNSAFE_ENTRY",
-        `Refusing volume tar ${problem.reason}.`,
-        {
-          hint:
-            problem.code === "ARCHIVE_SPECIAL_FILE"
-              ? "Device nodes and fifos are refused by default; pass --allow-special-files if you trust the package."
-              : "The volume data may be malicious; do not import it.",
-          details: { reason: problem.reason },
-        },
-      );
-    const header: tar.Header = {
-      name: move(entry.name),
-      linkname: entry.type === "link" ? move(entry.linkname) : entry.linkname,
-      type: entry.type,
-      size: entry.size,
-      mode: entry.mode,
-      uid: entry.uid,
-      gid: entry.gid,
-      uname: entry.uname,
-      gname: entry.gname,
-      mtime: new Date(entry.mtime * 1000),
-      devmajor: entry.devmajor,
-      devminor: entry.devminor,
-      ...(Object.keys(entry.pax).length ? { pax: entry.pax } : {}),
-    };
-    await new Promise<void>((resolve, reject) => {
-      const sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
-      sink.on("error", () => {});
-      body.on("error", reject);
-      body.pipe(sink);
-    });
-  }).then(
-    () => {
-      pack.finalize();
-    },
-    (err) => {
-      const failure =
-        isDockpackError(err) && !String(err.code).startsWith("ARCHIVE_")
-          ? err
-          : new DockpackError(
-              "VOLUME_TAR_INVALID",
-              `The tar stream for the volume is unreadable: ${err.message}`,
-              {
-                hint: "The volume data is damaged or crafted.",
                 cause: err,
               },
             );

@@ -74,3 +74,47 @@ for (const format of ["pax", "gnu", "ustar"] as const) {
     }
   });
 }
+
+test("renameTarEntries: a rename that outgrows the ustar fields gets a pax path/linkpath (ustar prefix 155 + name 100, hardlink target 100)", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "dp-rename-grow-"));
+  try {
+    // ustar: prefix ≤ 155 and name ≤ 100 bytes; "data/" in front overflows the prefix
+    const parent = `${"p".repeat(100)}/${"q".repeat(53)}`;
+    const leaf = "l".repeat(99);
+    const target = "t".repeat(99);
+    await mkdir(join(dir, parent), { recursive: true });
+    await writeFile(join(dir, parent, leaf), "deep\n");
+    await writeFile(join(dir, target), "target\n");
+    await link(join(dir, target), join(dir, "hard"));
+    const tar = execFileSync("tar", [
+      "--format=ustar",
+      "--sort=name",
+      "-cf",
+      "-",
+      "-C",
+      dir,
+      parent,
+      target,
+      "hard",
+    ]);
+    const grow = (n: string) => `data/${n.replace(/^\.\//, "")}`;
+    for (const chunk of [tar.length, 512, 7]) {
+      const parts: Buffer[] = [];
+      for (let i = 0; i < tar.length; i += chunk) parts.push(tar.subarray(i, i + chunk));
+      const seen: Array<{ name: string; link: string; type: string }> = [];
+      await readTarStrict(Readable.from(parts).pipe(renameTarEntries(grow)), async (e, body) => {
+        seen.push({ name: e.name, link: e.linkname, type: e.type });
+        body.resume();
+      });
+      assert.ok(
+        seen.some((e) => e.name === `data/${parent}/${leaf}`),
+        `${chunk}: ${seen.map((e) => e.name).join(", ")}`,
+      );
+      const hard = seen.find((e) => e.name === "data/hard");
+      assert.equal(hard?.type, "link");
+      assert.equal(hard?.link, `data/${target}`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
