@@ -138,6 +138,14 @@ export interface VerifyOptions {
    */
   deferVolumes?: boolean;
   /**
+   * Image IDs the engine has already, verified against their IDs (`packages import REF` loads them
+   * from the registry first, registry-images.ts): the image members of these images are not read
+   * (the import never reads them: it rebuilds only images the engine lacks, package-images-load.ts),
+   * their digests are taken as metadata.json claims them, so they are still checked against
+   * checksums.sha256. Such a member may be a hole in a skeleton package (registry-stream.ts).
+   */
+  imagesElsewhere?: ReadonlySet<string>;
+  /**
    * `--encrypt-all` packages: the user's keys; the package key is unwrapped from metadata.json
    * and every encrypted member is decrypted and checked too (a wrong key: `PACKAGE_DECRYPT_FAILED`).
    */
@@ -273,6 +281,13 @@ export async function verifyPackage(
         if (state.sealed) state.sealedMembers.push(name);
         state.digests.set(name, { sha256: deferrable.sha256, size: entry.size });
         deferred.set(name, { offset: entry.dataOffset, size: entry.size });
+        return;
+      }
+      const elsewhere = name.startsWith("images/")
+        ? state.metadata?.images?.find((x) => x.member === name && options.imagesElsewhere?.has(x.id))
+        : undefined;
+      if (elsewhere) {
+        state.digests.set(name, { sha256: elsewhere.sha256, size: entry.size });
         return;
       }
       if (state.sealed && (rel !== null || name.startsWith("volumes/") || name === PLAIN_CHECKSUMS_MEMBER)) {

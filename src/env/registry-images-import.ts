@@ -25,22 +25,23 @@ export interface RegistryImagesImportOptions extends RegistryOptions {
 }
 
 /**
- * Loads the artifact's registry images (see the module docs), then runs `run` (the import). An
- * artifact without registry images only runs `run`. Returns what `run` returned plus one row per
- * image (`registryImages`).
+ * Loads the artifact's registry images (see the module docs), then runs `run` (the import) with
+ * the IDs of the images the engine now has from that list (each loaded or already there; the
+ * import need not read their image members). An artifact without registry images only runs
+ * `run` (with no IDs). Returns what `run` returned plus one row per image (`registryImages`).
  * @throws what `loadRegistryImages` and `run` throw; the signature check's codes
  */
 export async function withRegistryImages<T extends object>(
   options: RegistryImagesImportOptions,
   reporter: Reporter,
-  run: () => Promise<T>,
+  run: (present: ReadonlySet<string>) => Promise<T>,
 ): Promise<T & { registryImages?: RegistryImageLoad[] }> {
-  if (options.images === false) return run();
+  if (options.images === false) return run(new Set());
   const { repo, ref } = await openRepository(options.reference, { ...options, reporter });
   const rows: RegistryImageLoad[] = [];
   try {
     const remote = await readRemotePackage(repo, referenceTarget(ref));
-    if (!remote.config.images?.length) return await run();
+    if (!remote.config.images?.length) return await run(new Set());
     if (options.verifyKey)
       await verifyPackageSignature(repo, remote.bytes, options.verifyKey, formatReference(ref));
     await loadRegistryImages(repo, remote.config.images, reporter, rows);
@@ -51,7 +52,7 @@ export async function withRegistryImages<T extends object>(
     await repo.transport.close();
   }
   try {
-    return { ...(await run()), registryImages: rows };
+    return { ...(await run(new Set(rows.map((r) => r.id)))), registryImages: rows };
   } catch (e) {
     await undo(rows, reporter);
     throw e;
