@@ -86,6 +86,11 @@ export interface ImportOptions {
    * `package` (also with `restoreData: false`).
    */
   volumeSource?: (member: string, at: { offset: number; size: number }) => Readable;
+  /**
+   * Image IDs the engine has already, verified (loaded from a registry: registry-images-import.ts);
+   * their image members are not read (package-reader.ts `imagesElsewhere`), they may be holes.
+   */
+  imagesElsewhere?: ReadonlySet<string>;
 }
 
 /** Result of {@link importPackage}: the new environment and what the import did. */
@@ -147,6 +152,7 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
   const verified = await requireValidPackage(file, reporter, {
     allowSpecialFiles: options.allowSpecialFiles === true,
     deferVolumes: options.restoreData !== false || options.volumeSource !== undefined,
+    imagesElsewhere: options.imagesElsewhere,
     packageIdentity,
   });
   if (verified.metadata.encryption?.key !== head.encryption?.key)

@@ -69,13 +69,14 @@ export async function importFromRegistry(
     RegistryOptions & { reference: string; verifyKey?: string; concurrency?: number },
   reporter: Reporter = silentReporter(),
 ): Promise<ImportResult & { pulled: RegistryImportFetch; registryImages?: RegistryImageLoad[] }> {
-  return withRegistryImages(options, reporter, () => importStreaming(options, reporter));
+  return withRegistryImages(options, reporter, (present) => importStreaming(options, reporter, present));
 }
 
 async function importStreaming(
   options: Omit<ImportOptions, "package" | "volumeSource"> &
     RegistryOptions & { reference: string; verifyKey?: string; concurrency?: number },
   reporter: Reporter,
+  present: ReadonlySet<string> = new Set(),
 ): Promise<ImportResult & { pulled: RegistryImportFetch }> {
   const t0 = Date.now();
   const { repo, ref } = await openRepository(options.reference, { ...options, reporter });
@@ -90,8 +91,15 @@ async function importStreaming(
     if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(name) || !name.endsWith(PACKAGE_EXTENSION))
       name = `${remote.digest.slice(7, 23)}${PACKAGE_EXTENSION}`;
     const file = join(dir, name);
+    // the image members of images the engine has (loaded from the registry) stay holes
+    const holes = new Set(
+      ((config.metadata as { images?: { member: string; id: string }[] }).images ?? [])
+        .filter((i) => present.has(i.id))
+        .map((i) => i.member),
+    );
     const volumeBytes = config.segments.reduce(
-      (n, s) => n + (s.kind === "volume" && s.header ? s.size : 0),
+      (n, s) =>
+        n + ((s.kind === "volume" || (s.kind === "image" && holes.has(s.member))) && s.header ? s.size : 0),
       0,
     );
     await ensureFreeSpace(dir, config.package_size - volumeBytes, `the package ${shown} without its volumes`);
@@ -99,6 +107,7 @@ async function importStreaming(
     const skeleton = await writeSkeleton(repo, config, manifest.layers, file, {
       concurrency: options.concurrency,
       onProgress: (n) => bar.update(n),
+      holes,
     }).finally(() => bar.stop());
     let streamed = 0;
     const volumeSource = (member: string, at: { offset: number; size: number }): Readable => {
@@ -114,7 +123,10 @@ async function importStreaming(
         { hint: "The artifact is inconsistent; push the package again.", details: { packageProblem: true } },
       );
     };
-    const res = await importPackage({ ...options, package: file, volumeSource }, reporter);
+    const res = await importPackage(
+      { ...options, package: file, volumeSource, imagesElsewhere: present },
+      reporter,
+    );
     return {
       ...res,
       pulled: {

@@ -38,11 +38,13 @@ export interface Skeleton {
 
 /**
  * Where each segment of `config` lies in the package and which manifest layers it spans:
- * volume segments (those with a tar header in the config) and the others.
+ * volume segments (those with a tar header in the config) and the others. Image segments whose
+ * member is in `holes` are in neither (their bytes stay a hole: registry-images-import.ts).
  */
 export function layoutSegments(
   config: RegistryPackageConfig,
   layers: Descriptor[],
+  holes?: ReadonlySet<string>,
 ): { volumes: StreamedVolume[]; others: { offset: number; layer: Descriptor }[] } {
   const volumes: StreamedVolume[] = [];
   const others: { offset: number; layer: Descriptor }[] = [];
@@ -54,7 +56,7 @@ export function layoutSegments(
     li += mine.length;
     if (s.kind === "volume" && s.header)
       volumes.push({ member: s.member, offset: pos, size: s.size, layers: mine });
-    else {
+    else if (!(s.kind === "image" && s.header && holes?.has(s.member))) {
       let at = pos;
       for (const l of mine) {
         others.push({ offset: at, layer: l });
@@ -77,9 +79,14 @@ export async function writeSkeleton(
   config: RegistryPackageConfig,
   layers: Descriptor[],
   file: string,
-  options: { concurrency?: number; onProgress?: (bytes: number) => void } = {},
+  options: {
+    concurrency?: number;
+    onProgress?: (bytes: number) => void;
+    /** Image members left as holes (the engine has their images: registry-images-import.ts). */
+    holes?: ReadonlySet<string>;
+  } = {},
 ): Promise<Skeleton> {
-  const { volumes, others } = layoutSegments(config, layers);
+  const { volumes, others } = layoutSegments(config, layers, options.holes);
   const fh = await open(file, "w");
   try {
     await fh.truncate(config.package_size);

@@ -44,6 +44,8 @@ let appDiffIds: string[] = [];
 const ids: Record<string, string> = {};
 let pkg = "";
 let manifests: string[] = [];
+/** Blobs of the package's own image members (delta packages) in the artifact. */
+let imageMemberBlobs: string[] = [];
 
 /** Blob GETs the proxy saw for `digests` since the last reset. */
 function blobGets(digests: string[]): number {
@@ -139,7 +141,7 @@ test("push with images: ordinary images skopeo and the engine read; import REF f
   }
   // the package's own image members are layers of their own in the artifact
   const artifact = JSON.parse(skopeo(["inspect", "--raw", `docker://${reg.host}/${project}/env:main`])) as {
-    layers: { mediaType: string; annotations?: Record<string, string> }[];
+    layers: { mediaType: string; digest: string; annotations?: Record<string, string> }[];
     annotations: Record<string, string>;
   };
   assert.deepEqual(
@@ -149,6 +151,7 @@ test("push with images: ordinary images skopeo and the engine read; import REF f
     (exp.metadata.images ?? []).map((i) => i.member),
   );
   assert.equal(artifact.annotations["dev.dockpack.images"], "main-image-0,main-image-1");
+  imageMemberBlobs = artifact.layers.filter((l) => l.mediaType === ENV_IMAGE_MEDIA_TYPE).map((l) => l.digest);
   // `packages list` shows the package, not its image tags
   const list = await listRemotePackages({ repository: `${reg.host}/${project}/env` });
   assert.deepEqual(
@@ -185,6 +188,8 @@ test("push with images: ordinary images skopeo and the engine read; import REF f
   );
   assert.equal(blobGets(appDiffIds.slice(0, -2)), 0, "the base layer the engine has is not fetched");
   assert.equal(blobGets(appDiffIds.slice(-2)), 2, "each missing layer is fetched once");
+  assert.equal(imageMemberBlobs.length, 2);
+  assert.equal(blobGets(imageMemberBlobs), 0, "the package's own image section is not downloaded");
   assert.deepEqual(
     (res.images ?? []).map((i) => [i.id, i.loaded]),
     [
@@ -216,6 +221,7 @@ test("a second import when the engine has the previous version's layers fetches 
   );
   assert.equal(blobGets(appDiffIds.slice(0, -1)), 0);
   assert.equal(blobGets(appDiffIds.slice(-1)), 1);
+  assert.equal(blobGets(imageMemberBlobs), 0);
   assert.equal(imageId(`${project}-dst2_app:latest`), ids.app);
 
   // the engine itself pulls the pushed image as an ordinary image, with the same ID (from the
