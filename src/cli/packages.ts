@@ -178,22 +178,25 @@ export function register(program: Command): void {
               images: o.images !== false,
             };
             const { isRegistryReference, importFromRegistry } = await import("../env/registry-import.js");
-            if (isRegistryReference(pkg))
-              return importFromRegistry(
-                { ...options, reference: pkg, verifyKey: o.verifyKey, ...registryOptions(o) },
-                r,
-              );
             const { importPackage } = await import("../env/import.js");
+            // a file, or a registry reference (streamed: registry-import.ts); the same questions for both
+            const run = (x: typeof options) =>
+              isRegistryReference(pkg)
+                ? importFromRegistry(
+                    { ...x, reference: pkg, verifyKey: o.verifyKey, ...registryOptions(o) },
+                    r,
+                  )
+                : importPackage(x, r);
             try {
-              return await importPackage(options, r);
+              return await run(options);
             } catch (e) {
               // On a terminal, a conflict may be confirmed with a yes (the same as --force).
               const err = toDockpackError(e);
               // encrypted to a passphrase: asked on a terminal, then the import runs again
               if (err.code === "PACKAGE_ENCRYPTED" && canAskPassphrase() && !options.passphrase)
-                return importPackage({ ...options, passphrase: await askPassphrase("Passphrase: ") }, r);
+                return run({ ...options, passphrase: await askPassphrase("Passphrase: ") });
               if (err.code !== "IMPORT_CONFLICT" || r.json || !(await confirmReplace(err.message))) throw err;
-              return importPackage({ ...options, force: true }, r);
+              return run({ ...options, force: true });
             }
           },
           (res) =>

@@ -6,6 +6,7 @@
  *   (allocated blocks, sampled) stay far below the package size; time against pull-then-import;
  * - kill -9 while a volume streams (through a slowed proxy): the next dockpack run undoes it —
  *   no branch, worktree, volume or temporary folder left;
+ * - `--verify-key`: unsigned and wrongly signed packages refused before anything changes;
  * - a registry serving one corrupt chunk of a volume (its blob rewritten in the registry's
  *   storage): `DIGEST_MISMATCH`, everything rolled back.
  *
@@ -53,6 +54,7 @@ let app = "";
 let reg: TestRegistry;
 let ref = "";
 let pkgSize = 0;
+let pkgFile = "";
 let listing: Record<string, string[]> = {};
 
 before(async () => {
@@ -70,6 +72,7 @@ before(async () => {
   listing = { db: volumeListing(vol("src", "db")), media: volumeListing(vol("src", "media")) };
   const exp = await exportEnvironment({ cwd: app, branch: "src", outputDir: join(work, "packages") });
   pkgSize = statSync(exp.package).size;
+  pkgFile = exp.package;
   ref = `${reg.host}/${project}/env:1`;
   await pushPackage({ package: exp.package, reference: ref });
 });
@@ -209,6 +212,56 @@ test("kill -9 while a volume streams: the next dockpack run rolls the import bac
   } finally {
     await proxy.stop();
   }
+});
+
+test("--verify-key: import REF refuses an unsigned or wrongly signed package before anything changes", async (t) => {
+  if (!needsEngine(t)) return;
+  const keys = join(work, "keys");
+  mkdirSync(keys);
+  for (const k of ["alice", "mallory"])
+    sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", k, "-f", join(keys, k)]);
+  // another repository: the same manifest signed in this one would sign `ref` too (referrers
+  // attach to the manifest digest)
+  const signed = `${reg.host}/${project}/signed:1`;
+  await pushPackage({ package: pkgFile, reference: signed, sign: join(keys, "alice") });
+  const tmp = join(work, "tmp-sig");
+  mkdirSync(tmp);
+  const saved = process.env.TMPDIR;
+  process.env.TMPDIR = tmp;
+  try {
+    await assert.rejects(
+      importFromRegistry({
+        cwd: app,
+        reference: ref,
+        targetBranch: "sg",
+        verifyKey: join(keys, "alice.pub"),
+      }),
+      (e: { code: string }) => e.code === "PACKAGE_SIGNATURE_MISSING",
+    );
+    nothingLeftFor("sg", tmp);
+    await assert.rejects(
+      importFromRegistry({
+        cwd: app,
+        reference: signed,
+        targetBranch: "sg",
+        verifyKey: join(keys, "mallory.pub"),
+      }),
+      (e: { code: string }) => e.code === "PACKAGE_SIGNATURE_INVALID",
+    );
+    nothingLeftFor("sg", tmp);
+    const ok = await importFromRegistry({
+      cwd: app,
+      reference: signed,
+      targetBranch: "sg",
+      verifyKey: join(keys, "alice.pub"),
+    });
+    assert.equal(ok.environment.branch, "sg");
+    assert.deepEqual(volumeListing(vol("sg", "db")), listing.db);
+  } finally {
+    if (saved === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = saved;
+  }
+  await removeEnvironment({ cwd: app, branch: "sg", force: true, volumes: true, deleteBranch: true });
 });
 
 test("a corrupt chunk of a volume in the registry: DIGEST_MISMATCH mid-stream, everything rolled back", async (t) => {
