@@ -159,14 +159,30 @@ export function checkedBlob(repo: OciRepository, desc: Descriptor, opened?: Prom
   return Readable.from(bytes(), { objectMode: false });
 }
 
+/** Layers of a volume whose requests are opened ahead of the one streaming. */
+export const PREFETCH = 1;
+/** Bytes passed on at once by {@link volumeStream}. */
+const COALESCE = 1024 * 1024;
+
 /**
  * The bytes of one volume member, streamed from its layers in order (each verified by
- * {@link checkedBlob}); the next layer's request is opened while one streams (its body waits
- * under backpressure), so at most two responses are open and memory stays bounded.
+ * {@link checkedBlob}) and passed on in 1 MiB buffers; the requests of the next {@link PREFETCH} layers are opened while one
+ * streams (their bodies wait under backpressure, in socket and stream buffers), so at most
+ * `PREFETCH + 1` responses are open and memory stays bounded.
  */
 export function volumeStream(repo: OciRepository, volume: StreamedVolume): Readable {
   async function* bytes() {
     const opens: (Promise<Readable> | undefined)[] = [];
+    // the responses arrive in pieces of ~70 KiB; the restore behind (digest, zstd's stdin, the
+    // engine) costs per piece, so they are passed on in 1 MiB buffers as a file read gives them
+    let pending: Buffer[] = [];
+    let held = 0;
+    const flush = () => {
+      const b = pending.length === 1 ? pending[0] : Buffer.concat(pending, held);
+      pending = [];
+      held = 0;
+      return b;
+    };
     const start = (i: number) => {
       if (i >= volume.layers.length || opens[i]) return;
       const p = repo.openRaw(volume.layers[i].digest);
@@ -175,12 +191,16 @@ export function volumeStream(repo: OciRepository, volume: StreamedVolume): Reada
     };
     try {
       for (let i = 0; i < volume.layers.length; i++) {
-        start(i);
-        start(i + 1);
+        for (let k = i; k <= i + PREFETCH; k++) start(k);
         const opened = opens[i] as Promise<Readable>;
         opens[i] = undefined;
-        yield* checkedBlob(repo, volume.layers[i], opened);
+        for await (const c of checkedBlob(repo, volume.layers[i], opened)) {
+          pending.push(c as Buffer);
+          held += (c as Buffer).length;
+          if (held >= COALESCE) yield flush();
+        }
       }
+      if (held > 0) yield flush();
     } finally {
       for (const p of opens)
         p?.then(
