@@ -20,7 +20,7 @@
  *
  * Rows are `method[:level][+gz]`: `layer:3` packs whole layers at zstd level 3, the level of
  * `zstd -T0` in the limit (the default, 9, costs about 3× the CPU per byte); `+gz` also measures
- * `docker save | gzip` for `info`, as the CLI does by default (`--no-gzip-measure` skips it).
+ * `docker save | gzip` for `info`, as the CLI does with `--gzip-measure`.
  * `auto` is compared with the fastest of xdelta3, zstd, layer and bsdiff at the default level.
  *
  * Usage: node --import tsx bench/delta.ts [--rounds 3]
@@ -94,7 +94,7 @@ interface ChildResult {
   cpuSeconds: number;
 }
 
-/** A bench row: `method[:level][+gz]` (level: -l for the package codec; +gz: measure docker save | gzip, the CLI default). */
+/** A bench row: `method[:level][+gz]` (level: -l for the package codec; +gz: measure docker save | gzip, the CLI's --gzip-measure). */
 interface Spec {
   method: Method;
   level?: number;

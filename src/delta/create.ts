@@ -53,7 +53,10 @@ export const CreateDeltaOptionsSchema = z.object({
   level: z.number().int().optional().describe("compression level; default zstd 9, others 6"),
   dryRun: z.boolean().default(false).describe("print the plan, write nothing"),
   force: z.boolean().default(false).describe("overwrite an existing package"),
-  measureGzip: z.boolean().default(true).describe("measure `docker save | gzip` for the saving figures"),
+  measureGzip: z
+    .boolean()
+    .default(false)
+    .describe("measure `docker save | gzip` (gzip -6 over every layer, CPU-heavy) for the saving figures"),
 });
 /** Options of {@link createDelta}. */
 export type CreateDeltaOptions = z.input<typeof CreateDeltaOptionsSchema>;

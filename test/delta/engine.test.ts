@@ -30,7 +30,10 @@ test("daemon images: create against the old version, rebuild from engine bases, 
   try {
     const v2id = idOf(V2);
     const pkg = join(dir, "v2.dpd");
-    const res = await createDelta({ image: V2, output: pkg, bases: [`docker-daemon:${V1}`] }, r);
+    const res = await createDelta(
+      { image: V2, output: pkg, bases: [`docker-daemon:${V1}`], measureGzip: true },
+      r,
+    );
     const ships = res.metadata.layers.map((l) => l.ship);
     assert.deepEqual(
       ships,
