@@ -117,7 +117,7 @@ export function processStart(pid: number): number | null {
 }
 
 /** True when the process that wrote `header` still runs (same host, same pid and start time). */
-export function ownerAlive(header: JournalHeader): boolean {
+export function ownerAlive(header: Pick<JournalHeader, "pid" | "start" | "host">): boolean {
   if (header.host !== hostname()) return true; // not ours to judge
   if (header.pid === process.pid) return header.start === null || header.start === processStart(process.pid);
   if (!pidAlive(header.pid)) return false;

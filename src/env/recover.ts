@@ -30,6 +30,7 @@ import {
   undoEntries,
 } from "./journal.js";
 import { sanitizeName } from "./naming.js";
+import { recoverRegistryImages } from "./registry-images-pending.js";
 
 /** What {@link recoverDeadRuns} did with one dead run. */
 export interface RecoveredRun {
@@ -123,6 +124,8 @@ export async function recoverDeadRuns(reporter: Reporter = silentReporter()): Pr
       reporter.warn(`could not recover the run in ${path}: ${toDockpackError(err).message}`);
     }
   }
+  // after the dead imports are rolled back: the images their registry step loaded and never handed over
+  await recoverRegistryImages(reporter);
   return done;
 }
 

@@ -13,6 +13,7 @@ import type { Reporter } from "../core/output.js";
 import { undoImageEntry } from "./package-images-undo.js";
 import { readRemotePackage } from "./registry.js";
 import { loadRegistryImages, type RegistryImageLoad } from "./registry-images.js";
+import { openPendingRegistryImages } from "./registry-images-pending.js";
 import { verifyPackageSignature } from "./registry-sign.js";
 
 /** Options of {@link withRegistryImages}. */
@@ -39,23 +40,28 @@ export async function withRegistryImages<T extends object>(
   if (options.images === false) return run(new Set());
   const { repo, ref } = await openRepository(options.reference, { ...options, reporter });
   const rows: RegistryImageLoad[] = [];
+  const pending = openPendingRegistryImages();
   try {
-    const remote = await readRemotePackage(repo, referenceTarget(ref));
-    if (!remote.config.images?.length) return await run(new Set());
-    if (options.verifyKey)
-      await verifyPackageSignature(repo, remote.bytes, options.verifyKey, formatReference(ref));
-    await loadRegistryImages(repo, remote.config.images, reporter, rows);
-  } catch (e) {
-    await undo(rows, reporter);
-    throw e;
+    try {
+      const remote = await readRemotePackage(repo, referenceTarget(ref));
+      if (!remote.config.images?.length) return await run(new Set());
+      if (options.verifyKey)
+        await verifyPackageSignature(repo, remote.bytes, options.verifyKey, formatReference(ref));
+      await loadRegistryImages(repo, remote.config.images, reporter, rows, (id) => pending.add(id));
+    } catch (e) {
+      await undo(rows, reporter);
+      throw e;
+    } finally {
+      await repo.transport.close();
+    }
+    try {
+      return { ...(await run(new Set(rows.map((r) => r.id)))), registryImages: rows };
+    } catch (e) {
+      await undo(rows, reporter);
+      throw e;
+    }
   } finally {
-    await repo.transport.close();
-  }
-  try {
-    return { ...(await run(new Set(rows.map((r) => r.id)))), registryImages: rows };
-  } catch (e) {
-    await undo(rows, reporter);
-    throw e;
+    await pending.close();
   }
 }
 

@@ -254,7 +254,8 @@ async function readSmallBlob(repo: OciRepository, d: Descriptor, limit: number):
  * Loads the images `refs` lists into the engine, fetching only the layers it lacks (see the
  * module docs). Images the engine has (same ID) are left alone. Returns one row per image; the
  * images it loaded are untagged (the import tags them). Each image is added to `rows` as soon as
- * the engine has it, so a caller can undo a run that failed midway.
+ * the engine has it, so a caller can undo a run that failed midway; `beforeLoad(id)` runs (and
+ * is awaited) before each load starts, for a durable record (registry-images-pending.ts).
  * @throws DockpackError `OCI_NOT_AN_IMAGE` (manifest or config not what the package lists),
  *   `DIGEST_MISMATCH` (a layer or config whose bytes do not match), `IMAGE_LOAD_FAILED`,
  *   `DELTA_LOAD_MISMATCH` (the engine did not end up with the image ID), `OCI_*`
@@ -264,6 +265,7 @@ export async function loadRegistryImages(
   refs: RegistryImageRef[],
   reporter: Reporter,
   rows: RegistryImageLoad[] = [],
+  beforeLoad: (id: string) => Promise<void> = async () => {},
 ): Promise<RegistryImageLoad[]> {
   let have: Set<string> | undefined;
   const where = `${repo.registry}/${repo.repository}`;
@@ -322,6 +324,7 @@ export async function loadRegistryImages(
       reporter.info(
         `loading image ${r.id.slice(0, 19)} from ${where} (${row.fetchedLayers} layer(s) fetched, ${row.presentLayers} already in the engine)`,
       );
+      await beforeLoad(r.id);
       rows.push(row);
       await loadArchive(r.id, config, files);
       if (!(await engineHas(r.id)))
