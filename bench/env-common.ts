@@ -209,7 +209,7 @@ export async function alternate(
         stdout: res.seconds <= best[i].seconds ? res.stdout : best[i].stdout,
       };
     }
-    console.error(`round ${r + 1}: ${line.join(", ")}`);
+    console.error(`round ${r + 1}: ${line.join(", ")} (load average ${loadavg()[0].toFixed(1)})`);
   }
   return best;
 }
