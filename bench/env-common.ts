@@ -5,7 +5,7 @@
  * `docker cp` = `GET`/`PUT /containers/{id}/archive`), a child-process runner that polls peak RSS
  * (VmHWM of the process and its node children), and `--size` parsing.
  *
- * dockpack runs from dist/ (`npm run build` first): tsx's start-up would be measured otherwise.
+ * dockpack runs as installed, the bundle dist/bin/dockpack.js (`npm run build` first): tsx's start-up would be measured otherwise.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
-export const CLI = join(ROOT, "dist/cli/main.js");
+export const CLI = join(ROOT, "dist/bin/dockpack.js");
 export const IMAGE = "dockpack-fixture/busybox:1";
 export const GiB = 1024 * 1024 * 1024;
 export const MiB = 1024 * 1024;

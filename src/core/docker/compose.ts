@@ -14,6 +14,7 @@ import { execa } from "execa";
 import YAML from "yaml";
 import { DockpackError } from "../errors.js";
 import { findProgram, type RunResult } from "../exec.js";
+import { cachedComposeVersion } from "./compose-version-cache.js";
 
 /** The compose program in use, its leading arguments and its major version. */
 export interface ComposeCommand {
@@ -57,7 +58,8 @@ function probe(program: string, args: string[]): { major: 1 | 2; version: string
 /**
  * The compose program, its leading arguments and version: `docker compose` (v2) when the plugin
  * answers, else `docker-compose` (v1 or a standalone v2). Detected once per process (runs
- * `compose version`, ≤ 15 s each). `DOCKPACK_COMPOSE=docker-compose` skips the plugin probe.
+ * `compose version`, ≤ 15 s each; `docker-compose`'s answer is cached across runs by
+ * compose-version-cache.ts, as that Python program takes ~0.9 s to start). `DOCKPACK_COMPOSE=docker-compose` skips the plugin probe.
  * @throws DockpackError `PROGRAM_MISSING` when neither is installed
  */
 export function composeCommand(): ComposeCommand {
@@ -69,8 +71,9 @@ export function composeCommand(): ComposeCommand {
       return detected;
     }
   }
-  if (findProgram("docker-compose")) {
-    const v = probe("docker-compose", []) ?? { major: 1 as const, version: "unknown" };
+  const v1 = findProgram("docker-compose");
+  if (v1) {
+    const v = cachedComposeVersion(v1, () => probe(v1, [])) ?? { major: 1 as const, version: "unknown" };
     detected = { program: "docker-compose", args: [], ...v };
     return detected;
   }
