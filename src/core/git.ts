@@ -106,6 +106,20 @@ export async function isRepo(dir: string): Promise<boolean> {
   }
 }
 
+/**
+ * The top of the work tree containing `dir` (`git rev-parse --show-toplevel`, one git run), or
+ * null when `dir` is in no work tree (a plain or missing directory, or inside `.git`).
+ * @throws DockpackError `PROGRAM_MISSING` when git is not installed
+ */
+export async function workTreeTop(dir: string): Promise<string | null> {
+  try {
+    return await git(["rev-parse", "--show-toplevel"], dir);
+  } catch (err) {
+    if (isDockpackError(err) && err.code === "PROGRAM_MISSING") throw err;
+    return null;
+  }
+}
+
 /** The absolute path of the top of the work tree containing `dir` (`git rev-parse --show-toplevel`). */
 export async function repoRoot(dir: string): Promise<string> {
   return git(["rev-parse", "--show-toplevel"], dir);

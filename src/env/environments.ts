@@ -18,8 +18,7 @@ import { DockpackError } from "../core/errors.js";
 import {
   branchExists,
   deleteBranch,
-  isRepo,
-  repoRoot,
+  workTreeTop,
   worktreeAdd,
   worktreeList,
   worktreeRemove,
@@ -52,11 +51,12 @@ export async function exists(path: string): Promise<boolean> {
  * @throws DockpackError `ENV_NOT_A_REPO` when `cwd` is not inside a git repository
  */
 export async function findRepoRoot(cwd: string): Promise<string> {
-  if (!(await isRepo(cwd)))
+  const top = await workTreeTop(cwd);
+  if (top === null)
     throw new DockpackError("ENV_NOT_A_REPO", `${resolve(cwd)} is not inside a git repository.`, {
       hint: "Run dockpack in your project's git repository (git init; git commit first).",
     });
-  return repoRoot(cwd);
+  return top;
 }
 
 /** An environment as `env list`/`env info` report it. */
