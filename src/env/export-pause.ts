@@ -32,6 +32,9 @@ export async function withPausedEnvironment<T>(
   try {
     for (const id of ids) {
       journal.checkpoint();
+      // a stop the engine carries on after a kill -9 of this process must be waited out by the
+      // recovery (a plain start would be a no-op on the still running container): say so first
+      await journal.mark(seq, `stopping:${id}`);
       await stopContainers([id]);
       bar.increment(1);
     }

@@ -335,8 +335,11 @@ export class Journal {
     return seq;
   }
 
-  /** Records a fact about entry `seq` (`done`: nothing left to undo; `copied`). */
-  async mark(seq: number, state: "done" | "copied"): Promise<void> {
+  /**
+   * Records a fact about entry `seq` (`done`: nothing left to undo; `copied`; `stopping:ID`: a
+   * stop of container ID is about to be asked of the engine).
+   */
+  async mark(seq: number, state: "done" | "copied" | `stopping:${string}`): Promise<void> {
     await this.append({ mark: seq, state });
     this.entries.find((e) => e.seq === seq)?.marks.push(state);
   }

@@ -8,7 +8,7 @@
 import { readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { getDocker } from "../core/docker/client.js";
-import { startContainers } from "../core/docker/containers.js";
+import { restartContainers, startContainers } from "../core/docker/containers.js";
 import { createVolume, readVolumeTar, volumeExists, writeVolumeTar } from "../core/docker/volumes.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
 import { branchExists, deleteBranch, git, worktreeList } from "../core/git.js";
@@ -76,16 +76,25 @@ async function removeRunVolume(name: string, runId: string): Promise<void> {
   await removeVolumeSoon(name);
 }
 
-async function startQuietly(ids: string[], reporter: Reporter): Promise<void> {
+/**
+ * Starts the containers again; those in `stopping` (a stop was asked of the engine, maybe still
+ * in flight when the run died) are restarted, which waits that stop out instead of racing it.
+ */
+async function startQuietly(ids: string[], stopping: Set<string>, reporter: Reporter): Promise<void> {
   for (const id of ids) {
     try {
-      await startContainers([id]);
+      await (stopping.has(id) ? restartContainers([id]) : startContainers([id]));
     } catch (err) {
       // a container removed meanwhile (env down) has nothing to start
       if (toDockpackError(err).code !== "CONTAINER_NOT_FOUND") throw err;
       reporter.debug(`container ${id.slice(0, 12)} is gone; not started`);
     }
   }
+}
+
+/** Ids of the containers a `containers-stopped` entry's marks say a stop was asked for. */
+function stoppingOf(e: RecordedEntry): Set<string> {
+  return new Set(e.marks.filter((m) => m.startsWith("stopping:")).map((m) => m.slice("stopping:".length)));
 }
 
 async function removeStage(path: string): Promise<void> {
@@ -100,7 +109,7 @@ export async function undoEntry(e: RecordedEntry, runId: string, reporter: Repor
       return removeStage(e.path);
     case "containers-stopped":
       reporter.info(`starting ${e.ids.length} container(s) of ${e.project} again`);
-      return startQuietly(e.ids, reporter);
+      return startQuietly(e.ids, stoppingOf(e), reporter);
     case "worktree":
       return removeWorktreeAndBranch(e.root, e.path, e.branch);
     case "volume":

@@ -109,6 +109,8 @@ function lastOp(): string {
     return "(torn line)";
   }
   if (lines.length === 0) return "(empty journal)";
+  // a `stopping:ID` mark (a container stop asked of the engine) belongs to the containers-stopped phase
+  if (last.mark && String(last.state).startsWith("stopping:")) return "containers-stopped";
   return last.op ?? (last.commit ? "commit" : last.mark ? `mark ${last.state}` : "header");
 }
 

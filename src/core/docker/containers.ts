@@ -72,6 +72,28 @@ export async function stopContainers(
 }
 
 /**
+ * Restarts the containers (`POST /containers/{id}/restart`, SIGTERM then SIGKILL after
+ * `timeoutSeconds`, default 10 s, then start), one after the other. Unlike a start, a restart
+ * also waits out a stop another client left in flight: the engine finishes a stop whose client
+ * died (a start issued meanwhile is a no-op on the still running container, and the stop then
+ * wins). A stopped container is simply started. Throws `CONTAINER_NOT_FOUND` naming the id, or
+ * `CONTAINER_FAILED`.
+ */
+export async function restartContainers(
+  ids: string[],
+  options: { timeoutSeconds?: number } = {},
+): Promise<void> {
+  const docker = await requireEngine();
+  for (const id of ids) {
+    try {
+      await docker.getContainer(id).restart({ t: options.timeoutSeconds ?? 10 });
+    } catch (err) {
+      throw failed("restart", id, err);
+    }
+  }
+}
+
+/**
  * Starts the containers (`POST /containers/{id}/start`), one after the other. Already running
  * containers are fine (304). Throws `CONTAINER_NOT_FOUND` naming the id, or `CONTAINER_FAILED`.
  */
