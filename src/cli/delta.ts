@@ -171,7 +171,7 @@ export function register(program: Command): void {
     )
     .option(
       "-l, --level <n>",
-      "compression level: 1–9; zstd 1–22 or -1…-100 (default zstd 9, others 6)",
+      "compression level: 1–9; zstd 1–22 or -1…-100 (default zstd 9, 3 with -m layer; others 6)",
       parseLevel,
     )
     .option("-d, --dry-run", "print the plan and the bytes it would ship; write nothing")

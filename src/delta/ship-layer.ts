@@ -76,6 +76,9 @@ interface DeltaTry {
  * (an engine image unpacked by {@link ExtractedContainer}, an OCI layout directory) is used in
  * place — its sha256 taken from the unpacking when known, else read once — and `temp` is false;
  * any other layer is streamed into `copy` (a temp file the caller removes), `temp` true.
+ * An engine image unpacked without hashing (`hashLayers: false`) is not hashed here either:
+ * the engine checked the layer against its diff_id while saving, and `delta apply` checks
+ * every layer it rebuilds, so a wrong byte can only make apply refuse the package.
  */
 export async function layerFile(
   image: Image,
@@ -88,6 +91,9 @@ export async function layerFile(
   if (layer.codec === "none") {
     const r = await image.container.range(layer.blob);
     if (r.start === 0 && r.size > 0 && (await stat(r.file)).size === r.size) {
+      if (image.format === "docker-daemon" && engineVerified(image)) {
+        return { file: r.file, size: r.size, temp: false };
+      }
       const actual =
         (image.container instanceof ExtractedContainer ? image.container.digest(layer.blob) : undefined) ??
         (await digestFile(r.file)).digest;
@@ -104,15 +110,19 @@ export async function layerFile(
   return { file: copy, size: (await stat(copy)).size, temp: true };
 }
 
+/** True for an engine image unpacked without hashing (see {@link layerFile}). */
+function engineVerified(image: Image): boolean {
+  return image.container instanceof ExtractedContainer && !image.container.hashed;
+}
+
 async function tryDelta(
   ctx: ShipContext,
   index: number,
   newFile: string,
   size: number,
 ): Promise<DeltaTry | { skipped: string } | undefined> {
-  const diffId = ctx.source.layers[index].diffId;
   const [newPaths] = await Promise.all([
-    (ctx.early.get(diffId) ?? Promise.resolve(undefined)).then((known) => known ?? filePaths(newFile)),
+    ctx.early.get(ctx.source, index).then((known) => known ?? filePaths(newFile)),
     ...ctx.candidates.map((c) => ctx.candidatePaths(c)),
   ]);
   const choice = chooseBase(newPaths, size, index, ctx.candidates);
@@ -184,7 +194,9 @@ async function compressBounded(
   try {
     await pipeline(
       createReadStream(input),
-      compressStream(codec, { level, long }),
+      // Bounded: one thread, whose output comes block by block, so the stop comes after
+      // about `bound` bytes out; -T0 emits nothing before a whole job (tens of MiB) is done.
+      compressStream(codec, { level, long, ...(bound !== undefined ? { threads: 1 } : {}) }),
       count,
       createWriteStream(output),
     );

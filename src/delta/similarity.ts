@@ -47,25 +47,28 @@ export async function filePaths(file: string): Promise<PathSizes> {
 
 /**
  * Paths of layers indexed as soon as `docker save` unpacked them (see image/open's `onMember`),
- * by diff_id, so choosing base layers needs no read once the save ends. A member that is not a
- * layer tar (a config blob) is left out.
+ * by the file holding the member, so choosing base layers needs no read once the save ends.
+ * Members that are not layer tars (config blobs, VERSION, json) are left out.
  */
 export class EarlyPaths {
-  private readonly byDigest = new Map<string, Promise<PathSizes | undefined>>();
+  private readonly byFile = new Map<string, Promise<PathSizes | undefined>>();
 
   /** The hook to give openImages. */
-  readonly onMember = (m: { path: string; file: string; size: number; digest: string }): void => {
-    if (m.size < 1024 || this.byDigest.has(m.digest)) return;
+  readonly onMember = (m: { path: string; file: string; size: number }): void => {
+    if (m.size < 1024 || this.byFile.has(m.file)) return;
     if (!m.path.endsWith("/layer.tar") && !m.path.startsWith("blobs/sha256/")) return;
-    this.byDigest.set(
-      m.digest,
+    this.byFile.set(
+      m.file,
       filePaths(m.file).catch(() => undefined),
     );
   };
 
-  /** The paths of the layer whose bytes hash to `diffId`, when it was indexed early. */
-  get(diffId: string): Promise<PathSizes | undefined> | undefined {
-    return this.byDigest.get(diffId);
+  /** The paths of layer `index` of `image` when its file was indexed early (an engine image). */
+  async get(image: Image, index: number): Promise<PathSizes | undefined> {
+    const layer = image.layers[index];
+    if (layer.codec !== "none" || this.byFile.size === 0) return undefined;
+    const r = await image.container.range(layer.blob);
+    return r.start === 0 ? this.byFile.get(r.file) : undefined;
   }
 }
 

@@ -37,6 +37,13 @@ export interface OpenImagesOptions {
    * file, size and sha256 known), before the save ends: callers start work on layers early.
    */
   onMember?: MemberHook;
+  /**
+   * Hash the layers of an engine image's `docker save` again while unpacking (default true).
+   * The engine checks every layer against its diff_id while saving (Docker's layer store
+   * verifies each layer's tar stream); a caller that verifies what it builds downstream (delta
+   * create: `delta apply` checks every rebuilt layer) may pass false to save that CPU.
+   */
+  hashLayers?: boolean;
 }
 
 /** A parsed image reference. `select` picks an image inside an archive or layout. */
@@ -216,12 +223,10 @@ async function openDaemonImages(
     // layer file in place instead of copying it out of one big tar.
     let container: ExtractedContainer;
     try {
-      container = await ExtractedContainer.extract(
-        save.stream,
-        dir,
-        `docker save of ${names.join(", ")}`,
-        options.onMember,
-      );
+      container = await ExtractedContainer.extract(save.stream, dir, `docker save of ${names.join(", ")}`, {
+        onMember: options.onMember,
+        hash: options.hashLayers ?? true,
+      });
     } catch (e) {
       // A save that failed on its own explains the cut stream better than the tar reader.
       save.stop();

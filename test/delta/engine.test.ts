@@ -78,6 +78,20 @@ test("daemon images: create against the old version, rebuild from engine bases, 
       res2.metadata.layers.map((l) => l.ship),
       ["reused", "reused", "full", "full"],
     );
+    // -m layer needs no base bytes: the engine base is inspected, not saved, and its entry is
+    // what a save would have given; the package still rebuilds the identical image.
+    const pkg3 = join(dir, "layer.dpd");
+    const res3 = await createDelta({ image: V2, output: pkg3, bases: [V1], method: "layer" }, r);
+    assert.deepEqual(
+      res3.metadata.layers.map((l) => l.ship),
+      ["reused", "reused", "full", "full"],
+    );
+    assert.deepEqual(
+      { ...res3.metadata.bases[0] },
+      { ref: V1, kind: "image", id: idOf(V1), repoTags: [V1], diffIds: res.metadata.bases[0].diffIds },
+    );
+    const out3 = join(dir, "layer.tar");
+    assert.equal((await applyDelta({ package: pkg3, output: out3 }, r)).imageId, v2id);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

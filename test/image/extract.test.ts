@@ -165,6 +165,32 @@ test("symlinks and hard links inside the archive resolve to the member they name
   rmSync(dir, { recursive: true });
 });
 
+test("hash: false unpacks the same files and sizes without digests (an engine save the engine checked)", async () => {
+  const dir = freshDir();
+  const body = Buffer.alloc(70_000, 9);
+  const bytes = await makeTar([
+    { header: { name: "a/layer.tar" }, body },
+    { header: { name: "b.json" }, body: Buffer.from("{}") },
+  ]);
+  const seen: { path: string; size: number; digest?: string }[] = [];
+  const c = await ExtractedContainer.extract(Readable.from([bytes]), dir, "nohash.tar", {
+    hash: false,
+    onMember: (m) => seen.push({ path: m.path, size: m.size, digest: m.digest }),
+  });
+  assert.equal(c.hashed, false);
+  assert.deepEqual(seen, [
+    { path: "a/layer.tar", size: body.length, digest: undefined },
+    { path: "b.json", size: 2, digest: undefined },
+  ]);
+  assert.equal(c.digest("a/layer.tar"), undefined);
+  assert.deepEqual(await c.read("a/layer.tar"), body);
+  assert.deepEqual(await c.members(), [
+    { path: "a/layer.tar", size: body.length },
+    { path: "b.json", size: 2 },
+  ]);
+  rmSync(dir, { recursive: true });
+});
+
 test("missing and oversized members are clear DockpackErrors", async () => {
   const dir = freshDir();
   const bytes = await makeTar([{ header: { name: "big.bin" }, body: Buffer.alloc(4096, 7) }]);
