@@ -19,13 +19,13 @@
  * method (image ID checked). The load average (`uptime`) is printed with every round: the
  * machine is shared.
  *
- * Rows are `method[:level][+gz]`: `layer:3` packs whole layers at zstd level 3, the level of
- * `zstd -T0` in the limit (the default, 9, costs about 3× the CPU per byte); `+gz` also measures
- * `docker save | gzip` for `info`, as the CLI does with `--gzip-measure`.
+ * Rows are `method[:level][+gz]`: `layer:9` packs whole layers at zstd level 9 (the default of
+ * `-m layer` is 3, the level of `zstd -T0` in the limit; 9 costs about 4× the CPU per byte);
+ * `+gz` also measures `docker save | gzip` for `info`, as the CLI does with `--gzip-measure`.
  * `auto` is compared with the fastest of xdelta3, zstd, layer and bsdiff at the default level.
  *
  * Usage: node --import tsx bench/delta.ts [--rounds 3]
- *        [--methods xdelta3,zstd,layer,layer:3,auto,bsdiff,xdelta3+gz] [--compressions zstd]
+ *        [--methods xdelta3,zstd,layer,layer:9,auto,bsdiff,xdelta3+gz] [--compressions zstd]
  *        [--no-apply] [--json]
  */
 import { execFileSync, spawn } from "node:child_process";
@@ -174,7 +174,7 @@ async function main(): Promise<void> {
   if (childAt > 0) return child(JSON.parse(process.argv[childAt + 1]));
   execFileSync("bash", [SCRIPT, "bench"], { stdio: ["ignore", "ignore", "inherit"] });
   const rounds = Number(arg("--rounds", "3"));
-  const methods = arg("--methods", "xdelta3,zstd,layer,layer:3,auto,bsdiff,xdelta3+gz").split(",");
+  const methods = arg("--methods", "xdelta3,zstd,layer,layer:9,auto,bsdiff,xdelta3+gz").split(",");
   methods.forEach(parseSpec);
   const codecs = arg("--compressions", "zstd").split(",") as Codec[];
   const dir = mkdtempSync(join(tmpdir(), "dockpack-bench-delta-"));
