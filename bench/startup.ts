@@ -5,11 +5,15 @@
  * machine load hits all alike. Prints each median and its ratio to bare node; the target is a
  * ratio ≤ 2.0 for each. Exit code 1 when one is above it with `--check`.
  *
- * The list commands run on real input made before timing: `env list` in a git repository with
- * `.dockpack/config.yml` (the engine answers; also once with DOCKER_HOST pointing at nothing),
- * `targets list` on a fresh registry, `tool list` on examples/tools. Info commands whose input
- * needs a Docker export (packages inspect, delta list/info) run on a missing file: they fail
- * after loading everything they load, which is what start-up measures.
+ * The list and info commands run on real input made before timing, without the engine: `env list`
+ * and `env info main` in a git repository with `.dockpack/config.yml` and no environment (the
+ * engine answers; `env list` also once with DOCKER_HOST pointing at nothing; an environment's
+ * rows add the engine's answers, `docker system df` for volume sizes, which are not start-up),
+ * `packages list` on a folder holding one package and on one holding none, `packages inspect`
+ * of that package (a small package built by the package writer, test/env/synthetic.ts),
+ * `delta list`/`delta info` of a delta package made from two synthetic images
+ * (test/image/synthetic.ts), `targets list` on a fresh registry, `tool list` on examples/tools.
+ * Not timed: the commands that only talk to a registry (`features info`, `packages list REPO`).
  *
  * With `--cpu`, each run is also repeated under `bash -c '…; times'` to read the child's CPU time
  * (user + sys): its ratio to bare node's moves less with machine load than wall time does (the
@@ -23,6 +27,10 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { silentReporter } from "../src/core/output.js";
+import { createDelta } from "../src/delta/index.js";
+import { writeSyntheticPackage } from "../test/env/synthetic.js";
+import { versionPair, writeSynth } from "../test/image/synthetic.js";
 
 const TARGET = 2.0;
 
@@ -52,6 +60,8 @@ interface Case {
   args: string[];
   cwd: string;
   env?: Record<string, string>;
+  /** The command fails by design (`env info` of a repository without environments). */
+  fails?: boolean;
 }
 
 /** Wall time of one run of `node args…` in `cwd`, in milliseconds. */
@@ -106,7 +116,21 @@ function makeRepository(dir: string): void {
   setup(process.execPath, [MAIN, "env", "init"], dir);
 }
 
-function main(): void {
+/** A package in `<dir>/packages` and a delta package `<dir>/app.dpd`, made without the engine. */
+async function makePackages(dir: string): Promise<{ packages: string; pkg: string; delta: string }> {
+  const packages = join(dir, "packages");
+  mkdirSync(packages);
+  const pkg = join(packages, "synth-main-20260101T000000Z.dockpack.tar");
+  await writeSyntheticPackage(pkg);
+  const pair = await versionPair("dockpack-bench-startup");
+  const [v1, v2, delta] = ["v1.tar", "v2.tar", "app.dpd"].map((f) => join(dir, f));
+  await writeSynth(pair.v1, v1);
+  await writeSynth(pair.v2, v2);
+  await createDelta({ image: v2, output: delta, bases: [v1] }, silentReporter());
+  return { packages, pkg, delta };
+}
+
+async function main(): Promise<void> {
   if (!existsSync(MAIN)) {
     process.stderr.write(`error: ${MAIN} is missing.\nhint: run 'npm run build' first.\n`);
     process.exit(1);
@@ -115,9 +139,11 @@ function main(): void {
   const empty = mkdtempSync(join(tmpdir(), "dockpack-startup-"));
   const repo = join(empty, "repo");
   const registry = join(empty, "targets");
-  const missing = join(empty, "missing.tar");
+  const none = join(empty, "no-packages");
   try {
     makeRepository(repo);
+    const { packages, pkg, delta } = await makePackages(empty);
+    mkdirSync(none);
     mkdirSync(registry);
     setup(process.execPath, [MAIN, "targets", "init", "--root", registry], empty);
     const at = (args: string[], cwd = empty, env?: Record<string, string>): Case => ({ args, cwd, env });
@@ -127,11 +153,12 @@ function main(): void {
       ...GROUPS.map((g) => at([g, "--help"])),
       at(["env", "list"], repo),
       at(["env", "list"], repo, { DOCKER_HOST: `unix://${join(empty, "no-engine.sock")}` }),
-      at(["env", "info", "main"], repo),
-      at(["packages", "list", "--package-dir", empty]),
-      at(["packages", "inspect", missing]),
-      at(["delta", "list", missing]),
-      at(["delta", "info", missing]),
+      { ...at(["env", "info", "main"], repo), fails: true },
+      at(["packages", "list", "--package-dir", packages]),
+      at(["packages", "list", "--package-dir", none]),
+      at(["packages", "inspect", pkg]),
+      at(["delta", "list", delta]),
+      at(["delta", "info", delta]),
       at(["targets", "list", "--root", registry]),
       at(["tool", "list", "--tools-dir", join(EXAMPLES, "tools")]),
     ];
@@ -142,7 +169,15 @@ function main(): void {
     const cpuTimes = commands.map(() => [] as number[]);
     // Warm the file cache.
     timeRun(["-e", "0"], empty);
-    for (const c of commands) timeRun([MAIN, ...c.args], c.cwd, c.env);
+    for (const c of commands) {
+      const res = spawnSync(process.execPath, [MAIN, ...c.args], {
+        cwd: c.cwd,
+        env: { ...process.env, ...c.env },
+        encoding: "utf8",
+      });
+      if ((res.status === 0) === Boolean(c.fails))
+        throw new Error(`dockpack ${c.args.join(" ")} exited ${res.status}: ${res.stderr}`);
+    }
     for (let i = 0; i < runs; i++) {
       baseline.push(timeRun(["-e", "0"], empty));
       if (cpu) baselineCpu.push(cpuRun(["-e", "0"], empty));
@@ -189,4 +224,4 @@ function main(): void {
   }
 }
 
-main();
+await main();

@@ -21,6 +21,8 @@ import {
 const inspection = lazy(() => import("../env/inspect.js"));
 /** env/package-images.js (images in packages), imported when export, import or inspect runs. */
 const packageImages = lazy(() => import("../env/package-images.js"));
+/** env/package-images-render.js: the image section's lines, for validate's renderer. */
+const imageLines = lazy(() => import("../env/package-images-render.js"));
 
 /** Adds the `packages` command group. */
 export function register(program: Command): void {
@@ -285,7 +287,7 @@ export function register(program: Command): void {
       .action(
         action(
           async (r, cmd, pkg: string) => {
-            await packageImages(); // for the renderer
+            await imageLines(); // for the renderer
             const res = await (await import("../env/validate.js")).validatePackage(
               {
                 package: pkg,
@@ -307,7 +309,7 @@ export function register(program: Command): void {
               ? `\n  volumes: ${res.metadata.volumes.map((v) => `${v.name} ${formatBytes(v.size)}`).join(", ")}`
               : "") +
             (res.metadata?.images?.length
-              ? `\n${packageImages.loaded().renderImageLines(res.metadata.images, formatBytes)}`
+              ? `\n${imageLines.loaded().renderImageLines(res.metadata.images, formatBytes)}`
               : "") +
             res.warnings.map((w) => `\n  ! ${w}`).join("") +
             (res.encryption?.all

@@ -92,15 +92,27 @@ export async function run(program: string, args: string[], options: ExecaOptions
   if (res.isCanceled || signal?.aborted) throw interrupted(signal);
   const stdout = typeof res.stdout === "string" ? res.stdout : "";
   const stderr = typeof res.stderr === "string" ? res.stderr : "";
-  if (res.exitCode !== 0) {
-    const tail = stderr.split("\n").slice(-8).join("\n");
-    throw new DockpackError(
-      "COMMAND_FAILED",
-      `'${program} ${args.join(" ")}' failed with exit code ${res.exitCode ?? res.signal}${tail ? `:\n${tail}` : ""}`,
-      { details: { program, args, exitCode: res.exitCode, stderr: tail } },
-    );
-  }
+  if (res.exitCode !== 0) throw commandFailed(program, args, res.exitCode ?? res.signal, stderr);
   return { stdout, stderr, exitCode: 0 };
+}
+
+/**
+ * The `COMMAND_FAILED` error of a program that exited non-zero (or was killed by `status`, a
+ * signal name): the command line, the status and the last 8 lines of its stderr, also in
+ * `details` (`program`, `args`, `exitCode`, `stderr`).
+ */
+export function commandFailed(
+  program: string,
+  args: string[],
+  status: number | string | null | undefined,
+  stderr: string,
+): DockpackError {
+  const tail = stderr.split("\n").slice(-8).join("\n");
+  return new DockpackError(
+    "COMMAND_FAILED",
+    `'${program} ${args.join(" ")}' failed with exit code ${status}${tail ? `:\n${tail}` : ""}`,
+    { details: { program, args, exitCode: typeof status === "number" ? status : undefined, stderr: tail } },
+  );
 }
 
 /**

@@ -7,11 +7,12 @@
  * `git status --porcelain=v1 -z`, `git ls-files -z`.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
+import { spawn } from "node:child_process";
 import { resolve } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
-import { execa } from "execa";
+import { currentSignal, interrupted } from "./abort.js";
 import { DockpackError, isDockpackError } from "./errors.js";
-import { requireProgram, run } from "./exec.js";
+import { commandFailed, requireProgram } from "./exec.js";
 
 function gitFailed(args: string[], cwd: string, err: unknown): DockpackError {
   const stderr =
@@ -54,15 +55,60 @@ function hookArgs(): string[] {
 export async function git(args: string[], cwd: string): Promise<string> {
   requireProgram("git", "git repositories");
   try {
-    const res = await run("git", [...hookArgs(), ...args], {
-      cwd,
-      env: { GIT_TERMINAL_PROMPT: "0", LC_ALL: "C" },
-    });
-    return res.stdout;
+    return await runGit([...hookArgs(), ...args], cwd);
   } catch (err) {
     if (isDockpackError(err) && err.code === "PROGRAM_MISSING") throw err;
     throw gitFailed(args, cwd, err);
   }
+}
+
+/** Output as text, one final newline stripped. */
+const text = (chunks: Buffer[]) =>
+  Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/\r?\n$/, "");
+
+/** Most bytes of git output kept (as execa's default maxBuffer); more fails the command. */
+const MAX_OUTPUT = 100_000_000;
+
+/**
+ * Runs git (stdin closed, output utf-8, one final newline stripped) with node:child_process
+ * rather than execa: git runs on the start-up path of `env list`/`env info`, which must not load
+ * execa (issue 14 C18). The ambient abort signal (core/abort.ts) kills git and makes this throw
+ * `INTERRUPTED`; a non-zero exit throws `COMMAND_FAILED` as core/exec's `run` does.
+ */
+function runGit(args: string[], cwd: string): Promise<string> {
+  const signal = currentSignal();
+  return new Promise((done, fail) => {
+    const child = spawn("git", args, {
+      cwd,
+      env: { ...process.env, GIT_TERMINAL_PROMPT: "0", LC_ALL: "C" },
+      stdio: ["ignore", "pipe", "pipe"],
+      ...(signal ? { signal } : {}),
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let size = 0;
+    let error: Error | undefined;
+    child.stdout.on("data", (b: Buffer) => {
+      size += b.length;
+      if (size <= MAX_OUTPUT) out.push(b);
+      else if (!error) {
+        error = new Error(`git printed more than ${MAX_OUTPUT} bytes`);
+        child.kill();
+      }
+    });
+    child.stderr.on("data", (b: Buffer) => err.push(b));
+    child.on("error", (e) => {
+      error ??= e;
+    });
+    child.on("close", (code, killedBy) => {
+      if (signal?.aborted) return fail(interrupted(signal));
+      if (error) return fail(error);
+      if (code !== 0) return fail(commandFailed("git", args, code ?? killedBy, text(err)));
+      done(text(out));
+    });
+  });
 }
 
 /**
@@ -269,20 +315,25 @@ export async function listWorkingFiles(cwd: string): Promise<string[]> {
 export function archive(cwd: string, ref: string): Readable {
   requireProgram("git", "git archive");
   const args = ["archive", "--format=tar", "--end-of-options", ref];
-  const child = execa("git", [...hookArgs(), ...args], {
-    cwd,
-    reject: false,
-    buffer: { stdout: false, stderr: true },
-  });
+  const child = spawn("git", [...hookArgs(), ...args], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  const stderr: Buffer[] = [];
+  child.stderr.on("data", (b: Buffer) => stderr.push(b));
   // The output ends only once git has exited 0, so a failure is never mistaken for an empty tar.
   const out = new PassThrough();
-  (child.stdout as Readable).pipe(out, { end: false });
+  child.stdout.pipe(out, { end: false });
   out.on("close", () => {
-    if (child.exitCode === null) child.kill();
+    if (child.exitCode === null && child.signalCode === null) child.kill();
   });
-  child.then((res) => {
-    if (res.exitCode === 0) out.end();
-    else out.destroy(gitFailed(args, cwd, new Error(String(res.stderr ?? ""))));
+  let spawnError: Error | undefined;
+  child.on("error", (e) => {
+    spawnError ??= e;
+  });
+  child.on("close", (code) => {
+    if (code === 0 && !spawnError) out.end();
+    else
+      out.destroy(
+        gitFailed(args, cwd, spawnError ?? new Error(Buffer.concat(stderr).toString("utf8").trimEnd())),
+      );
   });
   return out;
 }

@@ -9,26 +9,25 @@
  * (recover.ts), so a killed export or import never shows up as a half environment.
  */
 
-import { access, copyFile, mkdir, writeFile } from "node:fs/promises";
+import { access, copyFile, mkdir, readdir, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { withoutSignal } from "../core/abort.js";
-import { listContainers } from "../core/docker/containers.js";
-import { createVolume, removeVolume, volumeExists, volumeSize } from "../core/docker/volumes.js";
 import { DockpackError } from "../core/errors.js";
 import {
   branchExists,
   deleteBranch,
+  type Worktree,
   workTreeTop,
   worktreeAdd,
   worktreeList,
   worktreeRemove,
 } from "../core/git.js";
 import { type Reporter, silentReporter } from "../core/output.js";
-import { composeDown, type UpOptions, upEnvironment, withStoppedContainers } from "./compose-run.js";
+import type { UpOptions } from "./compose-run.js";
 import { CONFIG_FILE, DOCKPACK_DIR, type EnvConfig, loadEnvConfig, renderEnvConfig } from "./config.js";
-import { copyVolumeData } from "./copy-volume.js";
+import { runsDir } from "./journal.js";
 import { checkBranchName, worktreeFolder } from "./naming.js";
-import { recoverDeadRuns } from "./recover.js";
+import type { RecoveredRun } from "./recover.js";
 import {
   type EnvSettings,
   excludeFromGit,
@@ -36,6 +35,22 @@ import {
   volumeCreateOptions,
   writeEnvSettings,
 } from "./settings.js";
+
+// The engine client (dockerode), compose and the recovery are imported where they are used, so
+// that `env list`/`env info` of a repository without environments start without them (issue 14 C18).
+const dockerContainers = () => import("../core/docker/containers.js");
+const dockerVolumes = () => import("../core/docker/volumes.js");
+const composeRun = () => import("./compose-run.js");
+
+/**
+ * recover.ts's `recoverDeadRuns`, imported only when the runs folder holds anything (a journal or
+ * a pending-images record, the only things it acts on): with none there it would do nothing.
+ */
+async function recoverDeadRuns(reporter?: Reporter): Promise<RecoveredRun[]> {
+  const names = await readdir(runsDir()).catch(() => [] as string[]);
+  if (names.length === 0) return [];
+  return (await import("./recover.js")).recoverDeadRuns(reporter);
+}
 
 export async function exists(path: string): Promise<boolean> {
   try {
@@ -83,19 +98,18 @@ export interface RepoContext {
   root: string;
   config: EnvConfig;
   worktreesRoot: string;
+  /** The repository's worktrees when the context was read (`git worktree list`), main first. */
+  worktrees: Worktree[];
 }
 
 /** Loads the config of the repository containing `cwd`. Throws `ENV_NOT_A_REPO`, `ENV_NOT_INITIALISED`. */
 export async function repoContext(cwd: string): Promise<RepoContext> {
-  const root = await mainRoot(await findRepoRoot(cwd));
+  const top = await findRepoRoot(cwd);
+  // one `git worktree list` gives the main worktree (the root) and the worktrees the caller reads
+  const worktrees = await worktreeList(top);
+  const root = worktrees[0]?.path ?? top;
   const config = await loadEnvConfig(root);
-  return { root, config, worktreesRoot: resolve(root, config.worktrees_dir) };
-}
-
-/** The main worktree of the repository whose (possibly linked) worktree is `root`. */
-async function mainRoot(root: string): Promise<string> {
-  const list = await worktreeList(root);
-  return list[0]?.path ?? root;
+  return { root, config, worktreesRoot: resolve(root, config.worktrees_dir), worktrees };
 }
 
 /** Finds the worktree of `branch` that has environment settings. Throws `ENV_NOT_FOUND`. */
@@ -103,7 +117,7 @@ export async function findEnvironment(
   ctx: RepoContext,
   branch: string,
 ): Promise<{ path: string; settings: EnvSettings }> {
-  for (const wt of await worktreeList(ctx.root)) {
+  for (const wt of ctx.worktrees) {
     if (wt.branch !== branch) continue;
     const settings = await readEnvSettings(wt.path);
     if (settings) return { path: wt.path, settings };
@@ -141,7 +155,7 @@ export async function createEnvironment(
   await recoverDeadRuns(reporter);
   const ctx = await repoContext(options.cwd ?? process.cwd());
   const { branch } = options;
-  for (const wt of await worktreeList(ctx.root))
+  for (const wt of ctx.worktrees)
     if (wt.branch === branch)
       throw new DockpackError("ENV_EXISTS", `Branch '${branch}' is already checked out at ${wt.path}.`, {
         hint: "Use 'dockpack env info' for it, or remove it first with 'dockpack env remove'.",
@@ -166,6 +180,9 @@ export async function createEnvironment(
     await ensureConfigIn(ctx, path);
     const settings = await writeEnvSettings(ctx.config, path, ctx.worktreesRoot, branch);
     if (source) {
+      const { withStoppedContainers } = await composeRun();
+      const { createVolume, volumeExists } = await dockerVolumes();
+      const { copyVolumeData } = await import("./copy-volume.js");
       await withStoppedContainers(source.settings.compose_project, reporter, async () => {
         for (const name of ctx.config.volumes) {
           const from = source.settings.volumes[name];
@@ -190,6 +207,7 @@ export async function createEnvironment(
     reporter.warn(`creating environment ${branch} failed; removing what was created`);
     // outside the ambient signal: after an abort, the undo's own git/docker calls must still run
     await withoutSignal(async () => {
+      const { removeVolume } = await dockerVolumes();
       for (const v of createdVolumes) await removeVolume(v).catch(() => {});
       await worktreeRemove(ctx.root, path, { force: true }).catch(() => {});
       if (!hadBranch) await deleteBranch(branch, ctx.root, true).catch(() => {});
@@ -220,6 +238,8 @@ async function ensureConfigIn(ctx: RepoContext, worktree: string): Promise<void>
 
 /** Builds the {@link EnvironmentInfo} of a worktree from its settings and the engine's state. */
 export async function describe(path: string, settings: EnvSettings): Promise<EnvironmentInfo> {
+  const { listContainers } = await dockerContainers();
+  const { volumeExists, volumeSize } = await dockerVolumes();
   const containers = (
     await listContainers({ labels: { "com.docker.compose.project": settings.compose_project } })
   ).map((c) => ({
@@ -262,6 +282,7 @@ export async function environmentUp(
 ): Promise<EnvironmentInfo> {
   const ctx = await repoContext(ref.cwd ?? process.cwd());
   const env = await findEnvironment(ctx, ref.branch);
+  const { upEnvironment } = await composeRun();
   const settings = await upEnvironment(
     ctx.config,
     ctx.worktreesRoot,
@@ -281,6 +302,7 @@ export async function environmentBuild(
   await recoverDeadRuns(reporter);
   const ctx = await repoContext(ref.cwd ?? process.cwd());
   const env = await findEnvironment(ctx, ref.branch);
+  const { upEnvironment } = await composeRun();
   const settings = await upEnvironment(
     ctx.config,
     ctx.worktreesRoot,
@@ -301,7 +323,7 @@ export async function environmentDown(
   const ctx = await repoContext(ref.cwd ?? process.cwd());
   const env = await findEnvironment(ctx, ref.branch);
   reporter.info(`stopping ${env.settings.compose_project}`);
-  await composeDown(env.path, env.settings.compose_project);
+  await (await composeRun()).composeDown(env.path, env.settings.compose_project);
   return describe(env.path, env.settings);
 }
 
@@ -321,7 +343,7 @@ export async function listEnvironments(
   await recoverDeadRuns(reporter);
   const ctx = await repoContext(options.cwd ?? process.cwd());
   const environments: EnvironmentInfo[] = [];
-  for (const wt of await worktreeList(ctx.root)) {
+  for (const wt of ctx.worktrees) {
     const settings = await readEnvSettings(wt.path).catch(() => null);
     if (settings) environments.push(await describe(wt.path, settings));
   }

@@ -12,7 +12,7 @@ import { CONFIG_FILE, parseEnvConfigText } from "./config.js";
 import { composeWarnings, type InspectedCompose, inspectComposeTexts } from "./inspect-compose.js";
 import { encryptionInfo, type PackageEncryptionInfo } from "./package-encryption-info.js";
 import type { PackageMetadata } from "./package-format.js";
-import { renderImageLines } from "./package-images.js";
+import { renderImageLines } from "./package-images-render.js";
 import { type PackageProblem, type VerifyResult, verifyPackage } from "./package-reader.js";
 
 /** Options of {@link inspectPackage}. */

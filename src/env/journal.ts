@@ -37,7 +37,9 @@ import { pidAlive } from "../core/exec.js";
 import { onCleanup } from "../core/fs.js";
 import type { Reporter } from "../core/output.js";
 import type { ImageJournalEntry } from "./package-images-undo.js";
-import { finishEntry, undoEntry } from "./recover-undo.js";
+
+/** recover-undo.ts (the engine client, compose, git), imported where an entry is undone or finished. */
+const recoverUndo = () => import("./recover-undo.js");
 
 /** One change recorded before it is made. Paths are absolute. */
 export type JournalEntry =
@@ -174,6 +176,7 @@ export async function undoEntries(
   runId: string,
   reporter: Reporter,
 ): Promise<string[]> {
+  const { undoEntry } = await recoverUndo();
   const failed: string[] = [];
   for (const e of [...entries].reverse()) {
     if (e.marks.includes("done")) continue;
@@ -188,6 +191,7 @@ export async function undoEntries(
 
 /** Runs the finish actions of a committed journal; returns the failures. */
 export async function finishEntries(entries: RecordedEntry[], reporter: Reporter): Promise<string[]> {
+  const { finishEntry } = await recoverUndo();
   const failed: string[] = [];
   for (const e of entries) {
     try {

@@ -5,8 +5,7 @@
 import { readdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { DockpackError, toDockpackError } from "../core/errors.js";
-import { PACKAGE_EXTENSION } from "./package-format.js";
-import { readPackageHead } from "./package-reader.js";
+import { PACKAGE_EXTENSION } from "./package-extension.js";
 
 /** Options of {@link listPackages}. */
 export interface ListPackagesOptions {
@@ -54,7 +53,11 @@ export async function listPackages(
     throw err;
   }
   const packages: PackageRow[] = [];
-  for (const file of names.filter((n) => n.endsWith(PACKAGE_EXTENSION)).sort()) {
+  const files = names.filter((n) => n.endsWith(PACKAGE_EXTENSION)).sort();
+  if (files.length === 0) return { directory, packages };
+  // the reader (zod, tar, age) is loaded only for a folder that holds packages (issue 14 C18)
+  const { readPackageHead } = await import("./package-reader.js");
+  for (const file of files) {
     const path = join(directory, file);
     const size = (await stat(path).catch(() => ({ size: 0 }))).size;
     try {

@@ -25,13 +25,14 @@
  */
 import { z } from "zod";
 import { DockpackError } from "../core/errors.js";
+import { PACKAGE_EXTENSION } from "./package-extension.js";
 
 /** The format version this dockpack writes. */
 export const PACKAGE_FORMAT_VERSION = "1.0";
 /** The value of metadata.json's `format` field. */
 export const PACKAGE_FORMAT_NAME = "dockpack-env-package";
 /** File name suffix of packages. */
-export const PACKAGE_EXTENSION = ".dockpack.tar";
+export { PACKAGE_EXTENSION };
 /** First member. */
 export const METADATA_MEMBER = "metadata.json";
 /** Last member. */

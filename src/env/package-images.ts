@@ -75,20 +75,7 @@ export function expectedTags(image: PackageImage, composeProject: string): strin
   ];
 }
 
-/**
- * Human lines for the image section (export, inspect, validate): the names the services use, the
- * image ID, bytes shipped vs the image's full (uncompressed) size, and how its layers travel.
- */
-export function renderImageLines(images: PackageImage[], formatBytes: (n: number) => string): string {
-  return images
-    .map(
-      (i) =>
-        `  image ${i.services.map((s) => s.image ?? `(built: ${s.service})`).join(", ")} ${i.id.slice(7, 19)}: ` +
-        `${formatBytes(i.size)} shipped of ${formatBytes(i.image_size)} ` +
-        `(${i.layers.full} whole, ${i.layers.delta} delta, ${i.layers.reused} not shipped, of ${i.layers.total} layers)`,
-    )
-    .join("\n");
-}
+export { renderImageLines } from "./package-images-render.js";
 
 /** One distinct image the environment's services use. */
 export interface ServiceImage {

@@ -10,7 +10,6 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { execa } from "execa";
 import YAML from "yaml";
 import { DockpackError } from "../errors.js";
 import { findProgram, type RunResult } from "../exec.js";
@@ -137,6 +136,7 @@ export async function runCompose(options: ComposeRunOptions): Promise<RunResult>
     ...(options.envFile ? ["--env-file", resolve(options.cwd, options.envFile)] : []),
     ...options.args,
   ];
+  const { execa } = await import("execa"); // loaded on first use: `env list` never runs compose
   const res = await execa(program, args, {
     cwd: options.cwd,
     env: { COMPOSE_INTERACTIVE_NO_CLI: "1", ...options.env },
@@ -193,6 +193,7 @@ export async function composeConfig(options: ComposeConfigOptions): Promise<Reco
     "config",
     ...(cmd.major === 2 ? ["--format", "json"] : []),
   ];
+  const { execa } = await import("execa");
   const res = await execa(cmd.program, args, {
     cwd: options.cwd,
     env: { COMPOSE_INTERACTIVE_NO_CLI: "1", ...options.env },
