@@ -309,6 +309,9 @@ function childStream(
   let pendingDrain: (() => void) | undefined;
 
   const duplex = new Duplex({
+    // the child's 64 KiB pipe reads queue up to 1 MiB before its output is paused (the default
+    // 16 KiB paused and resumed it at every read)
+    readableHighWaterMark: 1024 * 1024,
     write(chunk: Buffer, _enc, cb) {
       const c = child!;
       if (c.stdin.destroyed || exited) {

@@ -58,7 +58,8 @@ async function parentsAreDirectories(root: string, rel: string): Promise<boolean
  * reports for it (`PACKAGE_CHECKSUM_MISMATCH`, `PACKAGE_VOLUME_INVALID`, `PACKAGE_SPECIAL_FILE`,
  * `PACKAGE_UNSAFE_PATH`; `details.packageProblem` is true), after the upload ended and its
  * helper container is gone: the caller removes the volume (import's rollback).
- * `options.source` replaces the file read (a streaming registry import: registry-stream.ts).
+ * `options.source` replaces the file read (a streaming registry import: registry-stream.ts);
+ * `options.signal` stops the restore as an interruption does (`INTERRUPTED`).
  * @throws DockpackError as above; `VOLUME_*` when the engine fails; `INTERRUPTED`; the source's
  *   error (`DIGEST_MISMATCH` for a corrupt registry chunk)
  */
@@ -69,7 +70,7 @@ export async function restoreVolume(
   dockerName: string,
   reporter: Reporter,
   journal: Journal,
-  options: { allowSpecialFiles?: boolean; identity?: string; source?: Readable } = {},
+  options: { allowSpecialFiles?: boolean; identity?: string; source?: Readable; signal?: AbortSignal } = {},
 ): Promise<void> {
   const member = packaged.member;
   const size = packaged.size;
@@ -78,7 +79,14 @@ export async function restoreVolume(
     (at.size > 0
       ? createReadStream(file, { start: at.offset, end: at.offset + at.size - 1, highWaterMark: 1024 * 1024 })
       : Readable.from([]));
-  const unhook = journal.onCancel(() => source.destroy(interrupted()));
+  const stop = () => source.destroy(interrupted());
+  const unhookCancel = journal.onCancel(stop);
+  options.signal?.addEventListener("abort", stop);
+  if (options.signal?.aborted) stop();
+  const unhook = () => {
+    unhookCancel();
+    options.signal?.removeEventListener("abort", stop);
+  };
   const bar = reporter.progress(`volume ${dockerName}`, size);
   let done = 0;
   const toEngine = new Transform({

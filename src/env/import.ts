@@ -7,8 +7,10 @@
  * conflict checks → `verify`: the full verification read (the volumes' contents excepted: each is
  * checked in the one read that restores it, in `volumes`) → the environment's lock (an export of
  * it or another import into it waits) → `conflicts` (again, under the lock) → `space` →
- * `standalone` → `aside` → `worktree` → `code` → `environment` → `settings` → `volumes` →
- * `finish` (the commit point).
+ * `standalone` → `aside` → `worktree` → `code` → `environment` → `settings` → `images` →
+ * `volumes` → `finish` (the commit point). The `volumes` step starts right after `worktree` and runs
+ * in the background meanwhile (import-volumes.ts), so compose's start-up and the other steps cost
+ * no time next to the restore; its failure stops the import at the next step boundary.
  *
  * Every change is recorded in the run journal (journal.ts) before it is made. A failure or an
  * interruption (`options.signal`, Ctrl-C) before the commit point rolls back everything and puts
@@ -19,7 +21,6 @@ import { lstat, mkdir, writeFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { withSignal } from "../core/abort.js";
-import { createVolume } from "../core/docker/volumes.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
 import { ensureFreeSpace } from "../core/fs.js";
 import { commitAsDockpack, commitExists, git, withoutGitHooks } from "../core/git.js";
@@ -28,27 +29,20 @@ import { CONFIG_FILE, loadEnvConfig, parseEnvConfigText, renderEnvConfig } from 
 import { describe, type EnvironmentInfo } from "./environments.js";
 import { failAt } from "./fail-hook.js";
 import { moveAside } from "./import-aside.js";
-import {
-  createStandaloneRepo,
-  dockerRootDir,
-  removeFilesNotIn,
-  restoreMembers,
-  restoreVolume,
-} from "./import-restore.js";
+import { createStandaloneRepo, dockerRootDir, removeFilesNotIn, restoreMembers } from "./import-restore.js";
 import { type ImportTarget, refuseConflicts, resolveTarget, targetConflicts } from "./import-target.js";
+import { startVolumes, type VolumeJob } from "./import-volumes.js";
 import { inspectVerified } from "./inspect.js";
 import { composeWarnings } from "./inspect-compose.js";
 import { Journal } from "./journal.js";
 import { worktreeFolder } from "./naming.js";
 import { decryptMembers, readPackageEncryption, writePlain } from "./package-crypto.js";
 import { unwrapPackageKey } from "./package-crypto-stream.js";
-import type { PackageMetadata } from "./package-format.js";
 import { type LoadedImage, loadImages, type PreparedImages, prepareImages } from "./package-images-load.js";
 import { readPackageHead, requireValidPackage } from "./package-reader.js";
 import { recoverDeadRuns, withEnvLock } from "./recover.js";
-import { RUN_LABEL } from "./recover-undo.js";
 import type { SealedRestore } from "./restore-files.js";
-import { excludeFromGit, volumeCreateOptions, writeEnvSettings } from "./settings.js";
+import { excludeFromGit, writeEnvSettings } from "./settings.js";
 
 /** Options of {@link importPackage}; the CLI flags and the MCP tool map onto these. */
 export interface ImportOptions {
@@ -223,6 +217,7 @@ async function importLocked(
     },
     reporter,
   );
+  let volumes: VolumeJob | undefined;
   try {
     journal.step = "conflicts";
     const conflicts = await targetConflicts(t);
@@ -298,23 +293,45 @@ async function importLocked(
     failAt("import:worktree");
     journal.checkpoint();
 
-    journal.step = "code";
+    // the volumes are created and restored from here on, while the worktree's files, the
+    // settings (compose's model) and the images are made (import-volumes.ts)
+    volumes = startVolumes({
+      file,
+      target: t,
+      volumes: meta.volumes,
+      deferred: verified.deferred,
+      journal,
+      reporter,
+      restoreData: options.restoreData !== false,
+      allowSpecialFiles: options.allowSpecialFiles === true,
+      identity: sealed?.identity,
+      volumeSource: options.volumeSource,
+    });
+    const job = volumes;
+    /** A step boundary: an interruption, or the volumes' failure, stops the import here. */
+    const next = (step: string) => {
+      journal.checkpoint();
+      const failure = job.failure();
+      if (failure) {
+        journal.step = "volumes";
+        throw failure;
+      }
+      journal.step = step;
+    };
+
+    next("code");
     if (meta.include_code) {
       const written = await restoreMembers(file, "code/", path, verified.checksums, sealed);
       await removeFilesNotIn(path, written);
       reporter.info(`restored ${written.size} code file(s)`);
     }
     failAt("import:code");
-    journal.checkpoint();
-
-    journal.step = "environment";
+    next("environment");
     await restoreMembers(file, "environment/", path, verified.checksums, sealed);
     await writeDecrypted(path);
     if (t.standalone) await writeFile(join(path, CONFIG_FILE), renderEnvConfig(config));
     failAt("import:environment");
-    journal.checkpoint();
-
-    journal.step = "settings";
+    next("settings");
     const wtConfig = await loadEnvConfig(path).catch(() => config);
     const settings = await writeEnvSettings(
       { ...wtConfig, project: t.project },
@@ -322,40 +339,13 @@ async function importLocked(
       worktreesRoot,
       t.branch,
     );
+    volumes.settings(settings);
     failAt("import:settings");
-    journal.checkpoint();
-
-    journal.step = "images";
+    next("images");
     const images = prepared ? await loadImages(prepared, t.composeProject, journal, reporter) : undefined;
     failAt("import:images");
-    journal.checkpoint();
-
-    journal.step = "volumes";
-    for (const v of t.volumes) {
-      const dockerName = settings.volumes[v.name] ?? v.target;
-      const packaged = meta.volumes.find((p) => p.name === v.name) as PackageMetadata["volumes"][number];
-      await journal.will({ op: "volume", name: dockerName });
-      await createVolume(
-        dockerName,
-        {
-          "com.docker.compose.project": t.composeProject,
-          "com.docker.compose.volume": v.name,
-          [RUN_LABEL]: journal.id,
-        },
-        volumeCreateOptions(settings, v.name),
-      );
-      journal.checkpoint();
-      if (options.restoreData === false) continue;
-      reporter.info(`restoring volume ${dockerName}`);
-      const at = verified.deferred.get(packaged.member);
-      if (!at) throw new Error(`unreachable: volume member ${packaged.member} was not located`);
-      await restoreVolume(file, at, packaged, dockerName, reporter, journal, {
-        allowSpecialFiles: options.allowSpecialFiles === true,
-        identity: sealed?.identity,
-        source: options.volumeSource?.(packaged.member, at),
-      });
-      journal.checkpoint();
-    }
+    next("volumes");
+    await volumes.done;
     failAt("import:volumes");
 
     journal.step = "finish";
@@ -374,6 +364,8 @@ async function importLocked(
       ...(images ? { images } : {}),
     };
   } catch (e) {
+    // nothing of the volumes' step may run while the rollback does
+    await volumes?.stop();
     const err = toDockpackError(e);
     const step = journal.step;
     const failedUndo = await journal.rollback();

@@ -5,7 +5,6 @@
  * package-format.ts; cross-checks: package-checks.ts; volume members: package-volume*.ts.
  */
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import type { Readable } from "node:stream";
@@ -13,6 +12,7 @@ import { parseTarField, readTarStrict } from "../core/archive.js";
 import { digestStream, sha256Hex } from "../core/digest.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
 import { type Reporter, silentReporter } from "../core/output.js";
+import { fileWithSkips } from "../core/stream.js";
 import { CONFIG_FILE } from "./config.js";
 import { crossCheck, type ScanState } from "./package-checks.js";
 import type { DecryptKeys } from "./package-crypto.js";
@@ -225,7 +225,9 @@ export async function verifyPackage(
   let index = 0;
   const deferred = new Map<string, { offset: number; size: number }>();
   const bar = reporter.progress(`verify ${label}`, size);
-  const source = createReadStream(file, { highWaterMark: 1024 * 1024 });
+  // the content of members this read leaves to another (deferred volumes, images the engine has)
+  // is skipped, not read
+  const source = fileWithSkips(file, size);
   let readBytes = 0;
   source.on("data", (c) => {
     readBytes += c.length;
@@ -281,6 +283,7 @@ export async function verifyPackage(
         if (state.sealed) state.sealedMembers.push(name);
         state.digests.set(name, { sha256: deferrable.sha256, size: entry.size });
         deferred.set(name, { offset: entry.dataOffset, size: entry.size });
+        source.skip(entry.dataOffset, entry.size);
         return;
       }
       const elsewhere = name.startsWith("images/")
@@ -288,6 +291,7 @@ export async function verifyPackage(
         : undefined;
       if (elsewhere) {
         state.digests.set(name, { sha256: elsewhere.sha256, size: entry.size });
+        source.skip(entry.dataOffset, entry.size);
         return;
       }
       if (state.sealed && (rel !== null || name.startsWith("volumes/") || name === PLAIN_CHECKSUMS_MEMBER)) {

@@ -9,6 +9,7 @@ import { type Duplex, type Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { DigestStream } from "../core/digest.js";
 import { toDockpackError } from "../core/errors.js";
+import { drained } from "../core/stream.js";
 import { decryptingStream } from "./package-crypto-stream.js";
 
 /**
@@ -23,15 +24,7 @@ export function feedSide(side: Duplex, isDone: () => boolean): Writable {
         return;
       }
       if (side.write(chunk)) cb();
-      else {
-        const go = () => {
-          side.off("drain", go);
-          side.off("close", go);
-          cb();
-        };
-        side.on("drain", go);
-        side.on("close", go);
-      }
+      else drained(side).then(() => cb());
     },
     final(cb) {
       if (!side.destroyed && !side.writableEnded) side.end();

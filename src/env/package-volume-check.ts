@@ -10,6 +10,7 @@ import { readTarStrict, TarEntryChecker } from "../core/archive.js";
 import { decompressStream } from "../core/codec.js";
 import { DigestStream } from "../core/digest.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
+import { drained } from "../core/stream.js";
 import { decryptingStream } from "./package-crypto-stream.js";
 import type { PackageVolume } from "./package-format.js";
 import { feedSide } from "./package-sealed.js";
@@ -115,17 +116,8 @@ function teeInto(source: Readable, sink: Writable): Readable {
   const alive = () => !sink.destroyed && !sink.writableEnded;
   const tee = new Transform({
     transform(chunk: Buffer, _enc, cb) {
-      if (!alive() || sink.write(chunk)) {
-        cb(null, chunk);
-        return;
-      }
-      const go = () => {
-        sink.off("drain", go);
-        sink.off("close", go);
-        cb(null, chunk);
-      };
-      sink.on("drain", go);
-      sink.on("close", go);
+      if (!alive() || sink.write(chunk)) cb(null, chunk);
+      else drained(sink).then(() => cb(null, chunk));
     },
     flush(cb) {
       if (alive()) sink.end();

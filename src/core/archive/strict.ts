@@ -20,6 +20,7 @@
  */
 import { Readable } from "node:stream";
 import { DockpackError } from "../errors.js";
+import { chunksOf } from "../stream.js";
 
 const BLOCK = 512;
 /** Largest pax extended header or GNU long name accepted (bytes). */
@@ -89,7 +90,8 @@ class Pull {
   offset = 0;
 
   constructor(input: Readable) {
-    this.it = input[Symbol.asyncIterator]();
+    // chunk by chunk (the stream's own iterator concatenates everything buffered into a new buffer)
+    this.it = chunksOf(input);
   }
 
   private async more(): Promise<boolean> {

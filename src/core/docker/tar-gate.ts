@@ -11,26 +11,14 @@
  * rewriter therefore only ever sees a prefix of a tar the strict reader accepted, entry for
  * entry, so both read the same entries.
  */
-import { PassThrough, type Readable, type Writable } from "node:stream";
+import { PassThrough, type Readable } from "node:stream";
 import { normaliseEntryName, TarEntryChecker } from "../archive/checks.js";
 import { readTarStrict } from "../archive/strict.js";
 import { DockpackError, isDockpackError } from "../errors.js";
+import { chunksOf, drained } from "../stream.js";
 import { renameTarEntries } from "./tar-rename.js";
 
 const BLOCK = 512;
-
-/** Resolves at the stream's next `drain` or `close`, whichever comes first (no listener left). */
-function drained(stream: Writable): Promise<void> {
-  return new Promise((resolve) => {
-    const go = () => {
-      stream.off("drain", go);
-      stream.off("close", go);
-      resolve();
-    };
-    stream.on("drain", go);
-    stream.on("close", go);
-  });
-}
 
 /** Options of {@link gatedPrefixedTar}. */
 export interface GateOptions {
@@ -116,8 +104,8 @@ export function gatedPrefixedTar(
 
   const run = async () => {
     try {
-      for await (const c of input) {
-        const chunk = c as Buffer;
+      // chunk by chunk as they came (the stream's own iterator would concatenate what is buffered)
+      for await (const chunk of chunksOf(input)) {
         queue.push(chunk);
         if (!strictIn.write(chunk)) await drained(strictIn);
         await release();
