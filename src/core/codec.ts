@@ -11,6 +11,7 @@ import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { open } from "node:fs/promises";
 import { Duplex, PassThrough, pipeline, Readable, Transform, type Writable } from "node:stream";
 import { createGunzip, createGzip } from "node:zlib";
+import { interrupted, onAbort } from "./abort.js";
 import { DockpackError, isDockpackError } from "./errors.js";
 import { findProgram, requireProgram } from "./exec.js";
 
@@ -155,8 +156,14 @@ export async function detectFileCodec(path: string): Promise<Codec> {
  * A duplex stream that compresses what is written to it with `codec`.
  * Errors: `PROGRAM_MISSING` (thrown at once) when the program is absent; `CODEC_LEVEL_INVALID`
  * for a bad level; the stream fails with `CODEC_COMPRESS_FAILED` when the program fails.
+ * Honours the ambient abort signal (core/abort): an abort destroys the stream (a compressor
+ * program is killed) with `INTERRUPTED`.
  */
 export function compressStream(codec: Codec, options: CompressOptions = {}): Duplex {
+  return abortable(makeCompressor(codec, options));
+}
+
+function makeCompressor(codec: Codec, options: CompressOptions): Duplex {
   const level = options.level ?? DEFAULT_LEVEL[codec];
   checkLevel(codec, level);
   const threads = options.threads ?? 0;
@@ -188,8 +195,13 @@ export function compressStream(codec: Codec, options: CompressOptions = {}): Dup
  * A duplex stream that decompresses what is written to it, which must be in `codec`.
  * Corrupt or foreign input makes the stream fail with `CODEC_DECOMPRESS_FAILED` naming the codec
  * and carrying the program's (or zlib's) message. `PROGRAM_MISSING` is thrown at once.
+ * Honours the ambient abort signal like {@link compressStream}.
  */
 export function decompressStream(codec: Codec, options: DecompressOptions = {}): Duplex {
+  return abortable(makeDecompressor(codec, options));
+}
+
+function makeDecompressor(codec: Codec, options: DecompressOptions): Duplex {
   const cap =
     options.maxBytes === undefined
       ? undefined
@@ -264,6 +276,16 @@ export async function autoDecompress(readable: Readable, options: DecompressOpti
 }
 
 type Direction = "compress" | "decompress";
+
+/**
+ * Destroys `stream` with `INTERRUPTED` when the ambient abort signal (core/abort) fires while it is
+ * open, so a codec program (xz -9 of a large layer can take minutes) stops with the operation.
+ */
+function abortable<T extends Duplex>(stream: T): T {
+  const off = onAbort(() => stream.destroy(interrupted()));
+  stream.once("close", off);
+  return stream;
+}
 
 function codecError(codec: Codec, direction: Direction, message: string, cause?: unknown): DockpackError {
   const code = direction === "compress" ? "CODEC_COMPRESS_FAILED" : "CODEC_DECOMPRESS_FAILED";

@@ -268,3 +268,35 @@ test("destroying a codec stream mid-way stops its program and closes", async () 
     assert.ok(s.destroyed);
   }
 });
+
+test("an abort of the ambient signal stops a compressor mid-stream with INTERRUPTED (xz -9 is not waited out)", {
+  timeout: 120_000,
+}, async () => {
+  const { withSignal } = await import("../../src/core/abort.js");
+  const controller = new AbortController();
+  let fed = 0;
+  // an endless random source: only the abort can end this pipeline
+  const source = new Readable({
+    read() {
+      fed += MiB;
+      if (fed === 4 * MiB) setTimeout(() => controller.abort("SIGTERM"), 10);
+      this.push(randomBytes(MiB));
+    },
+  });
+  const started = Date.now();
+  await assert.rejects(
+    withSignal(controller.signal, () =>
+      pipeline(
+        source,
+        compressStream("xz", { level: 9 }),
+        new Writable({
+          write(_c, _e, cb) {
+            cb();
+          },
+        }),
+      ),
+    ),
+    (e: Error & { code?: string }) => e.code === "INTERRUPTED",
+  );
+  assert.ok(Date.now() - started < 20_000, "stopped soon after the abort");
+});
