@@ -12,6 +12,7 @@
  * the stream path (compressor output piped through Node into the package writer).
  */
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { stat } from "node:fs/promises";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -21,6 +22,13 @@ import { readVolumeTar } from "../core/docker/volumes.js";
 import { DockpackError } from "../core/errors.js";
 import { requireProgram } from "../core/exec.js";
 import type { Reporter } from "../core/output.js";
+import {
+  ARCHIVE_READ_BYTES,
+  type ArchiveSink,
+  rawEngineSocket,
+  type VolumeArchiveDownload,
+  VolumeDownloads,
+} from "./export-archive.js";
 import type { Journal } from "./journal.js";
 import { encryptingStream } from "./package-crypto-stream.js";
 import type { PackageVolume } from "./package-format.js";
@@ -38,9 +46,25 @@ export interface ExportVolume {
 const ZSTD_LEVEL = 3;
 
 /**
+ * The helper containers of an export's volumes, prefetched one ahead (export-archive.ts), when
+ * the fast read applies to `codec`/`recipient` (else undefined). Pass it to every
+ * {@link exportVolume} call, in the same order, and `close()` it in a `finally`.
+ */
+export function volumeDownloads(
+  sources: string[],
+  codec: Exclude<Codec, "xz" | "bzip2">,
+  recipient?: string,
+): VolumeDownloads | undefined {
+  const socket = codec === "zstd" && !recipient ? rawEngineSocket() : null;
+  return socket && sources.length > 0 ? new VolumeDownloads(sources, socket) : undefined;
+}
+
+/**
  * Streams the volume `v` into a new member of `w` (see the module docs) and returns its entry for
  * metadata.json plus the member's checksum line.
  * @param recipient `--encrypt-all`: the package recipient; the member is age-encrypted
+ * @param downloads the export's {@link volumeDownloads} (helper containers prefetched); without
+ *   it, this volume's container is created and removed here
  * @throws DockpackError `INTERRUPTED` (the journal was cancelled), `VOLUME_*`, `CODEC_*`,
  *   `HASH_FAILED`, `PROGRAM_MISSING`
  */
@@ -51,24 +75,39 @@ export async function exportVolume(
   journal: Journal,
   reporter: Reporter,
   recipient?: string,
+  downloads?: VolumeDownloads,
 ): Promise<{ volume: PackageVolume; member: { name: string; sha256: string } }> {
   const member = `volumes/${v.name}.tar${CODEC_EXTENSION[codec]}`;
   reporter.info(`exporting volume ${v.source}`);
   const bar = reporter.progress(`volume ${v.name}`, v.size);
-  const source = await readVolumeTar(v.source);
-  const unhook = journal.onCancel(() =>
-    source.destroy(new DockpackError("INTERRUPTED", "Interrupted.", { hint: "Run the export again." })),
-  );
   let done = 0;
   const progress = (n: number) => {
     done += n;
     bar.update(Math.min(done, v.size));
   };
+  const cancelled = () => new DockpackError("INTERRUPTED", "Interrupted.", { hint: "Run the export again." });
+  const socket = codec === "zstd" && !recipient ? rawEngineSocket() : null;
+  let unhook = () => {};
   try {
-    const r =
-      codec === "zstd" && !recipient
-        ? await fastZstd(w, member, source, progress)
-        : await streamed(w, member, source, codec, progress, recipient);
+    let r: Written;
+    if (socket) {
+      const own = downloads ?? new VolumeDownloads([v.source], socket);
+      const download = await own.next();
+      unhook = journal.onCancel(() => download.cut(cancelled()));
+      try {
+        r = await fastZstd(w, member, downloadInput(download, progress));
+      } finally {
+        own.done(download);
+        if (!downloads) await own.close();
+      }
+    } else {
+      const source = await readVolumeTar(v.source);
+      unhook = journal.onCancel(() => source.destroy(cancelled()));
+      r =
+        codec === "zstd" && !recipient
+          ? await fastZstd(w, member, streamInput(source, progress))
+          : await streamed(w, member, source, codec, progress, recipient);
+    }
     return {
       volume: {
         name: v.name,
@@ -123,13 +162,17 @@ function compressFailed(message: string, cause?: unknown): DockpackError {
   });
 }
 
+/**
+ * What feeds the tar into zstd's stdin: `run` writes it all (not ending stdin) and resolves with
+ * the tar's digest; `stop` ends it early.
+ */
+interface TarInput {
+  run(stdin: Writable, exited: Promise<void>): Promise<HashResult>;
+  stop(err: unknown): void;
+}
+
 /** zstd, not encrypted: see the module docs. */
-async function fastZstd(
-  w: PackageTarWriter,
-  member: string,
-  source: Readable,
-  progress: (n: number) => void,
-): Promise<Written> {
+async function fastZstd(w: PackageTarWriter, member: string, input: TarInput): Promise<Written> {
   const zstd = requireProgram("zstd", "zstd compression");
   let tar: HashResult | undefined;
   const info = await w.addAppended(member, async (fd, offset) => {
@@ -151,22 +194,16 @@ async function fastZstd(
     exited.catch(() => undefined);
     // EPIPE when zstd stops reading: its exit status says why (the write callback fails too)
     stdin.on("error", () => undefined);
-    const batcher = new HashingBatcher((view, done) => {
-      stdin.write(view, (err) =>
-        done(err ? compressFailed("zstd stopped reading its input", err) : undefined),
-      );
-    });
     try {
-      tar = await feed(source, batcher, progress, exited);
+      tar = await input.run(stdin, exited);
       stdin.end();
       await exited;
       const { size } = await stat(w.path);
       return (await memberHash.end(size - offset)).digest;
     } catch (err) {
-      batcher.close();
+      input.stop(err);
       child.kill("SIGKILL");
       memberHash.close();
-      source.destroy();
       await exited.catch(() => undefined);
       // zstd's own failure explains a failed write better than EPIPE
       throw await exited.then(
@@ -177,6 +214,109 @@ async function fastZstd(
   });
   if (!tar) throw new RangeError(`${member}: no tar digest`);
   return { size: info.size, sha256: info.sha256, tarSize: tar.size, tarSha256: tar.digest };
+}
+
+/** A promise that rejects when zstd exits (even with 0: before the end of its input, that is a failure). */
+function exitedEarly(exited: Promise<void>): Promise<never> {
+  const early = exited.then(
+    () => {
+      throw compressFailed("zstd exited before the end of its input");
+    },
+    (e) => {
+      throw e;
+    },
+  );
+  early.catch(() => undefined);
+  return early;
+}
+
+/** Socket reads in flight or queued for zstd at most (each {@link ARCHIVE_READ_BYTES}). */
+const READ_BUFFERS = 8;
+
+/**
+ * The fast read (export-archive.ts) into zstd's stdin, with no copy in between: each socket read
+ * lands in one of {@link READ_BUFFERS} buffers, its rewritten bytes (slices of it, and header
+ * blocks) are hashed on this thread (SHA-256 with the CPU's SHA extensions costs less than
+ * handing the bytes to a worker would) and written to zstd with one vectored write; the buffer
+ * is read into again once that write completed. When none is free, the socket waits.
+ */
+function downloadInput(download: VolumeArchiveDownload, progress: (n: number) => void): TarInput {
+  return {
+    run: async (stdin, exited) => {
+      const hash = createHash("sha256");
+      let size = 0;
+      const free: Buffer[] = [];
+      for (let i = 0; i < READ_BUFFERS; i++) free.push(Buffer.allocUnsafeSlow(ARCHIVE_READ_BYTES));
+      let waiter: { resolve: () => void; reject: (e: unknown) => void } | undefined;
+      let failure: unknown;
+      /** Reads whose write to zstd has not completed. */
+      let writing = 0;
+      const sink: ArchiveSink = {
+        // called by the socket right after each take (paused or not): never empty while the
+        // stream runs (take pauses it while at most one is free), a spare after a failure
+        next: () => free.pop() ?? Buffer.allocUnsafeSlow(ARCHIVE_READ_BYTES),
+        take(parts, buffer) {
+          if (failure) throw failure;
+          const cork = parts.length > 1;
+          if (cork) stdin.cork();
+          for (const [i, p] of parts.entries()) {
+            hash.update(p);
+            size += p.length;
+            if (i < parts.length - 1) stdin.write(p);
+          }
+          writing++;
+          const done = (err?: Error | null) => {
+            writing--;
+            if (err) {
+              failure ??= compressFailed("zstd stopped reading its input", err);
+              waiter?.reject(failure);
+            } else free.push(buffer);
+            waiter?.resolve();
+            waiter = undefined;
+          };
+          if (parts.length > 0) stdin.write(parts[parts.length - 1], done);
+          else done();
+          if (cork) stdin.uncork();
+          // next() takes one now: go on only when another is left for the read after
+          if (free.length > 1) return null;
+          return new Promise<void>((resolve, reject) => {
+            waiter = { resolve, reject };
+          });
+        },
+      };
+      await Promise.race([download.run(sink, progress), exitedEarly(exited)]);
+      // every write completed before the digest counts
+      while (writing > 0 && !failure)
+        await Promise.race([
+          new Promise<void>((resolve, reject) => {
+            waiter = { resolve, reject };
+          }),
+          exitedEarly(exited),
+        ]);
+      if (failure) throw failure;
+      return { digest: `sha256:${hash.digest("hex")}`, size };
+    },
+    stop: (err) => download.cut(err),
+  };
+}
+
+/** readVolumeTar's stream into zstd's stdin, through a {@link HashingBatcher} (hashed on a worker). */
+function streamInput(source: Readable, progress: (n: number) => void): TarInput {
+  let batcher: HashingBatcher | undefined;
+  return {
+    run: (stdin, exited) => {
+      batcher = new HashingBatcher((view, done) => {
+        stdin.write(view, (err) =>
+          done(err ? compressFailed("zstd stopped reading its input", err) : undefined),
+        );
+      });
+      return feed(source, batcher, progress, exited);
+    },
+    stop: () => {
+      batcher?.close();
+      source.destroy();
+    },
+  };
 }
 
 /**

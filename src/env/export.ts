@@ -31,7 +31,7 @@ import { bindMountedData } from "./compose-data.js";
 import { CONFIG_FILE } from "./config.js";
 import { findEnvironment, repoContext } from "./environments.js";
 import { withPausedEnvironment } from "./export-pause.js";
-import { exportVolume } from "./export-volume.js";
+import { exportVolume, volumeDownloads } from "./export-volume.js";
 import { failAt } from "./fail-hook.js";
 import { Journal } from "./journal.js";
 import { sanitizeName } from "./naming.js";
@@ -328,19 +328,30 @@ async function exportLocked(
     if (section) members.push(...section.members);
 
     const packaged: PackageVolume[] = [];
-    await withPausedEnvironment(env.settings.compose_project, journal, reporter, async () => {
-      for (const v of volumes) {
-        journal.checkpoint();
-        const r = await exportVolume(w, v, codec, journal, reporter, all?.recipient);
-        members.push({ name: r.member.name, size: r.volume.compressed_size, sha256: r.member.sha256 });
-        packaged.push(r.volume);
-        failAt("export:volume");
-      }
-    });
+    // the worktree's commit and state, read while the volumes stream
+    const gitState = Promise.all([revParse("HEAD", env.path).catch(() => null), status(env.path)]);
+    gitState.catch(() => undefined);
+    const downloads = volumeDownloads(
+      volumes.map((v) => v.source),
+      codec,
+      all?.recipient,
+    );
+    try {
+      await withPausedEnvironment(env.settings.compose_project, journal, reporter, async () => {
+        for (const v of volumes) {
+          journal.checkpoint();
+          const r = await exportVolume(w, v, codec, journal, reporter, all?.recipient, downloads);
+          members.push({ name: r.member.name, size: r.volume.compressed_size, sha256: r.member.sha256 });
+          packaged.push(r.volume);
+          failAt("export:volume");
+        }
+      });
+    } finally {
+      await downloads?.close();
+    }
     failAt("export:volumes");
 
-    const commit = await revParse("HEAD", env.path).catch(() => null);
-    const dirty = (await status(env.path)).dirty;
+    const [commit, { dirty }] = await gitState;
     const metadata: PackageMetadata = {
       format: PACKAGE_FORMAT_NAME,
       format_version: PACKAGE_FORMAT_VERSION,

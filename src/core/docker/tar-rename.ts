@@ -97,29 +97,47 @@ interface Pending {
 }
 
 /**
- * Returns a transform that rewrites the tar streamed through it as the module docs say.
- * @param rename maps an entry name (or hardlink target) as stored to the name to write
+ * The rewriter itself, synchronous: {@link write} takes the tar's bytes in order and calls `emit`
+ * with the rewritten bytes before it returns — content as slices of the chunk written (use them
+ * before the chunk's memory is reused), headers as fresh buffers. It keeps no reference to a
+ * chunk after {@link write} returns (a header split across two chunks is copied), so a caller may
+ * read into one reused buffer. {@link renameTarEntries} wraps it in a Transform.
  */
-export function renameTarEntries(rename: (name: string) => string): Transform {
-  let buf: Buffer[] = [];
-  let have = 0;
+export class TarRenamer {
+  private buf: Buffer[] = [];
+  private have = 0;
   /** Content bytes (with padding) still to pass through. */
-  let passing = 0;
+  private passing = 0;
   /** Bytes of an extension header's data (with padding) still to collect. */
-  let collecting = 0;
-  let collectingHeader: Buffer | null = null;
-  let pending: Pending[] = [];
-  let ended = false;
+  private collecting = 0;
+  private collectingHeader: Buffer | null = null;
+  private pending: Pending[] = [];
+  private done = false;
 
-  const take = (n: number): Buffer => {
-    const all = buf.length === 1 ? buf[0] : Buffer.concat(buf, have);
+  /**
+   * @param rename maps an entry name (or hardlink target) as stored to the name to write
+   * @param emit receives the rewritten tar, in order
+   */
+  constructor(
+    private readonly rename: (name: string) => string,
+    private readonly emit: (bytes: Buffer) => void,
+  ) {}
+
+  /** Whether the end-of-archive block has been read (everything after it passes as it is). */
+  get ended(): boolean {
+    return this.done;
+  }
+
+  private take(n: number): Buffer {
+    const all = this.buf.length === 1 ? this.buf[0] : Buffer.concat(this.buf, this.have);
     const out = all.subarray(0, n);
-    buf = n < all.length ? [all.subarray(n)] : [];
-    have -= n;
+    this.buf = n < all.length ? [all.subarray(n)] : [];
+    this.have -= n;
     return out;
-  };
+  }
 
-  const emitEntry = (t: Transform, header: Buffer): void => {
+  private emitEntry(header: Buffer): void {
+    const rename = this.rename;
     const h = Buffer.from(header);
     const type = String.fromCharCode(h[156] || 0x30);
     const hardlink = type === "1";
@@ -131,7 +149,7 @@ export function renameTarEntries(rename: (name: string) => string): Transform {
     /** Records a fresh pax header must carry: names that fit no ustar field and no header covers. */
     const extra: Array<[string, string]> = [];
     const covered = (key: "path" | "linkpath") =>
-      pending.some(
+      this.pending.some(
         (p) =>
           (p.type === "x" && parsePax(p.data).some(([k]) => k === key)) ||
           p.type === (key === "path" ? "L" : "K"),
@@ -159,111 +177,131 @@ export function renameTarEntries(rename: (name: string) => string): Transform {
       }
     }
     if (extra.length) {
-      const x = pending.find((p) => p.type === "x");
+      const x = this.pending.find((p) => p.type === "x");
       const records = Buffer.from(extra.map(([k, v]) => paxRecord(k, v)).join(""));
       if (x) x.data = Buffer.concat([x.data, records]);
-      else pending.push({ header: paxHeaderBlock(), type: "x", data: records });
+      else this.pending.push({ header: paxHeaderBlock(), type: "x", data: records });
     }
-    for (const p of pending) {
+    for (const p of this.pending) {
+      let data: Buffer;
       if (p.type === "x") {
         const records = parsePax(p.data).map(([k, v]): [string, string] => [
           k,
           k === "path" || (k === "linkpath" && hardlink) ? rename(v) : v,
         ]);
-        const data = Buffer.from(records.map(([k, v]) => paxRecord(k, v)).join(""));
-        const ph = Buffer.from(p.header);
-        ph.write(`${data.length.toString(8).padStart(11, "0")}\0`, 124, "ascii");
-        writeChecksum(ph);
-        t.push(ph);
-        t.push(Buffer.concat([data, Buffer.alloc(padTo(data.length))]));
+        data = Buffer.from(records.map(([k, v]) => paxRecord(k, v)).join(""));
       } else {
         const text = cstring(p.data, 0, p.data.length);
         const value = p.type === "L" || hardlink ? rename(text) : text;
-        const data = Buffer.from(`${value}\0`);
-        const ph = Buffer.from(p.header);
-        ph.write(`${data.length.toString(8).padStart(11, "0")}\0`, 124, "ascii");
-        writeChecksum(ph);
-        t.push(ph);
-        t.push(Buffer.concat([data, Buffer.alloc(padTo(data.length))]));
+        data = Buffer.from(`${value}\0`);
       }
+      const ph = Buffer.from(p.header);
+      ph.write(`${data.length.toString(8).padStart(11, "0")}\0`, 124, "ascii");
+      writeChecksum(ph);
+      this.emit(ph);
+      this.emit(Buffer.concat([data, Buffer.alloc(padTo(data.length))]));
     }
-    pending = [];
+    this.pending = [];
     writeChecksum(h);
-    t.push(h);
-  };
+    this.emit(h);
+  }
 
-  return new Transform({
+  /** Rewrites the next bytes of the tar (see the class docs). */
+  write(chunk: Buffer): void {
+    let c = chunk;
+    while (c.length > 0) {
+      if (this.done) {
+        this.emit(c);
+        break;
+      }
+      if (this.passing > 0) {
+        const n = Math.min(this.passing, c.length);
+        this.emit(c.subarray(0, n));
+        this.passing -= n;
+        c = c.subarray(n);
+        continue;
+      }
+      const need = this.collecting > 0 ? this.collecting : BLOCK;
+      const n = Math.min(need - this.have, c.length);
+      if (this.have + n < need) {
+        // the rest arrives with a later chunk: keep a copy, never the caller's memory
+        this.buf.push(Buffer.from(c.subarray(0, n)));
+        this.have += n;
+        break;
+      }
+      this.buf.push(c.subarray(0, n));
+      this.have += n;
+      c = c.subarray(n);
+      const block = this.take(need);
+      if (this.collectingHeader) {
+        const size = octal(this.collectingHeader, 124, 12);
+        this.pending.push({
+          header: this.collectingHeader,
+          type: String.fromCharCode(this.collectingHeader[156]),
+          data: Buffer.from(block.subarray(0, size)),
+        });
+        this.collectingHeader = null;
+        this.collecting = 0;
+        continue;
+      }
+      if (block.every((x) => x === 0)) {
+        // end-of-archive: everything after it passes as it is
+        for (const p of this.pending)
+          this.emit(Buffer.concat([p.header, p.data, Buffer.alloc(padTo(p.data.length))]));
+        this.pending = [];
+        this.done = true;
+        this.emit(Buffer.from(block));
+        continue;
+      }
+      const type = String.fromCharCode(block[156]);
+      const size = octal(block, 124, 12);
+      if (type === "x" || type === "L" || type === "K") {
+        this.collectingHeader = Buffer.from(block);
+        this.collecting = size + padTo(size);
+        if (this.collecting === 0) {
+          this.pending.push({ header: this.collectingHeader, type, data: Buffer.alloc(0) });
+          this.collectingHeader = null;
+        }
+        continue;
+      }
+      if (type === "g") {
+        this.emit(Buffer.from(block));
+        this.passing = size + padTo(size);
+        continue;
+      }
+      // a pax `size` record overrides the header's (files over 8 GiB)
+      let content = size;
+      for (const p of this.pending)
+        if (p.type === "x") for (const [k, v] of parsePax(p.data)) if (k === "size") content = Number(v);
+      this.emitEntry(block);
+      // only regular files (and contiguous/old-style ones) carry content
+      this.passing = type === "0" || type === "\0" || type === "7" ? content + padTo(content) : 0;
+    }
+  }
+
+  /** Emits what is left over (an incomplete block of a truncated tar, as it is). */
+  end(): void {
+    if (this.have > 0) this.emit(this.take(this.have));
+  }
+}
+
+/**
+ * Returns a transform that rewrites the tar streamed through it as the module docs say.
+ * @param rename maps an entry name (or hardlink target) as stored to the name to write
+ */
+export function renameTarEntries(rename: (name: string) => string): Transform {
+  let renamer: TarRenamer;
+  const t = new Transform({
     highWaterMark: 1024 * 1024,
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      let c = chunk;
-      while (c.length > 0) {
-        if (ended) {
-          this.push(c);
-          break;
-        }
-        if (passing > 0) {
-          const n = Math.min(passing, c.length);
-          this.push(c.subarray(0, n));
-          passing -= n;
-          c = c.subarray(n);
-          continue;
-        }
-        const need = collecting > 0 ? collecting : BLOCK;
-        const n = Math.min(need - have, c.length);
-        buf.push(c.subarray(0, n));
-        have += n;
-        c = c.subarray(n);
-        if (have < need) break;
-        const block = take(need);
-        if (collectingHeader) {
-          const size = octal(collectingHeader, 124, 12);
-          pending.push({
-            header: collectingHeader,
-            type: String.fromCharCode(collectingHeader[156]),
-            data: Buffer.from(block.subarray(0, size)),
-          });
-          collectingHeader = null;
-          collecting = 0;
-          continue;
-        }
-        if (block.every((x) => x === 0)) {
-          // end-of-archive: everything after it passes as it is
-          for (const p of pending)
-            this.push(Buffer.concat([p.header, p.data, Buffer.alloc(padTo(p.data.length))]));
-          pending = [];
-          ended = true;
-          this.push(Buffer.from(block));
-          continue;
-        }
-        const type = String.fromCharCode(block[156]);
-        const size = octal(block, 124, 12);
-        if (type === "x" || type === "L" || type === "K") {
-          collectingHeader = Buffer.from(block);
-          collecting = size + padTo(size);
-          if (collecting === 0) {
-            pending.push({ header: collectingHeader, type, data: Buffer.alloc(0) });
-            collectingHeader = null;
-          }
-          continue;
-        }
-        if (type === "g") {
-          this.push(Buffer.from(block));
-          passing = size + padTo(size);
-          continue;
-        }
-        // a pax `size` record overrides the header's (files over 8 GiB)
-        let content = size;
-        for (const p of pending)
-          if (p.type === "x") for (const [k, v] of parsePax(p.data)) if (k === "size") content = Number(v);
-        emitEntry(this, block);
-        // only regular files (and contiguous/old-style ones) carry content
-        passing = type === "0" || type === "\0" || type === "7" ? content + padTo(content) : 0;
-      }
+      renamer.write(chunk);
       cb();
     },
     flush(cb) {
-      if (have > 0) this.push(take(have));
+      renamer.end();
       cb();
     },
   });
+  renamer = new TarRenamer(rename, (b) => t.push(b));
+  return t;
 }

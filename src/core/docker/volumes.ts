@@ -253,6 +253,41 @@ export async function readVolumeTar(name: string): Promise<Readable> {
   return out;
 }
 
+/**
+ * A volume's archive for a caller that downloads it itself (the export's fast path reads the
+ * engine's socket directly): a never-started helper container with the volume mounted read-only
+ * at /data, the request path of its `GET /containers/{id}/archive`, and the rename that turns
+ * the engine's entry names into the ones {@link readVolumeTar} yields (apply it with
+ * tar-rename.ts). The tar is the engine's, uncompressed.
+ */
+export interface VolumeArchive {
+  /** Request path, e.g. `/containers/ID/archive?path=%2Fdata%2F.` (no API version prefix, as dockerode). */
+  path: string;
+  /** Entry name as stored by the engine → name relative to the volume root. */
+  rename: (name: string) => string;
+  /** Removes the helper container (idempotent; never throws). */
+  release(): Promise<void>;
+}
+
+/**
+ * Creates the helper container of {@link VolumeArchive} (removed by `release()`, or by the exit
+ * cleanups when the process ends first). Throws `VOLUME_NOT_FOUND`, `VOLUME_FAILED`.
+ */
+export async function openVolumeArchive(name: string): Promise<VolumeArchive> {
+  const docker = await requireEngine();
+  if (!(await volumeExists(name))) throw notFound(name);
+  const container = await helperContainer(docker, name, true);
+  let removal: Promise<void> | undefined;
+  return {
+    path: `/containers/${container.id}/archive?path=${encodeURIComponent(`${MOUNT}/.`)}`,
+    rename: relName,
+    release: () => {
+      removal ??= removeQuietly(container);
+      return removal;
+    },
+  };
+}
+
 /** `./` → `./`; `./a/b` → `a/b`; `data/a` → `a` (older engines). */
 function relName(name: string): string {
   if (name === "./" || name === "." || name === "data/" || name === "data") return "./";
