@@ -14,10 +14,8 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { camelKey, camelKeys, VERBATIM_KEYS } from "../../src/cli/json-keys.js";
-import { initEnvironments } from "../../src/env/index.js";
-import { BUSYBOX, cleanupPrefix, commitAll, makeAppRepo } from "../env/engine-helpers.js";
+import { BUSYBOX, cleanupPrefix, initAppRepo } from "../env/engine-helpers.js";
 import { engineAnswers, needsEngine } from "../helpers/engine.js";
-import { ensureFixture } from "../helpers/fixtures.js";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 const TSX = import.meta.resolve("tsx");
@@ -60,10 +58,7 @@ async function json(args: string[], cwd: string, code = 0): Promise<unknown> {
 
 before(async () => {
   if (!engineAnswers()) return;
-  await ensureFixture("busybox");
-  ({ work, app } = makeAppRepo("dockpack-json-keys"));
-  await initEnvironments({ cwd: app, project });
-  commitAll(app, "dockpack config");
+  ({ work, app } = await initAppRepo("dockpack-json-keys", project));
 });
 
 after(() => {

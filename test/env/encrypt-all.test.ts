@@ -8,18 +8,15 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { generateX25519Identity, identityToRecipient } from "age-encryption";
 import { toDockpackError } from "../../src/core/errors.js";
 import { openRepository } from "../../src/core/oci/client.js";
 import {
   createEnvironment,
   exportEnvironment,
   importPackage,
-  initEnvironments,
   inspectPackage,
   validatePackage,
 } from "../../src/env/index.js";
@@ -27,15 +24,14 @@ import { pullPackage, pushPackage, readRemotePackage } from "../../src/env/regis
 import { importFromRegistry } from "../../src/env/registry-import.js";
 import { runCli } from "../helpers/cli.js";
 import { engineAnswers, needsEngine } from "../helpers/engine.js";
-import { ensureFixture } from "../helpers/fixtures.js";
 import { startRegistry } from "../helpers/registry.js";
 import { fixChecksum } from "./craft.js";
 import {
-  cleanupPrefix,
-  commitAll,
+  ageKeys,
+  initAppRepo,
   inVolume,
-  makeAppRepo,
   sh,
+  tearDownAppRepo,
   volumeListing,
   volumesWithPrefix,
 } from "./engine-helpers.js";
@@ -55,12 +51,7 @@ const NOTES = `${"n".repeat(CODE_TEXT.length - 1)}\n`;
 
 before(async () => {
   if (!engineAnswers()) return;
-  await ensureFixture("busybox");
-  ({ work, app } = makeAppRepo("dockpack-encall"));
-  state = mkdtempSync(join(tmpdir(), "dockpack-encall-state-"));
-  await initEnvironments({ cwd: app, project });
-  commitAll(app, "dockpack config");
-  process.env.DOCKPACK_STATE_DIR = state;
+  ({ work, app, state } = await initAppRepo("dockpack-encall", project, { state: true }));
   const env = await createEnvironment({ cwd: app, branch: "src" });
   writeFileSync(join(env.path, ".env"), ENV_TEXT);
   chmodSync(join(env.path, ".env"), 0o600);
@@ -72,12 +63,7 @@ before(async () => {
     `${project}-src_db`,
     "echo volsecret-4711 > /data/r.log && mkdir /data/d && echo x > /data/d/y && chmod 640 /data/d/y",
   );
-  const identity = await generateX25519Identity();
-  recipient = await identityToRecipient(identity);
-  key = join(work, "key.txt");
-  writeFileSync(key, `# created: test\n${identity}\n`, { mode: 0o600 });
-  other = join(work, "other.txt");
-  writeFileSync(other, `${await generateX25519Identity()}\n`, { mode: 0o600 });
+  ({ key, other, recipient } = await ageKeys(work));
   pkg = (
     await exportEnvironment({
       cwd: app,
@@ -89,11 +75,7 @@ before(async () => {
   ).package;
 });
 
-after(() => {
-  delete process.env.DOCKPACK_STATE_DIR;
-  if (work) cleanupPrefix(project, work);
-  if (state) rmSync(state, { recursive: true, force: true });
-});
+after(() => tearDownAppRepo({ work, app, state }, project));
 
 const cli = (args: string[], env: NodeJS.ProcessEnv = {}, cwd = app) =>
   runCli(args, { cwd, env: { DOCKPACK_STATE_DIR: state, ...env } });

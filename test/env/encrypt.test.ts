@@ -8,25 +8,21 @@
  * environment's volumes on the same engine.
  */
 import assert from "node:assert/strict";
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { generateX25519Identity, identityToRecipient } from "age-encryption";
 import { createEnvironment, initEnvironments } from "../../src/env/index.js";
 import { runCli } from "../helpers/cli.js";
 import { engineAnswers, needsEngine } from "../helpers/engine.js";
-import { ensureFixture } from "../helpers/fixtures.js";
-import { cleanupPrefix, commitAll, inVolume, makeAppRepo, sh, volumesWithPrefix } from "./engine-helpers.js";
+import {
+  ageKeys,
+  commitAll,
+  initAppRepo,
+  inVolume,
+  sh,
+  tearDownAppRepo,
+  volumesWithPrefix,
+} from "./engine-helpers.js";
 
 const project = `dpe${Math.random().toString(36).slice(2, 8)}`;
 let work = "";
@@ -39,30 +35,16 @@ const ENV_TEXT = "DB_NAME=demo\nSECRET=s3cr3t-value\n";
 
 before(async () => {
   if (!engineAnswers()) return;
-  await ensureFixture("busybox");
-  ({ work, app } = makeAppRepo("dockpack-enc"));
-  state = mkdtempSync(join(tmpdir(), "dockpack-enc-state-"));
-  await initEnvironments({ cwd: app, project });
-  commitAll(app, "dockpack config");
-  process.env.DOCKPACK_STATE_DIR = state;
+  ({ work, app, state } = await initAppRepo("dockpack-enc", project, { state: true }));
   const env = await createEnvironment({ cwd: app, branch: "src" });
   writeFileSync(join(env.path, ".env"), ENV_TEXT);
   chmodSync(join(env.path, ".env"), 0o600);
   for (const v of ["db", "media"]) sh("docker", ["volume", "create", `${project}-src_${v}`]);
   inVolume(`${project}-src_db`, "echo rec > /data/r.log");
-  const identity = await generateX25519Identity();
-  recipient = await identityToRecipient(identity);
-  key = join(work, "key.txt");
-  writeFileSync(key, `# created: test\n${identity}\n`, { mode: 0o600 });
-  other = join(work, "other.txt");
-  writeFileSync(other, `${await generateX25519Identity()}\n`, { mode: 0o600 });
+  ({ key, other, recipient } = await ageKeys(work));
 });
 
-after(() => {
-  delete process.env.DOCKPACK_STATE_DIR;
-  if (work) cleanupPrefix(project, work);
-  if (state) rmSync(state, { recursive: true, force: true });
-});
+after(() => tearDownAppRepo({ work, app, state }, project));
 
 const cli = (args: string[], env: NodeJS.ProcessEnv = {}, cwd = app) =>
   runCli(args, { cwd, env: { DOCKPACK_STATE_DIR: state, ...env } });

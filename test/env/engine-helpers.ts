@@ -4,10 +4,14 @@
  * and clean-up of everything a project prefix created (containers, volumes, networks).
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { generateX25519Identity, identityToRecipient } from "age-encryption";
+import { renderEnvConfig } from "../../src/env/config.js";
+import { initEnvironments, loadEnvConfig } from "../../src/env/index.js";
+import { ensureFixture } from "../helpers/fixtures.js";
 
 export const BUSYBOX = "dockpack-fixture/busybox:1";
 const EXAMPLE = fileURLToPath(new URL("../../examples/compose-app", import.meta.url));
@@ -41,6 +45,64 @@ export function makeAppRepo(prefix: string): { work: string; app: string } {
   sh("git", ["init", "-q", "-b", "main"], app);
   commitAll(app, "app");
   return { work, app };
+}
+
+/** What {@link initAppRepo} made: the temp folder, the repository in it, and the state folder ("" when none). */
+export interface AppRepo {
+  work: string;
+  app: string;
+  state: string;
+}
+
+/**
+ * The set-up of an engine test: the busybox fixture, {@link makeAppRepo}, `dockpack env init` for
+ * compose project `project` committed. `state`: a DOCKPACK_STATE_DIR of its own, set in
+ * `process.env` (remove with {@link tearDownAppRepo}). `ownPorts`: a host port range of its own,
+ * so environments of tests running at the same time never collide.
+ */
+export async function initAppRepo(
+  prefix: string,
+  project: string,
+  options: { state?: boolean; ownPorts?: boolean } = {},
+): Promise<AppRepo> {
+  await ensureFixture("busybox");
+  const { work, app } = makeAppRepo(prefix);
+  const state = options.state ? mkdtempSync(join(tmpdir(), `${prefix}-state-`)) : "";
+  await initEnvironments({ cwd: app, project });
+  if (options.ownPorts) {
+    const lo = 30000 + Math.floor(Math.random() * 90) * 100;
+    const config = await loadEnvConfig(app);
+    writeFileSync(
+      join(app, ".dockpack/config.yml"),
+      renderEnvConfig({ ...config, port_range: [lo, lo + 99] }),
+    );
+  }
+  commitAll(app, "dockpack config");
+  if (state) process.env.DOCKPACK_STATE_DIR = state;
+  return { work, app, state };
+}
+
+/** Undoes {@link initAppRepo}: everything named after `project`, the temp and state folders. */
+export function tearDownAppRepo(repo: AppRepo, project: string): void {
+  if (repo.state) {
+    delete process.env.DOCKPACK_STATE_DIR;
+    rmSync(repo.state, { recursive: true, force: true });
+  }
+  if (repo.work) cleanupPrefix(project, repo.work);
+}
+
+/**
+ * Two age X25519 identities written under `work`: `key` (the one `recipient` encrypts to, mode
+ * 0600, with a comment line as age-keygen writes) and `other` (a wrong key).
+ */
+export async function ageKeys(work: string): Promise<{ key: string; other: string; recipient: string }> {
+  const identity = await generateX25519Identity();
+  const recipient = await identityToRecipient(identity);
+  const key = join(work, "key.txt");
+  writeFileSync(key, `# created: test\n${identity}\n`, { mode: 0o600 });
+  const other = join(work, "other.txt");
+  writeFileSync(other, `${await generateX25519Identity()}\n`, { mode: 0o600 });
+  return { key, other, recipient };
 }
 
 /** Runs a shell script in a busybox container with `volume` mounted at /data. */

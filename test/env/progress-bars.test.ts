@@ -9,15 +9,9 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { after, before, test } from "node:test";
 import { createReporter, type Reporter } from "../../src/core/output.js";
-import {
-  createEnvironment,
-  environmentUp,
-  exportEnvironment,
-  initEnvironments,
-} from "../../src/env/index.js";
+import { createEnvironment, environmentUp, exportEnvironment } from "../../src/env/index.js";
 import { engineAnswers, needsEngine } from "../helpers/engine.js";
-import { ensureFixture } from "../helpers/fixtures.js";
-import { cleanupPrefix, commitAll, inVolume, makeAppRepo } from "./engine-helpers.js";
+import { cleanupPrefix, initAppRepo, inVolume } from "./engine-helpers.js";
 
 const project = `dpb${Math.random().toString(36).slice(2, 8)}`;
 let work = "";
@@ -67,10 +61,7 @@ function ttyReporter(): { reporter: Reporter; bars: Bar[]; text: () => string } 
 
 before(async () => {
   if (!engineAnswers()) return;
-  await ensureFixture("busybox");
-  ({ work, app } = makeAppRepo("dockpack-bars"));
-  await initEnvironments({ cwd: app, project });
-  commitAll(app, "dockpack config");
+  ({ work, app } = await initAppRepo("dockpack-bars", project));
   await createEnvironment({ cwd: app, branch: "a" });
   await environmentUp({ cwd: app, branch: "a" });
   inVolume(`${project}-a_media`, "dd if=/dev/urandom of=/data/blob bs=1M count=8 2>/dev/null");

@@ -22,23 +22,16 @@ import { fileURLToPath } from "node:url";
 import { openRepository } from "../../src/core/oci/client.js";
 import type { ImageManifest } from "../../src/core/oci/media-types.js";
 import { importPackage } from "../../src/env/import.js";
-import {
-  createEnvironment,
-  exportEnvironment,
-  initEnvironments,
-  removeEnvironment,
-} from "../../src/env/index.js";
+import { createEnvironment, exportEnvironment, removeEnvironment } from "../../src/env/index.js";
 import { pullPackage, pushPackage, readRemotePackage } from "../../src/env/registry.js";
 import { importFromRegistry } from "../../src/env/registry-import.js";
 import { runCli } from "../helpers/cli.js";
 import { engineAnswers, needsEngine } from "../helpers/engine.js";
-import { ensureFixture } from "../helpers/fixtures.js";
 import { startProxy, startRegistry, type TestRegistry } from "../helpers/registry.js";
 import {
   cleanupPrefix,
-  commitAll,
   fillHalfRandom,
-  makeAppRepo,
+  initAppRepo,
   sh,
   volumeListing,
   volumesWithPrefix,
@@ -60,10 +53,7 @@ let listing: Record<string, string[]> = {};
 before(async () => {
   reg = await startRegistry();
   if (!engineAnswers()) return;
-  await ensureFixture("busybox");
-  ({ work, app } = makeAppRepo("dockpack-oci-stream"));
-  await initEnvironments({ cwd: app, project });
-  commitAll(app, "dockpack config");
+  ({ work, app } = await initAppRepo("dockpack-oci-stream", project));
   await createEnvironment({ cwd: app, branch: "src" });
   for (const v of ["db", "media"]) {
     sh("docker", ["volume", "create", vol("src", v)]);

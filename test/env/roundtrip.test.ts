@@ -18,18 +18,15 @@ import {
   environmentUp,
   exportEnvironment,
   importPackage,
-  initEnvironments,
   listEnvironments,
   removeEnvironment,
 } from "../../src/env/index.js";
 import { runCli } from "../helpers/cli.js";
 import { engineAnswers, needsEngine } from "../helpers/engine.js";
-import { ensureFixture } from "../helpers/fixtures.js";
 import {
   cleanupPrefix,
-  commitAll,
+  initAppRepo,
   inVolume,
-  makeAppRepo,
   sh,
   volumeListing,
   volumesWithPrefix,
@@ -59,10 +56,7 @@ async function expectNothingFor(branch: string): Promise<void> {
 
 before(async () => {
   if (!engineAnswers()) return;
-  await ensureFixture("busybox");
-  ({ work, app } = makeAppRepo("dockpack-rt"));
-  await initEnvironments({ cwd: app, project });
-  commitAll(app, "dockpack config");
+  ({ work, app } = await initAppRepo("dockpack-rt", project));
 });
 
 after(() => {

@@ -9,10 +9,8 @@ import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { initEnvironments } from "../../src/env/index.js";
-import { cleanupPrefix, commitAll, inVolume, makeAppRepo, sh } from "../env/engine-helpers.js";
+import { cleanupPrefix, initAppRepo, inVolume, sh } from "../env/engine-helpers.js";
 import { engineAnswers, needsEngine } from "../helpers/engine.js";
-import { ensureFixture } from "../helpers/fixtures.js";
 import { connectMcp, type McpTestClient } from "./client.js";
 
 const project = `dpm${Math.random().toString(36).slice(2, 8)}`;
@@ -28,10 +26,7 @@ const running = (branch: string) =>
 
 before(async () => {
   if (!engineAnswers()) return;
-  await ensureFixture("busybox");
-  ({ work, app } = makeAppRepo("dockpack-mcp-life"));
-  await initEnvironments({ cwd: app, project });
-  commitAll(app, "dockpack config");
+  ({ work, app } = await initAppRepo("dockpack-mcp-life", project));
   mcp = await connectMcp({ cwd: app });
 });
 

@@ -15,22 +15,19 @@ import {
   createEnvironment,
   environmentUp,
   exportEnvironment,
-  initEnvironments,
   removeEnvironment,
 } from "../../../src/env/index.js";
 import { pullPackage, pushPackage } from "../../../src/env/registry.js";
 import { importFromRegistry } from "../../../src/env/registry-import.js";
 import {
   cleanupPrefix,
-  commitAll,
   fillHalfRandom,
+  initAppRepo,
   inVolume,
-  makeAppRepo,
   sh,
   volumeListing,
 } from "../../env/engine-helpers.js";
 import { engineAnswers, needsEngine } from "../../helpers/engine.js";
-import { ensureFixture } from "../../helpers/fixtures.js";
 import { startRegistry, type TestRegistry } from "../../helpers/registry.js";
 
 const MIB = Number(process.env.DOCKPACK_OCI_RT_MIB ?? 64);
@@ -43,10 +40,7 @@ let reg: TestRegistry;
 before(async () => {
   reg = await startRegistry();
   if (!engineAnswers()) return;
-  await ensureFixture("busybox");
-  ({ work, app } = makeAppRepo("dockpack-oci-rt"));
-  await initEnvironments({ cwd: app, project });
-  commitAll(app, "dockpack config");
+  ({ work, app } = await initAppRepo("dockpack-oci-rt", project));
 });
 after(async () => {
   if (work) cleanupPrefix(project, work);
