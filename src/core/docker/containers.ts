@@ -3,6 +3,7 @@
  * a compose project's containers (label `com.docker.compose.project`) and to pause them while
  * their volumes are read.
  */
+import type Docker from "dockerode";
 import { DockpackError } from "../errors.js";
 import { engineMessage, requireEngine, statusCode } from "./client.js";
 
@@ -60,15 +61,7 @@ export async function stopContainers(
   ids: string[],
   options: { timeoutSeconds?: number } = {},
 ): Promise<void> {
-  const docker = await requireEngine();
-  for (const id of ids) {
-    try {
-      await docker.getContainer(id).stop({ t: options.timeoutSeconds ?? 10 });
-    } catch (err) {
-      if (statusCode(err) === 304) continue;
-      throw failed("stop", id, err);
-    }
-  }
+  await eachContainer(ids, "stop", (c) => c.stop({ t: options.timeoutSeconds ?? 10 }));
 }
 
 /**
@@ -83,14 +76,7 @@ export async function restartContainers(
   ids: string[],
   options: { timeoutSeconds?: number } = {},
 ): Promise<void> {
-  const docker = await requireEngine();
-  for (const id of ids) {
-    try {
-      await docker.getContainer(id).restart({ t: options.timeoutSeconds ?? 10 });
-    } catch (err) {
-      throw failed("restart", id, err);
-    }
-  }
+  await eachContainer(ids, "restart", (c) => c.restart({ t: options.timeoutSeconds ?? 10 }));
 }
 
 /**
@@ -98,13 +84,25 @@ export async function restartContainers(
  * containers are fine (304). Throws `CONTAINER_NOT_FOUND` naming the id, or `CONTAINER_FAILED`.
  */
 export async function startContainers(ids: string[]): Promise<void> {
+  await eachContainer(ids, "start", (c) => c.start());
+}
+
+/**
+ * Runs `call` on each container, one after the other; "not modified" (304: already stopped or
+ * running) counts as done. Throws `CONTAINER_NOT_FOUND` or `CONTAINER_FAILED` naming `what` and the id.
+ */
+async function eachContainer(
+  ids: string[],
+  what: string,
+  call: (container: Docker.Container) => Promise<unknown>,
+): Promise<void> {
   const docker = await requireEngine();
   for (const id of ids) {
     try {
-      await docker.getContainer(id).start();
+      await call(docker.getContainer(id));
     } catch (err) {
       if (statusCode(err) === 304) continue;
-      throw failed("start", id, err);
+      throw failed(what, id, err);
     }
   }
 }
