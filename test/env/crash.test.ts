@@ -84,7 +84,10 @@ async function opAppears(child: ChildProcess & { done: Promise<number | null> },
   void child.done.then(() => {
     exited = true;
   });
-  while (!exited && lastOp() !== op) await new Promise((r) => setTimeout(r, 2));
+  // a `stopping:ID` mark (a container stop asked of the engine) belongs to the containers-stopped phase
+  const inPhase = (last: string) =>
+    last === op || (op === "containers-stopped" && last.startsWith("mark stopping:"));
+  while (!exited && !inPhase(lastOp())) await new Promise((r) => setTimeout(r, 2));
 }
 
 /** The last op recorded in the (dead) run's journal, e.g. `containers-stopped` or `volume`. */
@@ -99,8 +102,6 @@ function lastOp(): string {
     return "(torn line)";
   }
   if (lines.length === 0) return "(empty journal)";
-  // a `stopping:ID` mark (a container stop asked of the engine) belongs to the containers-stopped phase
-  if (last.mark && String(last.state).startsWith("stopping:")) return "containers-stopped";
   return last.op ?? (last.commit ? "commit" : last.mark ? `mark ${last.state}` : "header");
 }
 
