@@ -6,10 +6,8 @@
  * clearly on a missing volume or a cut download.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { after, test } from "node:test";
-import { HELPER_LABEL } from "../../src/core/docker/helper-image.js";
+import { createHash } from "node:crypto";
+import { test } from "node:test";
 import { createVolume, readVolumeTar } from "../../src/core/docker/volumes.js";
 import {
   ARCHIVE_READ_BYTES,
@@ -20,23 +18,9 @@ import {
 } from "../../src/env/export-archive.js";
 import { needsEngine } from "../helpers/engine.js";
 import { ensureFixture } from "../helpers/fixtures.js";
+import { docker, helpersFor, volumeScope } from "../helpers/volumes.js";
 
-const prefix = `dpt-xarc-${randomBytes(4).toString("hex")}`;
-const created: string[] = [];
-
-function docker(...args: string[]): string {
-  return execFileSync("docker", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
-}
-
-after(() => {
-  for (const v of created) {
-    try {
-      docker("volume", "rm", "-f", v);
-    } catch {
-      // gone
-    }
-  }
-});
+const { prefix, created } = volumeScope("xarc");
 
 const LONG_DIR = `d${"x".repeat(120)}`;
 const POPULATE = [
@@ -77,17 +61,6 @@ function collecting(): { sink: ArchiveSink; bytes: () => Buffer; pauses: () => n
     },
   };
   return { sink, bytes: () => Buffer.concat(out), pauses: () => pauses };
-}
-
-function helpersFor(volume: string): string {
-  return docker(
-    "ps",
-    "-aq",
-    "--filter",
-    `label=${HELPER_LABEL}`,
-    "--filter",
-    `label=io.dockpack.volume=${volume}`,
-  );
 }
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");

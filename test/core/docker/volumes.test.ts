@@ -1,11 +1,9 @@
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { spawn } from "node:child_process";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import tar from "tar-stream";
-import { HELPER_LABEL } from "../../../src/core/docker/helper-image.js";
 import {
   createVolume,
   readVolumeTar,
@@ -16,23 +14,9 @@ import {
 } from "../../../src/core/docker/volumes.js";
 import { needsEngine } from "../../helpers/engine.js";
 import { ensureFixture } from "../../helpers/fixtures.js";
+import { docker, helpersFor, volumeScope } from "../../helpers/volumes.js";
 
-const prefix = `dpt-vol-${randomBytes(4).toString("hex")}`;
-const created: string[] = [];
-
-function docker(...args: string[]): string {
-  return execFileSync("docker", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
-}
-
-after(() => {
-  for (const v of created) {
-    try {
-      docker("volume", "rm", "-f", v);
-    } catch {
-      // gone
-    }
-  }
-});
+const { prefix, created } = volumeScope("vol");
 
 interface Entry {
   name: string;
@@ -62,17 +46,6 @@ async function entries(stream: Readable): Promise<Entry[]> {
   });
   await pipeline(stream, extract);
   return out.sort((a, b) => (a.name < b.name ? -1 : 1));
-}
-
-function helpersFor(volume: string): string {
-  return docker(
-    "ps",
-    "-aq",
-    "--filter",
-    `label=${HELPER_LABEL}`,
-    "--filter",
-    `label=io.dockpack.volume=${volume}`,
-  );
 }
 
 const POPULATE = [
