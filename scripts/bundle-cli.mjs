@@ -36,15 +36,21 @@ const installedPaths = {
 
 /**
  * Start-up trims that change no behaviour dockpack uses: zod's error messages in languages other
- * than English (half of zod's code; `z.locales` then holds only `en`), and dockerode's/docker-modem's
+ * than English (half of zod's code; `z.locales` then holds only `en`), dockerode's/docker-modem's
  * buildkit-session and SSH code (grpc, protobufjs, ssh2) required when first used instead of when
- * dockerode loads.
+ * dockerode loads, and commander's node:child_process (only for executable subcommands, which
+ * dockpack has none of) required when first used: loading it costs every `--help` ~5 ms.
  */
 const LAZY = [
   [
     "dockerode/lib/docker.js",
     "withSession = require('./session'),",
     "withSession = function () { return require('./session').apply(this, arguments); },",
+  ],
+  [
+    "commander/lib/command.js",
+    "const childProcess = require('node:child_process');",
+    "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };",
   ],
   [
     "docker-modem/lib/modem.js",

@@ -7,13 +7,20 @@
  * `bzip2` — with their stdin/stdout piped, so backpressure reaches the child process and no stream
  * is ever held in memory. A missing program throws `PROGRAM_MISSING` naming the Debian package.
  */
-import { type ChildProcessByStdio, spawn } from "node:child_process";
+import type { ChildProcessByStdio } from "node:child_process";
 import { open } from "node:fs/promises";
 import { Duplex, PassThrough, pipeline, Readable, Transform, type Writable } from "node:stream";
-import { createGunzip, createGzip } from "node:zlib";
 import { interrupted, onAbort } from "./abort.js";
+import { lazyBuiltin } from "./builtin.js";
 import { DockpackError, isDockpackError } from "./errors.js";
 import { findProgram, requireProgram } from "./exec.js";
+
+/**
+ * node:zlib and node:child_process, loaded when the first stream is made: commands that only
+ * read through this module's other exports (delta list and info) do not load them (issue 14 C18).
+ */
+const zlib = lazyBuiltin<typeof import("node:zlib")>("node:zlib");
+const childProcess = lazyBuiltin<typeof import("node:child_process")>("node:child_process");
 
 /** A stream codec. `none` passes bytes through unchanged. */
 export type Codec = "zstd" | "gzip" | "xz" | "bzip2" | "none";
@@ -171,7 +178,7 @@ function makeCompressor(codec: Codec, options: CompressOptions): Duplex {
     case "none":
       return new PassThrough();
     case "gzip":
-      return mapErrors(createGzip({ level }), "gzip", "compress");
+      return mapErrors(zlib().createGzip({ level }), "gzip", "compress");
     case "zstd": {
       const args = ["-c", "-q", `-T${threads}`];
       if (level < 0) args.push(`--fast=${-level}`);
@@ -210,7 +217,7 @@ function makeDecompressor(codec: Codec, options: DecompressOptions): Duplex {
     case "none":
       return cap ? capBytes(cap.limit, cap.label) : new PassThrough();
     case "gzip": {
-      const gunzip = mapErrors(createGunzip(), "gzip", "decompress");
+      const gunzip = mapErrors(zlib().createGunzip(), "gzip", "decompress");
       if (!cap) return gunzip;
       const limiter = capBytes(cap.limit, cap.label);
       gunzip.on("error", (e) => limiter.destroy(e));
@@ -364,7 +371,7 @@ function childStream(
     },
   });
 
-  child = spawn(path, args, { stdio: ["pipe", "pipe", "pipe"] });
+  child = childProcess().spawn(path, args, { stdio: ["pipe", "pipe", "pipe"] });
   child.stdin.on("error", () => {
     // EPIPE when the child exits early: release a writer waiting for drain; exit tells why.
     pendingDrain?.();

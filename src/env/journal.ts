@@ -27,7 +27,6 @@
  * aborted signal). As a safety net when the process ends first, a core/fs cleanup hook does the
  * same and waits up to 120 s. Once the commit point is passed, an interruption undoes nothing.
  */
-import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { mkdir, open, readdir, readFile, unlink } from "node:fs/promises";
 import { homedir, hostname, tmpdir } from "node:os";
@@ -270,6 +269,8 @@ export class Journal {
    * @throws the file system's error when the state folder cannot be written
    */
   static async open(options: JournalOpenOptions, reporter: Reporter): Promise<Journal> {
+    // node:crypto on first use: loading it costs start-up time of commands that never journal (issue 14 C18)
+    const { randomBytes } = await import("node:crypto");
     const id = `${options.kind}-${new Date().toISOString().replace(/[-:.]/g, "").slice(0, 15)}-${randomBytes(4).toString("hex")}`;
     await mkdir(runsDir(), { recursive: true });
     const journal = new Journal(reporter, join(runsDir(), `${id}.jsonl`), id);

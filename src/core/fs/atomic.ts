@@ -15,7 +15,6 @@
  * (when the caller allows it, as `docker save -o -` does), and a directory, socket or block
  * device is refused with `FS_NOT_REGULAR_FILE`.
  */
-import { spawn } from "node:child_process";
 import {
   close,
   closeSync,
@@ -186,7 +185,9 @@ async function sweepStale(path: string): Promise<void> {
 }
 
 /** Gives the unnamed O_TMPFILE behind `fd` the name `name` (linkat with AT_SYMLINK_FOLLOW). */
-function linkTmpfile(fd: number, name: string): Promise<void> {
+async function linkTmpfile(fd: number, name: string): Promise<void> {
+  // node:child_process on first use: most commands that load this file never link (issue 14 C18)
+  const { spawn } = await import("node:child_process");
   return new Promise((resolve, reject) => {
     const child = spawn("ln", ["-L", "/proc/self/fd/3", name], { stdio: ["ignore", "ignore", "pipe", fd] });
     let stderr = "";

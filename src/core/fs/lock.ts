@@ -3,7 +3,6 @@
  * holder's pid, host and start time. A lock whose holder process no longer runs (same host) is
  * stale and taken over. Locks are released when `fn` settles, and on exit and signals.
  */
-import { randomBytes } from "node:crypto";
 import { readFileSync, unlinkSync } from "node:fs";
 import { open, readFile, stat, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
@@ -102,7 +101,8 @@ export async function withLock<T>(
     pid: process.pid,
     host: hostname(),
     since: new Date().toISOString(),
-    token: randomBytes(8).toString("hex"),
+    // node:crypto on first use: loading it costs start-up time of commands that never lock (issue 14 C18)
+    token: (await import("node:crypto")).randomBytes(8).toString("hex"),
   };
   const deadline = Date.now() + (options.timeoutSeconds ?? 30) * 1000;
   let delay = 50;

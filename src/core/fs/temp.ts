@@ -10,7 +10,6 @@
  * (`parent`, e.g. a stage folder next to the final output) leaves a symlink
  * `dockpack-tempref-<marker>` in the OS temp dir pointing at it, so the same sweep finds it.
  */
-import { createHash } from "node:crypto";
 import { readFileSync, rmSync, unlinkSync } from "node:fs";
 import { lstat, mkdtemp, readdir, readlink, rm, statfs, symlink, unlink } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
@@ -39,23 +38,33 @@ export function processStartTicks(pid: number): number | undefined {
   }
 }
 
-function hostTag(): string {
-  return createHash("sha256").update(hostname()).digest("hex").slice(0, 4);
+let ownHostTag: string | undefined;
+/**
+ * The first 4 hex digits of sha256(hostname). node:crypto is imported on first use: most runs
+ * (every list command's sweep of an OS temp dir without dockpack temp dirs) never need it, and
+ * loading it costs start-up time (issue 14 C18).
+ */
+async function hostTag(): Promise<string> {
+  if (ownHostTag === undefined) {
+    const { createHash } = await import("node:crypto");
+    ownHostTag = createHash("sha256").update(hostname()).digest("hex").slice(0, 4);
+  }
+  return ownHostTag;
 }
 
 let ownMarker: string | undefined;
 /** This process's owner marker: `p<pid>t<start>h<host>-`. */
-function marker(): string {
-  ownMarker ??= `p${process.pid}t${processStartTicks(process.pid) ?? 0}h${hostTag()}-`;
+async function marker(): Promise<string> {
+  ownMarker ??= `p${process.pid}t${processStartTicks(process.pid) ?? 0}h${await hostTag()}-`;
   return ownMarker;
 }
 
 /** True when the owner named by a temp dir's name still runs (or cannot be judged: another host). */
-function ownerAlive(name: string): boolean {
+async function ownerAlive(name: string): Promise<boolean> {
   const m = MARKER_RE.exec(name);
   if (!m) return true;
   const [, pidText, startText, host] = m;
-  if (host !== hostTag()) return true;
+  if (host !== (await hostTag())) return true;
   const pid = Number(pidText);
   if (pid === process.pid) return Number(startText) === (processStartTicks(pid) ?? 0);
   if (!pidAlive(pid)) return false;
@@ -73,10 +82,11 @@ function ownerAlive(name: string): boolean {
  */
 export async function makeTempDir(prefix: string, options: { parent?: string } = {}): Promise<string> {
   const parent = resolve(options.parent ?? tmpdir());
-  const dir = resolve(await mkdtemp(join(parent, `${prefix}${marker()}`)));
+  const own = await marker();
+  const dir = resolve(await mkdtemp(join(parent, `${prefix}${own}`)));
   let ref: string | undefined;
   if (parent !== resolve(tmpdir())) {
-    ref = join(tmpdir(), `${REF_PREFIX}${basename(dir).slice(-(marker().length + 6))}`);
+    ref = join(tmpdir(), `${REF_PREFIX}${basename(dir).slice(-(own.length + 6))}`);
     await symlink(dir, ref).catch(() => {
       ref = undefined; // best effort: the parent's own sweep still finds it
     });
@@ -137,7 +147,7 @@ export async function sweepStaleTempDirs(parents: string[] = [tmpdir()]): Promis
       continue;
     }
     for (const name of names) {
-      if (!name.includes("dockpack") || !MARKER_RE.test(name) || ownerAlive(name)) continue;
+      if (!name.includes("dockpack") || !MARKER_RE.test(name) || (await ownerAlive(name))) continue;
       const path = join(parent, name);
       if (parent === tmp && name.startsWith(REF_PREFIX)) {
         try {
