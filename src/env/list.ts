@@ -55,8 +55,8 @@ export async function listPackages(
   const packages: PackageRow[] = [];
   const files = names.filter((n) => n.endsWith(PACKAGE_EXTENSION)).sort();
   if (files.length === 0) return { directory, packages };
-  // the reader (zod, tar, age) is loaded only for a folder that holds packages (issue 14 C18)
-  const { readPackageHead } = await import("./package-reader.js");
+  // the head reader (zod) is loaded only for a folder that holds packages (issue 14 C18)
+  const { readPackageHead } = await import("./package-head.js");
   for (const file of files) {
     const path = join(directory, file);
     const size = (await stat(path).catch(() => ({ size: 0 }))).size;

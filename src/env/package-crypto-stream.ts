@@ -14,8 +14,9 @@
  * authenticates the clear metadata for whoever holds the key.
  */
 import { Duplex } from "node:stream";
-import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
+import type { Decrypter, Encrypter } from "age-encryption";
 import { DockpackError } from "../core/errors.js";
+import { ageIfLoaded, loadAge } from "./age.js";
 import {
   type DecryptKeys,
   decryptBuffer,
@@ -36,7 +37,7 @@ export interface PackageKey {
 
 /** Draws a fresh package key and wraps it for `o` (scrypt runs here once for a passphrase). */
 export async function createPackageKey(o: EncryptOptions): Promise<PackageKey> {
-  const identity = await generateX25519Identity();
+  const identity = await (await loadAge()).generateX25519Identity();
   const wrapped = (await encryptBuffer(o, Buffer.from(identity))).toString("base64");
   return { identity, wrapped };
 }
@@ -71,8 +72,19 @@ export async function unwrapPackageKey(wrapped: string, keys: DecryptKeys, label
 }
 
 /** The recipient (`age1…`) of a package key. */
-export function packageRecipient(identity: string): Promise<string> {
-  return identityToRecipient(identity);
+export async function packageRecipient(identity: string): Promise<string> {
+  return (await loadAge()).identityToRecipient(identity);
+}
+
+/**
+ * `make` applied to the age library: at once when it is loaded (as it is after {@link
+ * unwrapPackageKey}, {@link createPackageKey} or {@link packageRecipient}, so that a bad key
+ * throws here), else once it has loaded.
+ */
+function withAge<T>(make: (age: typeof import("age-encryption")) => T): () => Promise<T> {
+  const age = ageIfLoaded();
+  const now = age ? make(age) : undefined;
+  return async () => now ?? make(await loadAge());
 }
 
 function decryptFailed(member: string, err: unknown): DockpackError {
@@ -159,10 +171,13 @@ function webDuplex(
 
 /** A duplex that encrypts what is written to it to `recipient` (one age file). */
 export function encryptingStream(recipient: string): Duplex {
-  const e = new Encrypter();
-  e.addRecipient(recipient);
+  const encrypter = withAge((age): Encrypter => {
+    const e = new age.Encrypter();
+    e.addRecipient(recipient);
+    return e;
+  });
   return webDuplex(
-    (input) => e.encrypt(input),
+    async (input) => (await encrypter()).encrypt(input),
     (err) =>
       err instanceof Error
         ? err
@@ -175,17 +190,20 @@ export function encryptingStream(recipient: string): Duplex {
  * Fails with `PACKAGE_DECRYPT_FAILED` naming `member` (wrong key, changed or cut ciphertext).
  */
 export function decryptingStream(identity: string, member: string): Duplex {
-  const d = new Decrypter();
-  d.addIdentity(identity);
+  const decrypter = withAge((age): Decrypter => {
+    const d = new age.Decrypter();
+    d.addIdentity(identity);
+    return d;
+  });
   return webDuplex(
-    (input) => d.decrypt(input),
+    async (input) => (await decrypter()).decrypt(input),
     (err) => decryptFailed(member, err),
   );
 }
 
 /** Encrypts a small buffer (the plaintext checksums) to the package key's recipient. */
 export async function encryptSmall(recipient: string, plain: Buffer): Promise<Buffer> {
-  const e = new Encrypter();
+  const e = new (await loadAge()).Encrypter();
   e.addRecipient(recipient);
   return Buffer.from(await e.encrypt(new Uint8Array(plain)));
 }

@@ -12,9 +12,10 @@
  */
 import { constants, createReadStream } from "node:fs";
 import { open, readFile } from "node:fs/promises";
-import { Decrypter, Encrypter } from "age-encryption";
+import type { Encrypter } from "age-encryption";
 import { readTar } from "../core/archive.js";
 import { DockpackError } from "../core/errors.js";
+import { loadAge } from "./age.js";
 import { METADATA_MEMBER } from "./package-format.js";
 
 /** How to encrypt: recipients (`age1…`, repeatable) or one passphrase, not both. */
@@ -52,8 +53,8 @@ export function wantsEncryption(o: EncryptOptions | undefined): boolean {
  * An age Encrypter for the options.
  * @throws DockpackError `ENCRYPTION_RECIPIENT_INVALID` naming a recipient that is not `age1…`
  */
-function encrypter(o: EncryptOptions): Encrypter {
-  const e = new Encrypter();
+async function encrypter(o: EncryptOptions): Promise<Encrypter> {
+  const e = new (await loadAge()).Encrypter();
   if (o.passphrase) e.setPassphrase(o.passphrase);
   for (const r of o.recipients ?? []) {
     try {
@@ -74,7 +75,7 @@ function encrypter(o: EncryptOptions): Encrypter {
 
 /** Encrypts a small buffer (an env file) as a binary age file. */
 export async function encryptBuffer(o: EncryptOptions, plain: Buffer): Promise<Buffer> {
-  return Buffer.from(await encrypter(o).encrypt(new Uint8Array(plain)));
+  return Buffer.from(await (await encrypter(o)).encrypt(new Uint8Array(plain)));
 }
 
 /**
@@ -115,7 +116,7 @@ export async function decryptBuffer(
   passphrase: string | undefined,
   member: string,
 ): Promise<Buffer> {
-  const d = new Decrypter();
+  const d = new (await loadAge()).Decrypter();
   try {
     for (const i of identities) d.addIdentity(i);
     if (passphrase) d.addPassphrase(passphrase);

@@ -1,14 +1,14 @@
 /**
- * Reading environment packages: the head (metadata.json only, for `packages list`), and the one
- * full streaming verification that reports every problem — `packages validate`, `packages
+ * Reading environment packages: the head (metadata.json only, for `packages list`; in
+ * package-head.ts, which loads no archive or crypto code), and the one full streaming verification that reports every problem — `packages validate`, `packages
  * inspect` and `packages import` (before it changes anything) all run it. Format:
  * package-format.ts; cross-checks: package-checks.ts; volume members: package-volume*.ts.
  */
 import { createHash } from "node:crypto";
-import { open, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { basename } from "node:path";
 import type { Readable } from "node:stream";
-import { parseTarField, readTarStrict } from "../core/archive.js";
+import { readTarStrict } from "../core/archive.js";
 import { digestStream, sha256Hex } from "../core/digest.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
 import { type Reporter, silentReporter } from "../core/output.js";
@@ -27,61 +27,13 @@ import {
   restorePath,
   UNSAFE_MODE_BITS,
 } from "./package-format.js";
+import { METADATA_MAX } from "./package-head.js";
 import { checkImageMember } from "./package-images-check.js";
 import { readSealed } from "./package-sealed.js";
 import { archiveProblemCode } from "./package-volume.js";
 import { checkVolumeMember } from "./package-volume-check.js";
 
-/** Largest metadata.json a reader accepts (bytes). */
-const METADATA_MAX = 1024 * 1024;
-
-function notPackage(file: string, why: string): DockpackError {
-  return new DockpackError(
-    "PACKAGE_NOT_A_PACKAGE",
-    `${file} is not a dockpack environment package: ${why}.`,
-    {
-      hint: "Pass a file written by 'dockpack packages export' (*.dockpack.tar).",
-    },
-  );
-}
-
-/**
- * Reads only the head of a package file (first tar header and metadata.json) and returns the
- * parsed metadata. Reads at most 512 bytes + metadata.json's size.
- * @throws DockpackError `PACKAGE_NOT_A_PACKAGE` (not a tar or metadata.json not first),
- *   `PACKAGE_TRUNCATED`, `PACKAGE_METADATA_INVALID`, `PACKAGE_VERSION_UNSUPPORTED`
- */
-export async function readPackageHead(file: string): Promise<PackageMetadata> {
-  // a fifo or device would block or never end: only regular files are read
-  if (!(await stat(file)).isFile()) throw notPackage(file, "it is not a regular file");
-  const fh = await open(file, "r");
-  try {
-    const header = Buffer.alloc(512);
-    const { bytesRead } = await fh.read(header, 0, 512, 0);
-    if (bytesRead < 512) throw notPackage(file, "shorter than one tar header");
-    if (header.toString("ascii", 257, 262) !== "ustar") throw notPackage(file, "not a tar archive");
-    const name = header.toString("utf8", 0, 100).replace(/\0.*$/s, "");
-    if (name !== METADATA_MEMBER)
-      throw notPackage(file, `its first member is '${name}', not ${METADATA_MEMBER}`);
-    let size: number;
-    try {
-      size = parseTarField(header.subarray(124, 136), "size", 0, false);
-    } catch {
-      throw notPackage(file, "its first header has an invalid size field");
-    }
-    if (!Number.isFinite(size) || size <= 0 || size > METADATA_MAX)
-      throw notPackage(file, "metadata.json has an impossible size");
-    const body = Buffer.alloc(size);
-    const read = await fh.read(body, 0, size, 512);
-    if (read.bytesRead < size)
-      throw new DockpackError("PACKAGE_TRUNCATED", `${file} is truncated (inside metadata.json).`, {
-        hint: "Copy the package again; it was cut short.",
-      });
-    return parseMetadata(body, basename(file));
-  } finally {
-    await fh.close();
-  }
-}
+export { readPackageHead } from "./package-head.js";
 
 /** One problem found by {@link verifyPackage}. */
 export interface PackageProblem {
