@@ -59,17 +59,25 @@ async function marker(): Promise<string> {
   return ownMarker;
 }
 
-/** True when the owner named by a temp dir's name still runs (or cannot be judged: another host). */
-async function ownerAlive(name: string): Promise<boolean> {
-  const m = MARKER_RE.exec(name);
-  if (!m) return true;
-  const [, pidText, startText, host] = m;
-  if (host !== (await hostTag())) return true;
-  const pid = Number(pidText);
+/** True when process `pid` of this host runs and started at `startText` (clock ticks, see {@link processStartTicks}). */
+function localOwnerAlive(pid: number, startText: string): boolean {
   if (pid === process.pid) return Number(startText) === (processStartTicks(pid) ?? 0);
   if (!pidAlive(pid)) return false;
   const start = processStartTicks(pid);
   return start === undefined ? false : start === 0 || start === Number(startText);
+}
+
+/**
+ * True when the owner named by a temp dir's name still runs (or cannot be judged: another host).
+ * The local process is looked at before the host tag: the same answer, and the live temp dirs of
+ * other dockpack runs never need the tag's sha256 (node:crypto) (issue 14 C18).
+ */
+async function ownerAlive(name: string): Promise<boolean> {
+  const m = MARKER_RE.exec(name);
+  if (!m) return true;
+  const [, pidText, startText, host] = m;
+  if (localOwnerAlive(Number(pidText), startText)) return true;
+  return host !== (await hostTag());
 }
 
 /**
