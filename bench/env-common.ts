@@ -22,26 +22,32 @@ export const MiB = 1024 * 1024;
 export const sh = (cmd: string, args: string[], cwd?: string): string =>
   execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
 
-/** `--size 256M,1G` → bytes; default 1 GiB and 4 GiB; `--rounds N` (default 2). */
-export function benchArgs(argv: string[]): { sizes: number[]; rounds: number } {
+/**
+ * `--size 256M,1G` → bytes; default 1 GiB and 4 GiB; `--rounds N` (default 2); `--cli A,B`: the
+ * dockpack bundles to time side by side (default dist/bin/dockpack.js of this checkout; e.g. a
+ * copy of an older build's dist/ to compare with).
+ */
+export function benchArgs(argv: string[]): { sizes: number[]; rounds: number; clis: string[] } {
   const unit: Record<string, number> = { K: 1024, M: MiB, G: GiB, "": 1 };
   let sizes = [GiB, 4 * GiB];
   let rounds = 2;
+  let clis = [CLI];
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split("=", 2);
     const value = inline ?? argv[i + 1];
-    if (flag === "--size" || flag === "--rounds") {
+    if (flag === "--size" || flag === "--rounds" || flag === "--cli") {
       if (inline === undefined) i++;
       if (flag === "--rounds") rounds = Math.max(1, Number(value));
+      else if (flag === "--cli") clis = value.split(",").map((c) => c.trim());
       else
         sizes = value.split(",").map((s) => {
           const m = /^(\d+)([KMG]?)i?B?$/i.exec(s.trim());
           if (!m) throw new Error(`--size: '${s}' is not a size such as 256M or 1G`);
           return Number(m[1]) * unit[m[2].toUpperCase()];
         });
-    } else throw new Error(`unknown argument ${argv[i]} (use --size 256M,1G --rounds 2)`);
+    } else throw new Error(`unknown argument ${argv[i]} (use --size 256M,1G --rounds 2 --cli PATH,PATH)`);
   }
-  return { sizes, rounds };
+  return { sizes, rounds, clis };
 }
 
 /** The machine line printed under each table. */
@@ -237,15 +243,15 @@ export const TABLE_HEAD =
  * lines are printed at the end, with the machine line), always cleans up (`extra` first).
  */
 export function runBench(
-  perSize: (env: BenchEnv, size: number, rounds: number) => Promise<string[]>,
+  perSize: (env: BenchEnv, size: number, rounds: number, clis: string[]) => Promise<string[]>,
   extra: (env: BenchEnv) => void = () => undefined,
 ): void {
   const main = async () => {
-    const { sizes, rounds } = benchArgs(process.argv.slice(2));
+    const { sizes, rounds, clis } = benchArgs(process.argv.slice(2));
     const env = benchEnv();
     const lines: string[] = [];
     try {
-      for (const size of sizes) lines.push(...(await perSize(env, size, rounds)));
+      for (const size of sizes) lines.push(...(await perSize(env, size, rounds, clis)));
       console.log(lines.join("\n"));
       console.log(machine());
     } finally {

@@ -7,8 +7,10 @@
  * `zstd -d | docker run -i --rm -v VOL:/data busybox tar -x -C /data`. Alternating rounds; the best
  * time of each counts; ratio = limit time / job time. Peak RSS: VmHWM of dockpack's process.
  *
- * Run: `npm run build && npx tsx bench/env-import.ts [--size 256M,1G] [--rounds 2]` (default
- * 1 GiB and 4 GiB; needs ~3.5× the size in free disk; removes everything it created).
+ * Run: `npm run build && npx tsx bench/env-import.ts [--size 256M,1G] [--rounds 2] [--cli A,B]`
+ * (default 1 GiB and 4 GiB; needs ~3.5× the size in free disk; removes everything it created;
+ * `--cli` times several dockpack bundles in the same rounds, e.g. an old build's copy of dist/,
+ * one row each).
  */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
@@ -17,7 +19,7 @@ import * as b from "./env-common.js";
 const scratchOf = (project: string) => `${project}-scratch`;
 
 b.runBench(
-  async (env, size, rounds) => {
+  async (env, size, rounds, clis) => {
     const scratch = scratchOf(env.project);
     const dropScratch = () => b.attempt(() => b.sh("docker", ["volume", "rm", "-f", scratch]));
     console.error(`filling ${env.volume} with ${b.sizeLabel(size)} and exporting it`);
@@ -35,7 +37,20 @@ b.runBench(
     // warm the page cache for all alike
     b.sh("bash", ["-c", `cat '${pkg.package}' ${member} > /dev/null`]);
     let branch = 0;
-    const [limit, base, dockpack] = await b.alternate(rounds, [
+    const cliRows = clis.map((cli) => ({
+      name: clis.length > 1 ? `dockpack ${cli}` : "dockpack",
+      run: () => {
+        branch++;
+        return b.measured(
+          process.execPath,
+          [cli, "--json", "packages", "import", pkg.package, "--target-branch", `imp${branch}`],
+          env.app,
+        );
+      },
+      after: () =>
+        b.attempt(() => env.dp(["env", "remove", `imp${branch}`, "--volumes", "--delete-branch", "--force"])),
+    }));
+    const [limit, base, ...dockpack] = await b.alternate(rounds, [
       {
         name: "limit",
         run: () =>
@@ -54,21 +69,7 @@ b.runBench(
           ),
         after: dropScratch,
       },
-      {
-        name: "dockpack",
-        run: () => {
-          branch++;
-          return b.measured(
-            process.execPath,
-            [b.CLI, "--json", "packages", "import", pkg.package, "--target-branch", `imp${branch}`],
-            env.app,
-          );
-        },
-        after: () =>
-          b.attempt(() =>
-            env.dp(["env", "remove", `imp${branch}`, "--volumes", "--delete-branch", "--force"]),
-          ),
-      },
+      ...cliRows,
     ]);
     rmSync(out, { recursive: true, force: true });
     rmSync(member, { force: true });
@@ -77,7 +78,7 @@ b.runBench(
       b.TABLE_HEAD,
       b.row("zstd -d | engine archive endpoint (the limit)", limit, size, limit),
       b.row("zstd -d | docker run … tar -x", base, size, limit),
-      b.row("dockpack packages import", dockpack, size, limit),
+      ...dockpack.map((r, i) => b.row(`${cliRows[i].name} packages import`, r, size, limit)),
     ];
   },
   (env) => b.attempt(() => b.sh("docker", ["volume", "rm", "-f", scratchOf(env.project)])),

@@ -24,6 +24,7 @@ export {
   type StrictEntryType,
   type StrictTarEntry,
   type StrictTarResult,
+  StrictTarScanner,
 } from "./archive/strict.js";
 export {
   createTarWriter,

@@ -56,7 +56,7 @@ function volumeFailed(volume: string, message: string, cause?: unknown): Dockpac
 }
 
 /** The engine's error text from an answer body (`{"message": …}`), else the body as text. */
-function engineText(body: Buffer): string {
+export function engineText(body: Buffer): string {
   const text = body.toString("utf8").trim();
   try {
     const m = (JSON.parse(text) as { message?: unknown }).message;

@@ -14,7 +14,9 @@ import { writeVolumeTar } from "../core/docker/volumes.js";
 import { DockpackError, isDockpackError, toDockpackError } from "../core/errors.js";
 import { commitAsDockpack, git } from "../core/git.js";
 import type { Reporter } from "../core/output.js";
+import { rawEngineSocket } from "./export-archive.js";
 import { exists } from "./import-aside.js";
+import { restoreVolumeFast } from "./import-volume-fast.js";
 import type { Journal } from "./journal.js";
 import type { PackageMetadata, PackageVolume } from "./package-format.js";
 import { checkVolumeMember, type VolumeCheck } from "./package-volume-check.js";
@@ -74,26 +76,91 @@ export async function restoreVolume(
 ): Promise<void> {
   const member = packaged.member;
   const size = packaged.size;
+  const bar = reporter.progress(`volume ${dockerName}`, size);
+  let done = 0;
+  const progress = (n: number) => {
+    done += n;
+    bar.update(Math.min(done, size));
+  };
+  /** Hooks `stop` to an interruption (journal cancel, `options.signal`); returns the unhook. */
+  const stopper = (stop: () => void) => {
+    const unhookCancel = journal.onCancel(stop);
+    options.signal?.addEventListener("abort", stop);
+    if (options.signal?.aborted) stop();
+    return () => {
+      unhookCancel();
+      options.signal?.removeEventListener("abort", stop);
+    };
+  };
+  const socketPath = rawEngineSocket();
+  let pass: Pass;
+  try {
+    // a local engine and a plain zstd member in the file: the fast one pass (import-volume-fast.ts)
+    if (socketPath && !options.source && !options.identity && packaged.codec === "zstd") {
+      const { readFailure, engineFailure, ...check } = await restoreVolumeFast(
+        file,
+        at,
+        packaged,
+        dockerName,
+        socketPath,
+        { allowSpecialFiles: options.allowSpecialFiles === true, progress, stopper },
+      );
+      // as the stream path: a read that failed found nothing
+      pass = { check: readFailure === undefined ? check : undefined, readFailure, engineFailure };
+    } else pass = await streamPass(file, at, packaged, dockerName, options, progress, stopper);
+  } finally {
+    bar.stop();
+  }
+  const { readFailure, engineFailure } = pass;
+  const problem = pass.check ? volumeProblem(pass.check, packaged, at.size) : null;
+  if (problem)
+    throw new DockpackError(
+      problem.code,
+      `${basename(file)}: volume '${packaged.name}': ${problem.message}`,
+      {
+        hint: "The package is damaged or crafted; do not import it. Nothing of it was kept.",
+        details: { packageProblem: true, member, problems: [{ ...problem, member }] },
+      },
+    );
+  // the source's own refusal (a registry chunk that failed its digest) names the problem
+  if (readFailure && toDockpackError(readFailure).details?.packageProblem === true) throw readFailure;
+  if (readFailure) throw engineFailure ?? readFailure;
+  if (engineFailure) throw engineFailure;
+  if (done !== size)
+    throw new DockpackError(
+      "VOLUME_RESTORE_INCOMPLETE",
+      `Volume ${dockerName}: ${done} of ${size} tar bytes of ${member} reached the engine.`,
+      { hint: "Run the import again; check the Docker Engine's log." },
+    );
+}
+
+/** What a restore's one pass found: the check (none when the read failed), the failures. */
+type Pass = { check?: VolumeCheck; readFailure?: unknown; engineFailure?: unknown };
+
+/**
+ * The one pass through streams (any engine, codec and source): checkVolumeMember reads the
+ * member and feeds its tar to writeVolumeTar. Returns once both sides have finished (the helper
+ * container removed), so that a rollback may run.
+ */
+async function streamPass(
+  file: string,
+  at: { offset: number; size: number },
+  packaged: PackageVolume,
+  dockerName: string,
+  options: { allowSpecialFiles?: boolean; identity?: string; source?: Readable },
+  progress: (n: number) => void,
+  stopper: (stop: () => void) => () => void,
+): Promise<Pass> {
   const source =
     options.source ??
     (at.size > 0
       ? createReadStream(file, { start: at.offset, end: at.offset + at.size - 1, highWaterMark: 1024 * 1024 })
       : Readable.from([]));
-  const stop = () => source.destroy(interrupted());
-  const unhookCancel = journal.onCancel(stop);
-  options.signal?.addEventListener("abort", stop);
-  if (options.signal?.aborted) stop();
-  const unhook = () => {
-    unhookCancel();
-    options.signal?.removeEventListener("abort", stop);
-  };
-  const bar = reporter.progress(`volume ${dockerName}`, size);
-  let done = 0;
+  const unhook = stopper(() => source.destroy(interrupted()));
   const toEngine = new Transform({
     highWaterMark: 1024 * 1024,
     transform(chunk: Buffer, _enc, cb) {
-      done += chunk.length;
-      bar.update(Math.min(done, size));
+      progress(chunk.length);
       cb(null, chunk);
     },
   });
@@ -124,28 +191,8 @@ export async function restoreVolume(
     unhook();
     // both sides must have finished (the helper container removed) before a rollback may run
     await writing;
-    bar.stop();
   }
-  const problem = check ? volumeProblem(check, packaged, at.size) : null;
-  if (problem)
-    throw new DockpackError(
-      problem.code,
-      `${basename(file)}: volume '${packaged.name}': ${problem.message}`,
-      {
-        hint: "The package is damaged or crafted; do not import it. Nothing of it was kept.",
-        details: { packageProblem: true, member, problems: [{ ...problem, member }] },
-      },
-    );
-  // the source's own refusal (a registry chunk that failed its digest) names the problem
-  if (readFailure && toDockpackError(readFailure).details?.packageProblem === true) throw readFailure;
-  if (readFailure) throw engineFailure ?? readFailure;
-  if (engineFailure) throw engineFailure;
-  if (done !== size)
-    throw new DockpackError(
-      "VOLUME_RESTORE_INCOMPLETE",
-      `Volume ${dockerName}: ${done} of ${size} tar bytes of ${member} reached the engine.`,
-      { hint: "Run the import again; check the Docker Engine's log." },
-    );
+  return { check, readFailure, engineFailure };
 }
 
 /** Failures of writeVolumeTar that come from the tar's content, which the check names itself. */

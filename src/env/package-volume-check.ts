@@ -14,7 +14,7 @@ import { drained } from "../core/stream.js";
 import { decryptingStream } from "./package-crypto-stream.js";
 import type { PackageVolume } from "./package-format.js";
 import { feedSide } from "./package-sealed.js";
-import { capBytes, volumeProblemCode } from "./package-volume.js";
+import { capBytes, volumeProblemCode, volumeReadProblem } from "./package-volume.js";
 
 /** What {@link checkVolumeMember} found. */
 export interface VolumeCheck {
@@ -73,11 +73,8 @@ export async function checkVolumeMember(
     b.resume();
   })
     .catch((e) => {
-      const err = toDockpackError(e);
-      if (err.code === "PACKAGE_VOLUME_TOO_LARGE") note("PACKAGE_VOLUME_INVALID", err.message);
-      else if (err.code.startsWith("ARCHIVE_"))
-        note("PACKAGE_VOLUME_INVALID", `its tar cannot be read: ${err.message}`);
-      else note("PACKAGE_VOLUME_INVALID", `it cannot be decompressed as ${v.codec}: ${err.message}`);
+      const p = volumeReadProblem(e, v);
+      note(p.code, p.message);
     })
     .finally(() => {
       innerDone = true;

@@ -7,7 +7,7 @@
  */
 import { Transform } from "node:stream";
 import type { TarEntryProblem } from "../core/archive.js";
-import { DockpackError } from "../core/errors.js";
+import { DockpackError, toDockpackError } from "../core/errors.js";
 
 /**
  * A transform that passes at most `max` bytes and fails with `PACKAGE_VOLUME_TOO_LARGE` when more
@@ -19,18 +19,21 @@ export function capBytes(max: number, label: string): Transform {
     transform(chunk: Buffer, _enc, cb) {
       seen += chunk.length;
       if (seen > max) {
-        cb(
-          new DockpackError(
-            "PACKAGE_VOLUME_TOO_LARGE",
-            `${label} decompresses to more than the ${max} bytes metadata.json declares.`,
-            { hint: "The package is damaged or crafted; do not import it." },
-          ),
-        );
+        cb(volumeTooLarge(max, label));
         return;
       }
       cb(null, chunk);
     },
   });
+}
+
+/** `PACKAGE_VOLUME_TOO_LARGE`: `label` decompressed to more than the `max` bytes declared. */
+export function volumeTooLarge(max: number, label: string): DockpackError {
+  return new DockpackError(
+    "PACKAGE_VOLUME_TOO_LARGE",
+    `${label} decompresses to more than the ${max} bytes metadata.json declares.`,
+    { hint: "The package is damaged or crafted; do not import it." },
+  );
 }
 
 /** The package problem code for a volume tar entry problem. */
@@ -51,4 +54,21 @@ export function archiveProblemCode(code: string): string {
     default:
       return "PACKAGE_UNREADABLE";
   }
+}
+
+/**
+ * The problem `validate` reports for a failure met while a volume member's tar was decompressed
+ * and read: `PACKAGE_VOLUME_INVALID` naming the cap it went past, the tar's defect or the codec's
+ * complaint (the member's `codec`).
+ */
+export function volumeReadProblem(e: unknown, v: { codec: string }): { code: string; message: string } {
+  const err = toDockpackError(e);
+  if (err.code === "PACKAGE_VOLUME_TOO_LARGE")
+    return { code: "PACKAGE_VOLUME_INVALID", message: err.message };
+  if (err.code.startsWith("ARCHIVE_"))
+    return { code: "PACKAGE_VOLUME_INVALID", message: `its tar cannot be read: ${err.message}` };
+  return {
+    code: "PACKAGE_VOLUME_INVALID",
+    message: `it cannot be decompressed as ${v.codec}: ${err.message}`,
+  };
 }

@@ -10,7 +10,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { test } from "node:test";
-import { readTarStrict, type StrictTarEntry, TarEntryChecker } from "../../src/core/archive.js";
+import {
+  readTarStrict,
+  type StrictTarEntry,
+  StrictTarScanner,
+  TarEntryChecker,
+} from "../../src/core/archive.js";
 import { fixChecksum, type RawEntry, tarBytes } from "../env/craft.js";
 import { rawTar } from "./archive-helpers.js";
 
@@ -23,16 +28,43 @@ async function read(buf: Buffer, chunk = 7919): Promise<{ entries: (StrictTarEnt
     for await (const x of body) c.push(x as Buffer);
     entries.push({ ...e, body: Buffer.concat(c).toString() });
   });
+  // the synchronous scanner (import's one-pass restore) reads the same entries
+  assert.deepEqual(
+    scan(buf, chunk),
+    entries.map(({ body: _, ...e }) => e),
+  );
   return { entries };
 }
 
+/** StrictTarScanner over `buf` in chunks of `chunk` bytes: its entries (throws as it does). */
+function scan(buf: Buffer, chunk: number): StrictTarEntry[] {
+  const entries: StrictTarEntry[] = [];
+  const s = new StrictTarScanner((e) => entries.push(e));
+  for (let i = 0; i < buf.length; i += chunk) s.write(buf.subarray(i, i + chunk));
+  s.end();
+  return entries;
+}
+
+const codeOf = (e: unknown) => (e as { code?: string }).code ?? `no code: ${(e as Error).message}`;
+
+/** readTarStrict's verdict on `buf`; the scanner's must be the same, in any chunking. */
 async function code(buf: Buffer): Promise<string> {
+  let verdict = "OK";
   try {
     await read(buf);
-    return "OK";
   } catch (e) {
-    return (e as { code?: string }).code ?? `no code: ${(e as Error).message}`;
+    verdict = codeOf(e);
   }
+  for (const chunk of [1, 511, 7919, buf.length || 1]) {
+    let scanned = "OK";
+    try {
+      scan(buf, chunk);
+    } catch (e) {
+      scanned = codeOf(e);
+    }
+    assert.equal(scanned, verdict, `scanner in chunks of ${chunk}`);
+  }
+  return verdict;
 }
 
 const base: RawEntry[] = [

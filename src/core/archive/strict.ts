@@ -274,6 +274,148 @@ function paxInteger(value: string, key: string, offset: number): number {
   return Number(value);
 }
 
+/** What a non-zero header block is: an extension header whose data follow, or an entry. */
+type HeaderStep = { extension: number } | { entry: StrictTarEntry };
+
+/**
+ * The header logic of the strict reader, shared by {@link readTarStrict} and
+ * {@link StrictTarScanner}: header blocks and extension data are fed in order; pax records and
+ * GNU long names are held until the entry they apply to, which is returned fully checked.
+ */
+class StrictHeaders {
+  private pax: Record<string, string> | null = null;
+  private longName: string | null = null;
+  private longLink: string | null = null;
+  /** Offset of the first header of the entry being read (extension headers included), or -1. */
+  private start = -1;
+  /** The extension header whose data {@link extension} takes next. */
+  private ext: { type: string; at: number } | null = null;
+
+  /** A zero block at `at`; refused while an extension header waits for its entry. */
+  zero(at: number): void {
+    if (this.start >= 0)
+      throw fail("ARCHIVE_HEADER_INVALID", "an extension header is not followed by an entry", at);
+  }
+
+  /**
+   * The non-zero header block at `at`: an extension header (its `extension` data bytes, padding
+   * excluded, go to {@link extension} next) or the checked entry.
+   */
+  header(block: Buffer, at: number): HeaderStep {
+    const h = decodeHeader(block, at);
+    if (this.start < 0) this.start = at;
+    const ext = h.typeflag;
+    if (ext === "x" || ext === "g" || ext === "L" || ext === "K") {
+      if (h.size > MAX_EXTENSION)
+        throw fail(
+          "ARCHIVE_PAX_INVALID",
+          `extension header of ${h.size} bytes is over the ${MAX_EXTENSION} allowed`,
+          at,
+        );
+      this.ext = { type: ext, at };
+      return { extension: h.size };
+    }
+    const type = TYPES[ext];
+    if (!type)
+      throw fail(
+        "ARCHIVE_UNSUPPORTED_TYPE",
+        `tar entry '${h.name}' has the unsupported type flag '${ext === "\0" ? "\\0" : ext}'`,
+        at,
+      );
+    const rest: Record<string, string> = {};
+    let size = h.size;
+    let uid = h.uid;
+    let gid = h.gid;
+    let mtime = h.mtime;
+    let name = this.longName ?? h.name;
+    let linkname = this.longLink ?? h.linkname;
+    let uname = h.uname;
+    let gname = h.gname;
+    for (const [k, v] of Object.entries(this.pax ?? {})) {
+      if (k === "path") name = v;
+      else if (k === "linkpath") linkname = v;
+      else if (k === "size") size = paxInteger(v, k, at);
+      else if (k === "uid") uid = paxInteger(v, k, at);
+      else if (k === "gid") gid = paxInteger(v, k, at);
+      else if (k === "uname") uname = v;
+      else if (k === "gname") gname = v;
+      else if (k === "mtime") {
+        if (!/^-?[0-9]{1,16}(\.[0-9]{1,18})?$/.test(v))
+          throw fail("ARCHIVE_PAX_INVALID", "pax record 'mtime' is not a decimal number", at);
+        mtime = Number(v);
+      } else if (k !== "atime" && k !== "ctime") rest[k] = v;
+    }
+    this.pax = null;
+    this.longName = null;
+    this.longLink = null;
+    if (type !== "file" && size !== 0)
+      throw fail(
+        "ARCHIVE_TYPE_SIZE_MISMATCH",
+        `tar entry '${name}' is a ${type} but declares ${size} content bytes`,
+        at,
+      );
+    if (name.includes("\0")) throw fail("ARCHIVE_HEADER_INVALID", "an entry name contains a NUL byte", at);
+    const entry: StrictTarEntry = {
+      name,
+      type,
+      size,
+      mode: h.mode,
+      uid,
+      gid,
+      uname,
+      gname,
+      mtime,
+      linkname,
+      devmajor: h.devmajor,
+      devminor: h.devminor,
+      pax: rest,
+      offset: this.start,
+      dataOffset: at + BLOCK,
+    };
+    this.start = -1;
+    return { entry };
+  }
+
+  /** The data of the extension header {@link header} returned last (padding excluded). */
+  extension(data: Buffer): void {
+    const { type: ext, at } = this.ext as { type: string; at: number };
+    this.ext = null;
+    if (ext === "g") {
+      const g = parsePax(data, at);
+      for (const k of ["path", "linkpath", "size"])
+        if (k in g) throw fail("ARCHIVE_PAX_INVALID", `a global pax header sets '${k}'`, at);
+      this.start = -1;
+      return;
+    }
+    if (ext === "x") {
+      if (this.pax) throw fail("ARCHIVE_PAX_INVALID", "two pax headers precede one entry", at);
+      this.pax = parsePax(data, at);
+      for (const k of Object.keys(this.pax))
+        if (k.startsWith("GNU.sparse"))
+          throw fail("ARCHIVE_UNSUPPORTED_TYPE", "sparse files are not supported", at);
+      return;
+    }
+    const text = cstring(data, 0, data.length);
+    if (ext === "L") {
+      if (this.longName !== null)
+        throw fail("ARCHIVE_HEADER_INVALID", "two GNU long names precede one entry", at);
+      this.longName = text;
+    } else {
+      if (this.longLink !== null)
+        throw fail("ARCHIVE_HEADER_INVALID", "two GNU long link names precede one entry", at);
+      this.longLink = text;
+    }
+  }
+}
+
+const padOf = (n: number) => (BLOCK - (n % BLOCK)) % BLOCK;
+
+/** Whether every byte of `b` from `from` on is zero. */
+function allZero(b: Buffer, from = 0): boolean {
+  for (let i = from; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
 /**
  * Reads the tar stream `input` strictly (see the module docs) and calls `onEntry(entry, body)`
  * for each entry in order, waiting for the returned promise. `body` streams exactly the entry's
@@ -288,12 +430,9 @@ export async function readTarStrict(
   onEntry: (entry: StrictTarEntry, body: Readable) => Promise<void>,
 ): Promise<StrictTarResult> {
   const src = new Pull(input);
+  const headers = new StrictHeaders();
   let entries = 0;
   try {
-    let pax: Record<string, string> | null = null;
-    let longName: string | null = null;
-    let longLink: string | null = null;
-    let start = -1;
     for (;;) {
       const at = src.offset;
       const block = await src.read(BLOCK);
@@ -305,18 +444,17 @@ export async function readTarStrict(
           at,
         );
       }
-      if (block.every((x) => x === 0)) {
-        if (start >= 0)
-          throw fail("ARCHIVE_HEADER_INVALID", "an extension header is not followed by an entry", at);
+      if (allZero(block)) {
+        headers.zero(at);
         const second = await src.read(BLOCK);
         if (second.length < BLOCK)
           throw fail("ARCHIVE_TRUNCATED", "the archive ends after one zero block", at);
-        if (!second.every((x) => x === 0))
+        if (!allZero(second))
           throw fail("ARCHIVE_TRAILING_DATA", "a single zero block is followed by data", at);
         for (;;) {
           const rest = await src.some(64 * 1024);
           if (rest.length === 0) break;
-          if (!rest.every((x) => x === 0))
+          if (!allZero(rest))
             throw fail(
               "ARCHIVE_TRAILING_DATA",
               "data follows the end-of-archive blocks",
@@ -325,114 +463,159 @@ export async function readTarStrict(
         }
         return { entries, end: at, total: src.offset };
       }
-      const h = decodeHeader(block, at);
-      if (start < 0) start = at;
-      const ext = h.typeflag;
-      if (ext === "x" || ext === "g" || ext === "L" || ext === "K") {
-        if (h.size > MAX_EXTENSION)
-          throw fail(
-            "ARCHIVE_PAX_INVALID",
-            `extension header of ${h.size} bytes is over the ${MAX_EXTENSION} allowed`,
-            at,
-          );
-        const data = await src.read(h.size);
-        if (data.length < h.size)
+      const step = headers.header(block, at);
+      if ("extension" in step) {
+        const data = await src.read(step.extension);
+        if (data.length < step.extension)
           throw fail("ARCHIVE_TRUNCATED", "the archive ends inside an extension header", at);
-        const pad = (BLOCK - (h.size % BLOCK)) % BLOCK;
+        const pad = padOf(step.extension);
         if ((await src.read(pad)).length < pad)
           throw fail("ARCHIVE_TRUNCATED", "the archive ends inside padding", at);
-        if (ext === "g") {
-          const g = parsePax(data, at);
-          for (const k of ["path", "linkpath", "size"])
-            if (k in g) throw fail("ARCHIVE_PAX_INVALID", `a global pax header sets '${k}'`, at);
-          start = -1;
-          continue;
-        }
-        if (ext === "x") {
-          if (pax) throw fail("ARCHIVE_PAX_INVALID", "two pax headers precede one entry", at);
-          pax = parsePax(data, at);
-          for (const k of Object.keys(pax))
-            if (k.startsWith("GNU.sparse"))
-              throw fail("ARCHIVE_UNSUPPORTED_TYPE", "sparse files are not supported", at);
-        } else {
-          const text = cstring(data, 0, data.length);
-          if (ext === "L") {
-            if (longName !== null)
-              throw fail("ARCHIVE_HEADER_INVALID", "two GNU long names precede one entry", at);
-            longName = text;
-          } else {
-            if (longLink !== null)
-              throw fail("ARCHIVE_HEADER_INVALID", "two GNU long link names precede one entry", at);
-            longLink = text;
-          }
-        }
+        headers.extension(data);
         continue;
       }
-      const type = TYPES[ext];
-      if (!type)
-        throw fail(
-          "ARCHIVE_UNSUPPORTED_TYPE",
-          `tar entry '${h.name}' has the unsupported type flag '${ext === "\0" ? "\\0" : ext}'`,
-          at,
-        );
-      const rest: Record<string, string> = {};
-      let size = h.size;
-      let uid = h.uid;
-      let gid = h.gid;
-      let mtime = h.mtime;
-      let name = longName ?? h.name;
-      let linkname = longLink ?? h.linkname;
-      let uname = h.uname;
-      let gname = h.gname;
-      for (const [k, v] of Object.entries(pax ?? {})) {
-        if (k === "path") name = v;
-        else if (k === "linkpath") linkname = v;
-        else if (k === "size") size = paxInteger(v, k, at);
-        else if (k === "uid") uid = paxInteger(v, k, at);
-        else if (k === "gid") gid = paxInteger(v, k, at);
-        else if (k === "uname") uname = v;
-        else if (k === "gname") gname = v;
-        else if (k === "mtime") {
-          if (!/^-?[0-9]{1,16}(\.[0-9]{1,18})?$/.test(v))
-            throw fail("ARCHIVE_PAX_INVALID", "pax record 'mtime' is not a decimal number", at);
-          mtime = Number(v);
-        } else if (k !== "atime" && k !== "ctime") rest[k] = v;
-      }
-      pax = null;
-      longName = null;
-      longLink = null;
-      if (type !== "file" && size !== 0)
-        throw fail(
-          "ARCHIVE_TYPE_SIZE_MISMATCH",
-          `tar entry '${name}' is a ${type} but declares ${size} content bytes`,
-          at,
-        );
-      if (name.includes("\0")) throw fail("ARCHIVE_HEADER_INVALID", "an entry name contains a NUL byte", at);
-      const entry: StrictTarEntry = {
-        name,
-        type,
-        size,
-        mode: h.mode,
-        uid,
-        gid,
-        uname,
-        gname,
-        mtime,
-        linkname,
-        devmajor: h.devmajor,
-        devminor: h.devminor,
-        pax: rest,
-        offset: start,
-        dataOffset: src.offset,
-      };
-      start = -1;
       entries++;
-      await deliver(src, entry, onEntry);
+      await deliver(src, step.entry, onEntry);
     }
   } catch (err) {
     input.destroy();
     await src.close().catch(() => undefined);
     throw err;
+  }
+}
+
+/**
+ * The strict reader as a synchronous scanner, for a caller that holds the bytes itself (import's
+ * one-pass volume restore hands every chunk to the scanner before any byte of it goes on): the
+ * same rules and error codes as {@link readTarStrict}, without body streams. {@link write} takes
+ * the tar's bytes in order and throws at the first problem (nothing of that chunk should be used);
+ * `onEntry` is called synchronously with each entry as soon as its header was read and may throw
+ * to refuse it. It keeps no reference to a chunk after {@link write} returns.
+ */
+export class StrictTarScanner {
+  private readonly headers = new StrictHeaders();
+  /** Bytes taken so far. */
+  private offset = 0;
+  private mode: "header" | "extension" | "content" | "zero" | "trailing" = "header";
+  /** The unit being collected (a header block, an extension's data with padding). */
+  private unit = Buffer.alloc(BLOCK);
+  private unitAt = 0;
+  private have = 0;
+  private want = BLOCK;
+  /** Extension data bytes (padding excluded) of the unit being collected. */
+  private extSize = 0;
+  /** Content and padding bytes still to pass, and the entry they belong to. */
+  private skip = 0;
+  private current: StrictTarEntry | null = null;
+  private endAt = -1;
+  private entries = 0;
+
+  constructor(private readonly onEntry: (entry: StrictTarEntry) => void) {}
+
+  /** Scans the next bytes (see the class docs). @throws DockpackError as readTarStrict */
+  write(chunk: Buffer): void {
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.mode === "content") {
+        const n = Math.min(this.skip, chunk.length - i);
+        this.skip -= n;
+        this.offset += n;
+        i += n;
+        if (this.skip === 0) this.mode = "header";
+        continue;
+      }
+      if (this.mode === "trailing") {
+        for (let k = i; k < chunk.length; k++)
+          if (chunk[k] !== 0)
+            throw fail(
+              "ARCHIVE_TRAILING_DATA",
+              "data follows the end-of-archive blocks",
+              this.offset + k - i,
+            );
+        this.offset += chunk.length - i;
+        return;
+      }
+      if (this.have === 0) this.unitAt = this.offset;
+      const n = Math.min(this.want - this.have, chunk.length - i);
+      chunk.copy(this.unit, this.have, i, i + n);
+      this.have += n;
+      this.offset += n;
+      i += n;
+      if (this.have === this.want) this.complete();
+    }
+  }
+
+  /** A collected unit: a header block, the second zero block, or an extension's data. */
+  private complete(): void {
+    const at = this.unitAt;
+    const unit = this.unit.subarray(0, this.want);
+    this.have = 0;
+    if (this.mode === "extension") {
+      this.headers.extension(Buffer.from(unit.subarray(0, this.extSize)));
+      this.setUnit(BLOCK, "header");
+      return;
+    }
+    if (this.mode === "zero") {
+      if (!allZero(unit))
+        throw fail("ARCHIVE_TRAILING_DATA", "a single zero block is followed by data", this.endAt);
+      this.mode = "trailing";
+      return;
+    }
+    if (allZero(unit)) {
+      this.headers.zero(at);
+      this.endAt = at;
+      this.mode = "zero";
+      return;
+    }
+    const step = this.headers.header(unit, at);
+    if ("extension" in step) {
+      this.extSize = step.extension;
+      const total = step.extension + padOf(step.extension);
+      if (total > 0) this.setUnit(total, "extension");
+      else this.headers.extension(Buffer.alloc(0));
+      return;
+    }
+    this.entries++;
+    this.current = step.entry;
+    this.onEntry(step.entry);
+    this.skip = step.entry.size + padOf(step.entry.size);
+    if (this.skip > 0) this.mode = "content";
+  }
+
+  private setUnit(size: number, mode: "header" | "extension"): void {
+    if (this.unit.length < size) this.unit = Buffer.alloc(size);
+    else if (size === BLOCK && this.unit.length > BLOCK) this.unit = Buffer.alloc(BLOCK);
+    this.want = size;
+    this.mode = mode;
+  }
+
+  /**
+   * The end of the input: the archive must have ended with its end-of-archive blocks.
+   * @returns as readTarStrict
+   * @throws DockpackError `ARCHIVE_TRUNCATED`
+   */
+  end(): StrictTarResult {
+    switch (this.mode) {
+      case "trailing":
+        return { entries: this.entries, end: this.endAt, total: this.offset };
+      case "zero":
+        throw fail("ARCHIVE_TRUNCATED", "the archive ends after one zero block", this.endAt);
+      case "content":
+        throw fail(
+          "ARCHIVE_TRUNCATED",
+          `the archive ends inside the content of '${this.current?.name}'`,
+          this.current?.offset ?? this.offset,
+        );
+      case "extension":
+        throw fail("ARCHIVE_TRUNCATED", "the archive ends inside an extension header", this.unitAt - BLOCK);
+      default:
+        if (this.offset === 0) throw fail("ARCHIVE_TRUNCATED", "the archive is empty", 0);
+        throw fail(
+          "ARCHIVE_TRUNCATED",
+          "the archive ends inside a header or without end-of-archive blocks",
+          this.unitAt,
+        );
+    }
   }
 }
 

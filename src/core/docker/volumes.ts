@@ -274,13 +274,36 @@ export interface VolumeArchive {
  * cleanups when the process ends first). Throws `VOLUME_NOT_FOUND`, `VOLUME_FAILED`.
  */
 export async function openVolumeArchive(name: string): Promise<VolumeArchive> {
+  return { ...(await parkedHelper(name, true, `${MOUNT}/.`)), rename: relName };
+}
+
+/**
+ * The upload side of {@link VolumeArchive}, for a caller that sends the tar itself (import's
+ * one-pass restore writes to the engine's socket directly): a never-started helper container with
+ * the volume mounted read-write at /data and the request path of its
+ * `PUT /containers/{id}/archive?path=/`. The tar must hold every entry under `data/`, as
+ * {@link writeVolumeTar} sends it (`dir` is that prefix, `data`), and be checked before it is sent
+ * when it comes from a package (core/archive StrictTarScanner + TarEntryChecker).
+ * @throws DockpackError `VOLUME_NOT_FOUND`, `VOLUME_FAILED`
+ */
+export async function openVolumeUpload(
+  name: string,
+): Promise<{ path: string; dir: string; release(): Promise<void> }> {
+  return { ...(await parkedHelper(name, false, "/")), dir: MOUNT.slice(1) };
+}
+
+/** A helper container of `volume` and the archive path of `at`; see {@link openVolumeArchive}. */
+async function parkedHelper(
+  volume: string,
+  readOnly: boolean,
+  at: string,
+): Promise<{ path: string; release(): Promise<void> }> {
   const docker = await requireEngine();
-  if (!(await volumeExists(name))) throw notFound(name);
-  const container = await helperContainer(docker, name, true);
+  if (!(await volumeExists(volume))) throw notFound(volume);
+  const container = await helperContainer(docker, volume, readOnly);
   let removal: Promise<void> | undefined;
   return {
-    path: `/containers/${container.id}/archive?path=${encodeURIComponent(`${MOUNT}/.`)}`,
-    rename: relName,
+    path: `/containers/${container.id}/archive?path=${encodeURIComponent(at)}`,
     release: () => {
       removal ??= removeQuietly(container);
       return removal;
