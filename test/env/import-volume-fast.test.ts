@@ -29,28 +29,17 @@ import type { Journal } from "../../src/env/journal.js";
 import type { PackageVolume } from "../../src/env/package-format.js";
 import { needsEngine } from "../helpers/engine.js";
 import { ensureFixture } from "../helpers/fixtures.js";
+import { helpersFor, volumeScope } from "../helpers/volumes.js";
 import { type RawEntry, tarBytes } from "./craft.js";
 
-const prefix = `dpt-ifast-${randomBytes(4).toString("hex")}`;
-const created: string[] = [];
+const { prefix, created } = volumeScope("ifast");
 let dir = "";
-
-function docker(...args: string[]): string {
-  return execFileSync("docker", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
-}
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "dockpack-ifast-"));
 });
 
 after(async () => {
-  for (const v of created) {
-    try {
-      docker("volume", "rm", "-f", v);
-    } catch {
-      // gone
-    }
-  }
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -114,10 +103,6 @@ async function archiveOf(volume: string): Promise<Buffer> {
   return Buffer.concat(out);
 }
 
-function helpersOf(volume: string): string {
-  return docker("ps", "-aq", "--filter", `label=io.dockpack.volume=${volume}`);
-}
-
 test("the fast one pass restores a volume exactly as the stream path does", async (t) => {
   if (!(await needsEngine(t))) return;
   await ensureFixture("busybox");
@@ -134,7 +119,7 @@ test("the fast one pass restores a volume exactly as the stream path does", asyn
   const b = await archiveOf(slow);
   assert.ok(a.includes(BIG.subarray(0, 4096)), "the content is there");
   assert.equal(sha(a), sha(b), "the engine's archive of both volumes is the same");
-  assert.equal(helpersOf(fast), "", "no helper container left");
+  assert.equal(helpersFor(fast), "", "no helper container left");
 });
 
 test("a member that does not match metadata.json is refused after the pass; nothing holds the volume", async (t) => {
@@ -150,7 +135,7 @@ test("a member that does not match metadata.json is refused after the pass; noth
     (e: { code?: string; details?: { packageProblem?: boolean } }) =>
       e.code === "PACKAGE_CHECKSUM_MISMATCH" && e.details?.packageProblem === true,
   );
-  assert.equal(helpersOf(vol), "");
+  assert.equal(helpersFor(vol), "");
   await removeVolume(vol); // the rollback's step: nothing uses it any more
   created.splice(created.indexOf(vol), 1);
 });
@@ -165,7 +150,7 @@ test("a tar that turns hostile midway is refused with validate's code before the
     restoreVolume(pkg.file, pkg.at, pkg.v, vol, silentReporter(), journal),
     (e: { code?: string }) => e.code === "PACKAGE_UNSAFE_PATH",
   );
-  assert.equal(helpersOf(vol), "");
+  assert.equal(helpersFor(vol), "");
   const left = await archiveOf(vol);
   assert.ok(!left.includes(Buffer.from("escape")), "the refused entry never reached the engine");
   assert.ok(!left.includes(Buffer.from("many/f1")), "nothing after it either");
@@ -177,7 +162,7 @@ test("a tar that turns hostile midway is refused with validate's code before the
     (e: { code?: string; message?: string }) =>
       e.code === "PACKAGE_VOLUME_INVALID" && /decompresses to more than/.test(e.message ?? ""),
   );
-  assert.equal(helpersOf(capped), "");
+  assert.equal(helpersFor(capped), "");
 });
 
 test("the engine's refusal of the raw PUT is reported with its message", async (t) => {
