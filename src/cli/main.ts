@@ -3,6 +3,7 @@
  * The `dockpack` command: the root program, global options, lazy loading of command groups and
  * exit codes (0 success, 1 failure, 2 usage error).
  */
+import "./v8-tuning.js";
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { withSignal } from "../core/abort.js";
