@@ -91,7 +91,7 @@ export async function layerFile(
   if (layer.codec === "none") {
     const r = await image.container.range(layer.blob);
     if (r.start === 0 && r.size > 0 && (await stat(r.file)).size === r.size) {
-      if (image.format === "docker-daemon" && engineVerified(image)) {
+      if (engineVerified(image)) {
         return { file: r.file, size: r.size, temp: false };
       }
       const actual =

@@ -10,7 +10,7 @@
  * like {@link TarContainer} does. Follows POSIX ustar/pax and GNU long names (via tar-stream).
  */
 import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { join, posix } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -123,6 +123,39 @@ export class ExtractedContainer implements BlobContainer {
       );
     }
     return new ExtractedContainer(location, entries, order, hashed);
+  }
+
+  /**
+   * Adopts `dir`, a directory a trusted unpacker (GNU tar fed by the engine's `docker save`, see
+   * save-unpack.ts) has finished writing, as a container without hashing: regular files become
+   * members, symlinks become links resolved by name like {@link ExtractedContainer.extract} does
+   * (never followed on disk), anything else is left out. The walk uses lstat only, so a symlink
+   * in the tree never leads outside `dir`. `order` lists member paths in stream order (others
+   * follow, sorted).
+   */
+  static async adopt(dir: string, location: string, order: string[] = []): Promise<ExtractedContainer> {
+    const entries = new Map<string, Entry>();
+    const walk = async (rel: string): Promise<void> => {
+      for (const name of (await readdir(join(dir, rel))).sort()) {
+        const path = rel ? `${rel}/${name}` : name;
+        const file = join(dir, path);
+        const st = await lstat(file);
+        if (st.isDirectory()) await walk(path);
+        else if (st.isFile()) entries.set(path, { type: "file", file, size: st.size });
+        else if (st.isSymbolicLink()) {
+          const l = await readlink(file);
+          const target = l.startsWith("/") ? l : posix.join(posix.dirname(path), l);
+          entries.set(path, { type: "link", size: 0, target: normalizeMemberPath(target) });
+        }
+      }
+    };
+    await walk("");
+    const rank = new Map(order.map((p, i) => [normalizeMemberPath(p), i]));
+    const paths = [...entries.keys()].filter((p) => entries.get(p)?.type === "file");
+    const at = (p: string) => rank.get(p) ?? order.length;
+    paths.sort((a, b) => at(a) - at(b) || (a < b ? -1 : a > b ? 1 : 0));
+    const members = paths.map((path) => ({ path, size: (entries.get(path) as Entry).size }));
+    return new ExtractedContainer(location, entries, members, false);
   }
 
   private resolve(path: string, depth = 0): Entry | undefined {

@@ -29,6 +29,7 @@ import type { Image, ImageFormat } from "./image.js";
 import { readOciLayout } from "./oci-layout.js";
 import { openRegistryImage } from "./registry.js";
 import { startSave } from "./save-stream.js";
+import { canUnpackNatively, unpackSave } from "./save-unpack.js";
 
 /** Options of {@link openImages}. */
 export interface OpenImagesOptions {
@@ -217,23 +218,31 @@ async function openDaemonImages(
   try {
     const names = refs.map((r) => r.path);
     const progress = reporter?.progress(`docker save ${names.join(" ")}`);
-    const save = await startSave([...new Set(names)]);
-    save.stream.on("data", (c: Buffer) => progress?.increment(c.length));
-    // Unpacked as it arrives (one file per layer, hashed on the way): readers then use each
-    // layer file in place instead of copying it out of one big tar.
+    const location = `docker save of ${names.join(", ")}`;
     let container: ExtractedContainer;
-    try {
-      container = await ExtractedContainer.extract(save.stream, dir, `docker save of ${names.join(", ")}`, {
-        onMember: options.onMember,
-        hash: options.hashLayers ?? true,
-      });
-    } catch (e) {
-      // A save that failed on its own explains the cut stream better than the tar reader.
-      save.stop();
+    if (options.hashLayers === false && canUnpackNatively()) {
+      // No hashing on the way: GNU tar unpacks the CLI's output, node never reads the bytes.
+      container = await unpackSave([...new Set(names)], dir, location, options.onMember, (n) =>
+        progress?.increment(n),
+      );
+    } else {
+      const save = await startSave([...new Set(names)]);
+      save.stream.on("data", (c: Buffer) => progress?.increment(c.length));
+      // Unpacked as it arrives (one file per layer, hashed on the way): readers then use each
+      // layer file in place instead of copying it out of one big tar.
+      try {
+        container = await ExtractedContainer.extract(save.stream, dir, location, {
+          onMember: options.onMember,
+          hash: options.hashLayers ?? true,
+        });
+      } catch (e) {
+        // A save that failed on its own explains the cut stream better than the tar reader.
+        save.stop();
+        await save.done();
+        throw e;
+      }
       await save.done();
-      throw e;
     }
-    await save.done();
     progress?.stop();
     const entries = await readDockerManifest(container);
     let open = refs.length;
