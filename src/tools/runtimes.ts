@@ -6,7 +6,7 @@
 import { accessSync, constants } from "node:fs";
 import { basename, delimiter, isAbsolute, join } from "node:path";
 import type { ToolResolver } from "./invoke.js";
-import type { Tool } from "./manifest.js";
+import { compareToolIds, type Tool } from "./manifest.js";
 
 /** The runtime family of a program: decides the default base image of `tool compile`. */
 export type RuntimeFamily = "node" | "python" | "other";
@@ -27,7 +27,7 @@ export async function closureWith(tool: Tool, resolve: ToolResolver): Promise<To
       queue.push(sub);
     }
   }
-  return [...found.values()].sort((a, b) => a.manifest.id.localeCompare(b.manifest.id));
+  return [...found.values()].sort((a, b) => compareToolIds(a.manifest.id, b.manifest.id));
 }
 
 /** The family of program `program` (`python3.12` → python, `node` → node). */
