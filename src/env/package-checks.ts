@@ -14,7 +14,7 @@ import {
   resolveInside,
   volumeMemberName,
 } from "./package-format.js";
-import { checkImagesAgainstMetadata } from "./package-images-check.js";
+import { checkImagesAgainstMetadata } from "./package-images-listing.js";
 import type { VolumeCheck } from "./package-volume-check.js";
 
 /** What the member pass of verifyPackage collected. */

@@ -28,7 +28,6 @@ import {
   UNSAFE_MODE_BITS,
 } from "./package-format.js";
 import { METADATA_MAX } from "./package-head.js";
-import { checkImageMember } from "./package-images-check.js";
 import { readSealed } from "./package-sealed.js";
 import { archiveProblemCode } from "./package-volume.js";
 import { checkVolumeMember } from "./package-volume-check.js";
@@ -296,6 +295,8 @@ export async function verifyPackage(
       if (name.startsWith("images/")) {
         const img = state.metadata?.images?.find((x) => x.member === name);
         if (img) {
+          // the delta format's code is loaded only for a package with images (issue 14 C18)
+          const { checkImageMember } = await import("./package-images-check.js");
           const res = await checkImageMember(body, img, label);
           state.digests.set(name, { sha256: res.sha256, size: res.size });
           for (const p of res.problems) add(p.code, p.message, name);
