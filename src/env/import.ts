@@ -8,7 +8,7 @@
  * checked in the one read that restores it, in `volumes`) → the environment's lock (an export of
  * it or another import into it waits) → `conflicts` (again, under the lock) → `space` →
  * `standalone` → `aside` → `worktree` → `code` → `environment` → `settings` → `images` →
- * `volumes` → `finish` (the commit point). The `volumes` step starts right after `worktree` and runs
+ * `volumes` → `finish` (the commit point). The `volumes` step starts right after `aside` and runs
  * in the background meanwhile (import-volumes.ts), so compose's start-up and the other steps cost
  * no time next to the restore; its failure stops the import at the next step boundary.
  *
@@ -278,6 +278,21 @@ async function importLocked(
     failAt("import:aside");
     journal.checkpoint();
 
+    // the volumes are created and restored from here on (what was in their way is aside), while
+    // the worktree, its files, the settings (compose's model) and the images are made
+    // (import-volumes.ts)
+    volumes = startVolumes({
+      file,
+      target: t,
+      volumes: meta.volumes,
+      deferred: verified.deferred,
+      journal,
+      reporter,
+      restoreData: options.restoreData !== false,
+      allowSpecialFiles: options.allowSpecialFiles === true,
+      identity: sealed?.identity,
+      volumeSource: options.volumeSource,
+    });
     journal.step = "worktree";
     await excludeFromGit(root, config.worktrees_dir);
     const atPackageCommit = meta.commit !== null && (await commitExists(meta.commit, root));
@@ -293,20 +308,6 @@ async function importLocked(
     failAt("import:worktree");
     journal.checkpoint();
 
-    // the volumes are created and restored from here on, while the worktree's files, the
-    // settings (compose's model) and the images are made (import-volumes.ts)
-    volumes = startVolumes({
-      file,
-      target: t,
-      volumes: meta.volumes,
-      deferred: verified.deferred,
-      journal,
-      reporter,
-      restoreData: options.restoreData !== false,
-      allowSpecialFiles: options.allowSpecialFiles === true,
-      identity: sealed?.identity,
-      volumeSource: options.volumeSource,
-    });
     const job = volumes;
     /** A step boundary: an interruption, or the volumes' failure, stops the import here. */
     const next = (step: string) => {
