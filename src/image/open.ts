@@ -35,7 +35,8 @@ import { canUnpackNatively, unpackSave } from "./save-unpack.js";
 export interface OpenImagesOptions {
   /**
    * Called for each member of an engine image's `docker save` as soon as it is unpacked (its
-   * file, size and sha256 known), before the save ends: callers start work on layers early.
+   * file and size; its sha256 when hashed), before the save ends: callers start work on layers
+   * early.
    */
   onMember?: MemberHook;
   /**
