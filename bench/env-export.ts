@@ -7,16 +7,16 @@
  * The three run in alternating rounds on the same volume; the best time of each counts; the ratio
  * is limit time / job time (1.0 = at the limit). Peak RSS: VmHWM of dockpack's process.
  *
- * Run: `npm run build && npx tsx bench/env-export.ts [--size 256M,1G] [--rounds 2]` (default
- * sizes 1 GiB and 4 GiB; needs the engine and the busybox fixture; needs ~2.5× the size in free
- * disk; removes everything it created).
+ * Run: `npm run build && npx tsx bench/env-export.ts [--size 256M,1G] [--rounds 2] [--cli A,B]`
+ * (default sizes 1 GiB and 4 GiB; needs the engine and the busybox fixture; needs ~2.5× the size
+ * in free disk; removes everything it created; `--cli` times several dockpack bundles in the same
+ * rounds, e.g. an old build's copy of dist/ beside its package.json, one row each).
  */
 import { rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import {
   alternate,
   bashRun,
-  CLI,
   IMAGE,
   MiB,
   measured,
@@ -26,7 +26,7 @@ import {
   TABLE_HEAD,
 } from "./env-common.js";
 
-runBench(async (env, size, rounds) => {
+runBench(async (env, size, rounds, clis) => {
   console.error(`filling ${env.volume} with ${sizeLabel(size)}`);
   env.fill(size);
   const limitFile = join(env.work, "limit.tar.zst");
@@ -34,7 +34,18 @@ runBench(async (env, size, rounds) => {
   const out = join(env.work, "out");
   // warm the page cache for all alike
   await bashRun(`docker run --rm -v ${env.volume}:/data ${IMAGE} tar -c -C /data . > /dev/null`, env.work);
-  const [limit, base, dockpack] = await alternate(rounds, [
+  const cliRows = clis.map((cli) => ({
+    name: clis.length > 1 ? `dockpack ${cli}` : "dockpack",
+    run: () => {
+      rmSync(out, { recursive: true, force: true });
+      return measured(
+        process.execPath,
+        [cli, "--json", "packages", "export", "bench", "--no-code", "--output-dir", out],
+        env.app,
+      );
+    },
+  }));
+  const [limit, base, ...dockpack] = await alternate(rounds, [
     {
       name: "limit",
       run: () =>
@@ -51,19 +62,9 @@ runBench(async (env, size, rounds) => {
           env.work,
         ),
     },
-    {
-      name: "dockpack",
-      run: () => {
-        rmSync(out, { recursive: true, force: true });
-        return measured(
-          process.execPath,
-          [CLI, "--json", "packages", "export", "bench", "--no-code", "--output-dir", out],
-          env.app,
-        );
-      },
-    },
+    ...cliRows,
   ]);
-  const pkg = JSON.parse(dockpack.stdout) as { size: number };
+  const pkg = JSON.parse(dockpack[0].stdout) as { size: number };
   const limitSize = statSync(limitFile).size;
   rmSync(out, { recursive: true, force: true });
   rmSync(limitFile, { force: true });
@@ -73,6 +74,6 @@ runBench(async (env, size, rounds) => {
     TABLE_HEAD,
     row("engine archive endpoint | zstd -T0 -3 (the limit)", limit, size, limit),
     row("docker run … tar | zstd -T0 -3", base, size, limit),
-    row("dockpack packages export --no-code", dockpack, size, limit),
+    ...dockpack.map((d, i) => row(`${cliRows[i].name} packages export --no-code`, d, size, limit)),
   ];
 });

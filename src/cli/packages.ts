@@ -19,8 +19,8 @@ import {
 
 /** env/inspect.js, imported when `packages inspect` runs. */
 const inspection = lazy(() => import("../env/inspect.js"));
-/** env/package-images.js (images in packages), imported when export, import or inspect runs. */
-const packageImages = lazy(() => import("../env/package-images.js"));
+/** env/package-images-option.js (`--images`), imported when export runs (not the image section's code). */
+const imagesOption = lazy(() => import("../env/package-images-option.js"));
 /** env/package-images-render.js: the image section's lines, for validate's renderer. */
 const imageLines = lazy(() => import("../env/package-images-render.js"));
 
@@ -84,7 +84,7 @@ export function register(program: Command): void {
                 outputDir: o.outputDir,
                 includeCode: o.code !== false,
                 codec: o.compress === false ? "none" : o.codec,
-                images: (await packageImages()).parseImagesOption(o.images, o.inventory),
+                images: (await imagesOption()).parseImagesOption(o.images, o.inventory),
                 encryptAll: o.encryptAll === true,
                 encrypt:
                   o.encryptPassphrase || o.encryptTo
@@ -101,6 +101,7 @@ export function register(program: Command): void {
               },
               r,
             );
+            if (res.metadata.images?.length) await imageLines(); // for the renderer
             if (!o.push) return res;
             const { pushPackage } = await import("../env/registry.js");
             return {
@@ -115,7 +116,7 @@ export function register(program: Command): void {
             `${res.package}\n  ${formatBytes(res.size)}, ${res.metadata.volumes.length} volume(s)` +
             `${res.metadata.include_code ? `, ${res.metadata.code_files} code file(s)` : ", no code"}, ${res.seconds.toFixed(1)} s` +
             (res.metadata.images?.length
-              ? `\n${packageImages.loaded().renderImageLines(res.metadata.images, formatBytes)}`
+              ? `\n${imageLines.loaded().renderImageLines(res.metadata.images, formatBytes)}`
               : "") +
             ("pushed" in res
               ? `\n  pushed ${res.pushed.reference}@${res.pushed.digest} (sent ${formatBytes(res.pushed.uploadedBytes)})` +

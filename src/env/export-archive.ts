@@ -257,6 +257,11 @@ export class VolumeDownloads {
     return this.opened[i];
   }
 
+  /** Starts creating the first volume's container (before {@link next} is called). */
+  prefetch(): void {
+    if (this.sources.length > 0) void this.open(0);
+  }
+
   /**
    * The download of the next volume (its container created now unless prefetched), and the
    * creation of the one after it started.

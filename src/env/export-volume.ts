@@ -7,12 +7,12 @@
  * only reads the engine's socket, rewrites tar headers and writes the tar into `zstd -T0`'s stdin;
  * zstd writes the compressed member straight into the package file (a second descriptor opened
  * with O_APPEND at the member's offset: the compressed bytes never pass through Node); the tar
- * is hashed on one worker thread (copies handed over in 1 MiB batches) and the member on another,
- * which reads the package file behind zstd as it grows. Every other codec, and encryption, take
+ * is hashed on one worker thread (in place, in the shared buffers the socket reads into; from a
+ * TCP engine's stream, copies handed over in 1 MiB batches) and the member on another, which
+ * reads the package file behind zstd as it grows. Every other codec, and encryption, take
  * the stream path (compressor output piped through Node into the package writer).
  */
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import { stat } from "node:fs/promises";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -30,9 +30,8 @@ import {
   VolumeDownloads,
 } from "./export-archive.js";
 import type { Journal } from "./journal.js";
-import { encryptingStream } from "./package-crypto-stream.js";
 import type { PackageVolume } from "./package-format.js";
-import { HashingBatcher, type HashResult, hashGrowingFile } from "./package-volume-hash.js";
+import { HashingBatcher, type HashResult, hashGrowingFile, SharedHasher } from "./package-volume-hash.js";
 import type { PackageTarWriter } from "./package-writer.js";
 
 /** One volume to export: its name in the config, its Docker volume and its size (bytes). */
@@ -145,7 +144,10 @@ async function streamed(
 ): Promise<Written> {
   const tarDigest = new DigestStream();
   const compressed = compressStream(codec);
-  const sealed = recipient ? encryptingStream(recipient) : compressed;
+  // age is imported only when the export encrypts
+  const sealed = recipient
+    ? (await import("./package-crypto-stream.js")).encryptingStream(recipient)
+    : compressed;
   const piping = recipient
     ? pipeline(source, tarDigest, compressed, sealed)
     : pipeline(source, tarDigest, compressed);
@@ -235,68 +237,86 @@ const READ_BUFFERS = 8;
 
 /**
  * The fast read (export-archive.ts) into zstd's stdin, with no copy in between: each socket read
- * lands in one of {@link READ_BUFFERS} buffers, its rewritten bytes (slices of it, and header
- * blocks) are hashed on this thread (SHA-256 with the CPU's SHA extensions costs less than
- * handing the bytes to a worker would) and written to zstd with one vectored write; the buffer
- * is read into again once that write completed. When none is free, the socket waits.
+ * lands in one of {@link READ_BUFFERS} buffers of a {@link SharedHasher}'s arena; its rewritten
+ * bytes (slices of it, and header blocks) are handed to the hash worker, which hashes them where
+ * they are, and written to zstd with one vectored write. This thread only reads, rewrites headers
+ * and writes: under load the pipeline runs at the pace of its busiest thread. A buffer is read
+ * into again once its write completed and its bytes are hashed; when none is free, the socket
+ * waits.
  */
 function downloadInput(download: VolumeArchiveDownload, progress: (n: number) => void): TarInput {
+  let hasher: SharedHasher | undefined;
   return {
     run: async (stdin, exited) => {
-      const hash = createHash("sha256");
-      let size = 0;
+      const h = new SharedHasher(READ_BUFFERS, ARCHIVE_READ_BYTES);
+      hasher = h;
       const free: Buffer[] = [];
-      for (let i = 0; i < READ_BUFFERS; i++) free.push(Buffer.allocUnsafeSlow(ARCHIVE_READ_BYTES));
-      let waiter: { resolve: () => void; reject: (e: unknown) => void } | undefined;
+      for (let i = 0; i < READ_BUFFERS; i++) free.push(h.buffer(i));
+      /** Buffers lent to reads, in order: free again once written to zstd and hashed. */
+      const lent: Array<{ buffer: Buffer; ticket: number; written: boolean }> = [];
       let failure: unknown;
-      /** Reads whose write to zstd has not completed. */
-      let writing = 0;
+      let wake: (() => void) | undefined;
+      const reclaim = () => {
+        const hashed = h.hashed();
+        while (lent.length > 0 && lent[0].written && lent[0].ticket <= hashed)
+          free.push((lent.shift() as { buffer: Buffer }).buffer);
+      };
+      /** Resolves once `enough()` (checked after each write completion or hash progress). */
+      const until = async (enough: () => boolean): Promise<void> => {
+        for (;;) {
+          reclaim();
+          if (failure) throw failure;
+          if (enough()) return;
+          const head = lent[0];
+          if (head?.written) await h.whenHashed(head.ticket);
+          else
+            await Promise.race([
+              new Promise<void>((resolve) => {
+                wake = resolve;
+              }),
+              exitedEarly(exited),
+            ]);
+        }
+      };
       const sink: ArchiveSink = {
         // called by the socket right after each take (paused or not): never empty while the
         // stream runs (take pauses it while at most one is free), a spare after a failure
         next: () => free.pop() ?? Buffer.allocUnsafeSlow(ARCHIVE_READ_BYTES),
         take(parts, buffer) {
           if (failure) throw failure;
-          const cork = parts.length > 1;
-          if (cork) stdin.cork();
-          for (const [i, p] of parts.entries()) {
-            hash.update(p);
-            size += p.length;
-            if (i < parts.length - 1) stdin.write(p);
-          }
-          writing++;
+          for (const p of parts) h.add(p);
+          h.publish();
+          const entry = { buffer, ticket: h.ticket, written: false };
+          lent.push(entry);
           const done = (err?: Error | null) => {
-            writing--;
-            if (err) {
-              failure ??= compressFailed("zstd stopped reading its input", err);
-              waiter?.reject(failure);
-            } else free.push(buffer);
-            waiter?.resolve();
-            waiter = undefined;
+            if (err) failure ??= compressFailed("zstd stopped reading its input", err);
+            entry.written = true;
+            wake?.();
+            wake = undefined;
           };
-          if (parts.length > 0) stdin.write(parts[parts.length - 1], done);
-          else done();
-          if (cork) stdin.uncork();
+          if (parts.length === 0) done();
+          else if (parts.length === 1) stdin.write(parts[0], done);
+          else {
+            stdin.cork();
+            for (let i = 0; i < parts.length - 1; i++) stdin.write(parts[i]);
+            stdin.write(parts[parts.length - 1], done);
+            stdin.uncork();
+          }
+          reclaim();
           // next() takes one now: go on only when another is left for the read after
           if (free.length > 1) return null;
-          return new Promise<void>((resolve, reject) => {
-            waiter = { resolve, reject };
-          });
+          return until(() => free.length > 1);
         },
       };
       await Promise.race([download.run(sink, progress), exitedEarly(exited)]);
-      // every write completed before the digest counts
-      while (writing > 0 && !failure)
-        await Promise.race([
-          new Promise<void>((resolve, reject) => {
-            waiter = { resolve, reject };
-          }),
-          exitedEarly(exited),
-        ]);
-      if (failure) throw failure;
-      return { digest: `sha256:${hash.digest("hex")}`, size };
+      // every write completed and every byte hashed before the digest counts
+      await until(() => lent.length === 0);
+      return h.finish();
     },
-    stop: (err) => download.cut(err),
+    stop: (err) => {
+      hasher?.close();
+      download.cut(err);
+    },
   };
 }
 

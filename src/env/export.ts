@@ -11,7 +11,10 @@
  * containers (recorded first) → stream each volume through the Engine (helper container, GET
  * archive) into a compressed member, hashing on the way → start the containers again →
  * checksums.sha256 → fill in metadata.json → fsync → hard-link the file under its final name
- * (never replacing one) → commit (stage folder removed). An error or an interruption
+ * (never replacing one) → commit (stage folder removed). Overlapped with that (issue 17): the
+ * worktree's git state is read from the start; the volumes are checked and sized together; the
+ * first helper container is created as soon as the journal exists (while the package's head is
+ * written and the containers stop); the helpers are removed while the package is finished. An error or an interruption
  * (`options.signal`, Ctrl-C) at any point removes the stage folder and starts the stopped
  * containers again; after kill -9 the next dockpack command does it. A package that appeared
  * under its final name is complete.
@@ -35,14 +38,8 @@ import { exportVolume, volumeDownloads } from "./export-volume.js";
 import { failAt } from "./fail-hook.js";
 import { Journal } from "./journal.js";
 import { sanitizeName } from "./naming.js";
-import { type EncryptOptions, encryptBuffer, wantsEncryption } from "./package-crypto.js";
-import {
-  createPackageKey,
-  encryptingStream,
-  encryptSmall,
-  type PackageKey,
-  packageRecipient,
-} from "./package-crypto-stream.js";
+import type { EncryptOptions } from "./package-crypto.js";
+import type { PackageKey } from "./package-crypto-stream.js";
 import {
   CHECKSUMS_MEMBER,
   METADATA_MEMBER,
@@ -55,7 +52,8 @@ import {
   packageFileName,
   renderChecksums,
 } from "./package-format.js";
-import { type ImagesMode, type ServiceImage, serviceImages, writeImageSection } from "./package-images.js";
+import type { ServiceImage } from "./package-images.js";
+import type { ImagesMode } from "./package-images-option.js";
 import { type MemberInfo, PackageTarWriter } from "./package-writer.js";
 import { recoverDeadRuns, withEnvLock } from "./recover.js";
 import { STAGE_PREFIX } from "./recover-undo.js";
@@ -99,6 +97,13 @@ export interface ExportResult {
   seconds: number;
 }
 
+/** age encryption (package-crypto.ts), imported only when the export encrypts. */
+const crypto = () => import("./package-crypto.js");
+/** Streaming age encryption and the package key (package-crypto-stream.ts), likewise. */
+const cryptoStream = () => import("./package-crypto-stream.js");
+/** The image section (package-images.ts, src/delta), imported only for `--images`. */
+const imageSection = () => import("./package-images.js");
+
 async function codeFiles(worktree: string): Promise<string[]> {
   return listWorkingFiles(worktree);
 }
@@ -124,7 +129,7 @@ async function addEncryptedMember(
   const st = await lstat(path);
   if (st.isSymbolicLink()) return w.addSymlink(member, await readlink(path));
   if (!st.isFile()) return null;
-  return w.addBuffer(member, await encryptBuffer(o, await readFile(path)), 0o600);
+  return w.addBuffer(member, await (await crypto()).encryptBuffer(o, await readFile(path)), 0o600);
 }
 
 /** `--encrypt-all`: the package key, its recipient, and the plaintext digests met so far. */
@@ -149,7 +154,7 @@ async function addAllEncrypted(
   if (st.isSymbolicLink()) return w.addSymlink(member, await readlink(path));
   if (!st.isFile()) return null;
   const digest = new DigestStream();
-  const enc = encryptingStream(all.recipient);
+  const enc = (await cryptoStream()).encryptingStream(all.recipient);
   const piping = pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), digest, enc);
   const [info] = await Promise.all([w.addStream(member, enc, envFile ? 0o600 : st.mode & 0o775), piping]);
   all.plain.push({ member, sha256: digest.digest });
@@ -193,7 +198,7 @@ async function exportLocked(
   const cwd = options.cwd ?? process.cwd();
   const codec = options.codec ?? "zstd";
   const includeCode = options.includeCode ?? true;
-  const encrypt = wantsEncryption(options.encrypt);
+  const encrypt = options.encrypt ? (await crypto()).wantsEncryption(options.encrypt) : false;
   if (options.encryptAll && !encrypt)
     throw new DockpackError(
       "ENCRYPTION_OPTIONS_INVALID",
@@ -211,29 +216,44 @@ async function exportLocked(
     );
   let all: AllEncryption | undefined;
   if (options.encryptAll) {
+    const { createPackageKey, packageRecipient } = await cryptoStream();
     const key = await createPackageKey(options.encrypt ?? {});
     all = { key, recipient: await packageRecipient(key.identity), plain: [] };
   }
   const outputDir = resolve(cwd, options.outputDir ?? "packages");
 
+  // the worktree's commit and state, read while the export goes on
+  const gitState = Promise.all([revParse("HEAD", env.path).catch(() => null), status(env.path)]);
+  gitState.catch(() => undefined);
+  // the volumes are checked and sized together (the first missing one in config order is named)
+  const checked = await Promise.allSettled(
+    ctx.config.volumes.map(async (name) => {
+      const source = env.settings.volumes[name];
+      if (!source || !(await volumeExists(source)))
+        throw new DockpackError(
+          "ENV_VOLUME_MISSING",
+          `Volume '${name}' of environment '${options.branch}' (${source ?? "not in the compose files"}) does not exist.`,
+          {
+            hint: `Start the environment once ('dockpack env up ${options.branch}'), or remove '${name}' from volumes in .dockpack/config.yml.`,
+          },
+        );
+      return { name, source, size: await volumeSize(source) };
+    }),
+  );
   const volumes: { name: string; source: string; size: number }[] = [];
-  for (const name of ctx.config.volumes) {
-    const source = env.settings.volumes[name];
-    if (!source || !(await volumeExists(source)))
-      throw new DockpackError(
-        "ENV_VOLUME_MISSING",
-        `Volume '${name}' of environment '${options.branch}' (${source ?? "not in the compose files"}) does not exist.`,
-        {
-          hint: `Start the environment once ('dockpack env up ${options.branch}'), or remove '${name}' from volumes in .dockpack/config.yml.`,
-        },
-      );
-    volumes.push({ name, source, size: await volumeSize(source) });
+  for (const c of checked) {
+    if (c.status === "rejected") throw c.reason;
+    volumes.push(c.value);
   }
   const imagesMode = options.images ?? { mode: "none" };
   const images: ServiceImage[] =
     imagesMode.mode === "none"
       ? []
-      : await serviceImages(env.path, ctx.config.compose_files, env.settings.compose_project);
+      : await (await imageSection()).serviceImages(
+          env.path,
+          ctx.config.compose_files,
+          env.settings.compose_project,
+        );
   const files = includeCode ? await codeFiles(env.path) : [];
   let codeBytes = 0;
   for (const f of files) codeBytes += (await lstat(join(env.path, f)).catch(() => ({ size: 0 }))).size;
@@ -256,6 +276,20 @@ async function exportLocked(
   );
   const temp = join(outputDir, `${STAGE_PREFIX}${journal.id}`);
   let writer: PackageTarWriter | undefined;
+  // the first volume's helper container is created while the package's head is written and the
+  // containers stop (the journal names this process: a kill -9 leaves nothing the next command
+  // misses); every helper is removed while the package is finished, before the commit
+  const downloads = volumeDownloads(
+    volumes.map((v) => v.source),
+    codec,
+    all?.recipient,
+  );
+  downloads?.prefetch();
+  let closing: Promise<void> | undefined;
+  const closeDownloads = () => {
+    closing ??= downloads?.close() ?? Promise.resolve();
+    return closing;
+  };
   try {
     await journal.will({ op: "stage", path: temp });
     await mkdir(temp);
@@ -324,18 +358,12 @@ async function exportLocked(
     const section =
       imagesMode.mode === "none"
         ? undefined
-        : await writeImageSection(writer, images, imagesMode, reporter, () => journal.checkpoint());
+        : await (await imageSection()).writeImageSection(writer, images, imagesMode, reporter, () =>
+            journal.checkpoint(),
+          );
     if (section) members.push(...section.members);
 
     const packaged: PackageVolume[] = [];
-    // the worktree's commit and state, read while the volumes stream
-    const gitState = Promise.all([revParse("HEAD", env.path).catch(() => null), status(env.path)]);
-    gitState.catch(() => undefined);
-    const downloads = volumeDownloads(
-      volumes.map((v) => v.source),
-      codec,
-      all?.recipient,
-    );
     try {
       await withPausedEnvironment(env.settings.compose_project, journal, reporter, async () => {
         for (const v of volumes) {
@@ -347,7 +375,7 @@ async function exportLocked(
         }
       });
     } finally {
-      await downloads?.close();
+      void closeDownloads();
     }
     failAt("export:volumes");
 
@@ -386,7 +414,7 @@ async function exportLocked(
       members.push(
         await writer.addBuffer(
           PLAIN_CHECKSUMS_MEMBER,
-          await encryptSmall(all.recipient, Buffer.from(list)),
+          await (await cryptoStream()).encryptSmall(all.recipient, Buffer.from(list)),
           0o600,
         ),
       );
@@ -409,12 +437,14 @@ async function exportLocked(
       sanitizeName(options.branch),
       now,
     );
+    await closeDownloads();
     await journal.commit();
     const size = (await lstat(finalPath)).size;
     reporter.info(`wrote ${finalPath}`);
     return { package: finalPath, size, metadata, seconds: (Date.now() - started) / 1000 };
   } catch (err) {
     await writer?.abort();
+    await closeDownloads();
     const failed = await journal.rollback();
     for (const f of failed) reporter.warn(`rollback: ${f} (the next dockpack command tries again)`);
     throw err;

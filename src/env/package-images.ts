@@ -26,26 +26,10 @@ import { createDelta } from "../delta/create.js";
 import { type LayerInventory, readInventoryIfAny } from "../delta/inventory.js";
 import { resolveComposeModel } from "./compose-model.js";
 import type { PackageImage } from "./package-format.js";
+import type { ImagesMode } from "./package-images-option.js";
 import type { MemberInfo, PackageTarWriter } from "./package-writer.js";
 
-/** `--images` of export: none (default), every image, or what the receiver's inventory lacks. */
-export type ImagesMode = { mode: "none" } | { mode: "all" } | { mode: "missing-from"; inventory: string };
-
-/**
- * Parses the CLI value of `--images[=all|none|missing-from INVENTORY]` (`true`: all).
- * @throws DockpackError `USAGE` for anything else
- */
-export function parseImagesOption(value: string | boolean | undefined, inventory?: string): ImagesMode {
-  if (value === undefined || value === false || value === "none") return { mode: "none" };
-  if (value === true || value === "all") return { mode: "all" };
-  const m = /^missing-from(?:[= ](.+))?$/.exec(value);
-  const file = m?.[1] ?? inventory;
-  if (m && file) return { mode: "missing-from", inventory: file };
-  throw new DockpackError("USAGE", `--images takes all, none or missing-from INVENTORY (got '${value}').`, {
-    usage: true,
-    hint: "Write the inventory on the receiving machine with 'dockpack delta inventory -o FILE'.",
-  });
-}
+export { type ImagesMode, parseImagesOption } from "./package-images-option.js";
 
 /** Adds `:latest` to a reference without a tag (and without a digest). */
 export function withTag(ref: string): string {

@@ -3,12 +3,16 @@
  * engine's socket, rewrites tar headers and feeds the compressor — never spends its time hashing
  * (hashing 1 GiB costs about as much CPU as everything else the main thread does with it).
  *
- * Two ways in:
+ * Three ways in:
  * - {@link HashingBatcher}: the stream's chunks (the engine's HTTP chunks are often tiny) are
  *   copied into 1 MiB slots of a shared ring; each full slot is handed to the worker (an atomic
  *   counter, no message, no transfer, no allocation) and to a sink (one large write, e.g. into the
  *   compressor's stdin) from the same memory. A slot is reused once both are done with it, so
  *   memory stays at {@link SLOTS} MiB and both sides exert backpressure.
+ * - {@link SharedHasher}: the caller reads straight into buffers of a shared arena (a socket's
+ *   `onread`) and names the byte ranges to hash, in order; the worker hashes them where they are
+ *   (no copy, no message); bytes from elsewhere (rewritten tar headers) are copied into a small
+ *   side ring of the arena first.
  * - {@link hashGrowingFile}: the worker reads a region of a file that another process (the
  *   compressor, writing straight into the package) is still appending to, following it until the
  *   caller names the final length: the bytes are hashed as they are on disk, none of them passes
@@ -31,21 +35,22 @@ const WORKER_SOURCE = `
 const { parentPort } = require("node:worker_threads");
 const { createHash } = require("node:crypto");
 const { openSync, readSync, closeSync } = require("node:fs");
-function ring(m) {
-  const ctrl = new Int32Array(m.ctrl);
-  const data = new Uint8Array(m.data);
+// hashes the items published in ctrl[0] (bytes(k): item k's bytes), counting them in ctrl[1],
+// until ctrl[2] says nothing more comes
+function drain(ctrl, bytes) {
   const h = createHash("sha256");
   let hashed = 0;
   let size = 0;
   for (;;) {
     const published = Atomics.load(ctrl, 0);
     if (hashed !== published) {
-      const slot = hashed % ${SLOTS};
-      const len = ctrl[4 + slot];
-      h.update(data.subarray(slot * ${SLOT}, slot * ${SLOT} + len));
-      size += len;
-      hashed++;
-      Atomics.store(ctrl, 1, hashed);
+      while (hashed !== published) {
+        const b = bytes(hashed);
+        h.update(b);
+        size += b.length;
+        hashed++;
+        Atomics.store(ctrl, 1, hashed);
+      }
       Atomics.notify(ctrl, 1);
       continue;
     }
@@ -53,6 +58,14 @@ function ring(m) {
     Atomics.wait(ctrl, 0, published, 1000);
   }
   parentPort.postMessage({ type: "digest", hex: h.digest("hex"), size });
+}
+function ring(m) {
+  const ctrl = new Int32Array(m.ctrl);
+  const data = new Uint8Array(m.data);
+  drain(ctrl, (k) => {
+    const slot = k % ${SLOTS};
+    return data.subarray(slot * ${SLOT}, slot * ${SLOT} + ctrl[4 + slot]);
+  });
 }
 function follow(m) {
   // m.ctrl: Int32[0] = 1 when done, Float64[1] = the final length
@@ -77,9 +90,21 @@ function follow(m) {
     closeSync(fd);
   }
 }
+function parts(m) {
+  // m.ctrl: Int32 [0] ranges published, [1] ranges hashed, [2] final; m.desc: [offset, length] pairs
+  const ctrl = new Int32Array(m.ctrl);
+  const desc = new Int32Array(m.desc);
+  const data = new Uint8Array(m.data);
+  const cap = desc.length / 2;
+  drain(ctrl, (k) => {
+    const i = (k % cap) * 2;
+    return data.subarray(desc[i], desc[i] + desc[i + 1]);
+  });
+}
 parentPort.once("message", (m) => {
   try {
     if (m.type === "ring") ring(m);
+    else if (m.type === "parts") parts(m);
     else follow(m);
   } catch (e) {
     parentPort.postMessage({ type: "error", message: String((e && e.message) || e) });
@@ -125,6 +150,25 @@ function startWorker(job: Record<string, unknown>): { worker: Worker; result: Pr
   result.catch(() => undefined);
   worker.postMessage(job);
   return { worker, result };
+}
+
+/** Tells a `ring` or `parts` worker that nothing more comes (ctrl[2]) and wakes it. */
+function markFinal(ctrl: Int32Array): void {
+  Atomics.store(ctrl, 2, 1);
+  Atomics.notify(ctrl, 0);
+}
+
+/** Ends a `ring` or `parts` worker (no digest). */
+function stopWorker(ctrl: Int32Array, worker: Worker): void {
+  markFinal(ctrl);
+  void worker.terminate();
+}
+
+/** The worker's digest, once it checked that it hashed the `size` bytes handed to it. */
+async function checkedDigest(result: Promise<HashResult>, size: number): Promise<HashResult> {
+  const r = await result;
+  if (r.size !== size) throw hashError(`hashed ${r.size} of ${size} bytes`);
+  return r;
 }
 
 /**
@@ -233,16 +277,13 @@ export class HashingBatcher {
         await this.ready(0);
         this.publish();
       }
-      Atomics.store(this.ctrl, 2, 1);
-      Atomics.notify(this.ctrl, 0);
+      markFinal(this.ctrl);
       while (this.written < this.slot && !this.failure)
         await new Promise<void>((r) => {
           this.wakeWriter = r;
         });
       if (this.failure) throw this.failure;
-      const r = await this.result;
-      if (r.size !== this.size) throw hashError(`hashed ${r.size} of ${this.size} bytes`);
-      return r;
+      return await checkedDigest(this.result, this.size);
     } finally {
       this.close();
     }
@@ -250,9 +291,7 @@ export class HashingBatcher {
 
   /** Stops the worker (no digest). */
   close(): void {
-    Atomics.store(this.ctrl, 2, 1);
-    Atomics.notify(this.ctrl, 0);
-    void this.worker.terminate();
+    stopWorker(this.ctrl, this.worker);
   }
 }
 
@@ -297,4 +336,163 @@ export function hashGrowingFile(path: string, offset: number): GrowingFileHash {
       void worker.terminate();
     },
   };
+}
+
+/** Byte ranges a {@link SharedHasher} holds queued at most. */
+const RANGES = 4096;
+/** Bytes of a {@link SharedHasher}'s side ring (bytes from outside the arena's buffers). */
+const SIDE = 256 * 1024;
+
+/**
+ * SHA-256 of a stream whose bytes mostly lie in buffers of a shared arena, computed on a worker
+ * thread (see the module docs). Use: read into {@link buffer}s; for each piece of the stream, in
+ * order, {@link add} it (a slice of an arena buffer, or any other bytes, which are copied), then
+ * {@link publish}; a buffer may be reused once {@link hashed} reached the ticket `add` returned
+ * for its last range ({@link whenHashed}); finally {@link finish}. The main thread blocks (briefly)
+ * only when the side ring or the range queue is full.
+ */
+export class SharedHasher {
+  private readonly arena: SharedArrayBuffer;
+  private readonly data: Uint8Array;
+  private readonly ctrl = new Int32Array(new SharedArrayBuffer(16));
+  private readonly desc = new Int32Array(new SharedArrayBuffer(RANGES * 8));
+  private readonly worker: Worker;
+  private readonly result: Promise<HashResult>;
+  /** Ranges added (absolute count): the ticket of the bytes added so far. */
+  private added = 0;
+  /** Absolute positions in the side ring: written up to, and (tickets) where each use ends. */
+  private sideAt = 0;
+  private sideUses: Array<{ ticket: number; end: number }> = [];
+  private sideFreed = 0;
+  private failure?: unknown;
+  /** Bytes added so far. */
+  size = 0;
+
+  /**
+   * @param count buffers of the arena
+   * @param bytes bytes per buffer
+   */
+  constructor(
+    private readonly count: number,
+    private readonly bytes: number,
+  ) {
+    this.arena = new SharedArrayBuffer(count * bytes + SIDE);
+    this.data = new Uint8Array(this.arena);
+    const w = startWorker({
+      type: "parts",
+      ctrl: this.ctrl.buffer,
+      desc: this.desc.buffer,
+      data: this.arena,
+    });
+    this.worker = w.worker;
+    this.result = w.result;
+    this.result.catch((e) => {
+      this.failure ??= e;
+    });
+  }
+
+  /** Arena buffer `i` (0 ≤ i < count), to read into. */
+  buffer(i: number): Buffer {
+    return Buffer.from(this.arena, i * this.bytes, this.bytes);
+  }
+
+  /** The ticket of everything added so far ({@link hashed} reaches it once all is hashed). */
+  get ticket(): number {
+    return this.added;
+  }
+
+  /** Ranges hashed so far (compare with a ticket). */
+  hashed(): number {
+    return Atomics.load(this.ctrl, 1);
+  }
+
+  /** Blocks this thread until the worker hashed `ticket` ranges (it is behind). */
+  private block(ticket: number): void {
+    for (;;) {
+      if (this.failure) throw this.failure;
+      const h = Atomics.load(this.ctrl, 1);
+      if (h >= ticket) return;
+      this.publish();
+      Atomics.wait(this.ctrl, 1, h, 50);
+    }
+  }
+
+  private range(offset: number, length: number): void {
+    if (this.added - this.hashed() >= RANGES) this.block(this.added - RANGES + 1);
+    const i = (this.added % RANGES) * 2;
+    this.desc[i] = offset;
+    this.desc[i + 1] = length;
+    this.added++;
+  }
+
+  /** Copies `bytes` (≤ SIDE) into the side ring, waiting for room; queues its range. */
+  private side(bytes: Uint8Array): void {
+    const base = this.count * this.bytes;
+    let at = this.sideAt;
+    // a range never wraps: skip the ring's tail when it does not fit there
+    if ((at % SIDE) + bytes.length > SIDE) at += SIDE - (at % SIDE);
+    for (;;) {
+      while (this.sideUses.length > 0 && this.sideUses[0].ticket <= this.hashed())
+        this.sideFreed = (this.sideUses.shift() as { end: number }).end;
+      // nothing in use: everything before `at` (a skipped tail included) is free
+      if (this.sideUses.length === 0) this.sideFreed = at;
+      if (at + bytes.length - this.sideFreed <= SIDE) break;
+      this.block((this.sideUses[0] as { ticket: number }).ticket);
+    }
+    this.data.set(bytes, base + (at % SIDE));
+    this.range(base + (at % SIDE), bytes.length);
+    this.sideAt = at + bytes.length;
+    this.sideUses.push({ ticket: this.added, end: this.sideAt });
+  }
+
+  /**
+   * Queues `part` (the next bytes of the stream) and returns its ticket: {@link hashed} reaches it
+   * once `part` is hashed. A slice of an arena buffer is hashed in place (keep it unchanged until
+   * then); other bytes are copied.
+   * @throws DockpackError `HASH_FAILED` (the worker failed)
+   */
+  add(part: Uint8Array): number {
+    if (this.failure) throw this.failure;
+    this.size += part.length;
+    if (part.buffer === this.arena && part.byteOffset + part.length <= this.count * this.bytes) {
+      if (part.length > 0) this.range(part.byteOffset, part.length);
+    } else for (let at = 0; at < part.length; at += SIDE) this.side(part.subarray(at, at + SIDE));
+    return this.added;
+  }
+
+  /** Hands the ranges added so far to the worker. */
+  publish(): void {
+    Atomics.store(this.ctrl, 0, this.added);
+    Atomics.notify(this.ctrl, 0);
+  }
+
+  /**
+   * Resolves once {@link hashed} reached `ticket`.
+   * @throws DockpackError `HASH_FAILED`
+   */
+  async whenHashed(ticket: number): Promise<void> {
+    this.publish();
+    for (;;) {
+      if (this.failure) throw this.failure;
+      const h = Atomics.load(this.ctrl, 1);
+      if (h >= ticket) return;
+      const { async, value } = waitAsync(this.ctrl, 1, h);
+      if (async) await Promise.race([value, this.result]);
+    }
+  }
+
+  /**
+   * Resolves with the digest once every range added is hashed.
+   * @throws DockpackError `HASH_FAILED`
+   */
+  finish(): Promise<HashResult> {
+    this.publish();
+    markFinal(this.ctrl);
+    return checkedDigest(this.result, this.size).finally(() => this.close());
+  }
+
+  /** Stops the worker (no digest). */
+  close(): void {
+    stopWorker(this.ctrl, this.worker);
+  }
 }
