@@ -28,6 +28,7 @@ import { openVolumeUpload } from "../core/docker/volumes.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
 import { requireProgram } from "../core/exec.js";
 import { onCleanup } from "../core/fs.js";
+import { drained } from "../core/stream.js";
 import { VolumeUpload } from "./import-volume-put.js";
 import type { PackageVolume } from "./package-format.js";
 import { volumeProblemCode, volumeReadProblem, volumeTooLarge } from "./package-volume.js";
@@ -347,15 +348,6 @@ async function feedMember(
     }
     // the socket holds the buffer until it is written; a full socket waits here
     const ok = input.write(chunk, () => giveBack(buf));
-    if (!ok && !input.destroyed)
-      await new Promise<void>((r) => {
-        const go = () => {
-          input.off("drain", go);
-          input.off("close", go);
-          r();
-        };
-        input.on("drain", go);
-        input.on("close", go);
-      });
+    if (!ok) await drained(input);
   }
 }
