@@ -4,10 +4,14 @@
  * scanned strictly entry by entry (core/archive StrictTarScanner + one TarEntryChecker, the rules
  * `validate` applies) and, only once a chunk was scanned, renamed under `data/` (TarRenamer) and
  * sent to the engine's `PUT /containers/{id}/archive` on its Unix socket (import-volume-put.ts).
- * Everything runs in one synchronous step per read on the main thread, into reused buffers:
- * zstd's stdin and stdout are Unix socket pairs (larger reads than a pipe's 64 KiB, read into
- * buffers lent with `onread`, no allocation per read), the tar bytes reach the engine as slices of
- * the buffer they were read into, in one vectored write per read.
+ * Everything but the hashing runs in one synchronous step per read on the main thread, into
+ * reused buffers: zstd's stdin and stdout are Unix socket pairs (larger reads than a pipe's
+ * 64 KiB, read into buffers lent with `onread`, no allocation per read), the tar bytes reach the
+ * engine as slices of the buffer they were read into, in one vectored write per read. Both
+ * SHA-256 (the member's, the tar's) are computed on worker threads **in place** in those buffers
+ * (package-volume-hash.ts SharedHasher, import-volume-buffers.ts): a buffer is read into again
+ * only once its write completed and its bytes were hashed, so the digests are of exactly the
+ * bytes that went to zstd and came out of it.
  *
  * What it finds is returned, not thrown ({@link OnePass}); import-restore.ts decides the error
  * exactly as for the stream path (validate's order: the member's checksum, then the tar's first
@@ -16,7 +20,6 @@
  * Returns once zstd, the upload and the helper container are all gone.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import { mkdtemp, open, rm } from "node:fs/promises";
 import { connect, createServer, type OnReadOpts, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -29,15 +32,19 @@ import { DockpackError, toDockpackError } from "../core/errors.js";
 import { requireProgram } from "../core/exec.js";
 import { onCleanup } from "../core/fs.js";
 import { drained } from "../core/stream.js";
+import { HashedBuffers } from "./import-volume-buffers.js";
 import { VolumeUpload } from "./import-volume-put.js";
 import type { PackageVolume } from "./package-format.js";
 import { volumeProblemCode, volumeReadProblem, volumeTooLarge } from "./package-volume.js";
+import { type HashResult, SharedHasher } from "./package-volume-hash.js";
 
 /** Bytes per read of the package, and per read of zstd's output. */
 const FEED_BYTES = 1024 * 1024;
 const READ_BYTES = 256 * 1024;
-/** Package reads in flight (written to zstd, not yet taken). */
-const FEED_BUFFERS = 3;
+/** Package reads in flight (not yet both written to zstd and hashed). */
+const FEED_BUFFERS = 4;
+/** Reads of zstd's output in flight (not yet both sent to the engine and hashed). */
+const READ_BUFFERS = 8;
 
 /** What one pass found; see import-restore.ts restoreVolume for how it is judged. */
 export interface OnePass {
@@ -128,9 +135,13 @@ async function onePass(
   },
 ): Promise<OnePass> {
   const zstd = requireProgram("zstd", "zstd decompression");
-  const outer = createHash("sha256");
-  const tarHash = createHash("sha256");
-  let outerSize = 0;
+  // both digests are computed on worker threads, in place in the buffers read into
+  const memberBuffers = new HashedBuffers(
+    new SharedHasher(FEED_BUFFERS, FEED_BYTES),
+    FEED_BUFFERS,
+    FEED_BYTES,
+  );
+  const tarBuffers = new HashedBuffers(new SharedHasher(READ_BUFFERS, READ_BYTES), READ_BUFFERS, READ_BYTES);
   let tarSize = 0;
   let problem: { code: string; message: string } | undefined;
   let readFailure: unknown;
@@ -164,6 +175,8 @@ async function onePass(
     halted = true;
     child?.kill("SIGKILL");
     output?.destroy();
+    tarBuffers.poke();
+    memberBuffers.poke();
   };
   const noteProblem = (e: unknown) => {
     problem ??= problemOf(e, v);
@@ -178,10 +191,18 @@ async function onePass(
     child?.kill("SIGKILL");
   });
 
-  // zstd's output: scanned, hashed, renamed and sent in one step per read
-  const pool: Buffer[] = [];
+  // zstd's output: hashed (on the worker, in place), scanned, renamed and sent in one step per read
+  /** Resolves once the engine's socket may take more and a buffer is free for the read after next. */
+  const room = async () => {
+    while (!halted) {
+      await put.drained();
+      if (tarBuffers.available > 1) return;
+      await tarBuffers.until(1, () => halted);
+    }
+  };
   const onread: OnReadOpts = {
-    buffer: () => pool.pop() ?? Buffer.allocUnsafe(READ_BYTES),
+    // called right after each callback (paused or not): `room` keeps one free for it
+    buffer: () => tarBuffers.take(),
     callback: (n: number, buf: Uint8Array): boolean => {
       const lent = buf as Buffer;
       if (halted) return true;
@@ -192,20 +213,34 @@ async function onePass(
         noteProblem(volumeTooLarge(v.size, v.member));
         return true;
       }
-      tarHash.update(data);
+      let sent: () => void;
+      try {
+        sent = tarBuffers.lend(lent, data);
+      } catch (e) {
+        readFailure ??= e;
+        halt();
+        return true;
+      }
       try {
         scanner.write(data);
       } catch (e) {
+        sent();
         noteProblem(e);
         return true;
       }
       renamer.write(data);
       const out = parts;
       parts = [];
-      if (put.send(out, () => pool.push(lent))) return true;
-      put.drained().then(() => {
-        if (!halted) output?.resume();
-      });
+      if (put.send(out, sent) && tarBuffers.available > 1) return true;
+      room().then(
+        () => {
+          if (!halted) output?.resume();
+        },
+        (e: unknown) => {
+          readFailure ??= e;
+          halt();
+        },
+      );
       return false;
     },
   };
@@ -248,10 +283,7 @@ async function onePass(
       feed,
       at,
       input,
-      (chunk) => {
-        outer.update(chunk);
-        outerSize += chunk.length;
-      },
+      memberBuffers,
       () => halted,
       () => readFailure !== undefined,
     );
@@ -291,10 +323,20 @@ async function onePass(
     input?.destroy();
     await feed?.close();
   }
+  // the digests of what was read (every byte added was hashed before finish resolves)
+  const digestOf = async (b: HashedBuffers): Promise<HashResult> => {
+    try {
+      return await b.hasher.finish();
+    } catch (e) {
+      readFailure ??= e;
+      return { digest: "sha256:", size: b.hasher.size };
+    }
+  };
+  const [member, tar] = await Promise.all([digestOf(memberBuffers), digestOf(tarBuffers)]);
   return {
-    sha256: `sha256:${outer.digest("hex")}`,
-    size: outerSize,
-    tarSha256: `sha256:${tarHash.digest("hex")}`,
+    sha256: member.digest,
+    size: member.size,
+    tarSha256: tar.digest,
     tarSize,
     ...(problem ? { problem } : {}),
     ...(engineFailure !== undefined ? { engineFailure } : {}),
@@ -303,51 +345,39 @@ async function onePass(
 }
 
 /**
- * Reads `[at.offset, at.offset + at.size)` of the open package in 1 MiB reads, hands each to
- * `hash`, and writes it to `input` (zstd's stdin) until `stopped()`, then only hashes the rest.
- * Stops early at the end of the file (the size then differs: a checksum mismatch).
+ * Reads `[at.offset, at.offset + at.size)` of the open package in 1 MiB reads into `buffers`
+ * (hashed in place on their worker), and writes each to `input` (zstd's stdin) until
+ * `stopped()`, then only hashes the rest. A buffer is read into again once its write completed
+ * and its bytes were hashed. Stops early at the end of the file (the size then differs: a
+ * checksum mismatch).
+ * @throws DockpackError `HASH_FAILED` (the worker failed)
  */
 async function feedMember(
   fh: Awaited<ReturnType<typeof open>>,
   at: { offset: number; size: number },
   input: Socket,
-  hash: (chunk: Buffer) => void,
+  buffers: HashedBuffers,
   stopped: () => boolean,
   aborted: () => boolean,
 ): Promise<void> {
-  const free: Buffer[] = [];
-  for (let i = 0; i < FEED_BUFFERS; i++) free.push(Buffer.allocUnsafe(FEED_BYTES));
-  let waiting: (() => void) | null = null;
-  const giveBack = (b: Buffer) => {
-    free.push(b);
-    const w = waiting;
-    waiting = null;
-    w?.();
-  };
+  // once stopped, no write completes any more: the reads then go to spares
+  const done = () => stopped() || input.destroyed;
   let pos = at.offset;
   const end = at.offset + at.size;
   while (pos < end && !aborted()) {
-    // once stopped, no buffer comes back from the socket any more
-    if (free.length === 0 && (stopped() || input.destroyed)) free.push(Buffer.allocUnsafe(FEED_BYTES));
-    while (free.length === 0)
-      await new Promise<void>((r) => {
-        waiting = r;
-      });
-    const buf = free.pop() as Buffer;
+    await buffers.until(0, done);
+    const buf = buffers.take();
     const { bytesRead } = await fh.read(buf, 0, Math.min(FEED_BYTES, end - pos), pos);
-    if (bytesRead === 0) {
-      free.push(buf);
-      break;
-    }
+    if (bytesRead === 0) break;
     pos += bytesRead;
     const chunk = buf.subarray(0, bytesRead);
-    hash(chunk);
-    if (stopped() || input.destroyed) {
-      free.push(buf);
+    const written = buffers.lend(buf, chunk);
+    if (done()) {
+      written();
       continue;
     }
     // the socket holds the buffer until it is written; a full socket waits here
-    const ok = input.write(chunk, () => giveBack(buf));
+    const ok = input.write(chunk, () => written());
     if (!ok) await drained(input);
   }
 }
