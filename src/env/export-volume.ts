@@ -233,36 +233,77 @@ function exitedEarly(exited: Promise<void>): Promise<never> {
 }
 
 /** Socket reads in flight or queued for zstd at most (each {@link ARCHIVE_READ_BYTES}). */
-const READ_BUFFERS = 8;
+export const READ_BUFFERS = 16;
+/**
+ * Rewritten bytes gathered from several socket reads before one vectored write to zstd (and one
+ * hand-over to the hash worker): the engine's reads are 30-100 KiB, and each write and each
+ * wake-up of zstd's reader and of the hash worker costs CPU.
+ */
+export const WRITE_BATCH_BYTES = 768 * 1024;
+/** A batch also goes out when the socket was quiet this long (ms): zstd never waits on a batch. */
+const WRITE_BATCH_IDLE_MS = 2;
 
 /**
  * The fast read (export-archive.ts) into zstd's stdin, with no copy in between: each socket read
  * lands in one of {@link READ_BUFFERS} buffers of a {@link SharedHasher}'s arena; its rewritten
- * bytes (slices of it, and header blocks) are handed to the hash worker, which hashes them where
- * they are, and written to zstd with one vectored write. This thread only reads, rewrites headers
- * and writes: under load the pipeline runs at the pace of its busiest thread. A buffer is read
- * into again once its write completed and its bytes are hashed; when none is free, the socket
- * waits.
+ * bytes (slices of it, and header blocks) are gathered over several reads
+ * ({@link WRITE_BATCH_BYTES}, or half the buffers in use, or {@link WRITE_BATCH_IDLE_MS} of quiet)
+ * and then handed to the hash worker, which hashes them where they are, and written to zstd with
+ * one vectored write. This thread only reads, rewrites headers and writes: under load the
+ * pipeline runs at the pace of its busiest thread. A buffer is read into again once its write
+ * completed and its bytes are hashed; when none is free, the socket waits.
  */
 function downloadInput(download: VolumeArchiveDownload, progress: (n: number) => void): TarInput {
   let hasher: SharedHasher | undefined;
+  let idle: NodeJS.Timeout | undefined;
   return {
     run: async (stdin, exited) => {
       const h = new SharedHasher(READ_BUFFERS, ARCHIVE_READ_BYTES);
       hasher = h;
       const free: Buffer[] = [];
       for (let i = 0; i < READ_BUFFERS; i++) free.push(h.buffer(i));
+      type Lent = { buffer: Buffer; ticket: number; written: boolean };
       /** Buffers lent to reads, in order: free again once written to zstd and hashed. */
-      const lent: Array<{ buffer: Buffer; ticket: number; written: boolean }> = [];
+      const lent: Lent[] = [];
+      /** The batch not yet written: its reads' buffers and rewritten bytes. */
+      let batch: Lent[] = [];
+      let parts: Buffer[] = [];
+      let bytes = 0;
       let failure: unknown;
       let wake: (() => void) | undefined;
       const reclaim = () => {
         const hashed = h.hashed();
         while (lent.length > 0 && lent[0].written && lent[0].ticket <= hashed)
-          free.push((lent.shift() as { buffer: Buffer }).buffer);
+          free.push((lent.shift() as Lent).buffer);
+      };
+      /** Hands the batch to the hash worker and writes it to zstd (one vectored write). */
+      const flush = () => {
+        if (batch.length === 0) return;
+        const entries = batch;
+        const out = parts;
+        batch = [];
+        parts = [];
+        bytes = 0;
+        h.publish();
+        const done = (err?: Error | null) => {
+          if (err) failure ??= compressFailed("zstd stopped reading its input", err);
+          for (const e of entries) e.written = true;
+          wake?.();
+          wake = undefined;
+        };
+        if (out.length === 0) done();
+        else if (out.length === 1) stdin.write(out[0], done);
+        else {
+          stdin.cork();
+          for (let i = 0; i < out.length - 1; i++) stdin.write(out[i]);
+          stdin.write(out[out.length - 1], done);
+          stdin.uncork();
+        }
       };
       /** Resolves once `enough()` (checked after each write completion or hash progress). */
       const until = async (enough: () => boolean): Promise<void> => {
+        // what waits for buffers must not wait for a batch that is not written yet
+        flush();
         for (;;) {
           reclaim();
           if (failure) throw failure;
@@ -278,29 +319,25 @@ function downloadInput(download: VolumeArchiveDownload, progress: (n: number) =>
             ]);
         }
       };
+      let armed = false;
       const sink: ArchiveSink = {
         // called by the socket right after each take (paused or not): never empty while the
         // stream runs (take pauses it while at most one is free), a spare after a failure
         next: () => free.pop() ?? Buffer.allocUnsafeSlow(ARCHIVE_READ_BYTES),
-        take(parts, buffer) {
+        take(out, buffer) {
           if (failure) throw failure;
-          for (const p of parts) h.add(p);
-          h.publish();
+          for (const p of out) {
+            h.add(p);
+            parts.push(p);
+            bytes += p.length;
+          }
           const entry = { buffer, ticket: h.ticket, written: false };
           lent.push(entry);
-          const done = (err?: Error | null) => {
-            if (err) failure ??= compressFailed("zstd stopped reading its input", err);
-            entry.written = true;
-            wake?.();
-            wake = undefined;
-          };
-          if (parts.length === 0) done();
-          else if (parts.length === 1) stdin.write(parts[0], done);
-          else {
-            stdin.cork();
-            for (let i = 0; i < parts.length - 1; i++) stdin.write(parts[i]);
-            stdin.write(parts[parts.length - 1], done);
-            stdin.uncork();
+          batch.push(entry);
+          if (bytes >= WRITE_BATCH_BYTES || batch.length >= READ_BUFFERS / 2) flush();
+          else if (!armed) {
+            armed = true;
+            idle?.refresh();
           }
           reclaim();
           // next() takes one now: go on only when another is left for the read after
@@ -308,12 +345,24 @@ function downloadInput(download: VolumeArchiveDownload, progress: (n: number) =>
           return until(() => free.length > 1);
         },
       };
-      await Promise.race([download.run(sink, progress), exitedEarly(exited)]);
-      // every write completed and every byte hashed before the digest counts
-      await until(() => lent.length === 0);
+      // the idle timer writes a batch the socket left waiting
+      const onIdle = () => {
+        armed = false;
+        flush();
+      };
+      idle = setTimeout(onIdle, WRITE_BATCH_IDLE_MS);
+      idle.unref();
+      try {
+        await Promise.race([download.run(sink, progress), exitedEarly(exited)]);
+        // every write completed and every byte hashed before the digest counts
+        await until(() => lent.length === 0);
+      } finally {
+        clearTimeout(idle);
+      }
       return h.finish();
     },
     stop: (err) => {
+      clearTimeout(idle);
       hasher?.close();
       download.cut(err);
     },

@@ -83,7 +83,7 @@ function follow(m) {
       const n = readSync(fd, buf, 0, Math.min(buf.length, limit - pos), m.offset + pos);
       if (n > 0) { h.update(buf.subarray(0, n)); pos += n; continue; }
       if (done) throw new Error("the file ended " + (limit - pos) + " bytes early");
-      Atomics.wait(flag, 0, 0, 5);
+      Atomics.wait(flag, 0, 0, 20);
     }
     parentPort.postMessage({ type: "digest", hex: h.digest("hex"), size: pos });
   } finally {
