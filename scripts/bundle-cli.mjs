@@ -1,16 +1,20 @@
 /**
- * Builds the `dockpack` command as one ESM bundle with code splitting (esbuild): `dist/bin/dockpack.js`
- * and its chunks next to it. Each command group stays a lazy `import()`, so `dockpack --help` loads only
- * the root chunk and a command only the chunks of its group; dependencies are bundled so that start-up
- * reads a few files instead of hundreds (issue 14 C18). The library (`dist/index.js`) stays as tsc
- * builds it. Paths the code resolves from its own file (`../../package.json`, `templates/`) keep working
- * because dist/bin/ sits as deep as dist/cli/.
+ * Builds the `dockpack` command (issue 14 C18) in `dist/bin/`: esbuild bundles src/cli/main.ts with
+ * code splitting into `dockpack-main.js` and its chunks (each command group stays a lazy `import()`,
+ * so `dockpack --help` loads only the root chunk and a command only the chunks of its group;
+ * dependencies are bundled so that start-up reads a few files instead of hundreds). Each output file
+ * is then turned into a CommonJS function expression `(function (exports, require, module,
+ * __dockpackBinUrl) {…})` that the launcher `dockpack.js` (src/cli/bin.ts, `package.json` bin)
+ * compiles with a V8 code cache (src/cli/compile-cache.ts): Node 20 caches no ESM compilation.
+ * The library (`dist/index.js`) stays as tsc builds it. Paths the code resolves from its own file
+ * (`../../package.json`, `templates/`) keep working because dist/bin/ sits as deep as dist/cli/.
  *
  * Usage: node scripts/bundle-cli.mjs [--metafile FILE]
  */
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { build, transform } from "esbuild";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const outdir = process.env.BUNDLE_OUTDIR ?? `${root}dist/bin`;
@@ -100,7 +104,7 @@ const zodNamespace = {
 const result = await build({
   plugins: [zodNamespace, trims, installedPaths],
   absWorkingDir: root,
-  entryPoints: { dockpack: "src/cli/main.ts" },
+  entryPoints: { "dockpack-main": "src/cli/main.ts" },
   bundle: true,
   splitting: true,
   format: "esm",
@@ -123,14 +127,54 @@ const result = await build({
     "protobufjs",
     "ssh2",
   ],
-  // Bundled CommonJS dependencies call require() for Node built-ins.
-  banner: {
-    js: "import { createRequire as __dockpackRequire } from 'node:module';\nconst __dockpackBinUrl = import.meta.url;\nconst require = __dockpackRequire(__dockpackBinUrl);",
-  },
+  // Each file gets its own URL and a require() from the launcher (bundled CommonJS dependencies
+  // call require() for Node built-ins).
+  define: { "import.meta.url": "__dockpackBinUrl" },
   minifyWhitespace: true,
   minifySyntax: true,
   legalComments: "none",
   metafile: true,
+  logLevel: "warning",
+});
+// Each file as a CommonJS function expression: static imports of chunks become require() calls,
+// dynamic ones `Promise.resolve().then(() => require(…))` (a vm.Script has no module loader), live
+// bindings stay (getters). Strict, as the ES modules were. ASCII, so the launcher reads it as latin1.
+const files = readdirSync(outdir)
+  .filter((f) => f.endsWith(".js"))
+  .sort();
+const id = createHash("sha256");
+for (const f of files) {
+  const path = `${outdir}/${f}`;
+  const esm = readFileSync(path, "utf8").replace(/^#!.*\n/, "");
+  const { code } = await transform(esm, {
+    format: "cjs",
+    platform: "node",
+    target: "node20",
+    supported: { "dynamic-import": false },
+    charset: "ascii",
+    minifyWhitespace: true,
+    minifySyntax: true,
+    legalComments: "none",
+    banner: '(function (exports, require, module, __dockpackBinUrl) {"use strict";',
+    footer: "})",
+  });
+  writeFileSync(path, code, { mode: 0o644 });
+  id.update(`${f}\0${code}\0`);
+}
+// The launcher (`package.json` bin), keyed to these files by their hash: no other build's
+// bytecode is ever used for them.
+await build({
+  absWorkingDir: root,
+  entryPoints: { dockpack: "src/cli/bin.ts" },
+  bundle: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  outdir,
+  define: { DOCKPACK_BUNDLE_ID: JSON.stringify(id.digest("hex").slice(0, 16)) },
+  minifyWhitespace: true,
+  minifySyntax: true,
+  legalComments: "none",
   logLevel: "warning",
 });
 const i = process.argv.indexOf("--metafile");

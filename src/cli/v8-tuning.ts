@@ -13,4 +13,23 @@
  */
 import { setFlagsFromString } from "node:v8";
 
-setFlagsFromString("--interrupt-budget=1081344");
+const TUNED = "--interrupt-budget=1081344";
+/** V8's default (V8 11–12, Node 20–22): any other value makes V8 reject Node's own code cache. */
+const DEFAULT = "--interrupt-budget=67584";
+
+setFlagsFromString(TUNED);
+
+/**
+ * Runs `f` (e.g. the first require() of a Node built-in module) under V8's default flags. Node
+ * ships the bytecode of its built-in modules, made under V8's default flags, and V8 accepts it only
+ * under the same flags: a built-in first loaded while the budget is raised is compiled from its
+ * source, ~2× the CPU time (node:zlib, node:crypto, node:child_process …).
+ */
+export function withV8Defaults<T>(f: () => T): T {
+  setFlagsFromString(DEFAULT);
+  try {
+    return f();
+  } finally {
+    setFlagsFromString(TUNED);
+  }
+}
