@@ -162,20 +162,28 @@ for (const f of files) {
   id.update(`${f}\0${code}\0`);
 }
 // The launcher (`package.json` bin), keyed to these files by their hash: no other build's
-// bytecode is ever used for them.
+// bytecode is ever used for them. CommonJS (dist/bin/package.json says so): Node starts a CommonJS
+// main script without setting up its ES module loader, ~10 ms of CPU less.
 await build({
   absWorkingDir: root,
   entryPoints: { dockpack: "src/cli/bin.ts" },
   bundle: true,
-  format: "esm",
+  format: "cjs",
   platform: "node",
   target: "node20",
   outdir,
-  define: { DOCKPACK_BUNDLE_ID: JSON.stringify(id.digest("hex").slice(0, 16)) },
+  define: {
+    DOCKPACK_BUNDLE_ID: JSON.stringify(id.digest("hex").slice(0, 16)),
+    "import.meta.url": "__dockpackLauncherUrl",
+  },
+  banner: {
+    js: '"use strict";var __dockpackLauncherUrl = require("node:url").pathToFileURL(__filename).href;',
+  },
   minifyWhitespace: true,
   minifySyntax: true,
   legalComments: "none",
   logLevel: "warning",
 });
+writeFileSync(`${outdir}/package.json`, `${JSON.stringify({ type: "commonjs" })}\n`);
 const i = process.argv.indexOf("--metafile");
 if (i > 0) writeFileSync(process.argv[i + 1], JSON.stringify(result.metafile));
