@@ -93,10 +93,18 @@ export async function exportVolume(
       const own = downloads ?? new VolumeDownloads([v.source], socket);
       const download = await own.next();
       unhook = journal.onCancel(() => download.cut(cancelled()));
-      try {
-        r = await fastZstd(w, member, downloadInput(download, progress));
-      } finally {
+      // the helper container is removed as soon as its archive was read whole (while zstd drains
+      // and the member is hashed), else once the member failed
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
         own.done(download);
+      };
+      try {
+        r = await fastZstd(w, member, downloadInput(download, progress, release));
+      } finally {
+        release();
         if (!downloads) await own.close();
       }
     } else {
@@ -251,9 +259,14 @@ const WRITE_BATCH_IDLE_MS = 2;
  * and then handed to the hash worker, which hashes them where they are, and written to zstd with
  * one vectored write. This thread only reads, rewrites headers and writes: under load the
  * pipeline runs at the pace of its busiest thread. A buffer is read into again once its write
- * completed and its bytes are hashed; when none is free, the socket waits.
+ * completed and its bytes are hashed; when none is free, the socket waits. `downloaded` is called
+ * once the whole archive was read (its helper container may go while zstd drains).
  */
-function downloadInput(download: VolumeArchiveDownload, progress: (n: number) => void): TarInput {
+function downloadInput(
+  download: VolumeArchiveDownload,
+  progress: (n: number) => void,
+  downloaded: () => void,
+): TarInput {
   let hasher: SharedHasher | undefined;
   let idle: NodeJS.Timeout | undefined;
   return {
@@ -354,6 +367,7 @@ function downloadInput(download: VolumeArchiveDownload, progress: (n: number) =>
       idle.unref();
       try {
         await Promise.race([download.run(sink, progress), exitedEarly(exited)]);
+        downloaded();
         // every write completed and every byte hashed before the digest counts
         await until(() => lent.length === 0);
       } finally {

@@ -225,6 +225,9 @@ async function exportLocked(
   // the worktree's commit and state, read while the export goes on
   const gitState = Promise.all([revParse("HEAD", env.path).catch(() => null), status(env.path)]);
   gitState.catch(() => undefined);
+  // the git-ignored files of bind mounts (a git call per mount), listed while the volumes are checked
+  const bindData = bindMountedData(env.path, reporter);
+  bindData.catch(() => undefined);
   // the volumes are checked and sized together (the first missing one in config order is named)
   const checked = await Promise.allSettled(
     ctx.config.volumes.map(async (name) => {
@@ -303,12 +306,7 @@ async function exportLocked(
 
     const environmentFiles: string[] = [];
     const envPaths = [
-      ...new Set([
-        ...ctx.config.env_files,
-        CONFIG_FILE,
-        ...ctx.config.compose_files,
-        ...(await bindMountedData(env.path, reporter)),
-      ]),
+      ...new Set([...ctx.config.env_files, CONFIG_FILE, ...ctx.config.compose_files, ...(await bindData)]),
     ];
     const encrypted: string[] = [];
     let hasEnvFiles = false;
