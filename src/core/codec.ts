@@ -179,14 +179,13 @@ function makeCompressor(codec: Codec, options: CompressOptions): Duplex {
       return new PassThrough();
     case "gzip":
       return mapErrors(zlib().createGzip({ level }), "gzip", "compress");
-    case "zstd": {
-      const args = ["-c", "-q", `-T${threads}`];
-      if (level < 0) args.push(`--fast=${-level}`);
-      else if (level > 19) args.push("--ultra", `-${level}`);
-      else args.push(`-${level}`);
-      if (options.long) args.push("--long=27");
-      return childStream("zstd", args, "zstd", "compress");
-    }
+    case "zstd":
+      return childStream(
+        "zstd",
+        ["-c", "-q", `-T${threads}`, ...zstdLevelArgs(level, options.long)],
+        "zstd",
+        "compress",
+      );
     case "xz":
       return childStream("xz", ["-c", "-q", `-T${threads}`, `-${level}`], "xz", "compress");
     case "bzip2":
@@ -196,6 +195,17 @@ function makeCompressor(codec: Codec, options: CompressOptions): Duplex {
       }
       return childStream("bzip2", ["-c", "-q", `-${level}`], "bzip2", "compress");
   }
+}
+
+/**
+ * The zstd command-line arguments for compression `level` (1–19, 20–22 with `--ultra`, negative
+ * as `--fast=N`) and, with `long`, `--long=27` — what {@link compressStream} passes, for callers
+ * that run zstd themselves. Does not check the level ({@link checkLevel} does).
+ */
+export function zstdLevelArgs(level: number, long = false): string[] {
+  const args = level < 0 ? [`--fast=${-level}`] : level > 19 ? ["--ultra", `-${level}`] : [`-${level}`];
+  if (long) args.push("--long=27");
+  return args;
 }
 
 /**

@@ -22,7 +22,7 @@ import { DockpackError } from "../core/errors.js";
 import { makeTempDir, outputKind, removeTempDir } from "../core/fs.js";
 import { type Reporter, silentReporter } from "../core/output.js";
 import type { Image } from "../image/image.js";
-import { openImages, parseImageRef } from "../image/open.js";
+import { type OpenImagesOptions, openImages, parseImageRef } from "../image/open.js";
 import {
   DELTA_CONFIG_MEMBER,
   DELTA_FORMAT_NAME,
@@ -33,7 +33,7 @@ import {
   tarMemberSize,
 } from "./format.js";
 import { type LayerInventory, readInventoryIfAny } from "./inventory.js";
-import { type DeltaMethod, pickMethod, ZSTD_PATCH_LEVEL } from "./methods.js";
+import { type DeltaMethod, pickMethod, ZSTD_LONG_THRESHOLD, ZSTD_PATCH_LEVEL } from "./methods.js";
 import { writeDeltaPackage } from "./package-writer.js";
 import { type ShipContext, shipLayer } from "./ship-layer.js";
 import { type BaseCandidate, chooseBase, EarlyPaths, layerPaths, type PathSizes } from "./similarity.js";
@@ -150,6 +150,7 @@ async function openAll(
   reporter: Reporter,
   early: EarlyPaths | undefined,
   needBaseBytes: boolean,
+  packLayers: OpenImagesOptions["packLayers"],
 ): Promise<{ source: Image; bases: Base[] }> {
   type Kind =
     | { inventory: LayerInventory; raw: string }
@@ -166,12 +167,22 @@ async function openAll(
     const inventory = await readInventoryIfAny(parsed.path);
     kinds.push(inventory ? { inventory, raw } : { raw });
   }
+  if (packLayers) {
+    // Layers the target has are never shipped: the save need not compress them.
+    const have = new Set<string>();
+    for (const k of kinds) {
+      if ("engine" in k) for (const d of k.engine.diffIds) have.add(d);
+      if ("inventory" in k) for (const img of k.inventory.images) for (const d of img.diffIds) have.add(d);
+    }
+    packLayers = { ...packLayers, have };
+  }
   const imageRefs = kinds.filter((k) => !("inventory" in k) && !("engine" in k)).map((k) => k.raw);
   const [source, ...images] = await openImages([image, ...imageRefs], reporter, {
     onMember: early?.onMember,
     // The engine checks each layer against its diff_id as it saves; apply checks every layer
     // it rebuilds (see ship-layer's layerFile).
     hashLayers: false,
+    ...(packLayers ? { packLayers } : {}),
   });
   const bases: Base[] = [];
   for (const k of kinds) {
@@ -275,6 +286,11 @@ export async function createDelta(
     reporter,
     options.method === "layer" || options.bases.length === 0 ? undefined : early,
     options.method !== "layer",
+    // `-m layer` ships whole layers compressed: engine layers are compressed while the save
+    // streams, as `docker save | zstd -T0` does (ship-layer then takes them as they are).
+    options.method === "layer" && codec === "zstd" && !options.dryRun && !options.measureGzip
+      ? { level, longAbove: ZSTD_LONG_THRESHOLD }
+      : undefined,
   );
   reporter.debug(`opened ${options.image} (${source.layers.length} layers) and ${bases.length} base(s)`);
   let tmp: string | undefined;

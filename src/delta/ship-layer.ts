@@ -115,6 +115,27 @@ function engineVerified(image: Image): boolean {
   return image.container instanceof ExtractedContainer && !image.container.hashed;
 }
 
+/**
+ * Layer `index` of `image` as the engine's save left it when it is already the member `-m layer`
+ * writes: compressed on the way in (image/open's `packLayers`) with `codec` at `level`, with
+ * `--long=27` exactly when a whole layer gets it here, and not hashed (see {@link layerFile}).
+ * Returns the file, its size and the uncompressed size in bytes; undefined otherwise.
+ */
+async function packedLayer(
+  image: Image,
+  index: number,
+  codec: Codec,
+  level: number,
+): Promise<{ file: string; memberSize: number; size: number } | undefined> {
+  const layer = image.layers[index];
+  const c = image.container;
+  const p = c instanceof ExtractedContainer && !c.hashed ? c.packed(layer.blob) : undefined;
+  if (!p || p.codec !== codec || p.level !== level || p.long !== p.size > ZSTD_LONG_THRESHOLD)
+    return undefined;
+  const r = await c.range(layer.blob);
+  return r.start === 0 ? { file: r.file, memberSize: r.size, size: p.size } : undefined;
+}
+
 async function tryDelta(
   ctx: ShipContext,
   index: number,
@@ -217,6 +238,22 @@ export async function shipLayer(ctx: ShipContext, index: number): Promise<Shippe
   const layer = ctx.source.layers[index];
   const hex12 = layer.diffId.slice(7, 19);
   const prefix = `layers/${String(index).padStart(3, "0")}-${hex12}`;
+  const packed =
+    ctx.method === "layer" ? await packedLayer(ctx.source, index, ctx.codec, ctx.level) : undefined;
+  if (packed) {
+    // Compressed while the save streamed: the member as it is, no second pass.
+    const entry: DeltaLayerEntry = {
+      index,
+      diffId: layer.diffId,
+      size: packed.size,
+      ship: "full",
+      member: `${prefix}.full.tar${CODEC_EXTENSION[ctx.codec]}`,
+      codec: ctx.codec,
+      fullSize: packed.memberSize,
+      reason: LAYER_ONLY,
+    };
+    return finish(ctx, entry, packed.file, 0);
+  }
   const got = await layerFile(ctx.source, index, layer.diffId, ctx.label, join(ctx.dir, `new-${index}.tar`));
   const newFile = got.file;
   const size = got.size;
@@ -266,7 +303,7 @@ export async function shipLayer(ctx: ShipContext, index: number): Promise<Shippe
     memberFile = fullFile;
     const reason =
       ctx.method === "layer"
-        ? "method layer: whole layers only"
+        ? LAYER_ONLY
         : ctx.candidates.length === 0
           ? ctx.inventoriesOnly
             ? "no base image with layer bytes (inventories carry none)"
@@ -288,11 +325,23 @@ export async function shipLayer(ctx: ShipContext, index: number): Promise<Shippe
       ...(delta?.methodReason ? { methodReason: delta.methodReason } : {}),
     };
   }
+  return finish(ctx, entry, memberFile, gzip);
+}
+
+const LAYER_ONLY = "method layer: whole layers only";
+
+/** Sets the member's size and digest on `entry` (reading `memberFile` once) and returns the shipped layer. */
+async function finish(
+  ctx: ShipContext,
+  entry: DeltaLayerEntry,
+  memberFile: string,
+  gzip: number,
+): Promise<ShippedLayer> {
   const d = await digestFile(memberFile);
   entry.memberSize = d.size;
   entry.memberDigest = d.digest;
   ctx.reporter.debug(
-    `${ctx.label}: ${entry.ship} (${entry.reason}), ${d.size} bytes; whole layer ${fullSize} bytes`,
+    `${ctx.label}: ${entry.ship} (${entry.reason}), ${d.size} bytes; whole layer ${entry.fullSize ?? entry.fullSizeAbove} bytes`,
   );
   return { entry, memberFile, gzip };
 }

@@ -38,6 +38,17 @@ interface Entry {
  */
 export type MemberHook = (member: { path: string; file: string; size: number; digest?: string }) => void;
 
+/**
+ * A member dockpack compressed on the way in (see save-unpack's `pack`): its bytes in the
+ * container are zstd at `level` (`--long=27` when `long`), `size` the uncompressed size in bytes.
+ */
+export interface PackedMember {
+  codec: "zstd";
+  level: number;
+  long: boolean;
+  size: number;
+}
+
 /** Options of {@link ExtractedContainer.extract}. */
 export interface ExtractOptions {
   /** See {@link MemberHook}. */
@@ -58,6 +69,7 @@ export class ExtractedContainer implements BlobContainer {
     private readonly order: MemberInfo[],
     /** False when unpacked with `hash: false` (no member digests known). */
     readonly hashed: boolean,
+    private readonly packedMembers: ReadonlyMap<string, PackedMember> = new Map(),
   ) {}
 
   /**
@@ -131,9 +143,14 @@ export class ExtractedContainer implements BlobContainer {
    * members, symlinks become links resolved by name like {@link ExtractedContainer.extract} does
    * (never followed on disk), anything else is left out. The walk uses lstat only, so a symlink
    * in the tree never leads outside `dir`. `order` lists member paths in stream order (others
-   * follow, sorted).
+   * follow, sorted). `packed` lists the members the unpacker compressed, by path.
    */
-  static async adopt(dir: string, location: string, order: string[] = []): Promise<ExtractedContainer> {
+  static async adopt(
+    dir: string,
+    location: string,
+    order: string[] = [],
+    packed: ReadonlyMap<string, PackedMember> = new Map(),
+  ): Promise<ExtractedContainer> {
     const entries = new Map<string, Entry>();
     const walk = async (rel: string): Promise<void> => {
       for (const name of (await readdir(join(dir, rel))).sort()) {
@@ -155,7 +172,12 @@ export class ExtractedContainer implements BlobContainer {
     const at = (p: string) => rank.get(p) ?? order.length;
     paths.sort((a, b) => at(a) - at(b) || (a < b ? -1 : a > b ? 1 : 0));
     const members = paths.map((path) => ({ path, size: (entries.get(path) as Entry).size }));
-    return new ExtractedContainer(location, entries, members, false);
+    return new ExtractedContainer(location, entries, members, false, packed);
+  }
+
+  /** How the unpacker compressed member `path` (see {@link PackedMember}); undefined when stored as it came. */
+  packed(path: string): PackedMember | undefined {
+    return this.packedMembers.get(normalizeMemberPath(path));
   }
 
   private resolve(path: string, depth = 0): Entry | undefined {

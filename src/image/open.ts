@@ -29,7 +29,7 @@ import type { Image, ImageFormat } from "./image.js";
 import { readOciLayout } from "./oci-layout.js";
 import { openRegistryImage } from "./registry.js";
 import { startSave } from "./save-stream.js";
-import { canUnpackNatively, unpackSave } from "./save-unpack.js";
+import { canPackNatively, canUnpackNatively, type PackOptions, unpackSave } from "./save-unpack.js";
 
 /** Options of {@link openImages}. */
 export interface OpenImagesOptions {
@@ -46,6 +46,16 @@ export interface OpenImagesOptions {
    * create: `delta apply` checks every rebuilt layer) may pass false to save that CPU.
    */
   hashLayers?: boolean;
+  /**
+   * With `hashLayers: false`: compress each layer of an engine image's `docker save` with zstd
+   * while it streams (see save-unpack's `pack`), when the programs are there; such a layer then
+   * has codec zstd, its uncompressed `size` set, and {@link ExtractedContainer.packed} says how
+   * it was compressed. For callers that ship whole compressed layers (delta create `-m layer`).
+   */
+  packLayers?: Omit<PackOptions, "raw"> & {
+    /** diff_ids the caller will not ship: such layers of a one-image save stay uncompressed. */
+    have?: ReadonlySet<string>;
+  };
 }
 
 /** A parsed image reference. `select` picks an image inside an archive or layout. */
@@ -199,11 +209,16 @@ async function openDaemonImages(
 ): Promise<Image[]> {
   const ids: string[] = [];
   const sizes = new Map<string, number>();
+  let layers: string[] = [];
   for (const r of refs) {
     const info = await inspectImage(r.path);
     ids.push(info.Id);
     sizes.set(info.Id, info.Size ?? 0);
+    layers = info.RootFS?.Layers ?? [];
   }
+  const pack = options.packLayers && canPackNatively() ? options.packLayers : undefined;
+  const have = options.packLayers?.have;
+  const raw = have && refs.length === 1 ? layers.flatMap((d, i) => (have.has(d) ? [i] : [])) : undefined;
   const dir = await makeTempDir("dockpack-image-");
   // The saved file is at most the images' sizes (shared layers are saved once) plus tar framing.
   const needed = [...sizes.values()].reduce((a, b) => a + b, 0);
@@ -223,8 +238,13 @@ async function openDaemonImages(
     let container: ExtractedContainer;
     if (options.hashLayers === false && canUnpackNatively()) {
       // No hashing on the way: GNU tar unpacks the CLI's output, node never reads the bytes.
-      container = await unpackSave([...new Set(names)], dir, location, options.onMember, (n) =>
-        progress?.increment(n),
+      container = await unpackSave(
+        [...new Set(names)],
+        dir,
+        location,
+        options.onMember,
+        (n) => progress?.increment(n),
+        pack && { level: pack.level, longAbove: pack.longAbove, ...(raw ? { raw } : {}) },
       );
     } else {
       const save = await startSave([...new Set(names)]);
@@ -263,6 +283,7 @@ async function openDaemonImages(
         );
       }
       const image = await readDockerArchive(container, refs[i].raw, `@${at}`, release);
+      for (const l of image.layers) l.size ??= container.packed(l.blob)?.size;
       if (image.repoTags.length === 0 && !/^(sha256:)?[a-f0-9]{12,64}$/.test(refs[i].path)) {
         (image.repoTags as string[]).push(
           refs[i].path.includes(":") ? refs[i].path : `${refs[i].path}:latest`,

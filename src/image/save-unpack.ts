@@ -15,16 +15,25 @@
  * so that nothing lands outside the directory (it drops leading `/`, refuses `..`, writes
  * symlinks pointing up or out only after everything else, keeps no owner or mode); the
  * directory is then read with lstat only ({@link ExtractedContainer.adopt}).
+ *
+ * With `pack` (delta create `-m layer`, which ships whole layers compressed), each layer tar
+ * (`<id>/layer.tar`, the layout of Docker < 25) is compressed by zstd while it streams, through
+ * tar's `--to-command`, so the save, the unpacking and the compression overlap like `docker save
+ * | zstd -T0` does, and the uncompressed layers are never written. Tar then creates nothing
+ * itself: a small sh script writes each member, refusing names other than plain relative paths
+ * of `[A-Za-z0-9._/-]` without `..` (the engine's names are IDs), and reports each finished
+ * member on file descriptor 3 (kind, size, name).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { lstat, realpath } from "node:fs/promises";
+import { lstat, mkdir, realpath, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { interrupted, onAbort } from "../core/abort.js";
+import { zstdLevelArgs } from "../core/codec.js";
 import { dockerHost } from "../core/docker/client.js";
 import { DockpackError } from "../core/errors.js";
 import { findProgram } from "../core/exec.js";
-import { ExtractedContainer, type MemberHook } from "./extract.js";
+import { ExtractedContainer, type MemberHook, type PackedMember } from "./extract.js";
 
 let gnuTar: string | null | undefined;
 
@@ -53,6 +62,59 @@ export function canUnpackNatively(): boolean {
   );
 }
 
+/** Compression of layer members on the way (see the module doc). */
+export interface PackOptions {
+  /** zstd level (see core/codec's zstdLevelArgs). */
+  level: number;
+  /** Layers above this many bytes get `--long=27`. */
+  longAbove: number;
+  /**
+   * Positions (0 = bottom) of layers to store uncompressed, because the caller will not ship
+   * them (the target has them). Applies to a save of one image; a layer's position is known
+   * from its `json` member's parent chain when its parent came first in the stream, else it is
+   * compressed. Only speed depends on this: the caller uses {@link ExtractedContainer.packed}.
+   */
+  raw?: number[];
+}
+
+/**
+ * The `--to-command` of a packing unpack (tar runs it with `sh -c` per regular member, the
+ * member's bytes on stdin and its name and size in TAR_FILENAME and TAR_SIZE).
+ */
+const PACK_SCRIPT = `umask 077
+n=\${TAR_FILENAME#./}
+case $n in ''|/*|*..*|*//*|*[!A-Za-z0-9._/-]*) echo "unexpected member name: $n" >&2; exit 3;; esac
+f=$DOCKPACK_PACK_DIR/$n
+x=\${n%/*}
+S=$DOCKPACK_PACK_STATE
+case $n in */*) d=\${f%/*}; [ -d "$d" ] || mkdir -p "$d" || exit 3;; esac
+k=r
+case $n in */layer.tar)
+  i=-; [ -r "$S/$x" ] && read -r i < "$S/$x"
+  case " $DOCKPACK_PACK_SKIP " in *" $i "*) ;; *) k=z;; esac;;
+esac
+if [ $k = z ]; then
+  l=; [ "$TAR_SIZE" -gt "$DOCKPACK_PACK_LONG_ABOVE" ] && l=--long=27
+  "$DOCKPACK_ZSTD" -q -c -T0 $DOCKPACK_PACK_LEVEL $l > "$f" || exit 4
+else cat > "$f" || exit 4; fi
+case $n in */json)
+  j=; IFS= read -r j < "$f"
+  case $j in
+  '{"id":"'"$x"'","parent":"'*)
+    p=\${j#*'","parent":"'}; p=\${p%%'"'*}; e=
+    case $p in *[!0-9a-f]*|'') ;; *) [ -r "$S/$p" ] && read -r e < "$S/$p";; esac
+    case $e in *[!0-9]*|'') ;; *) echo $((e + 1)) > "$S/$x";; esac;;
+  '{"id":"'"$x"'",'*) echo 0 > "$S/$x";;
+  esac;;
+esac
+printf '%s %s %s\\n' "$k" "$TAR_SIZE" "$n" >&3
+`;
+
+/** True when {@link unpackSave} can pack (zstd installed besides {@link canUnpackNatively}). */
+export function canPackNatively(): boolean {
+  return canUnpackNatively() && findProgram("zstd") !== null;
+}
+
 function exitOf(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => {
     child.once("error", () => resolve(-1));
@@ -63,9 +125,12 @@ function exitOf(child: ChildProcess): Promise<number | null> {
 /**
  * Runs `docker save names | tar -x -C dir` (see the module doc) and returns the unpacked
  * container. `onMember` is called for each regular member once tar has moved past it (its path,
- * file and size), before the save ends; `onBytes` with each member's size. The ambient abort
- * signal kills both programs; they have exited before this returns or throws, so the caller may
- * remove `dir` at once. Throws `IMAGE_FAILED` (the CLI's or tar's message), `INTERRUPTED`.
+ * file and size), before the save ends; `onBytes` with each member's size. With `pack`, layer
+ * tars are stored zstd-compressed (see the module doc and {@link ExtractedContainer.packed}) and
+ * `onMember` is called for the other members only. The ambient abort signal kills both
+ * programs; they (and tar's scripts) have exited before this returns or throws, so the caller
+ * may remove `dir` at once. Throws `IMAGE_FAILED` (the CLI's, tar's or zstd's message),
+ * `INTERRUPTED`.
  */
 export async function unpackSave(
   names: string[],
@@ -73,15 +138,38 @@ export async function unpackSave(
   location: string,
   onMember?: MemberHook,
   onBytes?: (n: number) => void,
+  pack?: PackOptions,
 ): Promise<ExtractedContainer> {
   const tarPath = findGnuTar() as string;
   const docker = findProgram("docker") as string;
+  const common = ["-x", "-v", "-f", "-", "-b", "256", "-B"];
+  // The script's notes (each layer directory's position), removed before the directory is read.
+  const state = join(dir, ".dockpack-pack");
+  if (pack) await mkdir(state);
   // tar first: node holds only the write end of its stdin, which the CLI gets as its stdout, so
   // node never reads a byte of the stream.
   const tar = spawn(
     tarPath,
-    ["-x", "-v", "-f", "-", "-C", dir, "-m", "--no-same-owner", "--no-same-permissions", "-b", "256", "-B"],
-    { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C" } },
+    pack
+      ? [...common, "--to-command", PACK_SCRIPT]
+      : [...common, "-C", dir, "-m", "--no-same-owner", "--no-same-permissions"],
+    {
+      stdio: ["pipe", "pipe", "pipe", pack ? "pipe" : "ignore"],
+      env: {
+        ...process.env,
+        LC_ALL: "C",
+        ...(pack
+          ? {
+              DOCKPACK_PACK_DIR: dir,
+              DOCKPACK_ZSTD: findProgram("zstd") as string,
+              DOCKPACK_PACK_LEVEL: zstdLevelArgs(pack.level).join(" "),
+              DOCKPACK_PACK_LONG_ABOVE: String(pack.longAbove),
+              DOCKPACK_PACK_SKIP: (pack.raw ?? []).join(" "),
+              DOCKPACK_PACK_STATE: state,
+            }
+          : {}),
+      },
+    },
   );
   const cli = spawn(docker, ["save", ...names], {
     stdio: ["ignore", tar.stdin, "pipe"],
@@ -125,11 +213,33 @@ export async function unpackSave(
     }
   };
   const lines = createInterface({ input: tar.stdout as NodeJS.ReadableStream, crlfDelay: Infinity });
-  lines.on("line", (line) => {
-    const prev = listed.at(-1);
-    listed.push(line);
-    if (prev !== undefined) notified.push(complete(prev));
-  });
+  const packed = new Map<string, PackedMember>();
+  // Closed once tar and every script it started have exited (they all hold fd 3).
+  let scriptsDone: Promise<void> = Promise.resolve();
+  if (pack) {
+    // The listing only keeps tar writing to node (it dies on a broken pipe once node is gone);
+    // the script reports each member once written, on fd 3.
+    lines.on("line", () => undefined);
+    const done = createInterface({ input: tar.stdio[3] as NodeJS.ReadableStream, crlfDelay: Infinity });
+    done.on("line", (line) => {
+      const m = /^([zr]) (\d+) (\S+)$/.exec(line);
+      if (!m) return;
+      const size = Number(m[2]);
+      listed.push(m[3]);
+      if (m[1] === "z") {
+        packed.set(m[3], { codec: "zstd", level: pack.level, long: size > pack.longAbove, size });
+        onBytes?.(size);
+      } else notified.push(complete(m[3]));
+    });
+    scriptsDone = new Promise<void>((resolve) => done.once("close", () => resolve()));
+    notified.push(scriptsDone);
+  } else {
+    lines.on("line", (line) => {
+      const prev = listed.at(-1);
+      listed.push(line);
+      if (prev !== undefined) notified.push(complete(prev));
+    });
+  }
   const linesDone = new Promise<void>((resolve) => lines.once("close", () => resolve()));
   try {
     const [cliCode, tarCode] = await Promise.all([cliExit, tarExit, linesDone]);
@@ -142,12 +252,13 @@ export async function unpackSave(
       );
     }
     const last = listed.at(-1);
-    if (last !== undefined) notified.push(complete(last));
+    if (!pack && last !== undefined) notified.push(complete(last));
     await Promise.all(notified);
-    return await ExtractedContainer.adopt(dir, location, listed);
+    if (pack) await rm(state, { recursive: true, force: true });
+    return await ExtractedContainer.adopt(dir, location, listed, packed);
   } catch (e) {
     kill();
-    await Promise.all([cliExit, tarExit]);
+    await Promise.all([cliExit, tarExit, scriptsDone]);
     throw e;
   } finally {
     off();

@@ -3,6 +3,8 @@
  * used by delta create): the same members and bytes as node's own unpacking, each layer's
  * bytes matching its diff_id, members reported before the save ends; SIGTERM while it runs
  * stops the CLI and tar, exits 143 and leaves no temp folder and no process writing into one.
+ * With `packLayers` (-m layer), the layers the target lacks are stored zstd-compressed, each
+ * decompressing to the bytes of its diff_id, and SIGTERM leaves no tar script or zstd behind.
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -12,9 +14,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { inspectImage } from "../../src/core/docker/images.js";
+import { ZSTD_LONG_THRESHOLD } from "../../src/delta/methods.js";
+import type { ExtractedContainer } from "../../src/image/extract.js";
 import type { Image } from "../../src/image/image.js";
 import { openImages } from "../../src/image/open.js";
-import { canUnpackNatively } from "../../src/image/save-unpack.js";
+import { canPackNatively, canUnpackNatively } from "../../src/image/save-unpack.js";
 import { needsEngine } from "../helpers/engine.js";
 
 const SCRIPT = fileURLToPath(new URL("../../scripts/delta-fixtures.sh", import.meta.url));
@@ -69,47 +74,117 @@ test("GNU tar unpacks the engine's save: same members and bytes as node's unpack
   }
 });
 
-test("SIGTERM while the engine's save is unpacked: exit 143, no temp folder, no docker save or tar left", async (t) => {
+test("-m layer packing: layers the target lacks are zstd-compressed while the save streams, bytes of their diff_id", async (t) => {
   if (!needsEngine(t)) return;
   execFileSync("bash", [SCRIPT, "small"], { stdio: ["ignore", "ignore", "inherit"] });
-  const work = mkdtempSync(join(tmpdir(), "dockpack-delta-unpack-int-"));
+  assert.ok(canPackNatively(), "docker CLI, unix socket, GNU tar and zstd are installed (scripts/setup.sh)");
+  const have = new Set((await inspectImage(V1)).RootFS?.Layers ?? []);
+  const [image] = await openImages([V2], undefined, {
+    hashLayers: false,
+    packLayers: { level: 3, longAbove: ZSTD_LONG_THRESHOLD, have },
+  });
   try {
-    const child = spawn(
-      process.execPath,
-      [...CLI, "delta", "create", "--base", V1, V2, join(work, "out.dpd")],
-      { env: { ...process.env, TMPDIR: work }, stdio: ["ignore", "ignore", "pipe"] },
-    );
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    // The save's folder appears: stop create then, while docker save and tar run.
-    let saveDir: string | undefined;
-    const watcher = watch(work, (_e, name) => {
-      if (!saveDir && name?.startsWith("dockpack-image-")) {
-        saveDir = join(work, name);
-        child.kill("SIGTERM");
-      }
-    });
-    const code = await new Promise<number | null>((resolve) =>
-      child.on("exit", (c, sig) => resolve(c ?? (sig ? 128 + 15 : null))),
-    );
-    watcher.close();
-    assert.ok(saveDir, `the save's temp folder appeared (${stderr})`);
-    assert.equal(code, 143, stderr);
-    assert.deepEqual(
-      readdirSync(work).filter((n) => !n.startsWith("tsx-")),
-      [],
-      "no package, no temp folder",
-    );
-    let writers = "";
-    try {
-      writers = execFileSync("pgrep", ["-af", saveDir as string]).toString();
-    } catch {
-      // pgrep exits 1: no such process
+    const c = image.container as ExtractedContainer;
+    let packed = 0;
+    for (const l of image.layers) {
+      const p = c.packed(l.blob);
+      const file = (await c.range(l.blob)).file;
+      const bytes = p
+        ? execFileSync("zstd", ["-d", "-c", "-q", file], { maxBuffer: 1 << 30 })
+        : readFileSync(file);
+      assert.equal(`sha256:${createHash("sha256").update(bytes).digest("hex")}`, l.diffId, l.blob);
+      assert.equal(l.size, bytes.length, `${l.blob}: uncompressed size known without reading`);
+      if (p) {
+        packed++;
+        assert.deepEqual(p, { codec: "zstd", level: 3, long: false, size: bytes.length });
+        assert.equal(l.codec, "zstd");
+      } else assert.equal(l.codec, "none");
+      if (!have.has(l.diffId)) assert.ok(p, `${l.blob}: a layer the target lacks is compressed`);
     }
-    assert.equal(writers, "", "no docker save or tar still writing into the removed folder");
+    assert.ok(packed >= 2, "the changed layers are compressed");
+    assert.equal(
+      c.packed(image.layers[0].blob),
+      undefined,
+      "the bottom layer, which the target has, stays as it came",
+    );
+    assert.ok(
+      !(await c.members()).some((m) => m.path.startsWith(".dockpack")),
+      "the script's notes are gone",
+    );
   } finally {
-    rmSync(work, { recursive: true, force: true });
+    await image.close();
   }
 });
+
+/** Processes whose arguments or environment name `dir` (docker save, tar and tar's scripts). */
+function writersInto(dir: string): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    try {
+      const env = readFileSync(`/proc/${pid}/environ`, "latin1");
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "latin1");
+      if (env.includes(dir) || cmd.includes(dir)) out.push(`${pid}: ${cmd.replaceAll("\0", " ")}`);
+    } catch {
+      // gone, or not ours
+    }
+  }
+  return out;
+}
+
+for (const method of ["xdelta3", "layer"]) {
+  test(`SIGTERM while the engine's save is unpacked (-m ${method}): exit 143, no temp folder, no docker save, tar or zstd left`, async (t) => {
+    if (!needsEngine(t)) return;
+    execFileSync("bash", [SCRIPT, "small"], { stdio: ["ignore", "ignore", "inherit"] });
+    const work = mkdtempSync(join(tmpdir(), "dockpack-delta-unpack-int-"));
+    try {
+      const child = spawn(
+        process.execPath,
+        [...CLI, "delta", "create", "-m", method, "--base", V1, V2, join(work, "out.dpd")],
+        { env: { ...process.env, TMPDIR: work }, stdio: ["ignore", "ignore", "pipe"] },
+      );
+      let stderr = "";
+      child.stderr.on("data", (d: Buffer) => {
+        stderr += d.toString();
+      });
+      // The save's folder appears: stop create then, while docker save and tar run (with -m
+      // layer, once tar's script wrote the first member into it).
+      let saveDir: string | undefined;
+      let inner: ReturnType<typeof watch> | undefined;
+      const watcher = watch(work, (_e, name) => {
+        if (!saveDir && name?.startsWith("dockpack-image-")) {
+          saveDir = join(work, name);
+          if (method !== "layer") child.kill("SIGTERM");
+          else {
+            try {
+              inner = watch(saveDir, (_e2, n2) => {
+                if (n2 && !n2.startsWith(".dockpack")) child.kill("SIGTERM");
+              });
+              inner.on("error", () => child.kill("SIGTERM"));
+            } catch {
+              child.kill("SIGTERM"); // already gone
+            }
+          }
+        }
+      });
+      const code = await new Promise<number | null>((resolve) =>
+        child.on("exit", (c, sig) => resolve(c ?? (sig ? 128 + 15 : null))),
+      );
+      watcher.close();
+      inner?.close();
+      assert.ok(saveDir, `the save's temp folder appeared (${stderr})`);
+      assert.equal(code, 143, stderr);
+      assert.deepEqual(
+        readdirSync(work).filter((n) => !n.startsWith("tsx-")),
+        [],
+        "no package, no temp folder",
+      );
+      assert.deepEqual(
+        writersInto(saveDir as string),
+        [],
+        "no docker save, tar or zstd still writing into the removed folder",
+      );
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+}
