@@ -180,12 +180,13 @@ export function register(program: Command): void {
               passphrase: process.env.DOCKPACK_PASSPHRASE,
               images: o.images !== false,
             };
-            const { isRegistryReference, importFromRegistry } = await import("../env/registry-import.js");
+            const { isRegistryReference } = await import("../env/registry-reference.js");
             const { importPackage } = await import("../env/import.js");
-            // a file, or a registry reference (streamed: registry-import.ts); the same questions for both
-            const run = (x: typeof options) =>
+            // a file, or a registry reference (streamed: registry-import.ts, loaded only then);
+            // the same questions for both
+            const run = async (x: typeof options) =>
               isRegistryReference(pkg)
-                ? importFromRegistry(
+                ? (await import("../env/registry-import.js")).importFromRegistry(
                     { ...x, reference: pkg, verifyKey: o.verifyKey, ...registryOptions(o) },
                     r,
                   )

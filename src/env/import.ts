@@ -38,7 +38,7 @@ import { Journal } from "./journal.js";
 import { worktreeFolder } from "./naming.js";
 import { decryptMembers, readPackageEncryption, writePlain } from "./package-crypto.js";
 import { unwrapPackageKey } from "./package-crypto-stream.js";
-import { type LoadedImage, loadImages, type PreparedImages, prepareImages } from "./package-images-load.js";
+import type { LoadedImage, PreparedImages } from "./package-images-load.js";
 import { readPackageHead, requireValidPackage } from "./package-reader.js";
 import { recoverDeadRuns, withEnvLock } from "./recover.js";
 import type { SealedRestore } from "./restore-files.js";
@@ -176,10 +176,17 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
       ? { identity: packageIdentity, plain: verified.sealed.plain }
       : undefined;
   // every image the engine lacks is rebuilt and checked against its diff_ids and ID before
-  // anything is created (package-images-load.ts)
+  // anything is created (package-images-load.ts; with the delta code, loaded only for a package
+  // with images: an import without them does not pay for its start-up)
   const prepared =
     options.images !== false && verified.metadata.images?.length
-      ? await prepareImages(file, verified.metadata, verified.checksums, t.composeProject, reporter)
+      ? await (await import("./package-images-load.js")).prepareImages(
+          file,
+          verified.metadata,
+          verified.checksums,
+          t.composeProject,
+          reporter,
+        )
       : undefined;
   failAt("import:images-verify");
   try {
@@ -343,7 +350,14 @@ async function importLocked(
     volumes.settings(settings);
     failAt("import:settings");
     next("images");
-    const images = prepared ? await loadImages(prepared, t.composeProject, journal, reporter) : undefined;
+    const images = prepared
+      ? await (await import("./package-images-load.js")).loadImages(
+          prepared,
+          t.composeProject,
+          journal,
+          reporter,
+        )
+      : undefined;
     failAt("import:images");
     next("volumes");
     await volumes.done;

@@ -9,7 +9,7 @@
  * fails the import with `DIGEST_MISMATCH` and the import's journal rolls everything back. The
  * temporary folder is removed afterwards (after kill -9: by the next dockpack run).
  */
-import { createReadStream, existsSync } from "node:fs";
+import { createReadStream } from "node:fs";
 import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { DockpackError } from "../core/errors.js";
@@ -26,21 +26,7 @@ import { withRegistryImages } from "./registry-images-import.js";
 import { verifyPackageSignature } from "./registry-sign.js";
 import { type StreamedVolume, volumeStream, writeSkeleton } from "./registry-stream.js";
 
-/**
- * True when `arg` names a registry artifact rather than a file: `docker://…`, or not an existing
- * path and of the form `host[:port]/repo[:tag|@digest]` with a host containing `.` or `:` or
- * being `localhost`.
- */
-export function isRegistryReference(arg: string): boolean {
-  if (arg.startsWith("docker://")) return true;
-  if (existsSync(arg)) return false;
-  const first = arg.split("/")[0];
-  return (
-    arg.includes("/") &&
-    (first.includes(".") || first.includes(":") || first === "localhost") &&
-    !arg.endsWith(".tar")
-  );
-}
+export { isRegistryReference } from "./registry-reference.js";
 
 /** What {@link importFromRegistry} fetched. */
 export interface RegistryImportFetch {
