@@ -14,12 +14,25 @@
  * A cache is written (temp file + rename: a kill leaves the old or the new file) when the command
  * exits after a file ran without bytecode (no cache, or one V8 rejected); never after a usage error
  * (exit code 2), so mistyped commands leave no file. The cache only ever saves time: an unreadable,
- * corrupt or rejected file is compiled without and rewritten; an unwritable folder is left alone.
+ * corrupt or rejected file is compiled without and rewritten (V8 checks a checksum of it, see
+ * withChecksums), as is one not owned by this user or writable by others (bytecode runs as this
+ * user); an unwritable folder is left alone.
  * At most {@link MAX_BUILDS} build folders are kept (the oldest go when one is written) and at most
  * {@link MAX_FILES} command files in one. `DOCKPACK_NO_COMPILE_CACHE=1` compiles without cache and
  * writes none.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -125,13 +138,18 @@ export type CacheOutcome = "disabled" | "hit" | "miss" | "rejected";
 
 /**
  * Reads a command's cache file: a 4-byte big-endian header length, the header (JSON: `[file name,
- * byte length]` pairs) and the cached data of each file in that order. Missing, unreadable or
- * malformed: an empty map.
+ * byte length]` pairs) and the cached data of each file in that order. Missing, unreadable,
+ * malformed, not owned by this user or writable by others: an empty map.
  */
 export function readCacheFile(path: string): Map<string, Buffer> {
   const map = new Map<string, Buffer>();
+  let fd: number | undefined;
   try {
-    const buf = readFileSync(path);
+    fd = openSync(path, "r");
+    // Bytecode runs as this user: only from a file that only this user can have written.
+    const st = fstatSync(fd);
+    if (!st.isFile() || (process.getuid && st.uid !== process.getuid()) || st.mode & 0o022) return map;
+    const buf = readFileSync(fd);
     const headerEnd = 4 + buf.readUInt32BE(0);
     const entries = JSON.parse(buf.toString("utf8", 4, headerEnd)) as unknown;
     if (!Array.isArray(entries)) return map;
@@ -144,6 +162,8 @@ export function readCacheFile(path: string): Map<string, Buffer> {
     }
   } catch {
     map.clear(); // no cache yet, or not one: compile without
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
   return map;
 }
@@ -183,6 +203,7 @@ export function runBundle(binUrl: URL, main: string, buildId: string, argv: stri
     const filename = join(dir, name);
     // The bundle is ASCII (esbuild escapes the rest): latin1 is the cheapest exact decoding.
     const cachedData = cached.get(name);
+    cached.delete(name); // consumed: not kept in memory for the rest of the run
     const source = readFileSync(filename, "latin1");
     const script = withChecksums(() => new Script(source, { filename, cachedData }));
     if (outcome === "hit" && (!cachedData || script.cachedDataRejected))

@@ -6,7 +6,16 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -95,7 +104,7 @@ test("the first run writes the command's cache, the next ones use it with the sa
   assert.equal(cacheFiles(home).length, 1);
 });
 
-test("a corrupt, truncated or foreign cache file is compiled without and rewritten", () => {
+test("a corrupt, truncated, foreign or writable-by-others cache file is compiled without and rewritten", () => {
   const home = join(tmp, "corrupt");
   const ok = run(home, ["targets", "--help"]);
   assert.equal(ok.outcome, "miss");
@@ -113,6 +122,11 @@ test("a corrupt, truncated or foreign cache file is compiled without and rewritt
     assert.notEqual(r.outcome, "hit");
     assert.equal(run(home, ["targets", "--help"]).outcome, "hit", "the cache was rewritten");
   }
+  // Bytecode runs as this user: a cache file others may write is not used, and is replaced.
+  chmodSync(file, 0o666);
+  assert.equal(run(home, ["targets", "--help"]).outcome, "miss");
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  assert.equal(run(home, ["targets", "--help"]).outcome, "hit");
 });
 
 test("an unwritable cache folder changes nothing but the time", () => {
