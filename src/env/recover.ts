@@ -73,6 +73,8 @@ async function recoverOne(j: JournalFile, reporter: Reporter): Promise<Recovered
   const failures = j.committed
     ? await finishEntries(j.entries, reporter)
     : await undoEntries(j.entries, header.id, reporter);
+  // again: a create request in flight when the process was killed can land after the first sweep
+  await removeHelpersOf(header.pid, header.host);
   const outcome = failures.length ? "failed" : j.committed ? "finished" : "rolled-back";
   if (failures.length)
     reporter.warn(`recovery of the ${what} is incomplete (kept for the next run): ${failures.join("; ")}`);
