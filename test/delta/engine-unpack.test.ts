@@ -26,8 +26,34 @@ const SCRIPT = fileURLToPath(new URL("../../scripts/delta-fixtures.sh", import.m
 const DIST = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
 const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 const CLI = existsSync(DIST) ? [DIST] : ["--import", import.meta.resolve("tsx"), MAIN];
-const V1 = "dockpack-test/delta-small:1";
-const V2 = "dockpack-test/delta-small:2";
+// Private tags of the shared fixtures: test/delta/engine.test.ts removes and reloads
+// dockpack-test/delta-small:2 while it runs, in parallel with this file.
+const V1 = `dockpack-test/delta-unpack-${process.pid}:1`;
+const V2 = `dockpack-test/delta-unpack-${process.pid}:2`;
+let tagged = false;
+
+/** Builds the fixtures when missing and tags them privately (again when another file untagged them first). */
+function fixtures(): void {
+  if (tagged) return;
+  for (let attempt = 1; ; attempt++) {
+    execFileSync("bash", [SCRIPT, "small"], { stdio: ["ignore", "ignore", "inherit"] });
+    try {
+      for (const v of ["1", "2"]) {
+        execFileSync("docker", ["tag", `dockpack-test/delta-small:${v}`, v === "1" ? V1 : V2], {
+          stdio: "pipe",
+        });
+      }
+      tagged = true;
+      return;
+    } catch (e) {
+      if (attempt === 3) throw e;
+    }
+  }
+}
+
+test.after(() => {
+  if (tagged) execFileSync("docker", ["rmi", V1, V2], { stdio: "ignore" });
+});
 
 async function layerBytes(image: Image): Promise<{ diffId: string; sha: string; size: number }[]> {
   const out = [];
@@ -45,7 +71,7 @@ async function layerBytes(image: Image): Promise<{ diffId: string; sha: string; 
 
 test("GNU tar unpacks the engine's save: same members and bytes as node's unpacking, members reported early", async (t) => {
   if (!needsEngine(t)) return;
-  execFileSync("bash", [SCRIPT, "small"], { stdio: ["ignore", "ignore", "inherit"] });
+  fixtures();
   assert.ok(canUnpackNatively(), "docker CLI, unix socket and GNU tar are installed (scripts/setup.sh)");
   const seen: string[] = [];
   const native = await openImages([V2, V1], undefined, {
@@ -76,7 +102,7 @@ test("GNU tar unpacks the engine's save: same members and bytes as node's unpack
 
 test("-m layer packing: layers the target lacks are zstd-compressed while the save streams, bytes of their diff_id", async (t) => {
   if (!needsEngine(t)) return;
-  execFileSync("bash", [SCRIPT, "small"], { stdio: ["ignore", "ignore", "inherit"] });
+  fixtures();
   assert.ok(canPackNatively(), "docker CLI, unix socket, GNU tar and zstd are installed (scripts/setup.sh)");
   const have = new Set((await inspectImage(V1)).RootFS?.Layers ?? []);
   const [image] = await openImages([V2], undefined, {
@@ -134,7 +160,7 @@ function writersInto(dir: string): string[] {
 for (const method of ["xdelta3", "layer"]) {
   test(`SIGTERM while the engine's save is unpacked (-m ${method}): exit 143, no temp folder, no docker save, tar or zstd left`, async (t) => {
     if (!needsEngine(t)) return;
-    execFileSync("bash", [SCRIPT, "small"], { stdio: ["ignore", "ignore", "inherit"] });
+    fixtures();
     const work = mkdtempSync(join(tmpdir(), "dockpack-delta-unpack-int-"));
     try {
       const child = spawn(
