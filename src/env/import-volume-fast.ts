@@ -20,9 +20,8 @@
  * Returns once zstd, the upload and the helper container are all gone.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, open, rm } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { connect, createServer, type OnReadOpts, type Socket } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { interrupted } from "../core/abort.js";
 import { normaliseEntryName, StrictTarScanner, TarEntryChecker } from "../core/archive.js";
@@ -30,7 +29,7 @@ import { TarRenamer } from "../core/docker/tar-rename.js";
 import { openVolumeUpload } from "../core/docker/volumes.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
 import { requireProgram } from "../core/exec.js";
-import { onCleanup } from "../core/fs.js";
+import { makeTempDir, onCleanup, removeTempDir } from "../core/fs.js";
 import { drained } from "../core/stream.js";
 import { HashedBuffers } from "./import-volume-buffers.js";
 import { VolumeUpload } from "./import-volume-put.js";
@@ -72,8 +71,9 @@ function problemOf(e: unknown, v: PackageVolume): { code: string; message: strin
 
 /** A connected pair of Unix stream sockets: `ours` (with `onread` when given) and the child's end. */
 async function socketPair(onread?: OnReadOpts): Promise<{ ours: Socket; theirs: Socket }> {
-  // a socket file in a private folder: no other user can connect before we do
-  const dir = await mkdtemp(join(tmpdir(), "dockpack-pair-"));
+  // a socket file in a private folder: no other user can connect before we do; a temp dir that
+  // names its owner, so the next run's sweep removes it after a SIGKILL
+  const dir = await makeTempDir("dockpack-pair-");
   const path = join(dir, "s");
   const server = createServer();
   try {
@@ -90,7 +90,7 @@ async function socketPair(onread?: OnReadOpts): Promise<{ ours: Socket; theirs: 
     return { ours, theirs: await accepted };
   } finally {
     server.close();
-    await rm(dir, { recursive: true, force: true });
+    await removeTempDir(dir);
   }
 }
 
