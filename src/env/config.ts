@@ -9,13 +9,18 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import YAML from "yaml";
-import { z } from "zod";
 import { DockpackError } from "../core/errors.js";
+import * as z from "../core/zod-mini.js";
 
 /** Folder (relative to a repository or worktree root) holding dockpack's files. */
 export const DOCKPACK_DIR = ".dockpack";
 /** The config file, relative to the repository root. */
 export const CONFIG_FILE = `${DOCKPACK_DIR}/config.yml`;
+
+/** A non-empty string (zod/mini: see core/zod-mini.ts). */
+const nonEmpty = () => z.string().check(z.minLength(1));
+/** A port number a config may give for published host ports. */
+const hostPort = () => z.number().check(z.int(), z.minimum(1024), z.maximum(65535));
 
 /** The schema of `.dockpack/config.yml` (version 1). Unknown keys are rejected. */
 export const envConfigSchema = z.strictObject({
@@ -24,30 +29,30 @@ export const envConfigSchema = z.strictObject({
   /** Project name; the compose project of branch B is `<project>-<B>` (sanitised). */
   project: z
     .string()
-    .regex(
-      /^[a-z0-9][a-z0-9_-]*$/,
-      "lower-case letters, digits, '-' and '_', starting with a letter or digit",
+    .check(
+      z.regex(
+        /^[a-z0-9][a-z0-9_-]*$/,
+        "lower-case letters, digits, '-' and '_', starting with a letter or digit",
+      ),
     ),
   /** Compose files, relative to the repository root, in `-f` order. */
-  compose_files: z.array(z.string().min(1)).min(1),
+  compose_files: z.array(nonEmpty()).check(z.minLength(1)),
   /** Where `env create` puts worktrees, relative to the repository root. */
-  worktrees_dir: z.string().min(1).default("worktrees"),
+  worktrees_dir: z._default(nonEmpty(), "worktrees"),
   /** Logical names of the named volumes (as declared in the compose files) that packages carry. */
-  volumes: z.array(z.string().min(1)),
+  volumes: z.array(nonEmpty()),
   /** Env files (relative paths) that packages carry; missing ones are skipped. */
-  env_files: z.array(z.string().min(1)).default([".env"]),
+  env_files: z._default(z.array(nonEmpty()), [".env"]),
   /** The service and container port whose published host port makes the environment's URL. */
-  web: z
-    .strictObject({
-      service: z.string().min(1),
-      port: z.number().int().min(1).max(65535),
-      scheme: z.enum(["http", "https"]).default("http"),
-    })
-    .optional(),
+  web: z.optional(
+    z.strictObject({
+      service: nonEmpty(),
+      port: z.number().check(z.int(), z.minimum(1), z.maximum(65535)),
+      scheme: z._default(z.enum(["http", "https"]), "http"),
+    }),
+  ),
   /** Host port range that per-environment published ports are taken from (inclusive). */
-  port_range: z
-    .tuple([z.number().int().min(1024).max(65535), z.number().int().min(1024).max(65535)])
-    .default([20000, 29999]),
+  port_range: z._default(z.tuple([hostPort(), hostPort()]), [20000, 29999]),
 });
 
 /** A parsed, validated `.dockpack/config.yml`. */

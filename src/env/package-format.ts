@@ -23,8 +23,8 @@
  * Versioning: `format_version` is `major.minor`. A reader accepts any minor of its major and
  * refuses another major (`PACKAGE_VERSION_UNSUPPORTED`).
  */
-import { z } from "zod";
 import { DockpackError } from "../core/errors.js";
+import * as z from "../core/zod-mini.js";
 import { PACKAGE_EXTENSION } from "./package-extension.js";
 
 /** The format version this dockpack writes. */
@@ -45,12 +45,12 @@ export const PLAIN_CHECKSUMS_MEMBER = "checksums.plain.age";
 /** Bytes reserved for metadata.json (the JSON is padded with spaces to this size). */
 export const METADATA_RESERVED_BYTES = 64 * 1024;
 
-const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/);
+const digest = z.string().check(z.regex(/^sha256:[a-f0-9]{64}$/));
 
 /** One packaged volume as recorded in metadata.json. */
 export const packageVolumeSchema = z.object({
   /** Logical name as declared in the compose files, e.g. `db`. */
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/),
+  name: z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/)),
   /** The Docker volume it was read from, e.g. `shop-main_db`. */
   source_volume: z.string(),
   /** Member path in the package, e.g. `volumes/db.tar.zst`. */
@@ -58,9 +58,9 @@ export const packageVolumeSchema = z.object({
   /** Codec of the member: `zstd`, `gzip` or `none`. */
   codec: z.enum(["zstd", "gzip", "none"]),
   /** Bytes of the volume's tar before compression. */
-  size: z.number().int().nonnegative(),
+  size: z.number().check(z.int(), z.nonnegative()),
   /** Bytes of the member. */
-  compressed_size: z.number().int().nonnegative(),
+  compressed_size: z.number().check(z.int(), z.nonnegative()),
   /** sha256 of the member (compressed bytes). */
   sha256: digest,
   /** sha256 of the uncompressed tar. */
@@ -74,21 +74,21 @@ export const packageImageSchema = z.object({
   /** Image ID (`sha256:` of the config bytes): the loaded image must have exactly this ID. */
   id: digest,
   /** The services that run it: `image` is the compose `image:` value, absent for a build-only service. */
-  services: z.array(z.object({ service: z.string(), image: z.string().optional() })),
+  services: z.array(z.object({ service: z.string(), image: z.optional(z.string()) })),
   /** Tags the image had in the exporting engine (informational). */
   source_tags: z.array(z.string()),
   /** Bytes of the member (the delta package). */
-  size: z.number().int().nonnegative(),
+  size: z.number().check(z.int(), z.nonnegative()),
   /** sha256 of the member. */
   sha256: digest,
   /** Σ uncompressed sizes of the image's distinct layers plus config. */
-  image_size: z.number().int().nonnegative(),
+  image_size: z.number().check(z.int(), z.nonnegative()),
   /** Layers in total, shipped whole, as deltas, and left to the receiver (reused, incl. other images of the section). */
   layers: z.object({
-    total: z.number().int().nonnegative(),
-    full: z.number().int().nonnegative(),
-    delta: z.number().int().nonnegative(),
-    reused: z.number().int().nonnegative(),
+    total: z.number().check(z.int(), z.nonnegative()),
+    full: z.number().check(z.int(), z.nonnegative()),
+    delta: z.number().check(z.int(), z.nonnegative()),
+    reused: z.number().check(z.int(), z.nonnegative()),
   }),
 });
 /** One entry of the image section. */
@@ -102,17 +102,14 @@ export type PackageImage = z.infer<typeof packageImageSchema>;
 export const packageEncryptionSchema = z.object({
   scheme: z.literal("age"),
   members: z.array(z.string()),
-  all: z.boolean().optional(),
-  key: z
-    .string()
-    .max(16 * 1024)
-    .optional(),
+  all: z.optional(z.boolean()),
+  key: z.optional(z.string().check(z.maxLength(16 * 1024))),
 });
 
 /** metadata.json. Unknown keys are allowed (a newer minor version may add some). */
 export const packageMetadataSchema = z.object({
   format: z.literal(PACKAGE_FORMAT_NAME),
-  format_version: z.string().regex(/^\d+\.\d+$/),
+  format_version: z.string().check(z.regex(/^\d+\.\d+$/)),
   dockpack_version: z.string(),
   /** ISO 8601 UTC time of the export. */
   created_at: z.string(),
@@ -120,23 +117,23 @@ export const packageMetadataSchema = z.object({
   branch: z.string(),
   compose_project: z.string(),
   /** The worktree's HEAD commit (40 hex) or null when it had none. */
-  commit: z.string().nullable(),
+  commit: z.nullable(z.string()),
   /** True when the worktree had uncommitted or untracked changes at export. */
   dirty: z.boolean(),
   include_code: z.boolean(),
   /** Paths (relative to the worktree) stored under environment/. */
   environment_files: z.array(z.string()),
   /** Number of files stored under code/. */
-  code_files: z.number().int().nonnegative(),
+  code_files: z.number().check(z.int(), z.nonnegative()),
   volumes: z.array(packageVolumeSchema),
   /** Number of lines in checksums.sha256. */
-  members: z.number().int().positive(),
+  members: z.number().check(z.int(), z.positive()),
   /** The image section (package-images.ts); absent when the package carries no images. */
-  images: z.array(packageImageSchema).optional(),
+  images: z.optional(z.array(packageImageSchema)),
   /** How the image section was chosen: every layer (`all`) or what an inventory lacks (`missing-from`). */
-  images_mode: z.enum(["all", "missing-from"]).optional(),
+  images_mode: z.optional(z.enum(["all", "missing-from"])),
   /** Present when members are encrypted (package-crypto.ts, package-crypto-stream.ts). */
-  encryption: packageEncryptionSchema.optional(),
+  encryption: z.optional(packageEncryptionSchema),
 });
 
 /** A package's metadata.json. */

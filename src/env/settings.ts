@@ -8,10 +8,10 @@
 import { appendFile, mkdir, readdir, readFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, sep } from "node:path";
 import YAML from "yaml";
-import { z } from "zod";
 import { DockpackError } from "../core/errors.js";
 import { atomicWriteFile, withLock } from "../core/fs.js";
 import { git } from "../core/git.js";
+import * as z from "../core/zod-mini.js";
 import { type ComposeModel, guessWebPort, type PublishedPort, renderEnvCompose } from "./compose-file.js";
 import { composeProjectDir, resolveComposeModel } from "./compose-model.js";
 import { DOCKPACK_DIR, type EnvConfig } from "./config.js";
@@ -32,18 +32,19 @@ export const envSettingsSchema = z.object({
   /** Logical volume name → Docker volume name. */
   volumes: z.record(z.string(), z.string()),
   /** `service:container/proto` → host port. */
-  ports: z.record(z.string(), z.number().int()),
+  ports: z.record(z.string(), z.number().check(z.int())),
   /** The environment's URL, or null when no web service is configured. */
-  url: z.string().nullable(),
+  url: z.nullable(z.string()),
   created_at: z.string(),
   /** Compose's project directory, relative to the worktree (the first compose file's folder). */
-  project_directory: z.string().default("."),
+  project_directory: z._default(z.string(), "."),
   /** `driver_opts` of bind-style volumes (logical name → options, `device` in the worktree). */
-  volume_driver_opts: z.record(z.string(), z.record(z.string(), z.string())).default({}),
+  volume_driver_opts: z._default(z.record(z.string(), z.record(z.string(), z.string())), {}),
   /** External volumes and networks the environment shares with every other one. */
-  shared: z
-    .object({ volumes: z.array(z.string()), networks: z.array(z.string()) })
-    .default({ volumes: [], networks: [] }),
+  shared: z._default(z.object({ volumes: z.array(z.string()), networks: z.array(z.string()) }), {
+    volumes: [],
+    networks: [],
+  }),
 });
 
 /** A worktree's `.dockpack/env.yml`. */
