@@ -13,7 +13,7 @@
 import { constants, createReadStream } from "node:fs";
 import { open, readFile } from "node:fs/promises";
 import type { Encrypter } from "age-encryption";
-import { readTar } from "../core/archive.js";
+import { readTar } from "../core/archive/reader.js";
 import { DockpackError } from "../core/errors.js";
 import { loadAge } from "./age.js";
 import { METADATA_MEMBER } from "./package-format.js";

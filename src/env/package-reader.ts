@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { basename } from "node:path";
 import type { Readable } from "node:stream";
-import { readTarStrict } from "../core/archive.js";
+import { readTarStrict } from "../core/archive/strict.js";
 import { digestStream, sha256Hex } from "../core/digest.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
 import { type Reporter, silentReporter } from "../core/output.js";

@@ -6,7 +6,8 @@
  */
 import { pipeline as pipelineCb, type Readable, Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { readTarStrict, TarEntryChecker } from "../core/archive.js";
+import { TarEntryChecker } from "../core/archive/checks.js";
+import { readTarStrict } from "../core/archive/strict.js";
 import { decompressStream } from "../core/codec.js";
 import { DigestStream } from "../core/digest.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";

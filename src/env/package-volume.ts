@@ -6,7 +6,7 @@
  * files of the same tar, no devices/fifos unless `allowSpecialFiles`).
  */
 import { Transform } from "node:stream";
-import type { TarEntryProblem } from "../core/archive.js";
+import type { TarEntryProblem } from "../core/archive/checks.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
 
 /**
