@@ -184,11 +184,13 @@ test("kill -9 while a volume streams: the next dockpack run rolls the import bac
     );
     const dead = new Promise<void>((r) => child.on("exit", () => r()));
     const deadline = Date.now() + 120_000;
-    // a volume of the import exists and blob bytes are flowing: it is restoring
+    // a volume of the import exists and blob bytes are flowing: it is restoring. Volume restores
+    // start before `git worktree add` ends (they overlap), so wait for the branch too: the kill
+    // must land after both, to show that the rollback removes each.
     for (;;) {
       if (child.exitCode !== null) throw new Error(`the import ended (${child.exitCode}) before the kill`);
       if (Date.now() > deadline) throw new Error("the import never reached its volumes");
-      if (volumesWithPrefix(`${project}-kk_`).length > 0) break;
+      if (volumesWithPrefix(`${project}-kk_`).length > 0 && branchExists("kk")) break;
       await new Promise((r) => setTimeout(r, 100));
     }
     await new Promise((r) => setTimeout(r, 500));
