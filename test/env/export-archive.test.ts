@@ -18,7 +18,7 @@ import {
 } from "../../src/env/export-archive.js";
 import { needsEngine } from "../helpers/engine.js";
 import { ensureFixture } from "../helpers/fixtures.js";
-import { docker, helpersFor, volumeScope } from "../helpers/volumes.js";
+import { docker, helpersFor, inVolume, volumeScope } from "../helpers/volumes.js";
 
 const { prefix, created } = volumeScope("xarc");
 
@@ -75,8 +75,8 @@ test("the fast read yields readVolumeTar's tar byte for byte, and removes its he
   created.push(vol, other);
   await createVolume(vol, { "io.dockpack.test": "1" });
   await createVolume(other, { "io.dockpack.test": "1" });
-  docker("run", "--rm", "--network", "none", "-v", `${vol}:/data`, busybox, "sh", "-c", POPULATE);
-  docker("run", "--rm", "--network", "none", "-v", `${other}:/data`, busybox, "sh", "-c", "echo b > /data/b");
+  inVolume(vol, busybox, POPULATE);
+  inVolume(other, busybox, "echo b > /data/b");
 
   const chunks: Buffer[] = [];
   for await (const c of await readVolumeTar(vol)) chunks.push(c as Buffer);
@@ -116,18 +116,7 @@ test("the fast read: a missing volume is VOLUME_NOT_FOUND; a cut download reject
   const vol = `${prefix}-c`;
   created.push(vol);
   await createVolume(vol, { "io.dockpack.test": "1" });
-  docker(
-    "run",
-    "--rm",
-    "--network",
-    "none",
-    "-v",
-    `${vol}:/data`,
-    busybox,
-    "sh",
-    "-c",
-    "head -c 3000000 /dev/zero > /data/z",
-  );
+  inVolume(vol, busybox, "head -c 3000000 /dev/zero > /data/z");
   const d = await VolumeArchiveDownload.open(vol, socket);
   const reason = new Error("stop here");
   let first = true;

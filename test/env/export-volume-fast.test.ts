@@ -26,7 +26,7 @@ import type { Journal } from "../../src/env/journal.js";
 import { PackageTarWriter } from "../../src/env/package-writer.js";
 import { needsEngine } from "../helpers/engine.js";
 import { ensureFixture } from "../helpers/fixtures.js";
-import { docker, helpersFor, volumeScope } from "../helpers/volumes.js";
+import { docker, helpersFor, inVolume, volumeScope } from "../helpers/volumes.js";
 
 const { prefix, created } = volumeScope("xvf");
 
@@ -43,16 +43,9 @@ test("fast zstd export: digests and sizes match the volume's tar, the same bytes
   await createVolume(vol, { "io.dockpack.test": "1" });
   const big = Math.ceil((READ_BUFFERS * ARCHIVE_READ_BYTES) / 1024 / 1024) + 2;
   assert.ok(big * 1024 * 1024 > 2 * WRITE_BATCH_BYTES);
-  docker(
-    "run",
-    "--rm",
-    "--network",
-    "none",
-    "-v",
-    `${vol}:/data`,
+  inVolume(
+    vol,
     busybox,
-    "sh",
-    "-c",
     [
       "set -e",
       "cd /data",

@@ -14,7 +14,7 @@ import {
 } from "../../../src/core/docker/volumes.js";
 import { needsEngine } from "../../helpers/engine.js";
 import { ensureFixture } from "../../helpers/fixtures.js";
-import { docker, helpersFor, volumeScope } from "../../helpers/volumes.js";
+import { docker, helpersFor, inVolume, volumeScope } from "../../helpers/volumes.js";
 
 const { prefix, created } = volumeScope("vol");
 
@@ -71,7 +71,7 @@ test("a volume round-trips through readVolumeTar/writeVolumeTar with owners, mod
   const dst = `${prefix}-dst`;
   created.push(src, dst);
   await createVolume(src, { "io.dockpack.test": "1" });
-  docker("run", "--rm", "--network", "none", "-v", `${src}:/data`, busybox, "sh", "-c", POPULATE);
+  inVolume(src, busybox, POPULATE);
 
   const read = await entries(await readVolumeTar(src));
   const byName = new Map(read.map((e) => [e.name, e]));
@@ -246,18 +246,7 @@ test("an interrupted read or write (SIGTERM) leaves no helper container behind",
   const vol = `${prefix}-sig`;
   created.push(vol);
   await createVolume(vol);
-  docker(
-    "run",
-    "--rm",
-    "--network",
-    "none",
-    "-v",
-    `${vol}:/data`,
-    busybox,
-    "sh",
-    "-c",
-    "head -c 5000000 /dev/urandom > /data/f",
-  );
+  inVolume(vol, busybox, "head -c 5000000 /dev/urandom > /data/f");
   // Read: the stream is opened and never consumed (backpressure keeps the download open).
   await interruptChild(vol, `const s = await v.readVolumeTar(vol); s.pause(); console.log("open");`);
   // Write: the input sends a header and part of a file, then stalls.
