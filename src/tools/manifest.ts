@@ -9,8 +9,8 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { parseDocument } from "yaml";
-import { z } from "zod";
 import { DockpackError } from "../core/errors.js";
+import * as z from "../core/zod-mini.js";
 
 /** The file name of a tool manifest inside a tool folder. */
 export const MANIFEST_NAME = "tool.yaml";
@@ -20,105 +20,114 @@ export const PLACEHOLDERS = ["{tool_dir}", "{input_json}", "{input_file}"] as co
 
 const jsonSchema = z
   .record(z.string(), z.unknown())
-  .describe("a JSON Schema (draft 2020-12 or draft-07) describing a JSON object");
+  .check(z.describe("a JSON Schema (draft 2020-12 or draft-07) describing a JSON object"));
 
 const workflowStep = z.strictObject({
-  id: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "lower-case letters, digits, '-' or '_'"),
-  tool: z.string().min(1),
+  id: z.string().check(z.regex(/^[a-z0-9][a-z0-9_-]*$/, "lower-case letters, digits, '-' or '_'")),
+  tool: z.string().check(z.minLength(1)),
   /** What the step does (for people; the seed's workflows carry one per step). */
-  description: z.string().optional(),
+  description: z.optional(z.string()),
   /** Step input: literal values; strings `$input.<path>` / `$steps.<id>.<path>` are mapped. */
-  input: z.record(z.string(), z.unknown()).default({}),
+  input: z._default(z.record(z.string(), z.unknown()), {}),
   /** The seed's recovery step: `{retry: true, max_retries: 1}` runs a failing step again. */
-  on_error: z
-    .strictObject({
-      retry: z.boolean().default(false),
-      max_retries: z.number().int().min(0).max(10).default(1),
-    })
-    .optional(),
+  on_error: z.optional(
+    z.strictObject({
+      retry: z._default(z.boolean(), false),
+      max_retries: z._default(z.number().check(z.int(), z.gte(0), z.lte(10)), 1),
+    }),
+  ),
 });
 
-/** The zod schema of `tool.yaml`. Unknown keys are errors (they are usually typos). */
+/**
+ * The zod schema of `tool.yaml` (zod/mini, see core/zod-mini.ts: `tool list` builds it on every
+ * run). Unknown keys are errors (they are usually typos).
+ */
 export const ToolManifestSchema = z
   .strictObject({
-    id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "lower-case letters, digits, '-' or '_', at most 63"),
-    name: z.string().min(1),
-    description: z.string().default(""),
-    version: z.string().min(1).default("0.0.0"),
+    id: z
+      .string()
+      .check(z.regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "lower-case letters, digits, '-' or '_', at most 63")),
+    name: z.string().check(z.minLength(1)),
+    description: z._default(z.string(), ""),
+    version: z._default(z.string().check(z.minLength(1)), "0.0.0"),
     type: z.enum(["executable", "workflow", "llm"]),
-    command: z.array(z.string().min(1)).min(1).optional(),
+    command: z.optional(z.array(z.string().check(z.minLength(1))).check(z.minLength(1))),
     /** How the input reaches the program: `stdin` (default), or `argument` ({input_json}/{input_file} in command). */
-    input_mode: z.enum(["stdin", "argument"]).default("stdin"),
-    input_schema: jsonSchema.default({ type: "object" }),
-    output_schema: jsonSchema.default({ type: "object" }),
-    timeout_seconds: z.number().positive().max(86_400).default(30),
-    env: z
-      .strictObject({
-        required: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)).default([]),
-        set: z.record(z.string(), z.string()).default({}),
-      })
-      .default({ required: [], set: {} }),
-    dependencies: z
-      .strictObject({
-        npm: z.array(z.string()).default([]),
-        pip: z.array(z.string()).default([]),
-        apt: z.array(z.string()).default([]),
-      })
-      .default({ npm: [], pip: [], apt: [] }),
+    input_mode: z._default(z.enum(["stdin", "argument"]), "stdin"),
+    input_schema: z._default(jsonSchema, { type: "object" }),
+    output_schema: z._default(jsonSchema, { type: "object" }),
+    timeout_seconds: z._default(z.number().check(z.positive(), z.lte(86_400)), 30),
+    env: z._default(
+      z.strictObject({
+        required: z._default(z.array(z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/))), []),
+        set: z._default(z.record(z.string(), z.string()), {}),
+      }),
+      { required: [], set: {} },
+    ),
+    dependencies: z._default(
+      z.strictObject({
+        npm: z._default(z.array(z.string()), []),
+        pip: z._default(z.array(z.string()), []),
+        apt: z._default(z.array(z.string()), []),
+      }),
+      { npm: [], pip: [], apt: [] },
+    ),
     /** A valid input, used by generated test.sh and docs; default: built from input_schema. */
-    example_input: z.record(z.string(), z.unknown()).optional(),
+    example_input: z.optional(z.record(z.string(), z.unknown())),
     /** The string property of the input that `--prompt TEXT` fills; default: the first string property. */
-    prompt_field: z.string().optional(),
-    steps: z.array(workflowStep).min(1).optional(),
+    prompt_field: z.optional(z.string()),
+    steps: z.optional(z.array(workflowStep).check(z.minLength(1))),
     /** An `llm` tool: the prompt template and model settings (env LLM_* override provider, model, base_url). */
-    llm: z
-      .strictObject({
+    llm: z.optional(
+      z.strictObject({
         /** The user message; `{{field}}` / `{{input_json}}` are replaced by input values. */
-        prompt: z.string().min(1),
+        prompt: z.string().check(z.minLength(1)),
         /** Extra system instructions (the output-schema instruction is always added). */
-        system: z.string().optional(),
-        provider: z.enum(["openai", "anthropic", "ollama"]).optional(),
-        model: z.string().min(1).optional(),
-        base_url: z.string().url().optional(),
-        temperature: z.number().min(0).max(2).optional(),
-        max_tokens: z.number().int().positive().max(1_000_000).optional(),
+        system: z.optional(z.string()),
+        provider: z.optional(z.enum(["openai", "anthropic", "ollama"])),
+        model: z.optional(z.string().check(z.minLength(1))),
+        base_url: z.optional(z.string().check(z.url())),
+        temperature: z.optional(z.number().check(z.gte(0), z.lte(2))),
+        max_tokens: z.optional(z.number().check(z.int(), z.positive(), z.lte(1_000_000))),
         /** Stream the answer (the SDKs' streaming APIs); the result is the same. */
-        stream: z.boolean().default(false),
-      })
-      .optional(),
+        stream: z._default(z.boolean(), false),
+      }),
+    ),
     /** Workflow result: a mapping like a step input; default: the last step's output. */
-    output: z.unknown().optional(),
+    output: z.optional(z.unknown()),
   })
-  .superRefine((m, ctx) => {
-    if (m.type === "executable" && !m.command)
-      ctx.addIssue({ code: "custom", path: ["command"], message: "an executable tool needs a command" });
-    if (m.type === "workflow" && !m.steps)
-      ctx.addIssue({ code: "custom", path: ["steps"], message: "a workflow needs steps" });
-    if (m.type === "workflow" && m.command)
-      ctx.addIssue({ code: "custom", path: ["command"], message: "a workflow has steps, not a command" });
-    if (m.type === "llm" && !m.llm)
-      ctx.addIssue({ code: "custom", path: ["llm"], message: "an llm tool needs llm: {prompt: …}" });
-    if (m.type === "llm" && (m.command || m.steps))
-      ctx.addIssue({
-        code: "custom",
-        path: ["type"],
-        message: "an llm tool has llm.prompt, not a command or steps",
-      });
-    if (m.type !== "llm" && m.llm)
-      ctx.addIssue({ code: "custom", path: ["llm"], message: "llm settings need type: llm" });
-    if (m.command && m.input_mode === "argument" && !m.command.some((a) => /\{input_(json|file)\}/.test(a)))
-      ctx.addIssue({
-        code: "custom",
-        path: ["command"],
-        message: "input_mode 'argument' needs {input_json} or {input_file} in the command",
-      });
-    const ids = new Set<string>();
-    for (const [i, s] of (m.steps ?? []).entries()) {
-      if (ids.has(s.id))
-        ctx.addIssue({ code: "custom", path: ["steps", i, "id"], message: `duplicate step id '${s.id}'` });
-      ids.add(s.id);
-    }
-  });
+  .check(
+    z.superRefine((m, ctx) => {
+      if (m.type === "executable" && !m.command)
+        ctx.addIssue({ code: "custom", path: ["command"], message: "an executable tool needs a command" });
+      if (m.type === "workflow" && !m.steps)
+        ctx.addIssue({ code: "custom", path: ["steps"], message: "a workflow needs steps" });
+      if (m.type === "workflow" && m.command)
+        ctx.addIssue({ code: "custom", path: ["command"], message: "a workflow has steps, not a command" });
+      if (m.type === "llm" && !m.llm)
+        ctx.addIssue({ code: "custom", path: ["llm"], message: "an llm tool needs llm: {prompt: …}" });
+      if (m.type === "llm" && (m.command || m.steps))
+        ctx.addIssue({
+          code: "custom",
+          path: ["type"],
+          message: "an llm tool has llm.prompt, not a command or steps",
+        });
+      if (m.type !== "llm" && m.llm)
+        ctx.addIssue({ code: "custom", path: ["llm"], message: "llm settings need type: llm" });
+      if (m.command && m.input_mode === "argument" && !m.command.some((a) => /\{input_(json|file)\}/.test(a)))
+        ctx.addIssue({
+          code: "custom",
+          path: ["command"],
+          message: "input_mode 'argument' needs {input_json} or {input_file} in the command",
+        });
+      const ids = new Set<string>();
+      for (const [i, s] of (m.steps ?? []).entries()) {
+        if (ids.has(s.id))
+          ctx.addIssue({ code: "custom", path: ["steps", i, "id"], message: `duplicate step id '${s.id}'` });
+        ids.add(s.id);
+      }
+    }),
+  );
 
 /** The characters a tool id may hold, in the order ICU's root collation (`localeCompare`) sorts them. */
 const ID_ORDER = "_-0123456789abcdefghijklmnopqrstuvwxyz";
