@@ -126,14 +126,16 @@ async function packedLayer(
   index: number,
   codec: Codec,
   level: number,
-): Promise<{ file: string; memberSize: number; size: number } | undefined> {
+): Promise<
+  { file: string; memberSize: number; size: number; stored?: { digest: string; size: number } } | undefined
+> {
   const layer = image.layers[index];
   const c = image.container;
   const p = c instanceof ExtractedContainer && !c.hashed ? c.packed(layer.blob) : undefined;
   if (!p || p.codec !== codec || p.level !== level || p.long !== p.size > ZSTD_LONG_THRESHOLD)
     return undefined;
   const r = await c.range(layer.blob);
-  return r.start === 0 ? { file: r.file, memberSize: r.size, size: p.size } : undefined;
+  return r.start === 0 ? { file: r.file, memberSize: r.size, size: p.size, stored: p.stored } : undefined;
 }
 
 async function tryDelta(
@@ -252,7 +254,7 @@ export async function shipLayer(ctx: ShipContext, index: number): Promise<Shippe
       fullSize: packed.memberSize,
       reason: LAYER_ONLY,
     };
-    return finish(ctx, entry, packed.file, 0);
+    return finish(ctx, entry, packed.file, 0, packed.stored);
   }
   const got = await layerFile(ctx.source, index, layer.diffId, ctx.label, join(ctx.dir, `new-${index}.tar`));
   const newFile = got.file;
@@ -330,14 +332,18 @@ export async function shipLayer(ctx: ShipContext, index: number): Promise<Shippe
 
 const LAYER_ONLY = "method layer: whole layers only";
 
-/** Sets the member's size and digest on `entry` (reading `memberFile` once) and returns the shipped layer. */
+/**
+ * Sets the member's size and digest on `entry` (`known` when the unpacker hashed the member as
+ * it wrote it, else reading `memberFile` once) and returns the shipped layer.
+ */
 async function finish(
   ctx: ShipContext,
   entry: DeltaLayerEntry,
   memberFile: string,
   gzip: number,
+  known?: { digest: string; size: number },
 ): Promise<ShippedLayer> {
-  const d = await digestFile(memberFile);
+  const d = known ?? (await digestFile(memberFile));
   entry.memberSize = d.size;
   entry.memberDigest = d.digest;
   ctx.reporter.debug(

@@ -37,6 +37,11 @@ export interface BlobContainer {
   range(path: string): Promise<{ file: string; start: number; size: number }>;
   /** Every regular member, in archive order. */
   members(): Promise<MemberInfo[]>;
+  /**
+   * The compression of a member as stored when the container knows it without reading (e.g. a
+   * layer compressed or dropped while unpacking, see ExtractedContainer); undefined otherwise.
+   */
+  storedCodec?(path: string): "zstd" | "none" | undefined;
 }
 
 /** Normalises a member path: strips "./" and leading "/", resolves "." and "..". */

@@ -21,7 +21,7 @@ import { type BlobContainer, type MemberInfo, normalizeMemberPath } from "./cont
 
 interface Entry {
   type: "file" | "link";
-  /** For files: the extracted file. */
+  /** For files: the extracted file; absent for a member the unpacker dropped (see {@link ExtractedContainer.adopt}). */
   file?: string;
   size: number;
   /** For files: `sha256:<hex>` of the bytes. */
@@ -47,6 +47,8 @@ export interface PackedMember {
   level: number;
   long: boolean;
   size: number;
+  /** `sha256:<hex>` and size in bytes of the compressed bytes as stored, when the unpacker hashed them. */
+  stored?: { digest: string; size: number };
 }
 
 /** Options of {@link ExtractedContainer.extract}. */
@@ -143,15 +145,19 @@ export class ExtractedContainer implements BlobContainer {
    * members, symlinks become links resolved by name like {@link ExtractedContainer.extract} does
    * (never followed on disk), anything else is left out. The walk uses lstat only, so a symlink
    * in the tree never leads outside `dir`. `order` lists member paths in stream order (others
-   * follow, sorted). `packed` lists the members the unpacker compressed, by path.
+   * follow, sorted). `packed` lists the members the unpacker compressed, by path; `dropped` the
+   * members it read but did not keep (path → size in bytes; the caller will not read them): they
+   * are listed with their size, and reading one throws `IMAGE_MEMBER_DROPPED`.
    */
   static async adopt(
     dir: string,
     location: string,
     order: string[] = [],
     packed: ReadonlyMap<string, PackedMember> = new Map(),
+    dropped: ReadonlyMap<string, number> = new Map(),
   ): Promise<ExtractedContainer> {
     const entries = new Map<string, Entry>();
+    for (const [path, size] of dropped) entries.set(normalizeMemberPath(path), { type: "file", size });
     const walk = async (rel: string): Promise<void> => {
       for (const name of (await readdir(join(dir, rel))).sort()) {
         const path = rel ? `${rel}/${name}` : name;
@@ -180,6 +186,18 @@ export class ExtractedContainer implements BlobContainer {
     return this.packedMembers.get(normalizeMemberPath(path));
   }
 
+  /** True for a member the unpacker dropped (see {@link ExtractedContainer.adopt}). */
+  dropped(path: string): boolean {
+    const e = this.resolve(path);
+    return e?.type === "file" && e.file === undefined;
+  }
+
+  /** The compression of a member as stored, when the unpacker knows it (packed: zstd; dropped: none). */
+  storedCodec(path: string): "zstd" | "none" | undefined {
+    if (this.packed(path)) return "zstd";
+    return this.dropped(path) ? "none" : undefined;
+  }
+
   private resolve(path: string, depth = 0): Entry | undefined {
     const e = this.entries.get(normalizeMemberPath(path));
     if (!e || depth > 16) return undefined;
@@ -194,6 +212,13 @@ export class ExtractedContainer implements BlobContainer {
         hint: "The archive is incomplete or not an image archive of the expected format.",
       });
     }
+    if (e.type === "file" && e.file === undefined) {
+      throw new DockpackError(
+        "IMAGE_MEMBER_DROPPED",
+        `${this.location}: '${path}' was not kept while unpacking (a layer the caller said it would not read).`,
+        { hint: "This is a bug in dockpack; report it with the command you ran." },
+      );
+    }
     return e;
   }
 
@@ -207,7 +232,8 @@ export class ExtractedContainer implements BlobContainer {
   }
 
   async size(path: string): Promise<number> {
-    return this.need(path).size;
+    const e = this.resolve(path);
+    return e?.type === "file" && e.file === undefined ? e.size : this.need(path).size;
   }
 
   async range(path: string): Promise<{ file: string; start: number; size: number }> {

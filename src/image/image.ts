@@ -131,7 +131,8 @@ export async function assembleImage(args: {
   for (let i = 0; i < diffIds.length; i++) {
     const blob = args.layerPaths[i];
     const blobSize = await container.size(blob);
-    const codec = blobSize === 0 ? "none" : detectCodec(await headOf(container, blob));
+    const codec =
+      blobSize === 0 ? "none" : (container.storedCodec?.(blob) ?? detectCodec(await headOf(container, blob)));
     layers.push({
       index: i,
       diffId: diffIds[i],

@@ -52,8 +52,11 @@ export interface OpenImagesOptions {
    * has codec zstd, its uncompressed `size` set, and {@link ExtractedContainer.packed} says how
    * it was compressed. For callers that ship whole compressed layers (delta create `-m layer`).
    */
-  packLayers?: Omit<PackOptions, "raw"> & {
-    /** diff_ids the caller will not ship: such layers of a one-image save stay uncompressed. */
+  packLayers?: Omit<PackOptions, "drop"> & {
+    /**
+     * diff_ids the caller will not read (the target has them): such layers of a one-image save
+     * are dropped while it streams (neither compressed nor written; their size is kept).
+     */
     have?: ReadonlySet<string>;
   };
 }
@@ -218,7 +221,8 @@ async function openDaemonImages(
   }
   const pack = options.packLayers && canPackNatively() ? options.packLayers : undefined;
   const have = options.packLayers?.have;
-  const raw = have && refs.length === 1 ? layers.flatMap((d, i) => (have.has(d) ? [i] : [])) : undefined;
+  const drop =
+    pack && have && refs.length === 1 ? layers.flatMap((d, i) => (have.has(d) ? [i] : [])) : undefined;
   const dir = await makeTempDir("dockpack-image-");
   // The saved file is at most the images' sizes (shared layers are saved once) plus tar framing.
   const needed = [...sizes.values()].reduce((a, b) => a + b, 0);
@@ -244,7 +248,7 @@ async function openDaemonImages(
         location,
         options.onMember,
         (n) => progress?.increment(n),
-        pack && { level: pack.level, longAbove: pack.longAbove, ...(raw ? { raw } : {}) },
+        pack && { level: pack.level, longAbove: pack.longAbove, ...(drop ? { drop } : {}) },
       );
     } else {
       const save = await startSave([...new Set(names)]);
@@ -283,7 +287,17 @@ async function openDaemonImages(
         );
       }
       const image = await readDockerArchive(container, refs[i].raw, `@${at}`, release);
-      for (const l of image.layers) l.size ??= container.packed(l.blob)?.size;
+      for (const l of image.layers) {
+        l.size ??= container.packed(l.blob)?.size;
+        // Dropped only layers the caller said it would not read (their position told the script).
+        if (container.dropped(l.blob) && !have?.has(l.diffId)) {
+          throw new DockpackError(
+            "IMAGE_FAILED",
+            `${location}: layer ${l.index} (${l.diffId}) was dropped while unpacking, but it is needed.`,
+            { hint: "This is a bug in dockpack; report it with the command you ran." },
+          );
+        }
+      }
       if (image.repoTags.length === 0 && !/^(sha256:)?[a-f0-9]{12,64}$/.test(refs[i].path)) {
         (image.repoTags as string[]).push(
           refs[i].path.includes(":") ? refs[i].path : `${refs[i].path}:latest`,

@@ -19,7 +19,9 @@
  * With `pack` (delta create `-m layer`, which ships whole layers compressed), each layer tar
  * (`<id>/layer.tar`, the layout of Docker < 25) is compressed by zstd while it streams, through
  * tar's `--to-command`, so the save, the unpacking and the compression overlap like `docker save
- * | zstd -T0` does, and the uncompressed layers are never written. Tar then creates nothing
+ * | zstd -T0` does, and the uncompressed layers are never written (layers the caller will not
+ * read are dropped: neither compressed nor written); node hashes each compressed layer as soon
+ * as zstd finished it, while the save goes on. Tar then creates nothing
  * itself: a small sh script writes each member, refusing names other than plain relative paths
  * of `[A-Za-z0-9._/-]` without `..` (the engine's names are IDs), and reports each finished
  * member on file descriptor 3 (kind, size, name).
@@ -30,6 +32,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { interrupted, onAbort } from "../core/abort.js";
 import { zstdLevelArgs } from "../core/codec.js";
+import { digestFile } from "../core/digest.js";
 import { dockerHost } from "../core/docker/client.js";
 import { DockpackError } from "../core/errors.js";
 import { findProgram } from "../core/exec.js";
@@ -69,12 +72,14 @@ export interface PackOptions {
   /** Layers above this many bytes get `--long=27`. */
   longAbove: number;
   /**
-   * Positions (0 = bottom) of layers to store uncompressed, because the caller will not ship
-   * them (the target has them). Applies to a save of one image; a layer's position is known
-   * from its `json` member's parent chain when its parent came first in the stream, else it is
-   * compressed. Only speed depends on this: the caller uses {@link ExtractedContainer.packed}.
+   * Positions (0 = bottom) of layers the caller will not read (the target has them): such a
+   * layer is read from the stream and dropped, neither compressed nor written (listed with its
+   * size; see {@link ExtractedContainer.dropped}). Applies to a save of one image; a layer's
+   * position is known from its `json` member's parent chain when its parent came first in the
+   * stream, else the layer is compressed like the others. Only speed depends on this: the caller
+   * uses {@link ExtractedContainer.packed} and checks that every dropped layer is one of these.
    */
-  raw?: number[];
+  drop?: number[];
 }
 
 /**
@@ -91,11 +96,12 @@ case $n in */*) d=\${f%/*}; [ -d "$d" ] || mkdir -p "$d" || exit 3;; esac
 k=r
 case $n in */layer.tar)
   i=-; [ -r "$S/$x" ] && read -r i < "$S/$x"
-  case " $DOCKPACK_PACK_SKIP " in *" $i "*) ;; *) k=z;; esac;;
+  case " $DOCKPACK_PACK_SKIP " in *" $i "*) k=d;; *) k=z;; esac;;
 esac
 if [ $k = z ]; then
   l=; [ "$TAR_SIZE" -gt "$DOCKPACK_PACK_LONG_ABOVE" ] && l=--long=27
   "$DOCKPACK_ZSTD" -q -c -T0 $DOCKPACK_PACK_LEVEL $l > "$f" || exit 4
+elif [ $k = d ]; then cat > /dev/null || exit 4
 else cat > "$f" || exit 4; fi
 case $n in */json)
   j=; IFS= read -r j < "$f"
@@ -164,7 +170,7 @@ export async function unpackSave(
               DOCKPACK_ZSTD: findProgram("zstd") as string,
               DOCKPACK_PACK_LEVEL: zstdLevelArgs(pack.level).join(" "),
               DOCKPACK_PACK_LONG_ABOVE: String(pack.longAbove),
-              DOCKPACK_PACK_SKIP: (pack.raw ?? []).join(" "),
+              DOCKPACK_PACK_SKIP: (pack.drop ?? []).join(" "),
               DOCKPACK_PACK_STATE: state,
             }
           : {}),
@@ -214,6 +220,9 @@ export async function unpackSave(
   };
   const lines = createInterface({ input: tar.stdout as NodeJS.ReadableStream, crlfDelay: Infinity });
   const packed = new Map<string, PackedMember>();
+  const dropped = new Map<string, number>();
+  // Each compressed member is hashed as soon as zstd finished it, while the save goes on.
+  const hashing: Promise<void>[] = [];
   // Closed once tar and every script it started have exited (they all hold fd 3).
   let scriptsDone: Promise<void> = Promise.resolve();
   if (pack) {
@@ -222,14 +231,24 @@ export async function unpackSave(
     lines.on("line", () => undefined);
     const done = createInterface({ input: tar.stdio[3] as NodeJS.ReadableStream, crlfDelay: Infinity });
     done.on("line", (line) => {
-      const m = /^([zr]) (\d+) (\S+)$/.exec(line);
+      const m = /^([zrd]) (\d+) (\S+)$/.exec(line);
       if (!m) return;
       const size = Number(m[2]);
-      listed.push(m[3]);
+      const name = m[3];
+      listed.push(name);
       if (m[1] === "z") {
-        packed.set(m[3], { codec: "zstd", level: pack.level, long: size > pack.longAbove, size });
+        const member: PackedMember = { codec: "zstd", level: pack.level, long: size > pack.longAbove, size };
+        packed.set(name, member);
         onBytes?.(size);
-      } else notified.push(complete(m[3]));
+        const hashed = digestFile(join(dir, name)).then((d) => {
+          member.stored = d;
+        });
+        hashed.catch(() => undefined); // awaited below
+        hashing.push(hashed);
+      } else if (m[1] === "d") {
+        dropped.set(name, size);
+        onBytes?.(size);
+      } else notified.push(complete(name));
     });
     scriptsDone = new Promise<void>((resolve) => done.once("close", () => resolve()));
     notified.push(scriptsDone);
@@ -254,11 +273,12 @@ export async function unpackSave(
     const last = listed.at(-1);
     if (!pack && last !== undefined) notified.push(complete(last));
     await Promise.all(notified);
+    await Promise.all(hashing);
     if (pack) await rm(state, { recursive: true, force: true });
-    return await ExtractedContainer.adopt(dir, location, listed, packed);
+    return await ExtractedContainer.adopt(dir, location, listed, packed, dropped);
   } catch (e) {
     kill();
-    await Promise.all([cliExit, tarExit, scriptsDone]);
+    await Promise.all([cliExit, tarExit, scriptsDone, ...hashing.map((h) => h.catch(() => undefined))]);
     throw e;
   } finally {
     off();

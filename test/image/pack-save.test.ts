@@ -1,14 +1,24 @@
 /**
  * src/image/save-unpack.ts with `pack` (delta create -m layer): tar's `--to-command` script
- * compresses each `<id>/layer.tar` with zstd as the save streams, except layers at a position
- * the caller does not ship when the `json` parent chain tells that position before the layer
- * arrives; names other than plain relative paths are refused and nothing is written outside the
- * folder. No engine: a stand-in `docker` on PATH writes a crafted save.
+ * compresses each `<id>/layer.tar` with zstd as the save streams (and hashes it as zstd finishes
+ * it), except layers at a position the caller does not read, which are dropped (not written, size
+ * kept) when the `json` parent chain tells that position before the layer arrives; names other
+ * than plain relative paths are refused and nothing is written outside the folder. No engine: a
+ * stand-in `docker` on PATH writes a crafted save.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -52,7 +62,7 @@ function layerDir(id: string, parent: string | undefined, body: Buffer) {
   ];
 }
 
-test("layers compressed on the way; a layer the caller does not ship stays as it came when its position is known", async () => {
+test("layers compressed and hashed on the way; a layer the caller does not read is dropped when its position is known", async () => {
   const [a, b, c] = ["a", "b", "c"].map(hex);
   const bodies = [0, 1, 2].map((i) => Buffer.from(`layer ${i} `.repeat(20000 + i)));
   // c (top) first, then a (bottom, no parent: position 0), then b (its parent a came first: 1).
@@ -68,22 +78,33 @@ test("layers compressed on the way; a layer the caller does not ship stays as it
   const container = await unpackSave(["x"], dir, "test save", undefined, undefined, {
     level: 3,
     longAbove: 1 << 30,
-    raw: [0, 2],
+    drop: [0, 2],
   });
-  // Position 0 is known (no parent): raw. Position 2 (c) came before its parent: compressed.
+  // Position 0 is known (no parent): dropped, its size kept. Position 2 (c) came before its parent: compressed.
   assert.equal(container.packed(`${a}/layer.tar`), undefined);
-  assert.deepEqual(readFileSync(join(dir, a, "layer.tar")), bodies[0]);
+  assert.ok(container.dropped(`${a}/layer.tar`));
+  assert.equal(container.storedCodec(`${a}/layer.tar`), "none");
+  assert.equal(await container.size(`${a}/layer.tar`), bodies[0].length);
+  assert.ok(!existsSync(join(dir, a, "layer.tar")), "a dropped layer is not written");
+  await assert.rejects(container.open(`${a}/layer.tar`), { code: "IMAGE_MEMBER_DROPPED" });
+  assert.ok(
+    (await container.members()).some((m) => m.path === `${a}/layer.tar` && m.size === bodies[0].length),
+  );
   for (const [id, body] of [
     [b, bodies[1]],
     [c, bodies[2]],
   ] as const) {
+    const file = join(dir, id, "layer.tar");
+    const stored = readFileSync(file);
     assert.deepEqual(container.packed(`${id}/layer.tar`), {
       codec: "zstd",
       level: 3,
       long: false,
       size: body.length,
+      stored: { digest: `sha256:${sha(stored)}`, size: stored.length },
     });
-    const out = execFileSync("zstd", ["-d", "-c", "-q", join(dir, id, "layer.tar")]);
+    assert.equal(container.dropped(`${id}/layer.tar`), false);
+    const out = execFileSync("zstd", ["-d", "-c", "-q", file]);
     assert.equal(sha(out), sha(body), `${id}: decompresses to the layer's bytes`);
   }
   assert.equal(readFileSync(join(dir, "manifest.json"), "utf8"), "[]");
