@@ -18,27 +18,19 @@
  * withChecksums), as is one not owned by this user or writable by others (bytecode runs as this
  * user); an unwritable folder is left alone.
  * At most {@link MAX_BUILDS} build folders are kept (the oldest go when one is written) and at most
- * {@link MAX_FILES} command files in one. `DOCKPACK_NO_COMPILE_CACHE=1` compiles without cache and
- * writes none.
+ * {@link MAX_FILES} command files in one. The build folder also holds the bundle's parse cache
+ * (core/parse-cache.ts). `DOCKPACK_NO_COMPILE_CACHE=1` compiles without cache, parses every time
+ * and writes neither.
  */
-import {
-  closeSync,
-  fstatSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { Script } from "node:vm";
+import { readOwnFile } from "../core/fs/own-file.js";
+import { PARSE_CACHE_DIR } from "../core/parse-cache.js";
 import { withV8Defaults } from "./v8-tuning.js";
 
 /** Build folders kept side by side (several installed versions may be used in turn). */
@@ -143,13 +135,10 @@ export type CacheOutcome = "disabled" | "hit" | "miss" | "rejected";
  */
 export function readCacheFile(path: string): Map<string, Buffer> {
   const map = new Map<string, Buffer>();
-  let fd: number | undefined;
   try {
-    fd = openSync(path, "r");
     // Bytecode runs as this user: only from a file that only this user can have written.
-    const st = fstatSync(fd);
-    if (!st.isFile() || (process.getuid && st.uid !== process.getuid()) || st.mode & 0o022) return map;
-    const buf = readFileSync(fd);
+    const buf = readOwnFile(path);
+    if (!buf) return map;
     const headerEnd = 4 + buf.readUInt32BE(0);
     const entries = JSON.parse(buf.toString("utf8", 4, headerEnd)) as unknown;
     if (!Array.isArray(entries)) return map;
@@ -162,8 +151,6 @@ export function readCacheFile(path: string): Map<string, Buffer> {
     }
   } catch {
     map.clear(); // no cache yet, or not one: compile without
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
   return map;
 }
@@ -238,6 +225,8 @@ export function runBundle(binUrl: URL, main: string, buildId: string, argv: stri
         // a read-only or full cache folder: the next run compiles again
       }
     });
+  // The bundle's parse cache (core/parse-cache.ts) lives beside this build's bytecode.
+  if (!disabled) (globalThis as Record<symbol, unknown>)[PARSE_CACHE_DIR] = cacheDir(buildId);
   if (process.env.DOCKPACK_COMPILE_CACHE_DEBUG === "1")
     process.once("exit", () => process.stderr.write(`dockpack: compile cache ${outcome} ${cacheFile}\n`));
   load(main);

@@ -25,12 +25,14 @@ export {
   listTools,
   loadTool,
   loadTools,
-  parseManifest as parseToolManifest,
   type Tool,
-  type ToolManifest,
-  ToolManifestSchema,
   type ToolSummary,
 } from "./manifest.js";
+export {
+  parseManifest as parseToolManifest,
+  type ToolManifest,
+  ToolManifestSchema,
+} from "./manifest-schema.js";
 export {
   detectMissing,
   type InstallCommand,

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { DockpackError } from "../../src/core/errors.js";
 import { invokeTool, resolveMapping } from "../../src/tools/invoke.js";
-import { findTool, listTools, loadTools, parseManifest } from "../../src/tools/manifest.js";
+import { findTool, listTools, loadTools } from "../../src/tools/manifest.js";
+import { parseManifest } from "../../src/tools/manifest-schema.js";
 import { promptInput } from "../../src/tools/prompt.js";
 import { EXAMPLES, FIXTURE_TOOLS, FIXTURES } from "./helpers.js";
 
