@@ -47,7 +47,11 @@ export interface CompressOptions {
    * bzip2: 1–9. Default: zstd 3, gzip 6, xz 6, bzip2 9. Ignored for `none`.
    */
   level?: number;
-  /** Worker threads for zstd, xz and pbzip2; 0 (default) = one per core. */
+  /**
+   * Worker threads for zstd, xz and pbzip2; 0 (default) = one per core. zstd with 1 runs
+   * `--single-thread` (reading and compressing in one thread, output block by block; `-T1`
+   * would emit nothing before a whole job of tens of MiB).
+   */
   threads?: number;
   /**
    * zstd long-distance matching with a 128 MiB window (`--long=27`). The reader must then
@@ -182,7 +186,12 @@ function makeCompressor(codec: Codec, options: CompressOptions): Duplex {
     case "zstd":
       return childStream(
         "zstd",
-        ["-c", "-q", `-T${threads}`, ...zstdLevelArgs(level, options.long)],
+        [
+          "-c",
+          "-q",
+          threads === 1 ? "--single-thread" : `-T${threads}`,
+          ...zstdLevelArgs(level, options.long),
+        ],
         "zstd",
         "compress",
       );
