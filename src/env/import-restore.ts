@@ -53,9 +53,12 @@ async function parentsAreDirectories(root: string, rel: string): Promise<boolean
 /**
  * Restores one volume member into the (new, empty) Docker volume `dockerName` in one read of its
  * bytes at `at` in the package (the place the verification read found): hashed, decompressed
- * with the recorded codec capped at the recorded tar size, the tar hashed and checked entry by
- * entry exactly as `validate` does ({@link checkVolumeMember}), while the same tar bytes stream
- * into the engine (`writeVolumeTar`, untrusted: the same entry checks again before the engine).
+ * with the recorded codec capped at the recorded tar size, the tar checked entry by entry
+ * exactly as `validate` does, while the same tar bytes stream into the engine. The fast path
+ * (a zstd member on a local engine, import-volume-fast.ts) does not recompute the tar's sha256:
+ * the member's digest binds every tar byte (zstd decodes deterministically), the tar's size is
+ * checked; the stream path ({@link checkVolumeMember}, then `writeVolumeTar`, untrusted: the
+ * same entry checks again before the engine) checks it too, as `validate` does.
  * Any difference from what metadata.json records fails the restore with the code `validate`
  * reports for it (`PACKAGE_CHECKSUM_MISMATCH`, `PACKAGE_VOLUME_INVALID`, `PACKAGE_SPECIAL_FILE`,
  * `PACKAGE_UNSAFE_PATH`; `details.packageProblem` is true), after the upload ended and its
@@ -134,8 +137,15 @@ export async function restoreVolume(
     );
 }
 
-/** What a restore's one pass found: the check (none when the read failed), the failures. */
-type Pass = { check?: VolumeCheck; readFailure?: unknown; engineFailure?: unknown };
+/**
+ * What a restore's one pass found: the check (none when the read failed; no `tarSha256` from the
+ * fast path), the failures.
+ */
+type Pass = {
+  check?: Omit<VolumeCheck, "tarSha256"> & { tarSha256?: string };
+  readFailure?: unknown;
+  engineFailure?: unknown;
+};
 
 /**
  * The one pass through streams (any engine, codec and source): checkVolumeMember reads the
@@ -198,9 +208,12 @@ async function streamPass(
 /** Failures of writeVolumeTar that come from the tar's content, which the check names itself. */
 const CONTENT_REFUSALS = /^(PACKAGE_|VOLUME_SPECIAL_FILE$|VOLUME_UNSAFE_ENTRY$|VOLUME_TAR_INVALID$)/;
 
-/** The problem `validate` would report first for this volume member (crossCheck's order), or null. */
+/**
+ * The problem `validate` would report first for this volume member (crossCheck's order), or null;
+ * the tar's digest only when the pass computed it.
+ */
 function volumeProblem(
-  c: VolumeCheck,
+  c: NonNullable<Pass["check"]>,
   v: PackageVolume,
   storedSize: number,
 ): { code: string; message: string } | null {
@@ -210,7 +223,7 @@ function volumeProblem(
       message: `member '${v.member}': expected ${v.sha256}, got ${c.sha256}`,
     };
   if (c.problem) return c.problem;
-  if (c.tarSha256 !== v.tar_sha256 || c.tarSize !== v.size)
+  if ((c.tarSha256 !== undefined && c.tarSha256 !== v.tar_sha256) || c.tarSize !== v.size)
     return {
       code: "PACKAGE_CHECKSUM_MISMATCH",
       message: "its decompressed tar does not match metadata.json",

@@ -4,7 +4,8 @@
  * buffer is lent to a read, its bytes are handed to the hasher and to a socket write, and it is
  * free again only once the write completed **and** the worker hashed it. So the digest is of
  * exactly the bytes that were written, and no buffer is overwritten while either side still
- * needs it.
+ * needs it. Without a hasher (bytes that need no digest, e.g. zstd's output at import) the same
+ * pool lends plain buffers, free again once their write completed.
  */
 import type { SharedHasher } from "./package-volume-hash.js";
 
@@ -21,29 +22,32 @@ interface Lent {
   written: boolean;
 }
 
-/** The arena buffers of one {@link SharedHasher}, lent to reads in order (see the module docs). */
-export class HashedBuffers {
+/**
+ * The arena buffers of one {@link SharedHasher} (or plain buffers, `H` null), lent to reads in
+ * order (see the module docs).
+ */
+export class HashedBuffers<H extends SharedHasher | null = SharedHasher> {
   private readonly free: Buffer[] = [];
   private readonly lent: Lent[] = [];
   private wake?: () => void;
   private unpublished = 0;
 
   /**
-   * @param hasher the hasher whose arena holds the buffers
-   * @param count its arena's buffers
+   * @param hasher the hasher whose arena holds the buffers; null: plain buffers, nothing hashed
+   * @param count its arena's buffers (the pool's buffers)
    * @param bytes bytes per buffer (also of a spare, see {@link take})
    */
   constructor(
-    readonly hasher: SharedHasher,
+    readonly hasher: H,
     count: number,
     private readonly bytes: number,
   ) {
-    for (let i = 0; i < count; i++) this.free.push(hasher.buffer(i));
+    for (let i = 0; i < count; i++) this.free.push(hasher ? hasher.buffer(i) : Buffer.allocUnsafeSlow(bytes));
   }
 
   /** Moves the buffers that were written and hashed, in lending order, back to the free list. */
   private reclaim(): void {
-    const hashed = this.hasher.hashed();
+    const hashed = this.hasher ? this.hasher.hashed() : Number.POSITIVE_INFINITY;
     while (this.lent.length > 0 && this.lent[0].written && this.lent[0].ticket <= hashed)
       this.free.push((this.lent.shift() as Lent).buffer);
   }
@@ -70,9 +74,12 @@ export class HashedBuffers {
    * @throws DockpackError `HASH_FAILED` (the worker failed)
    */
   lend(buffer: Buffer, data: Buffer): () => void {
-    const ticket = this.hasher.add(data);
-    this.unpublished += data.length;
-    if (this.unpublished >= PUBLISH_BYTES) this.publish();
+    let ticket = 0;
+    if (this.hasher) {
+      ticket = this.hasher.add(data);
+      this.unpublished += data.length;
+      if (this.unpublished >= PUBLISH_BYTES) this.publish();
+    }
     const entry: Lent = { buffer, ticket, written: false };
     this.lent.push(entry);
     return () => {
@@ -84,7 +91,7 @@ export class HashedBuffers {
   /** Hands what was lent so far to the hasher's worker. */
   publish(): void {
     this.unpublished = 0;
-    this.hasher.publish();
+    this.hasher?.publish();
   }
 
   /** Wakes a {@link until} waiter (to look at its `stop` condition again). */
@@ -104,7 +111,8 @@ export class HashedBuffers {
       if (this.free.length > n || stop() || this.lent.length === 0) return;
       this.publish();
       const head = this.lent[0];
-      if (head.written) await this.hasher.whenHashed(head.ticket);
+      // written but not reclaimed: only a hasher can be behind
+      if (head.written && this.hasher) await this.hasher.whenHashed(head.ticket);
       else
         await new Promise<void>((resolve) => {
           this.wake = resolve;

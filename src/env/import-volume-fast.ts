@@ -1,21 +1,26 @@
 /**
  * Import's one-pass volume restore on a local engine (issue 17): the member's bytes are read from
- * the package, hashed and written to `zstd -d`; zstd's output — the volume tar — is hashed,
- * scanned strictly entry by entry (core/archive StrictTarScanner + one TarEntryChecker, the rules
- * `validate` applies) and, only once a chunk was scanned, renamed under `data/` (TarRenamer) and
- * sent to the engine's `PUT /containers/{id}/archive` on its Unix socket (import-volume-put.ts).
- * Everything but the hashing runs in one synchronous step per read on the main thread, into
- * reused buffers: zstd's stdin and stdout are Unix socket pairs (larger reads than a pipe's
- * 64 KiB, read into buffers lent with `onread`, no allocation per read), the tar bytes reach the
- * engine as slices of the buffer they were read into, in one vectored write per read. Both
- * SHA-256 (the member's, the tar's) are computed on worker threads **in place** in those buffers
- * (package-volume-hash.ts SharedHasher, import-volume-buffers.ts): a buffer is read into again
- * only once its write completed and its bytes were hashed, so the digests are of exactly the
- * bytes that went to zstd and came out of it.
+ * the package, hashed and written to `zstd -d`; zstd's output — the volume tar — is counted
+ * (capped at its declared size), scanned strictly entry by entry (core/archive StrictTarScanner
+ * + one TarEntryChecker, the rules `validate` applies) and, only once a chunk was scanned,
+ * renamed under `data/` (TarRenamer) and sent to the engine's `PUT /containers/{id}/archive` on
+ * its Unix socket (import-volume-put.ts). Everything but the member's hashing runs in one
+ * synchronous step per read on the main thread, into reused buffers: zstd's stdin and stdout are
+ * Unix socket pairs (larger reads than a pipe's 64 KiB, read into buffers lent with `onread`, no
+ * allocation per read), the tar bytes reach the engine as slices of the buffer they were read
+ * into, in one vectored write per read. The member's SHA-256 is computed on a worker thread
+ * **in place** in the buffers it is read into (package-volume-hash.ts SharedHasher,
+ * import-volume-buffers.ts): a buffer is read into again only once its write to zstd completed
+ * and its bytes were hashed, so the digest is of exactly the bytes that went to zstd.
+ *
+ * The tar's own SHA-256 (metadata.json `tar_sha256`) is not computed here: zstd's decoding is
+ * deterministic, so the member's digest, checked against metadata.json, already binds every tar
+ * byte restored; its size is checked, every entry is checked. `packages validate` still
+ * recomputes `tar_sha256` (its separate full read).
  *
  * What it finds is returned, not thrown ({@link OnePass}); import-restore.ts decides the error
  * exactly as for the stream path (validate's order: the member's checksum, then the tar's first
- * problem, then the tar's checksum). After a problem nothing more reaches the engine (the upload is
+ * problem, then the tar's size). After a problem nothing more reaches the engine (the upload is
  * cut: the caller removes the volume), but the member is still read to its end for its checksum.
  * Returns once zstd, the upload and the helper container are all gone.
  */
@@ -50,8 +55,7 @@ export interface OnePass {
   /** sha256 (`sha256:…`) and size of the member as read. */
   sha256: string;
   size: number;
-  /** sha256 and size of the tar zstd produced (as far as it was read). */
-  tarSha256: string;
+  /** Size of the tar zstd produced (as far as it was read; its sha256 is not computed). */
   tarSize: number;
   /** The first problem of the tar (validate's code and message). */
   problem?: { code: string; message: string };
@@ -135,13 +139,14 @@ async function onePass(
   },
 ): Promise<OnePass> {
   const zstd = requireProgram("zstd", "zstd decompression");
-  // both digests are computed on worker threads, in place in the buffers read into
+  // the member's digest is computed on a worker thread, in place in the buffers read into; the
+  // tar's buffers are plain (see the module docs)
   const memberBuffers = new HashedBuffers(
     new SharedHasher(FEED_BUFFERS, FEED_BYTES),
     FEED_BUFFERS,
     FEED_BYTES,
   );
-  const tarBuffers = new HashedBuffers(new SharedHasher(READ_BUFFERS, READ_BYTES), READ_BUFFERS, READ_BYTES);
+  const tarBuffers = new HashedBuffers(null, READ_BUFFERS, READ_BYTES);
   let tarSize = 0;
   let problem: { code: string; message: string } | undefined;
   let readFailure: unknown;
@@ -191,7 +196,7 @@ async function onePass(
     child?.kill("SIGKILL");
   });
 
-  // zstd's output: hashed (on the worker, in place), scanned, renamed and sent in one step per read
+  // zstd's output: counted, scanned, renamed and sent in one step per read
   /** Resolves once the engine's socket may take more and a buffer is free for the read after next. */
   const room = async () => {
     while (!halted) {
@@ -323,20 +328,15 @@ async function onePass(
     input?.destroy();
     await feed?.close();
   }
-  // the digests of what was read (every byte added was hashed before finish resolves)
-  const digestOf = async (b: HashedBuffers): Promise<HashResult> => {
-    try {
-      return await b.hasher.finish();
-    } catch (e) {
-      readFailure ??= e;
-      return { digest: "sha256:", size: b.hasher.size };
-    }
-  };
-  const [member, tar] = await Promise.all([digestOf(memberBuffers), digestOf(tarBuffers)]);
+  // the digest of what was read (every byte added was hashed before finish resolves)
+  const hasher = memberBuffers.hasher;
+  const member = await hasher.finish().catch((e: unknown): HashResult => {
+    readFailure ??= e;
+    return { digest: "sha256:", size: hasher.size };
+  });
   return {
     sha256: member.digest,
     size: member.size,
-    tarSha256: tar.digest,
     tarSize,
     ...(problem ? { problem } : {}),
     ...(engineFailure !== undefined ? { engineFailure } : {}),
