@@ -13,6 +13,8 @@
  */
 import type { Readable } from "node:stream";
 import { interrupted } from "../core/abort.js";
+import { requireEngine } from "../core/docker/client.js";
+import { ensureHelperImage } from "../core/docker/helper-image.js";
 import { createVolume, removeVolume } from "../core/docker/volumes.js";
 import type { Reporter } from "../core/output.js";
 import { restoreVolume } from "./import-restore.js";
@@ -51,6 +53,19 @@ export interface VolumeJob {
    * created stays journaled for the rollback).
    */
   stop(): Promise<void>;
+}
+
+/**
+ * Starts, in the background, what the first volume's helper container needs from the engine
+ * besides the volume (the engine's answer, the helper image, the sweep of dead runs' helpers:
+ * core/docker/helper-image.ts, once per process), so that it is done by the time the volume
+ * exists (fixed start-up before the first byte moves). Never throws: a failure is met again,
+ * and reported, where the helper is made.
+ */
+export function prepareVolumeHelpers(): void {
+  requireEngine()
+    .then((docker) => ensureHelperImage(docker))
+    .catch(() => undefined);
 }
 
 /** Starts the step in the background (see the module docs). */

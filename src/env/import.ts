@@ -31,7 +31,7 @@ import { failAt } from "./fail-hook.js";
 import { moveAside } from "./import-aside.js";
 import { createStandaloneRepo, dockerRootDir, removeFilesNotIn, restoreMembers } from "./import-restore.js";
 import { type ImportTarget, refuseConflicts, resolveTarget, targetConflicts } from "./import-target.js";
-import { startVolumes, type VolumeJob } from "./import-volumes.js";
+import { prepareVolumeHelpers, startVolumes, type VolumeJob } from "./import-volumes.js";
 import { inspectVerified } from "./inspect.js";
 import { composeWarnings } from "./inspect-compose.js";
 import { Journal } from "./journal.js";
@@ -157,6 +157,9 @@ async function importSteps(options: ImportOptions, reporter: Reporter): Promise<
         hint: "Do not modify the package while importing; run the import again.",
       },
     );
+  // the package is sound: the helper image and the sweep of dead helpers start now, so the first
+  // volume's helper is made at once when its volume exists
+  if (verified.metadata.volumes.length > 0 && options.restoreData !== false) prepareVolumeHelpers();
   // what env up would do beyond the project, said before anything runs it
   for (const w of composeWarnings(inspectVerified(verified).compose)) reporter.warn(w);
   failAt("import:verify");
