@@ -19,6 +19,9 @@
  * (user + sys): its ratio to bare node's moves less with machine load than wall time does (the
  * target stays the wall-time ratio).
  *
+ * The runs get a fresh XDG_STATE_HOME: no journals of dockpack runs going on elsewhere (which
+ * `env list`/`env info` would load the recovery for).
+ *
  * The installed command keeps a V8 code cache per command (src/cli/compile-cache.ts) in
  * `$XDG_CACHE_HOME/dockpack/compile-cache`: the bench points XDG_CACHE_HOME at a fresh folder, so
  * each command's first run is cold (it compiles everything and writes its cache); that run is
@@ -153,6 +156,9 @@ async function main(): Promise<void> {
   const none = join(empty, "no-packages");
   // A fresh code cache (inherited by every run): first runs are cold, as after an install.
   process.env.XDG_CACHE_HOME = join(empty, "cache");
+  // A fresh state folder: the run journals of dockpack runs going on elsewhere on the machine (an
+  // export, an import) would make `env list`/`env info` load the recovery to check them.
+  process.env.XDG_STATE_HOME = join(empty, "state");
   try {
     makeRepository(repo);
     const { packages, pkg, delta } = await makePackages(empty);

@@ -6,16 +6,12 @@
  * The file is YAML, validated with a strict zod schema: an unknown or mistyped key is an error
  * (`ENV_CONFIG_INVALID`) naming its path, e.g. `.dockpack/config.yml: web.prot: unknown key`.
  */
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import YAML from "yaml";
 import { DockpackError } from "../core/errors.js";
 import * as z from "../core/zod-mini.js";
+import { CONFIG_FILE } from "./config-file.js";
 
-/** Folder (relative to a repository or worktree root) holding dockpack's files. */
-export const DOCKPACK_DIR = ".dockpack";
-/** The config file, relative to the repository root. */
-export const CONFIG_FILE = `${DOCKPACK_DIR}/config.yml`;
+export { CONFIG_FILE, DOCKPACK_DIR, loadEnvConfig } from "./config-file.js";
 
 /** A non-empty string (zod/mini: see core/zod-mini.ts). */
 const nonEmpty = () => z.string().check(z.minLength(1));
@@ -84,26 +80,6 @@ function configError(label: string, problems: string[]): DockpackError {
     hint: "Fix the file (see docs/commands/env.md for its keys), or run 'dockpack env init --force'.",
     details: { file: label, problems },
   });
-}
-
-/**
- * Reads and validates `<root>/.dockpack/config.yml`.
- * @throws DockpackError `ENV_NOT_INITIALISED` when the file is missing, `ENV_CONFIG_INVALID`
- *   when it is not YAML or does not match the schema
- */
-export async function loadEnvConfig(root: string): Promise<EnvConfig> {
-  const path = join(root, CONFIG_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT")
-      throw new DockpackError("ENV_NOT_INITIALISED", `${path} does not exist.`, {
-        hint: "Run 'dockpack env init' in the repository first.",
-      });
-    throw err;
-  }
-  return parseEnvConfigText(text, path);
 }
 
 /** Parses the YAML text of a config file; see {@link parseEnvConfig}. */

@@ -24,17 +24,13 @@ import {
 } from "../core/git.js";
 import { type Reporter, silentReporter } from "../core/output.js";
 import type { UpOptions } from "./compose-run.js";
-import { CONFIG_FILE, DOCKPACK_DIR, type EnvConfig, loadEnvConfig, renderEnvConfig } from "./config.js";
+import type { EnvConfig } from "./config.js";
+import { CONFIG_FILE, DOCKPACK_DIR, loadEnvConfig } from "./config-file.js";
 import { runsDir } from "./journal.js";
 import { checkBranchName, worktreeFolder } from "./naming.js";
 import type { RecoveredRun } from "./recover.js";
-import {
-  type EnvSettings,
-  excludeFromGit,
-  readEnvSettings,
-  volumeCreateOptions,
-  writeEnvSettings,
-} from "./settings.js";
+import type { EnvSettings } from "./settings.js";
+import { readEnvSettings } from "./settings-file.js";
 
 // The engine client (dockerode), compose and the recovery are imported where they are used, so
 // that `env list`/`env info` of a repository without environments start without them (issue 14 C18).
@@ -167,6 +163,7 @@ export async function createEnvironment(
       hint: "Remove it or choose another branch name.",
     });
   const hadBranch = await branchExists(branch, ctx.root);
+  const { excludeFromGit, volumeCreateOptions, writeEnvSettings } = await import("./settings.js");
   await mkdir(ctx.worktreesRoot, { recursive: true });
   await excludeFromGit(ctx.root, ctx.config.worktrees_dir);
   reporter.info(`creating worktree ${relative(ctx.root, path)} for branch ${branch}`);
@@ -224,7 +221,7 @@ async function ensureConfigIn(ctx: RepoContext, worktree: string): Promise<void>
   const target = join(worktree, CONFIG_FILE);
   if (!(await exists(target))) {
     await mkdir(join(worktree, DOCKPACK_DIR), { recursive: true });
-    await writeFile(target, renderEnvConfig(ctx.config));
+    await writeFile(target, (await import("./config.js")).renderEnvConfig(ctx.config));
   }
   for (const f of ctx.config.env_files) {
     const from = join(ctx.root, f);

@@ -16,9 +16,9 @@ import { type ComposeModel, guessWebPort, type PublishedPort, renderEnvCompose }
 import { composeProjectDir, resolveComposeModel } from "./compose-model.js";
 import { DOCKPACK_DIR, type EnvConfig } from "./config.js";
 import { allocatePorts, composeProjectName, volumeName } from "./naming.js";
+import { ENV_FILE, readEnvSettings } from "./settings-file.js";
 
-/** The settings file, relative to a worktree. */
-export const ENV_FILE = `${DOCKPACK_DIR}/env.yml`;
+export { ENV_FILE, readEnvSettings } from "./settings-file.js";
 /** The per-environment compose file, relative to a worktree. */
 export const ENV_COMPOSE_FILE = `${DOCKPACK_DIR}/compose.yml`;
 /** Where bind-style `driver_opts` volumes keep their data, relative to a worktree. */
@@ -51,17 +51,11 @@ export const envSettingsSchema = z.object({
 export type EnvSettings = z.infer<typeof envSettingsSchema>;
 
 /**
- * Reads `<worktree>/.dockpack/env.yml`, or returns null when it does not exist.
- * @throws DockpackError `ENV_SETTINGS_INVALID` when it exists but is malformed
+ * Parses the text of `<worktree>/.dockpack/env.yml` (see settings-file.ts's `readEnvSettings`).
+ * @throws DockpackError `ENV_SETTINGS_INVALID` when it is malformed; the YAML parser's error
+ *   when it is not YAML
  */
-export async function readEnvSettings(worktree: string): Promise<EnvSettings | null> {
-  let text: string;
-  try {
-    text = await readFile(join(worktree, ENV_FILE), "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw err;
-  }
+export function parseEnvSettingsText(text: string, worktree: string): EnvSettings {
   const res = envSettingsSchema.safeParse(YAML.parse(text));
   if (!res.success)
     throw new DockpackError(
