@@ -5,11 +5,12 @@
  * without executing anything (inspect-compose.ts). The package is verified by the same reader
  * as validate and import, so the report also says whether it is valid.
  */
+import { createHash } from "node:crypto";
 import { basename, resolve } from "node:path";
 import { DockpackError } from "../core/errors.js";
 import { type Reporter, silentReporter } from "../core/output.js";
-import { CONFIG_FILE, parseEnvConfigText } from "./config.js";
-import { composeWarnings, type InspectedCompose, inspectComposeTexts } from "./inspect-compose.js";
+import { cachedParse } from "../core/parse-cache.js";
+import type { InspectedCompose } from "./inspect-compose.js";
 import { encryptionInfo, type PackageEncryptionInfo } from "./package-encryption-info.js";
 import type { PackageMetadata } from "./package-format.js";
 import { renderImageLines } from "./package-images-render.js";
@@ -46,19 +47,25 @@ export interface InspectResult {
   encryption: PackageEncryptionInfo | null;
 }
 
-/** The compose side of a verified package (used by inspect, validate and import). */
-export function inspectVerified(res: VerifyResult): { files: string[]; compose: InspectedCompose } {
-  let files: string[] = [];
-  if (res.configText !== null) {
-    try {
-      files = parseEnvConfigText(res.configText, `package:environment/${CONFIG_FILE}`).compose_files;
-    } catch {
-      files = [];
-    }
-  }
-  if (files.length === 0)
-    files = [...res.environmentTexts.keys()].filter((f) => /(^|\/)(docker-)?compose[^/]*\.ya?ml$/.test(f));
-  return { files, compose: inspectComposeTexts(files, res.environmentTexts) };
+/**
+ * {@link inspectVerified} and its warnings. In the installed command the answer is kept in the
+ * parse cache (core/parse-cache.ts) under the sha256 of the packaged config and environment texts
+ * (never the texts themselves: they may hold secrets), except for encrypted packages.
+ */
+async function inspectCompose(
+  res: VerifyResult,
+): Promise<{ files: string[]; compose: InspectedCompose; warnings: string[] }> {
+  const run = async () => {
+    const { inspectVerified } = await import("./inspect-verified.js");
+    const { composeWarnings } = await import("./inspect-compose.js");
+    const { files, compose } = inspectVerified(res);
+    return { files, compose, warnings: composeWarnings(compose) };
+  };
+  if (encryptionInfo(res) !== null) return run();
+  const key = createHash("sha256")
+    .update(JSON.stringify([res.configText, [...res.environmentTexts]]))
+    .digest("hex");
+  return cachedParse("package-compose", key, run);
 }
 
 /**
@@ -83,7 +90,7 @@ export async function inspectPackage(
       });
     throw err;
   }
-  const { files, compose } = inspectVerified(res);
+  const { files, compose, warnings } = await inspectCompose(res);
   return {
     package: file,
     size: res.size,
@@ -98,7 +105,7 @@ export async function inspectPackage(
     })),
     compose_files: files,
     compose,
-    warnings: composeWarnings(compose),
+    warnings,
     encryption: encryptionInfo(res),
   };
 }

@@ -5,8 +5,8 @@
 import { resolve } from "node:path";
 import { DockpackError } from "../core/errors.js";
 import { type Reporter, silentReporter } from "../core/output.js";
-import { inspectVerified } from "./inspect.js";
 import { composeWarnings } from "./inspect-compose.js";
+import { inspectVerified } from "./inspect-verified.js";
 import { encryptionInfo, type PackageEncryptionInfo } from "./package-encryption-info.js";
 import type { PackageMetadata } from "./package-format.js";
 import { type PackageProblem, verifyPackage } from "./package-reader.js";

@@ -23,6 +23,7 @@ import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { deserialize, serialize } from "node:v8";
 import { cachedParse, PARSE_CACHE_DIR } from "../../src/core/parse-cache.js";
+import { craftPackage } from "../env/craft.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const BIN = join(ROOT, "dist/bin/dockpack.js");
@@ -142,4 +143,55 @@ test("cachedParse gives each caller its own object, keeps no error and parses wi
   } finally {
     delete slot[PARSE_CACHE_DIR];
   }
+});
+
+/** `dockpack --json packages inspect FILE` with the parse cache (or none). */
+function inspect(file: string, cache = true): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, "--json", "packages", "inspect", file], {
+    env: {
+      ...process.env,
+      NO_COLOR: "1",
+      XDG_CACHE_HOME: home,
+      ...(cache ? {} : { DOCKPACK_NO_COMPILE_CACHE: "1" }),
+    },
+    encoding: "utf8",
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test("packages inspect from the parse cache reports what a run without cache reports; other compose texts are inspected again", async () => {
+  const compose = (port: string) =>
+    `services:\n  web:\n    image: nginx\n    ports: ["${port}:80"]\n  db:\n    image: postgres\n    privileged: true\n    volumes: ["/etc:/host-etc"]\n`;
+  const secret = "API_TOKEN=do-not-store-me\n";
+  const make = async (name: string, port: string) => {
+    const file = join(tmp, name);
+    await craftPackage(file, {
+      members: [
+        { name: "environment/docker-compose.yml", body: compose(port) },
+        { name: "environment/.env", body: secret },
+      ],
+    });
+    return file;
+  };
+  const a = await make("a.dockpack.tar", "8080");
+  const plain = inspect(a, false);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.match(plain.stdout, /8080:80/);
+  for (let i = 0; i < 2; i++) {
+    const r = inspect(a);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, plain.stdout);
+  }
+  const b = await make("b.dockpack.tar", "9090");
+  const other = inspect(b);
+  assert.equal(other.stdout, inspect(b, false).stdout);
+  assert.match(other.stdout, /9090:80/);
+  assert.doesNotMatch(other.stdout, /8080:80/);
+  // the cache holds digests of the packaged texts and the inspection, never the texts (.env secrets)
+  const dir = join(home, "dockpack", "compile-cache");
+  const files = readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) =>
+    f.endsWith("parsed-package-compose.bin"),
+  );
+  assert.equal(files.length, 1, "the inspection was cached");
+  assert.ok(!readFileSync(join(dir, files[0] as string)).includes("do-not-store-me"));
 });
