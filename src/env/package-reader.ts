@@ -13,7 +13,7 @@ import { digestStream, sha256Hex } from "../core/digest.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
 import { type Reporter, silentReporter } from "../core/output.js";
 import { fileWithSkips } from "../core/stream.js";
-import { CONFIG_FILE } from "./config.js";
+import { CONFIG_FILE } from "./config-file.js";
 import { crossCheck, type ScanState } from "./package-checks.js";
 import type { DecryptKeys } from "./package-crypto.js";
 import { unwrapPackageKey } from "./package-crypto-stream.js";
