@@ -34,9 +34,13 @@ const home = join(tmp, "home");
 const tools = join(tmp, "tools");
 cpSync(join(ROOT, "examples/tools"), tools, { recursive: true });
 
-/** `dockpack --json tool list` of the copied tools with cache home `cacheHome` (or no cache at all). */
-function list(cache = true, cacheHome = home): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, "--json", "tool", "list", "--tools-dir", tools], {
+/** `dockpack --json ARGS` with cache home `cacheHome`, or with no cache at all. */
+function dockpack(
+  args: string[],
+  cache = true,
+  cacheHome = home,
+): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, "--json", ...args], {
     env: {
       ...process.env,
       NO_COLOR: "1",
@@ -47,6 +51,10 @@ function list(cache = true, cacheHome = home): { code: number | null; stdout: st
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+
+/** `dockpack --json tool list` of the copied tools with cache home `cacheHome` (or no cache at all). */
+const list = (cache = true, cacheHome = home) =>
+  dockpack(["tool", "list", "--tools-dir", tools], cache, cacheHome);
 
 /** The parse cache file of tool manifests under `home`. */
 function cacheFile(): string | undefined {
@@ -146,18 +154,7 @@ test("cachedParse gives each caller its own object, keeps no error and parses wi
 });
 
 /** `dockpack --json packages inspect FILE` with the parse cache (or none). */
-function inspect(file: string, cache = true): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, "--json", "packages", "inspect", file], {
-    env: {
-      ...process.env,
-      NO_COLOR: "1",
-      XDG_CACHE_HOME: home,
-      ...(cache ? {} : { DOCKPACK_NO_COMPILE_CACHE: "1" }),
-    },
-    encoding: "utf8",
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const inspect = (file: string, cache = true) => dockpack(["packages", "inspect", file], cache);
 
 test("packages inspect from the parse cache reports what a run without cache reports; other compose texts are inspected again", async () => {
   const compose = (port: string) =>
