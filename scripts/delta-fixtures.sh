@@ -20,7 +20,8 @@ case "$SCALE" in
   *) echo "delta-fixtures: unknown scale '$SCALE' (small|bench)" >&2; exit 2 ;;
 esac
 bash "$HERE/fixtures.sh" debian >/dev/null
-exec 9>"/tmp/dockpack-delta-fixtures-$SCALE.lock"
+# one build at a time: the lock is this script itself, so no lock file is left in /tmp
+exec 9<"${BASH_SOURCE[0]}"
 flock 9
 ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
