@@ -5,6 +5,8 @@
  */
 import { Transform } from "node:stream";
 import { readVolumeTar, volumeSize, writeVolumeTar } from "../core/docker/volumes.js";
+// records each helper container before its create request (crash recovery)
+import "./helper-ledger.js";
 import type { Reporter } from "../core/output.js";
 
 /**

@@ -35,7 +35,8 @@ import { readEnvSettings } from "./settings-file.js";
 // The engine client (dockerode), compose and the recovery are imported where they are used, so
 // that `env list`/`env info` of a repository without environments start without them (issue 14 C18).
 const dockerContainers = () => import("../core/docker/containers.js");
-const dockerVolumes = () => import("../core/docker/volumes.js");
+// with the helper ledger (a volume's size may take a helper container)
+const dockerVolumes = () => import("./helper-ledger.js").then(() => import("../core/docker/volumes.js"));
 const composeRun = () => import("./compose-run.js");
 
 /**

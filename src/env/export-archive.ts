@@ -20,6 +20,8 @@ import { interrupted, onAbort } from "../core/abort.js";
 import { dockerHost } from "../core/docker/client.js";
 import { TarRenamer } from "../core/docker/tar-rename.js";
 import { openVolumeArchive } from "../core/docker/volumes.js";
+// records each helper container before its create request (crash recovery)
+import "./helper-ledger.js";
 import { DockpackError } from "../core/errors.js";
 import { onCleanup } from "../core/fs.js";
 

@@ -19,6 +19,8 @@ import { pipeline } from "node:stream/promises";
 import { CODEC_EXTENSION, type Codec, compressStream } from "../core/codec.js";
 import { DigestStream } from "../core/digest.js";
 import { readVolumeTar } from "../core/docker/volumes.js";
+// records each helper container before its create request (crash recovery)
+import "./helper-ledger.js";
 import { DockpackError } from "../core/errors.js";
 import { requireProgram } from "../core/exec.js";
 import type { Reporter } from "../core/output.js";

@@ -12,6 +12,8 @@ import {
   volumeExists,
   writeVolumeTar,
 } from "../core/docker/volumes.js";
+// records each helper container before its create request (crash recovery)
+import "./helper-ledger.js";
 import { branchExists, git, worktreeList } from "../core/git.js";
 import type { Reporter } from "../core/output.js";
 import { composeDown, runningContainers } from "./compose-run.js";

@@ -11,6 +11,8 @@ import { Readable, Transform } from "node:stream";
 import { interrupted } from "../core/abort.js";
 import { getDocker } from "../core/docker/client.js";
 import { writeVolumeTar } from "../core/docker/volumes.js";
+// records each helper container before its create request (crash recovery)
+import "./helper-ledger.js";
 import { DockpackError, isDockpackError, toDockpackError } from "../core/errors.js";
 import { commitAsDockpack, git } from "../core/git.js";
 import type { Reporter } from "../core/output.js";

@@ -32,6 +32,8 @@ import { interrupted } from "../core/abort.js";
 import { normaliseEntryName, StrictTarScanner, TarEntryChecker } from "../core/archive.js";
 import { TarRenamer } from "../core/docker/tar-rename.js";
 import { openVolumeUpload } from "../core/docker/volumes.js";
+// records each helper container before its create request (crash recovery)
+import "./helper-ledger.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
 import { requireProgram } from "../core/exec.js";
 import { makeTempDir, onCleanup, removeTempDir } from "../core/fs.js";

@@ -10,6 +10,8 @@ import { basename, dirname } from "node:path";
 import { getDocker } from "../core/docker/client.js";
 import { restartContainers, startContainers } from "../core/docker/containers.js";
 import { createVolume, readVolumeTar, volumeExists, writeVolumeTar } from "../core/docker/volumes.js";
+// records each helper container before its create request (crash recovery)
+import "./helper-ledger.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
 import { branchExists, deleteBranch, git, worktreeList } from "../core/git.js";
 import type { Reporter } from "../core/output.js";

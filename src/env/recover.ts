@@ -20,6 +20,7 @@ import { HELPER_LABEL } from "../core/docker/helper-image.js";
 import { toDockpackError } from "../core/errors.js";
 import { withLock } from "../core/fs.js";
 import { type Reporter, silentReporter } from "../core/output.js";
+import { recoverHelperLedgers } from "./helper-recover.js";
 import {
   finishEntries,
   type JournalFile,
@@ -101,6 +102,8 @@ async function recoverOne(j: JournalFile, reporter: Reporter): Promise<Recovered
  */
 export async function recoverDeadRuns(reporter: Reporter = silentReporter()): Promise<RecoveredRun[]> {
   const done: RecoveredRun[] = [];
+  // first the helper containers of dead processes, landed or still in flight: they hold volumes
+  await recoverHelperLedgers(reporter);
   for (const path of await listJournalFiles()) {
     const first = await readJournalFile(path);
     if (first && ownerAlive(first.header)) continue;

@@ -23,6 +23,7 @@ import { interrupted, onAbort } from "../abort.js";
 import { DockpackError, toDockpackError } from "../errors.js";
 import { onCleanup } from "../fs.js";
 import { engineMessage, requireEngine, statusCode } from "./client.js";
+import { helperHooks as hooks } from "./helper-hooks.js";
 import { ensureHelperImage, HELPER_IMAGE, helperLabels } from "./helper-image.js";
 import { gatedPrefixedTar } from "./tar-gate.js";
 import { renameTarEntries } from "./tar-rename.js";
@@ -145,12 +146,17 @@ async function sumTarSizes(input: Readable): Promise<number> {
 /** Unregister functions of the exit cleanups of live helper containers, by container id. */
 const cleanups = new Map<string, () => void>();
 
+/** Names of live helper containers, by container id (for the helper hooks, helper-hooks.ts). */
+const names = new Map<string, string>();
+
 /** Creates (never starts) a helper container with `volume` mounted at /data. Returns it. */
 async function helperContainer(docker: Docker, volume: string, readOnly: boolean): Promise<Docker.Container> {
   await ensureHelperImage(docker);
+  const name = `dockpack-helper-${randomBytes(6).toString("hex")}`;
+  await hooks()?.beforeCreate(name, volume);
   try {
     const container = await docker.createContainer({
-      name: `dockpack-helper-${randomBytes(6).toString("hex")}`,
+      name,
       Image: HELPER_IMAGE,
       Labels: { ...helperLabels(), "io.dockpack.volume": volume },
       NetworkDisabled: true,
@@ -165,12 +171,16 @@ async function helperContainer(docker: Docker, volume: string, readOnly: boolean
       onCleanup(
         () => removeQuietly(container),
         () => {
-          spawnSync("docker", ["rm", "-f", container.id], { stdio: "ignore", timeout: 10_000 });
+          const r = spawnSync("docker", ["rm", "-f", container.id], { stdio: "ignore", timeout: 10_000 });
+          if (r.status === 0) hooks()?.removed(name);
         },
       ),
     );
+    names.set(container.id, name);
     return container;
   } catch (err) {
+    // the engine answered with a refusal: nothing was created (no answer: it may still land)
+    if (statusCode(err) !== undefined) hooks()?.removed(name);
     throw engineError("mounting in a helper container", volume, err);
   }
 }
@@ -180,9 +190,13 @@ async function removeQuietly(container: Docker.Container): Promise<void> {
   cleanups.delete(container.id);
   try {
     await container.remove({ force: true, v: false });
-  } catch {
-    // already gone
+  } catch (err) {
+    // already gone (404) counts as removed; otherwise the ledger keeps the name for the recovery
+    if (statusCode(err) !== 404) return;
   }
+  const name = names.get(container.id);
+  names.delete(container.id);
+  if (name) hooks()?.removed(name);
 }
 
 /**
