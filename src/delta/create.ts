@@ -154,29 +154,37 @@ async function openAll(
 ): Promise<{ source: Image; bases: Base[] }> {
   type Kind =
     | { inventory: LayerInventory; raw: string }
-    | { engine: DeltaBaseEntry; raw: string }
+    | { engine: Promise<DeltaBaseEntry>; raw: string }
     | { raw: string };
   const kinds: Kind[] = [];
   for (const raw of refs) {
     const parsed = await parseImageRef(raw);
     if (parsed.transport === "docker-daemon") {
-      // Without deltas an engine base gives only its diff_ids: inspected, never saved.
-      kinds.push(needBaseBytes ? { raw } : { raw, engine: await inspectedBase(raw, parsed.path) });
+      // Without deltas an engine base gives only its diff_ids: inspected (at the same time as
+      // the source), never saved.
+      kinds.push(needBaseBytes ? { raw } : { raw, engine: inspectedBase(raw, parsed.path) });
       continue;
     }
     const inventory = await readInventoryIfAny(parsed.path);
     kinds.push(inventory ? { inventory, raw } : { raw });
   }
+  const engineBases = Promise.all(kinds.map((k) => ("engine" in k ? k.engine : undefined)));
+  engineBases.catch(() => undefined); // awaited below, or by the save that needs it
   if (packLayers) {
     // Layers the target has are never shipped: the save need not compress them.
-    const have = new Set<string>();
-    for (const k of kinds) {
-      if ("engine" in k) for (const d of k.engine.diffIds) have.add(d);
-      if ("inventory" in k) for (const img of k.inventory.images) for (const d of img.diffIds) have.add(d);
-    }
+    const have = engineBases.then((entries) => {
+      const set = new Set<string>();
+      for (const e of entries) for (const d of e?.diffIds ?? []) set.add(d);
+      for (const k of kinds) {
+        if ("inventory" in k) for (const img of k.inventory.images) for (const d of img.diffIds) set.add(d);
+      }
+      return set;
+    });
     packLayers = { ...packLayers, have };
   }
   const imageRefs = kinds.filter((k) => !("inventory" in k) && !("engine" in k)).map((k) => k.raw);
+  // A missing base is reported before anything is saved (the packing save awaits `have`).
+  if (!packLayers) await engineBases;
   const [source, ...images] = await openImages([image, ...imageRefs], reporter, {
     onMember: early?.onMember,
     // The engine checks each layer against its diff_id as it saves; apply checks every layer
@@ -184,8 +192,15 @@ async function openAll(
     hashLayers: false,
     ...(packLayers ? { packLayers } : {}),
   });
+  let entries: (DeltaBaseEntry | undefined)[];
+  try {
+    entries = await engineBases;
+  } catch (e) {
+    for (const img of [source, ...images]) await img.close();
+    throw e;
+  }
   const bases: Base[] = [];
-  for (const k of kinds) {
+  for (const [i, k] of kinds.entries()) {
     if ("inventory" in k) {
       for (const img of k.inventory.images) {
         bases.push({
@@ -201,7 +216,7 @@ async function openAll(
       continue;
     }
     if ("engine" in k) {
-      bases.push({ entry: k.engine });
+      bases.push({ entry: entries[i] as DeltaBaseEntry });
       continue;
     }
     const img = images.shift() as Image;

@@ -27,7 +27,6 @@ import { readDockerArchive, readDockerManifest } from "./docker-archive.js";
 import { ExtractedContainer, type MemberHook } from "./extract.js";
 import type { Image, ImageFormat } from "./image.js";
 import { readOciLayout } from "./oci-layout.js";
-import { openRegistryImage } from "./registry.js";
 import { startSave } from "./save-stream.js";
 import { canPackNatively, canUnpackNatively, type PackOptions, unpackSave } from "./save-unpack.js";
 
@@ -57,7 +56,7 @@ export interface OpenImagesOptions {
      * diff_ids the caller will not read (the target has them): such layers of a one-image save
      * are dropped while it streams (neither compressed nor written; their size is kept).
      */
-    have?: ReadonlySet<string>;
+    have?: ReadonlySet<string> | Promise<ReadonlySet<string>>;
   };
 }
 
@@ -178,7 +177,11 @@ async function openFileContainer(
 export async function openImage(raw: string, reporter?: Reporter): Promise<Image> {
   const ref = await parseImageRef(raw);
   if (ref.transport === "docker-daemon") return openDaemonImage(ref, reporter);
-  if (ref.transport === "docker") return openRegistryImage(ref.path, raw, reporter);
+  if (ref.transport === "docker") {
+    // The OCI client (undici) loads only for registry images: engine and file images start sooner.
+    const { openRegistryImage } = await import("./registry.js");
+    return openRegistryImage(ref.path, raw, reporter);
+  }
   const { container, close } = await openFileContainer(ref, reporter);
   try {
     if (ref.transport === "oci" || ref.transport === "oci-archive") {
@@ -210,17 +213,18 @@ async function openDaemonImages(
   reporter: Reporter | undefined,
   options: OpenImagesOptions,
 ): Promise<Image[]> {
-  const ids: string[] = [];
-  const sizes = new Map<string, number>();
-  let layers: string[] = [];
-  for (const r of refs) {
-    const info = await inspectImage(r.path);
-    ids.push(info.Id);
-    sizes.set(info.Id, info.Size ?? 0);
-    layers = info.RootFS?.Layers ?? [];
-  }
-  const pack = options.packLayers && canPackNatively() ? options.packLayers : undefined;
-  const have = options.packLayers?.have;
+  // The inspections, the caller's `have` and the check for GNU tar run at once: the save starts
+  // as soon as all are known.
+  const [infos, have, native, canPack] = await Promise.all([
+    Promise.all(refs.map((r) => inspectImage(r.path))),
+    options.packLayers?.have,
+    options.hashLayers === false ? canUnpackNatively() : false,
+    options.packLayers ? canPackNatively() : false,
+  ]);
+  const ids = infos.map((info) => info.Id);
+  const sizes = new Map(infos.map((info) => [info.Id, info.Size ?? 0]));
+  const layers = infos.at(-1)?.RootFS?.Layers ?? [];
+  const pack = canPack ? options.packLayers : undefined;
   const drop =
     pack && have && refs.length === 1 ? layers.flatMap((d, i) => (have.has(d) ? [i] : [])) : undefined;
   const dir = await makeTempDir("dockpack-image-");
@@ -240,7 +244,7 @@ async function openDaemonImages(
     const progress = reporter?.progress(`docker save ${names.join(" ")}`);
     const location = `docker save of ${names.join(", ")}`;
     let container: ExtractedContainer;
-    if (options.hashLayers === false && canUnpackNatively()) {
+    if (native) {
       // No hashing on the way: GNU tar unpacks the CLI's output, node never reads the bytes.
       container = await unpackSave(
         [...new Set(names)],

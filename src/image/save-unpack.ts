@@ -26,7 +26,7 @@
  * of `[A-Za-z0-9._/-]` without `..` (the engine's names are IDs), and reports each finished
  * member on file descriptor 3 (kind, size, name).
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { lstat, mkdir, realpath, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -38,30 +38,30 @@ import { DockpackError } from "../core/errors.js";
 import { findProgram } from "../core/exec.js";
 import { ExtractedContainer, type MemberHook, type PackedMember } from "./extract.js";
 
-let gnuTar: string | null | undefined;
+let gnuTar: Promise<string | null> | undefined;
 
-/** The path of GNU tar, or null when `tar` is missing or another tar (cached). */
-function findGnuTar(): string | null {
-  if (gnuTar !== undefined) return gnuTar;
-  const tar = findProgram("tar");
-  gnuTar = null;
-  if (tar) {
-    try {
-      if (execFileSync(tar, ["--version"], { encoding: "utf8" }).startsWith("tar (GNU tar)")) gnuTar = tar;
-    } catch {
-      // not usable
-    }
-  }
+/**
+ * The path of GNU tar, or null when `tar` is missing or another tar (cached; `tar --version`
+ * runs once, without blocking the event loop, so it overlaps the engine's inspections).
+ */
+function findGnuTar(): Promise<string | null> {
+  gnuTar ??= new Promise((resolve) => {
+    const tar = findProgram("tar");
+    if (!tar) return resolve(null);
+    execFile(tar, ["--version"], { encoding: "utf8" }, (err, out) =>
+      resolve(!err && out.startsWith("tar (GNU tar)") ? tar : null),
+    );
+  });
   return gnuTar;
 }
 
 /** True when {@link unpackSave} can run here (docker CLI, a Unix-socket engine, GNU tar). */
-export function canUnpackNatively(): boolean {
+export async function canUnpackNatively(): Promise<boolean> {
   return (
     process.env.DOCKPACK_NODE_UNPACK !== "1" &&
     findProgram("docker") !== null &&
     dockerHost().startsWith("unix://") &&
-    findGnuTar() !== null
+    (await findGnuTar()) !== null
   );
 }
 
@@ -117,8 +117,8 @@ printf '%s %s %s\\n' "$k" "$TAR_SIZE" "$n" >&3
 `;
 
 /** True when {@link unpackSave} can pack (zstd installed besides {@link canUnpackNatively}). */
-export function canPackNatively(): boolean {
-  return canUnpackNatively() && findProgram("zstd") !== null;
+export async function canPackNatively(): Promise<boolean> {
+  return findProgram("zstd") !== null && (await canUnpackNatively());
 }
 
 function exitOf(child: ChildProcess): Promise<number | null> {
@@ -146,7 +146,7 @@ export async function unpackSave(
   onBytes?: (n: number) => void,
   pack?: PackOptions,
 ): Promise<ExtractedContainer> {
-  const tarPath = findGnuTar() as string;
+  const tarPath = (await findGnuTar()) as string;
   const docker = findProgram("docker") as string;
   const common = ["-x", "-v", "-f", "-", "-b", "256", "-B"];
   // The script's notes (each layer directory's position), removed before the directory is read.

@@ -72,7 +72,10 @@ async function layerBytes(image: Image): Promise<{ diffId: string; sha: string; 
 test("GNU tar unpacks the engine's save: same members and bytes as node's unpacking, members reported early", async (t) => {
   if (!needsEngine(t)) return;
   fixtures();
-  assert.ok(canUnpackNatively(), "docker CLI, unix socket and GNU tar are installed (scripts/setup.sh)");
+  assert.ok(
+    await canUnpackNatively(),
+    "docker CLI, unix socket and GNU tar are installed (scripts/setup.sh)",
+  );
   const seen: string[] = [];
   const native = await openImages([V2, V1], undefined, {
     hashLayers: false,
@@ -103,7 +106,10 @@ test("GNU tar unpacks the engine's save: same members and bytes as node's unpack
 test("-m layer packing: layers the target lacks are zstd-compressed (and hashed) while the save streams, bytes of their diff_id; the layers it has are dropped", async (t) => {
   if (!needsEngine(t)) return;
   fixtures();
-  assert.ok(canPackNatively(), "docker CLI, unix socket, GNU tar and zstd are installed (scripts/setup.sh)");
+  assert.ok(
+    await canPackNatively(),
+    "docker CLI, unix socket, GNU tar and zstd are installed (scripts/setup.sh)",
+  );
   const have = new Set((await inspectImage(V1)).RootFS?.Layers ?? []);
   const [image] = await openImages([V2], undefined, {
     hashLayers: false,
