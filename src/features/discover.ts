@@ -5,7 +5,8 @@
  * folder (it holds `devcontainer-feature.json`) or a collection folder whose sub-folders are
  * features (the CLI's `src` folder). dockpack also accepts a repository root that holds `src/`.
  */
-import { readdir, readFile, readlink, stat } from "node:fs/promises";
+import { constants } from "node:fs";
+import { lstat, open, readdir, readlink, stat } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { DockpackError } from "../core/errors.js";
 import type { Reporter } from "../core/output.js";
@@ -31,6 +32,41 @@ export interface FeatureSource {
   metadata: FeatureMetadata;
   /** True when the packaged devcontainer-feature.json differs from the file (currentId added). */
   rewritten: boolean;
+  /** Upper bound of the bytes its tarball takes: file sizes plus 1 KiB of tar framing per entry. */
+  bytes: number;
+}
+
+/** Largest devcontainer-feature.json read (bytes); a real one is a few KiB. */
+export const FEATURE_FILE_LIMIT = 4 * 1024 * 1024;
+
+/**
+ * Reads a feature's devcontainer-feature.json as UTF-8 without ever blocking or filling memory:
+ * opened non-blocking (a fifo does not wait for a writer), it must be a regular file of at most
+ * {@link FEATURE_FILE_LIMIT} bytes.
+ * @throws Error whose message says what the file is instead (fifo, device, folder, too large)
+ */
+async function readFeatureFile(file: string): Promise<string> {
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = await handle.stat();
+    if (!st.isFile())
+      throw new Error(
+        `it is ${st.isDirectory() ? "a folder" : st.isFIFO() ? "a fifo" : st.isSocket() ? "a socket" : "a device file"}, not a regular file`,
+      );
+    if (st.size > FEATURE_FILE_LIMIT)
+      throw new Error(`it is ${st.size} bytes; more than ${FEATURE_FILE_LIMIT} bytes is refused`);
+    const buf = Buffer.alloc(FEATURE_FILE_LIMIT + 1);
+    let n = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+      if (n > FEATURE_FILE_LIMIT) throw new Error(`it grew past ${FEATURE_FILE_LIMIT} bytes while read`);
+    }
+    return buf.toString("utf8", 0, n);
+  } finally {
+    await handle.close();
+  }
 }
 
 /** What {@link discoverFeatures} found. */
@@ -79,7 +115,7 @@ async function readFeature(
     });
   let text: string;
   try {
-    text = await readFile(file, "utf8");
+    text = await readFeatureFile(file);
   } catch (e) {
     add({ file, message: `cannot read it: ${(e as Error).message}` });
     return undefined;
@@ -94,24 +130,28 @@ async function readFeature(
   for (const w of warnings) reporter.warn(formatFeatureProblems([{ feature: folder, file, ...w }]).slice(4));
   if (problems.length > before) return undefined;
   const { metadata, rewritten } = publishedMetadata(value as FeatureMetadata);
-  return { id: metadata.id, version: metadata.version, folder, metadata, rewritten };
+  return { id: metadata.id, version: metadata.version, folder, metadata, rewritten, bytes: 0 };
 }
 
 /**
  * Walks a feature folder before anything is written: fifos and device files (which cannot be
  * packaged) are problems; symlinks pointing outside the feature folder get a warning (they dangle
  * wherever the feature is installed).
+ * @returns the bytes its tarball may take (file sizes plus 1 KiB per entry for header and padding)
  */
 async function checkTree(
   folder: string,
   exclude: string[],
   problems: FeatureProblem[],
   reporter: Reporter,
-): Promise<void> {
+): Promise<number> {
+  let bytes = 2048;
   const visit = async (dir: string): Promise<void> => {
     for (const entry of await readdir(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
       if (exclude.includes(path)) continue;
+      bytes += 1024;
+      if (entry.isFile()) bytes += (await lstat(path)).size;
       if (entry.isDirectory()) await visit(path);
       else if (entry.isSymbolicLink()) {
         const target = await readlink(path);
@@ -131,6 +171,7 @@ async function checkTree(
     }
   };
   await visit(folder);
+  return bytes;
 }
 
 /**
@@ -210,8 +251,8 @@ export async function discoverFeatures(
   const features: FeatureSource[] = [];
   for (const folder of folders) {
     const feature = await readFeature(folder, problems, reporter);
-    await checkTree(folder, exclude, problems, reporter);
-    if (feature) features.push(feature);
+    const bytes = await checkTree(folder, exclude, problems, reporter);
+    if (feature) features.push({ ...feature, bytes });
   }
   if (problems.length > 0) {
     const count = new Set(problems.map((p) => p.feature)).size;

@@ -18,6 +18,7 @@ import { pipeline } from "node:stream/promises";
 import { packDirectory } from "../core/archive.js";
 import { DigestStream } from "../core/digest.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
+import { ensureFreeSpace } from "../core/fs.js";
 import { formatBytes, type Reporter, silentReporter } from "../core/output.js";
 import { discoverFeatures, type FeatureSource } from "./discover.js";
 import { FEATURE_FILE } from "./metadata.js";
@@ -157,7 +158,8 @@ async function packageOne(
  * collection...", one line per feature, "Packaged N features".
  * @returns `{ count, outputDir, features: [{ id, version, file, size (bytes), digest }] }`
  * @throws DockpackError `FEATURES_TARGET_MISSING`, `FEATURES_NOT_FOUND`, `FEATURES_INVALID` (every
- *   problem listed), `FEATURES_CLEAN_REFUSED`, `FEATURES_OUTPUT_NOT_FOLDER`,
+ *   problem listed), `FEATURES_CLEAN_REFUSED`, `FEATURES_OUTPUT_NOT_FOLDER`, `NO_SPACE` (the features' files
+ *   would not fit in the output folder's file system),
  *   `SOURCE_DATE_EPOCH_INVALID`, `ARCHIVE_UNSUPPORTED_ENTRY` (a fifo or device in a feature),
  *   `FS_*` file-system errors.
  */
@@ -176,6 +178,12 @@ export async function packageFeatures(
   reporter.info(found.mode === "single" ? "Packaging single feature..." : "Packaging feature collection...");
   reporter.debug(`mtime ${mtime}, output ${outputDir}`);
 
+  // a feature may hold huge (even sparse) files: refuse before writing when they cannot fit
+  await ensureFreeSpace(
+    outputDir,
+    found.features.reduce((n, f) => n + f.bytes, 0),
+    `the tarballs of ${found.features.length} feature${found.features.length === 1 ? "" : "s"}`,
+  );
   const staging = await createStaging(outputDir);
   try {
     const limit = found.mode === "single" ? 1 : (o.concurrency ?? Math.min(8, Math.max(1, cpus().length)));

@@ -1,12 +1,15 @@
 /**
  * Issue 12 A10 (byte-order mark), A12 (output folder inside a feature folder) and A13 (100 000-deep
- * JSON: a named input error, not a stack overflow).
+ * JSON: a named input error, not a stack overflow); a fifo or 1.5 GiB devcontainer-feature.json
+ * (no hang, no read into memory) and sparse files larger than the free space (refused up front).
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { rm, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { freeSpace } from "../../src/core/fs.js";
 import { silentReporter } from "../../src/core/output.js";
 import { packageFeatures } from "../../src/features/index.js";
 import { metaFor, tempDir, writeFeature } from "./helpers.js";
@@ -51,6 +54,49 @@ test("A10/A13: a BOM is accepted; 100 000-deep JSON is a named input error", asy
       assert.match(e.message, /nesting is 100001 levels deep/);
       return true;
     });
+  } finally {
+    await cleanup();
+  }
+});
+
+test("a devcontainer-feature.json that is a fifo or too large is a named problem, read without blocking", async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const src = join(dir, "src");
+    await writeFeature(src, "pipe", {});
+    const pipe = join(src, "pipe", "devcontainer-feature.json");
+    await rm(pipe);
+    execFileSync("mkfifo", [pipe]);
+    await writeFeature(src, "big", {});
+    const big = join(src, "big", "devcontainer-feature.json");
+    await truncate(big, 1.5 * 1024 ** 3); // sparse: 1.5 GiB that must never be read into memory
+    await assert.rejects(packageFeatures({ target: src, outputFolder: join(dir, "out") }, r), (e: any) => {
+      assert.equal(e.code, "FEATURES_INVALID");
+      assert.match(
+        e.message,
+        /pipe\/devcontainer-feature\.json: cannot read it: it is a fifo, not a regular file/,
+      );
+      assert.match(e.message, /big\/devcontainer-feature\.json: cannot read it: it is 1610612736 bytes/);
+      return true;
+    });
+    assert.ok(!existsSync(join(dir, "out")), "nothing written");
+  } finally {
+    await cleanup();
+  }
+});
+
+test("files larger than the free space of the output folder are refused before anything is written", async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    await writeFeature(dir, "huge", {});
+    const free = await freeSpace(dir);
+    await writeFile(join(dir, "huge", "blob.bin"), "");
+    await truncate(join(dir, "huge", "blob.bin"), free + 1024 ** 3); // sparse
+    await assert.rejects(
+      packageFeatures({ target: join(dir, "huge"), outputFolder: join(dir, "out") }, r),
+      (e: any) => e.code === "NO_SPACE" && /the tarballs of 1 feature/.test(e.message),
+    );
+    assert.ok(!existsSync(join(dir, "out")), "nothing written");
   } finally {
     await cleanup();
   }
