@@ -236,7 +236,7 @@ function makeDecompressor(codec: Codec, options: DecompressOptions): Duplex {
     case "none":
       return cap ? capBytes(cap.limit, cap.label) : new PassThrough();
     case "gzip": {
-      const gunzip = mapErrors(zlib().createGunzip(), "gzip", "decompress");
+      const gunzip = mapErrors(zlib().createGunzip(), "gzip", "decompress", options.label);
       if (!cap) return gunzip;
       const limiter = capBytes(cap.limit, cap.label);
       gunzip.on("error", (e) => limiter.destroy(e));
@@ -251,11 +251,12 @@ function makeDecompressor(codec: Codec, options: DecompressOptions): Duplex {
         "zstd",
         "decompress",
         cap,
+        options.label,
       );
     case "xz":
-      return childStream("xz", ["-d", "-c", "-q", "-T0"], "xz", "decompress", cap);
+      return childStream("xz", ["-d", "-c", "-q", "-T0"], "xz", "decompress", cap, options.label);
     case "bzip2":
-      return childStream("bzip2", ["-d", "-c", "-q"], "bzip2", "decompress", cap);
+      return childStream("bzip2", ["-d", "-c", "-q"], "bzip2", "decompress", cap, options.label);
   }
 }
 
@@ -313,9 +314,15 @@ function abortable<T extends Duplex>(stream: T): T {
   return stream;
 }
 
-function codecError(codec: Codec, direction: Direction, message: string, cause?: unknown): DockpackError {
+function codecError(
+  codec: Codec,
+  direction: Direction,
+  message: string,
+  cause?: unknown,
+  label?: string,
+): DockpackError {
   const code = direction === "compress" ? "CODEC_COMPRESS_FAILED" : "CODEC_DECOMPRESS_FAILED";
-  return new DockpackError(code, `${codec} ${direction}ion failed: ${message}`, {
+  return new DockpackError(code, `${label ? `${label}: ` : ""}${codec} ${direction}ion failed: ${message}`, {
     cause,
     hint:
       direction === "decompress"
@@ -325,11 +332,11 @@ function codecError(codec: Codec, direction: Direction, message: string, cause?:
   });
 }
 
-/** Makes a zlib stream fail with a DockpackError instead of a bare zlib error. */
-function mapErrors<T extends Duplex>(stream: T, codec: Codec, direction: Direction): T {
+/** Makes a zlib stream fail with a DockpackError (message prefixed with `label`) instead of a bare zlib error. */
+function mapErrors<T extends Duplex>(stream: T, codec: Codec, direction: Direction, label?: string): T {
   const original = stream._destroy.bind(stream);
   stream._destroy = (err, cb) =>
-    original(err && !isDockpackError(err) ? codecError(codec, direction, err.message, err) : err, cb);
+    original(err && !isDockpackError(err) ? codecError(codec, direction, err.message, err, label) : err, cb);
   return stream;
 }
 
@@ -340,7 +347,8 @@ const STDERR_TAIL = 4096;
  * A duplex over a child process: writes go to its stdin (waiting for `drain`), its stdout is
  * pushed with backpressure (stdout is paused while the reader is full), and the readable side
  * ends only after the child exited 0. A non-zero exit or a signal fails the stream with the
- * codec error and the child's stderr; destroying the stream kills the child.
+ * codec error (prefixed with `label`, the data's name) and the child's stderr; destroying the
+ * stream kills the child.
  */
 function childStream(
   program: string,
@@ -348,6 +356,7 @@ function childStream(
   codec: Codec,
   direction: Direction,
   cap?: { limit: number; label: string },
+  label?: string,
 ): Duplex {
   let produced = 0;
   const path = requireProgram(program, `${codec} ${direction}ion`);
@@ -410,7 +419,7 @@ function childStream(
   });
   child.on("error", (err) => {
     exited = true;
-    duplex.destroy(codecError(codec, direction, `could not run ${program}: ${err.message}`, err));
+    duplex.destroy(codecError(codec, direction, `could not run ${program}: ${err.message}`, err, label));
   });
   child.on("close", (code, signal) => {
     exited = true;
@@ -418,7 +427,7 @@ function childStream(
     if (code === 0) duplex.push(null);
     else {
       const why = stderr.trim() || (signal ? `killed by ${signal}` : `exit code ${code}`);
-      duplex.destroy(codecError(codec, direction, `${program} ${args.join(" ")}: ${why}`));
+      duplex.destroy(codecError(codec, direction, `${program} ${args.join(" ")}: ${why}`, undefined, label));
     }
   });
   return duplex;

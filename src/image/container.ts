@@ -10,7 +10,7 @@
 import { createReadStream } from "node:fs";
 import { open, readFile, stat } from "node:fs/promises";
 import { posix } from "node:path";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { DockpackError } from "../core/errors.js";
 
 /** One regular file inside a {@link BlobContainer}. */
@@ -306,7 +306,7 @@ export class TarContainer implements BlobContainer {
   async open(path: string): Promise<Readable> {
     const e = this.resolve(path);
     if (!e) throw missing(this.location, path);
-    if (e.size === 0) return createReadStream(this.location, { start: 0, end: -1 });
+    if (e.size === 0) return Readable.from([]); // createReadStream refuses end -1 (Node ≥ 20)
     return createReadStream(this.location, { start: e.offset, end: e.offset + e.size - 1 });
   }
 

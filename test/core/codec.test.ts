@@ -217,6 +217,30 @@ for (const codec of ["zstd", "gzip", "xz", "bzip2"] as const) {
   });
 }
 
+test("a labelled decompression names the data in its error (zstd program, gzip zlib)", async () => {
+  for (const codec of ["zstd", "gzip"] as const) {
+    await assert.rejects(
+      pipeline(
+        Readable.from([Buffer.from("not compressed at all")]),
+        decompressStream(codec, { label: "x.dpd: member layers/1.zst" }),
+        async (src) => {
+          for await (const _ of src) {
+            // discard
+          }
+        },
+      ),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, "CODEC_DECOMPRESS_FAILED");
+        assert.match(
+          e.message,
+          new RegExp(`^x\\.dpd: member layers/1\\.zst: ${codec} decompression failed: .+`),
+        );
+        return true;
+      },
+    );
+  }
+});
+
 test("autoDecompress detects each codec and passes plain data through", async () => {
   const input = Buffer.from("some tar-like content ".repeat(1000));
   for (const codec of CODECS) {
