@@ -11,23 +11,14 @@
 
 import { access, copyFile, mkdir, readdir, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
-import { withoutSignal } from "../core/abort.js";
 import { DockpackError } from "../core/errors.js";
-import {
-  branchExists,
-  deleteBranch,
-  type Worktree,
-  workTreeTop,
-  worktreeAdd,
-  worktreeList,
-  worktreeRemove,
-} from "../core/git.js";
+import { branchExists, type Worktree, workTreeTop, worktreeAdd, worktreeList } from "../core/git.js";
 import { type Reporter, silentReporter } from "../core/output.js";
 import type { UpOptions } from "./compose-run.js";
 import type { EnvConfig } from "./config.js";
 import { CONFIG_FILE, DOCKPACK_DIR, loadEnvConfig } from "./config-file.js";
 import { runsDir } from "./journal.js";
-import { checkBranchName, worktreeFolder } from "./naming.js";
+import { checkBranchName, composeProjectName, worktreeFolder } from "./naming.js";
 import type { RecoveredRun } from "./recover.js";
 import type { EnvSettings } from "./settings.js";
 import { readEnvSettings } from "./settings-file.js";
@@ -164,52 +155,50 @@ export async function createEnvironment(
       hint: "Remove it or choose another branch name.",
     });
   const hadBranch = await branchExists(branch, ctx.root);
-  const { excludeFromGit, volumeCreateOptions, writeEnvSettings } = await import("./settings.js");
+  const { excludeFromGit, writeEnvSettings } = await import("./settings.js");
   await mkdir(ctx.worktreesRoot, { recursive: true });
   await excludeFromGit(ctx.root, ctx.config.worktrees_dir);
-  reporter.info(`creating worktree ${relative(ctx.root, path)} for branch ${branch}`);
-  await worktreeAdd(ctx.root, path, {
-    branch,
-    from: hadBranch ? undefined : options.from,
-    createBranch: !hadBranch,
-  });
-  const createdVolumes: string[] = [];
+  // every change is journaled before it is made: a killed create is undone by the next command
+  const { Journal } = await import("./journal.js");
+  const journal = await Journal.open(
+    {
+      kind: "create",
+      repo: ctx.root,
+      branch,
+      composeProject: composeProjectName(ctx.config.project, branch),
+    },
+    reporter,
+  );
   try {
+    journal.step = "worktree";
+    await journal.will({ op: "worktree", root: ctx.root, path, branch, keepBranch: hadBranch });
+    reporter.info(`creating worktree ${relative(ctx.root, path)} for branch ${branch}`);
+    await worktreeAdd(ctx.root, path, {
+      branch,
+      from: hadBranch ? undefined : options.from,
+      createBranch: !hadBranch,
+    });
+    journal.checkpoint();
     await ensureConfigIn(ctx, path);
     const settings = await writeEnvSettings(ctx.config, path, ctx.worktreesRoot, branch);
     if (source) {
-      const { withStoppedContainers } = await composeRun();
-      const { createVolume, volumeExists } = await dockerVolumes();
-      const { copyVolumeData } = await import("./copy-volume.js");
-      await withStoppedContainers(source.settings.compose_project, reporter, async () => {
-        for (const name of ctx.config.volumes) {
-          const from = source.settings.volumes[name];
-          const to = settings.volumes[name];
-          if (!from || !to || !(await volumeExists(from))) continue;
-          reporter.info(`copying volume ${from} → ${to}`);
-          await createVolume(
-            to,
-            {
-              "com.docker.compose.project": settings.compose_project,
-              "com.docker.compose.volume": name,
-            },
-            volumeCreateOptions(settings, name),
-          );
-          createdVolumes.push(to);
-          await copyVolumeData(from, to, reporter);
-        }
-      });
+      journal.step = "copy";
+      await (await import("./create-copy.js")).copyEnvironmentData(
+        ctx.config,
+        source.settings,
+        settings,
+        journal,
+        reporter,
+      );
     }
+    journal.step = "finish";
+    journal.checkpoint();
+    await journal.commit();
     return await describe(path, settings);
   } catch (err) {
     reporter.warn(`creating environment ${branch} failed; removing what was created`);
-    // outside the ambient signal: after an abort, the undo's own git/docker calls must still run
-    await withoutSignal(async () => {
-      const { removeVolume } = await dockerVolumes();
-      for (const v of createdVolumes) await removeVolume(v).catch(() => {});
-      await worktreeRemove(ctx.root, path, { force: true }).catch(() => {});
-      if (!hadBranch) await deleteBranch(branch, ctx.root, true).catch(() => {});
-    });
+    for (const f of await journal.rollback())
+      reporter.warn(`could not undo: ${f} (the next dockpack command retries)`);
     throw err;
   }
 }

@@ -46,9 +46,9 @@ export type JournalEntry =
   | { op: "stage"; path: string }
   /** Containers an export stopped (started again on undo). */
   | { op: "containers-stopped"; project: string; ids: string[] }
-  /** A worktree (and new branch) an import creates. */
-  | { op: "worktree"; root: string; path: string; branch: string }
-  /** A Docker volume an import creates, labelled `io.dockpack.run=<run id>`. */
+  /** A worktree (and new branch, unless `keepBranch`: it existed) an import or create makes. */
+  | { op: "worktree"; root: string; path: string; branch: string; keepBranch?: boolean }
+  /** A Docker volume an import or create makes, labelled `io.dockpack.run=<run id>`. */
   | { op: "volume"; name: string }
   /** The `--standalone` repository folder (`existed`: it existed, empty). */
   | { op: "standalone"; dir: string; existed: boolean }
@@ -72,7 +72,7 @@ export type RecordedEntry = JournalEntry & { seq: number; marks: string[] };
 export interface JournalHeader {
   v: 1;
   id: string;
-  kind: "export" | "import";
+  kind: "export" | "import" | "create";
   pid: number;
   /** Process start time (clock ticks since boot, /proc/PID/stat field 22), or null off Linux. */
   start: number | null;

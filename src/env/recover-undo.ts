@@ -6,20 +6,21 @@
  */
 
 import { readdir, rename, rm } from "node:fs/promises";
-import { basename, dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { getDocker } from "../core/docker/client.js";
 import { restartContainers, startContainers } from "../core/docker/containers.js";
 import { createVolume, readVolumeTar, volumeExists, writeVolumeTar } from "../core/docker/volumes.js";
 // records each helper container before its create request (crash recovery)
 import "./helper-ledger.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
+import { removeStaleLock } from "../core/fs/lock.js";
 import { branchExists, deleteBranch, git, worktreeList } from "../core/git.js";
 import type { Reporter } from "../core/output.js";
 import { composeUp, removeVolumeSoon } from "./compose-run.js";
 import { exists } from "./import-aside.js";
 import type { RecordedEntry } from "./journal.js";
 import { undoImageEntry } from "./package-images-undo.js";
-import { readEnvSettings } from "./settings.js";
+import { PORTS_LOCK, readEnvSettings } from "./settings.js";
 
 /** Label put on every volume an import creates: the id of the run that created it. */
 export const RUN_LABEL = "io.dockpack.run";
@@ -113,7 +114,10 @@ export async function undoEntry(e: RecordedEntry, runId: string, reporter: Repor
       reporter.info(`starting ${e.ids.length} container(s) of ${e.project} again`);
       return startQuietly(e.ids, stoppingOf(e), reporter);
     case "worktree":
-      return removeWorktreeAndBranch(e.root, e.path, e.branch);
+      await removeWorktreeAndBranch(e.root, e.path, e.keepBranch ? null : e.branch);
+      // the ports lock a killed run held (it is taken over anyway; do not leave it behind)
+      await removeStaleLock(join(dirname(e.path), PORTS_LOCK)).catch(() => {});
+      return;
     case "volume":
       return removeRunVolume(e.name, runId);
     case "standalone":

@@ -13,11 +13,12 @@
  * {@link withEnvLock} serialises the operations on one environment (its compose project, which
  * is engine-wide): two exports of it, or an export and an import into it, wait for each other.
  */
-import { mkdir, unlink } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readdir, unlink } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { getDocker } from "../core/docker/client.js";
 import { HELPER_LABEL } from "../core/docker/helper-image.js";
 import { toDockpackError } from "../core/errors.js";
+import { removeStaleLock } from "../core/fs/lock.js";
 import { withLock } from "../core/fs.js";
 import { type Reporter, silentReporter } from "../core/output.js";
 import { recoverHelperLedgers } from "./helper-recover.js";
@@ -27,6 +28,7 @@ import {
   listJournalFiles,
   ownerAlive,
   readJournalFile,
+  runsDir,
   stateDir,
   undoEntries,
 } from "./journal.js";
@@ -36,7 +38,7 @@ import { recoverRegistryImages } from "./registry-images-pending.js";
 /** What {@link recoverDeadRuns} did with one dead run. */
 export interface RecoveredRun {
   id: string;
-  kind: "export" | "import";
+  kind: "export" | "import" | "create";
   /** `rolled-back` (undone), `finished` (committed run completed), `failed` (kept for a retry). */
   outcome: "rolled-back" | "finished" | "failed";
   repo: string | null;
@@ -131,7 +133,21 @@ export async function recoverDeadRuns(reporter: Reporter = silentReporter()): Pr
   }
   // after the dead imports are rolled back: the images their registry step loaded and never handed over
   await recoverRegistryImages(reporter);
+  // the locks dead processes held (environment locks, journal locks) would only be taken over by
+  // the next process needing the same one: do not leave them behind
+  for (const dir of [join(stateDir(), "locks"), runsDir()]) await removeStaleLocks(dir);
   return done;
+}
+
+/** Removes the lock files (`*.lock`) of `dir` whose holder no longer runs; never throws. */
+async function removeStaleLocks(dir: string): Promise<void> {
+  for (const n of await readdir(dir).catch(() => [] as string[]))
+    if (n.endsWith(".lock")) await removeStaleLock(join(dir, n)).catch(() => false);
+}
+
+/** The lock file of the environment whose compose project is `composeProject`. */
+function envLockPath(composeProject: string): string {
+  return join(stateDir(), "locks", `env-${sanitizeName(composeProject) || "default"}.lock`);
 }
 
 /**
@@ -146,9 +162,8 @@ export async function withEnvLock<T>(
   fn: () => Promise<T>,
   timeoutSeconds = 3600,
 ): Promise<T> {
-  const dir = join(stateDir(), "locks");
-  await mkdir(dir, { recursive: true });
-  const lockPath = join(dir, `env-${sanitizeName(composeProject) || "default"}.lock`);
+  const lockPath = envLockPath(composeProject);
+  await mkdir(dirname(lockPath), { recursive: true });
   try {
     return await withLock(lockPath, fn);
   } catch (err) {

@@ -90,7 +90,7 @@ export async function removeEnvironment(
       if (toDockpackError(err).code !== "ENV_NOT_FOUND") throw err;
       const undone = recovered.find(
         (r) =>
-          r.kind === "import" &&
+          (r.kind === "import" || r.kind === "create") &&
           r.outcome === "rolled-back" &&
           r.repo === ctx.root &&
           r.branch === options.branch,

@@ -18,6 +18,9 @@ import { DOCKPACK_DIR, type EnvConfig } from "./config.js";
 import { allocatePorts, composeProjectName, volumeName } from "./naming.js";
 import { ENV_FILE, readEnvSettings } from "./settings-file.js";
 
+/** The lock file, in the worktrees folder, under which an environment's host ports are picked. */
+export const PORTS_LOCK = ".dockpack-ports.lock";
+
 export { ENV_FILE, readEnvSettings } from "./settings-file.js";
 /** The per-environment compose file, relative to a worktree. */
 export const ENV_COMPOSE_FILE = `${DOCKPACK_DIR}/compose.yml`;
@@ -157,7 +160,7 @@ export async function writeEnvSettingsWithModel(
   // one allocation at a time per repository: two concurrent `env create`s never pick the same
   // port, because each records its ports (env.yml) before the next one looks
   return withLock(
-    join(worktreesRoot, ".dockpack-ports.lock"),
+    join(worktreesRoot, PORTS_LOCK),
     async () => {
       const taken = await takenPorts(worktreesRoot);
       const need = published.filter((p) => keepPorts?.[p.key] === undefined);

@@ -4,6 +4,7 @@
  * recorded a helper and before it sent the create request, killed there, the next command recovers,
  * and then the test sends the dead process's create request itself — as the engine would receive
  * it late: it must fail on the tombstone's name, without re-creating the volume the recovery removed.
+ * Also `env create --copy-data-from` killed mid-copy (held the same way): the next command undoes it.
  * Event-driven: no sleeps, no timing thresholds.
  */
 import assert from "node:assert/strict";
@@ -124,6 +125,37 @@ test("export killed between recording a helper and creating it: containers run a
   const stages = existsSync(out) ? readdirSync(out).filter((n) => n.startsWith(".dockpack-export-")) : [];
   assert.deepEqual(stages, [], "no stage folder");
   await expireTombstones(held.name);
+});
+
+test("env create --copy-data-from killed mid-copy: the next command removes worktree, branch and copies, and starts the source again", async (t) => {
+  if (!needsEngine(t)) return;
+  const running = () =>
+    sh("docker", ["ps", "-q", "--filter", `label=com.docker.compose.project=${project}-src`])
+      .trim()
+      .split("\n")
+      .filter(Boolean).length;
+  assert.equal(running(), 2);
+  const held = await killWhileHolding(["env", "create", "copy", "--copy-data-from", "src"], "-src_");
+  assert.equal(running(), 0, "killed with the source stopped");
+  assert.ok(volumesWithPrefix(`${project}-copy_`).length > 0, "killed with a copy volume made");
+  const { environments } = await listEnvironments({ cwd: repo.app });
+  assert.equal(
+    environments.find((e) => e.branch === "copy"),
+    undefined,
+    "no half environment",
+  );
+  assert.equal(running(), 2, "source containers started again");
+  assert.deepEqual(volumesWithPrefix(`${project}-copy_`), [], "copies removed");
+  assert.equal(sh("git", ["branch", "--list", "copy"], repo.app).trim(), "", "branch deleted");
+  assert.ok(!existsSync(join(repo.app, "worktrees", "copy")), "worktree removed");
+  assert.deepEqual(readdirSync(join(repo.state, "locks")), [], "no lock left");
+  assert.ok(!existsSync(join(repo.app, "worktrees", ".dockpack-ports.lock")));
+  await expireTombstones(held.name);
+  const again = runCli(["env", "create", "copy", "--copy-data-from", "src"], {
+    cwd: repo.app,
+    env: { DOCKPACK_STATE_DIR: repo.state },
+  });
+  assert.equal(again.code, 0, again.stderr);
 });
 
 test("a helper of a dead process's ledger that landed before the recovery is removed, without a tombstone", async (t) => {

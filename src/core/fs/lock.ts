@@ -84,6 +84,28 @@ async function takeOverStale(lockPath: string, raw: string): Promise<void> {
   }
 }
 
+/** True when the lock file read as `seen` is stale for process `me` (see {@link withLock}). */
+function isStale(seen: { holder?: Holder; ageSeconds: number }, host: string): boolean {
+  const { holder, ageSeconds } = seen;
+  return holder
+    ? holder.host === host && holder.pid !== process.pid && !pidAlive(holder.pid)
+    : ageSeconds > TORN_SECONDS;
+}
+
+/**
+ * Removes the lock file `lockPath` when it is stale (its holder process no longer runs on this
+ * host, or it is a torn file older than 10 s), so a lock a killed process held does not stay
+ * behind until the next {@link withLock} of it. Returns true when no lock file is left.
+ * Never throws for a missing file; other file system errors are thrown.
+ */
+export async function removeStaleLock(lockPath: string): Promise<boolean> {
+  const seen = await readHolder(lockPath);
+  if (!seen) return true;
+  if (!isStale(seen, hostname())) return false;
+  await takeOverStale(lockPath, seen.raw);
+  return (await readHolder(lockPath)) === null;
+}
+
 /**
  * Runs `fn` while holding the advisory lock `lockPath` (a file; its directory must exist), then
  * releases it, also when `fn` throws. A stale lock (holder pid dead on this host, or a torn lock
@@ -110,11 +132,8 @@ export async function withLock<T>(
     if (await tryCreate(lockPath, me)) break;
     const seen = await readHolder(lockPath);
     if (!seen) continue; // released meanwhile
-    const { holder, raw, ageSeconds } = seen;
-    const stale = holder
-      ? holder.host === me.host && holder.pid !== process.pid && !pidAlive(holder.pid)
-      : ageSeconds > TORN_SECONDS;
-    if (stale) {
+    const { holder, raw } = seen;
+    if (isStale(seen, me.host)) {
       await takeOverStale(lockPath, raw);
       continue;
     }
