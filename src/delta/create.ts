@@ -15,12 +15,14 @@ import { Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { z } from "zod";
+import type { AppendedMember } from "../core/archive/file-writer.js";
 import { CODECS, type Codec, checkLevel } from "../core/codec.js";
 import { verifyingStream } from "../core/digest.js";
 import { inspectImage } from "../core/docker/images.js";
 import { DockpackError } from "../core/errors.js";
 import { makeTempDir, outputKind, removeTempDir } from "../core/fs.js";
 import { type Reporter, silentReporter } from "../core/output.js";
+import { ExtractedContainer } from "../image/extract.js";
 import type { Image } from "../image/image.js";
 import { type OpenImagesOptions, openImages, parseImageRef } from "../image/open.js";
 import {
@@ -34,6 +36,7 @@ import {
 } from "./format.js";
 import { type LayerInventory, readInventoryIfAny } from "./inventory.js";
 import { type DeltaMethod, pickMethod, ZSTD_LONG_THRESHOLD, ZSTD_PATCH_LEVEL } from "./methods.js";
+import { type InPlacePackage, metadataReserve, startInPlacePackage } from "./package-in-place.js";
 import { writeDeltaPackage } from "./package-writer.js";
 import { type ShipContext, shipLayer } from "./ship-layer.js";
 import { type BaseCandidate, chooseBase, EarlyPaths, layerPaths, type PathSizes } from "./similarity.js";
@@ -151,6 +154,7 @@ async function openAll(
   early: EarlyPaths | undefined,
   needBaseBytes: boolean,
   packLayers: OpenImagesOptions["packLayers"],
+  inPlace?: InPlacePackage,
 ): Promise<{ source: Image; bases: Base[] }> {
   type Kind =
     | { inventory: LayerInventory; raw: string }
@@ -181,6 +185,17 @@ async function openAll(
       return set;
     });
     packLayers = { ...packLayers, have };
+    if (inPlace) {
+      const inventoryEntries = kinds.flatMap((k) =>
+        "inventory" in k ? k.inventory.images.map((img) => inventoryBase(k.raw, img)) : [],
+      );
+      const unknown = kinds.filter((k) => !("inventory" in k) && !("engine" in k)).length;
+      packLayers.into = async (layerCount) => {
+        const engine = (await engineBases).filter((e) => e !== undefined);
+        const bases = [...engine, ...inventoryEntries];
+        return inPlace.prepare(metadataReserve(layerCount, bases, unknown, image));
+      };
+    }
   }
   const imageRefs = kinds.filter((k) => !("inventory" in k) && !("engine" in k)).map((k) => k.raw);
   // A missing base is reported before anything is saved (the packing save awaits `have`).
@@ -202,17 +217,7 @@ async function openAll(
   const bases: Base[] = [];
   for (const [i, k] of kinds.entries()) {
     if ("inventory" in k) {
-      for (const img of k.inventory.images) {
-        bases.push({
-          entry: {
-            ref: `${k.raw}#${img.repoTags[0] ?? img.id}`,
-            kind: "inventory",
-            id: img.id,
-            repoTags: img.repoTags,
-            diffIds: img.diffIds,
-          },
-        });
-      }
+      for (const img of k.inventory.images) bases.push({ entry: inventoryBase(k.raw, img) });
       continue;
     }
     if ("engine" in k) {
@@ -232,6 +237,17 @@ async function openAll(
     });
   }
   return { source, bases };
+}
+
+/** The base entry of image `img` of the inventory file `raw`. */
+function inventoryBase(raw: string, img: LayerInventory["images"][number]): DeltaBaseEntry {
+  return {
+    ref: `${raw}#${img.repoTags[0] ?? img.id}`,
+    kind: "inventory",
+    id: img.id,
+    repoTags: img.repoTags,
+    diffIds: img.diffIds,
+  };
 }
 
 /**
@@ -293,6 +309,33 @@ export async function createDelta(
       hint: "Pass -f/--force to overwrite it, or choose another name.",
     });
   }
+  const packing = options.method === "layer" && codec === "zstd" && !options.dryRun && !options.measureGzip;
+  // `-m layer` into a file: the package is assembled where it is written (package-in-place.ts).
+  const inPlace =
+    packing && outKind === "file"
+      ? await startInPlacePackage(options.output, options.force).catch((e: unknown) => {
+          if ((e as { code?: string }).code !== "FS_EXISTS") throw e;
+          throw new DockpackError("DELTA_OUTPUT_EXISTS", `The file '${options.output}' exists.`, {
+            hint: "Pass -f/--force to overwrite it, or choose another name.",
+          });
+        })
+      : undefined;
+  try {
+    return await createWith(options, codec, level, reporter, packing, inPlace);
+  } finally {
+    await inPlace?.abort();
+  }
+}
+
+/** The body of {@link createDelta} once the options are checked (`inPlace`: see package-in-place.ts). */
+async function createWith(
+  options: z.output<typeof CreateDeltaOptionsSchema>,
+  codec: Codec,
+  level: number,
+  reporter: Reporter,
+  packing: boolean,
+  inPlace: InPlacePackage | undefined,
+): Promise<CreateDeltaResult> {
   // Engine layers are indexed (tar headers, for the base-layer choice) while the save streams.
   const early = new EarlyPaths();
   const { source, bases } = await openAll(
@@ -303,9 +346,8 @@ export async function createDelta(
     options.method !== "layer",
     // `-m layer` ships whole layers compressed: engine layers are compressed while the save
     // streams, as `docker save | zstd -T0` does (ship-layer then takes them as they are).
-    options.method === "layer" && codec === "zstd" && !options.dryRun && !options.measureGzip
-      ? { level, longAbove: ZSTD_LONG_THRESHOLD }
-      : undefined,
+    packing ? { level, longAbove: ZSTD_LONG_THRESHOLD } : undefined,
+    inPlace,
   );
   reporter.debug(`opened ${options.image} (${source.layers.length} layers) and ${bases.length} base(s)`);
   let tmp: string | undefined;
@@ -367,7 +409,7 @@ export async function createDelta(
     let gzipTotal = 0;
     const measure = options.measureGzip && !options.dryRun;
     tmp = options.dryRun ? undefined : await makeTempDir("dockpack-delta-create-");
-    const members: { index: number; name: string; file: string }[] = [];
+    const members: { index: number; name: string; file: string; inPackage?: AppendedMember }[] = [];
     const baseFiles = new Map<string, Promise<string>>();
     const background: Promise<void>[] = [];
     let backgroundError: unknown;
@@ -450,7 +492,12 @@ export async function createDelta(
       tasks.push(async () => {
         const shipped = await shipLayer(ctx, layer.index);
         gzipTotal += shipped.gzip;
-        members.push({ index: layer.index, name: shipped.entry.member as string, file: shipped.memberFile });
+        members.push({
+          index: layer.index,
+          name: shipped.entry.member as string,
+          file: shipped.memberFile,
+          ...(shipped.inPackage ? { inPackage: shipped.inPackage } : {}),
+        });
         layers[layer.index] = shipped.entry;
         progress.increment(1);
       });
@@ -504,11 +551,23 @@ export async function createDelta(
         1024;
       return { output: options.output, dryRun: true, estimated: true, packageSize, metadata };
     }
-    const packageSize = await writeDeltaPackage(
+    let packageSize: number | undefined;
+    if (inPlace?.prepared()) {
+      const c = source.container;
+      const appended = c instanceof ExtractedContainer ? c.appended() : [];
+      packageSize = await inPlace.finish(metadata, source.config, members, appended);
+      if (packageSize === undefined)
+        reporter.debug(
+          "the metadata outgrew its room, or a compressed layer is not shipped: writing the package again",
+        );
+    }
+    packageSize ??= await writeDeltaPackage(
       options.output,
       metadata,
       source.config,
-      members,
+      members.map((m) =>
+        m.inPackage ? { name: m.name, file: m.file, start: m.inPackage.start, size: m.inPackage.size } : m,
+      ),
       options.force,
     );
     return { output: options.output, dryRun: false, estimated: false, packageSize, metadata };

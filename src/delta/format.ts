@@ -1,9 +1,10 @@
 /**
  * The delta package format (version 1): an uncompressed tar whose first member is
  * `dockpack-delta.json` ({@link DeltaMetadata}: every size and digest, so list/info never read
- * further), then `config.json` (the exact image config bytes), then one member per shipped layer
+ * further), then `config.json` (the exact image config bytes) and one member per shipped layer
  * (`layers/<index>-<diff-hex12>.<full|xdelta3|bsdiff|zstd><codec extension>`), each compressed on
- * its own. Written atomically; read by random access (tar headers only).
+ * its own, in any order (package-writer.ts writes the config second, package-in-place.ts last).
+ * Written atomically; read by random access (tar headers only).
  */
 import { z } from "zod";
 import { CODECS, type Codec } from "../core/codec.js";

@@ -5,6 +5,7 @@
  */
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
+import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
 import { interrupted, onAbort } from "../core/abort.js";
@@ -13,7 +14,8 @@ import { createAtomicWriteStream } from "../core/fs.js";
 import { DELTA_CONFIG_MEMBER, DELTA_METADATA_MEMBER, type DeltaMetadata } from "./format.js";
 
 /**
- * Writes the package to `path` and returns its size in bytes. `-` is standard output; a
+ * Writes the package to `path` and returns its size in bytes. Each member's body is its `file`,
+ * or `size` bytes of it from `start` when given. `-` is standard output; a
  * character device or fifo is written in place (see core/fs/atomic). Throws `DELTA_OUTPUT_EXISTS`
  * when `path` exists and `overwrite` is false, `FS_NOT_REGULAR_FILE` for a directory or socket.
  */
@@ -21,7 +23,7 @@ export async function writeDeltaPackage(
   path: string,
   metadata: DeltaMetadata,
   config: Buffer,
-  members: { name: string; file: string }[],
+  members: { name: string; file: string; start?: number; size?: number }[],
   overwrite: boolean,
 ): Promise<number> {
   let out: ReturnType<typeof createAtomicWriteStream>;
@@ -63,9 +65,18 @@ export async function writeDeltaPackage(
     await add(DELTA_METADATA_MEMBER, Buffer.from(`${JSON.stringify(metadata, null, 2)}\n`));
     await add(DELTA_CONFIG_MEMBER, config);
     for (const m of members) {
-      const size = (await stat(m.file)).size;
+      const size = m.size ?? (await stat(m.file)).size;
       // Large reads: a few big writes into the package instead of hundreds of 64 KiB ones.
-      const body = createReadStream(m.file, { highWaterMark: 4 * 1024 * 1024 });
+      const body =
+        m.start === undefined
+          ? createReadStream(m.file, { highWaterMark: 4 * 1024 * 1024 })
+          : size === 0
+            ? Readable.from([])
+            : createReadStream(m.file, {
+                highWaterMark: 4 * 1024 * 1024,
+                start: m.start,
+                end: m.start + size - 1,
+              });
       await Promise.race([
         new Promise<void>((resolve, reject) => {
           if (pack.destroyed) return reject(interrupted());

@@ -8,6 +8,7 @@ import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import type { AppendedMember } from "../core/archive/file-writer.js";
 import { CODEC_EXTENSION, type Codec, compressStream } from "../core/codec.js";
 import { digestFile, verifyingStream } from "../core/digest.js";
 import { DockpackError } from "../core/errors.js";
@@ -51,11 +52,16 @@ export interface ShipContext {
   early: EarlyPaths;
 }
 
-/** Result of {@link shipLayer}: the metadata row, the member's temp file, the gzip size (0 when not measured). */
+/**
+ * Result of {@link shipLayer}: the metadata row, the member's temp file, the gzip size (0 when
+ * not measured); `inPackage` when the member's bytes are already in the package being written
+ * (image/save-unpack's `into`; `memberFile` is then that package).
+ */
 export interface ShippedLayer {
   entry: DeltaLayerEntry;
   memberFile: string;
   gzip: number;
+  inPackage?: AppendedMember;
 }
 
 interface DeltaTry {
@@ -127,13 +133,26 @@ async function packedLayer(
   codec: Codec,
   level: number,
 ): Promise<
-  { file: string; memberSize: number; size: number; stored?: { digest: string; size: number } } | undefined
+  | {
+      file: string;
+      memberSize: number;
+      size: number;
+      stored?: { digest: string; size: number };
+      inPackage?: AppendedMember;
+    }
+  | undefined
 > {
   const layer = image.layers[index];
   const c = image.container;
   const p = c instanceof ExtractedContainer && !c.hashed ? c.packed(layer.blob) : undefined;
   if (!p || p.codec !== codec || p.level !== level || p.long !== p.size > ZSTD_LONG_THRESHOLD)
     return undefined;
+  if (p.inPackage) {
+    // Always hashed by the unpacker; without a digest the layer is read and compressed again.
+    if (!p.stored) return undefined;
+    const { file, size, member } = p.inPackage;
+    return { file, memberSize: size, size: p.size, stored: p.stored, inPackage: member };
+  }
   const r = await c.range(layer.blob);
   return r.start === 0 ? { file: r.file, memberSize: r.size, size: p.size, stored: p.stored } : undefined;
 }
@@ -255,7 +274,8 @@ export async function shipLayer(ctx: ShipContext, index: number): Promise<Shippe
       fullSize: packed.memberSize,
       reason: LAYER_ONLY,
     };
-    return finish(ctx, entry, packed.file, 0, packed.stored);
+    const shipped = await finish(ctx, entry, packed.file, 0, packed.stored);
+    return packed.inPackage ? { ...shipped, inPackage: packed.inPackage } : shipped;
   }
   const got = await layerFile(ctx.source, index, layer.diffId, ctx.label, join(ctx.dir, `new-${index}.tar`));
   const newFile = got.file;

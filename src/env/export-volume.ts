@@ -16,6 +16,7 @@ import { spawn } from "node:child_process";
 import { stat } from "node:fs/promises";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import type { PackageTarWriter } from "../core/archive/file-writer.js";
 import { CODEC_EXTENSION, type Codec, compressStream } from "../core/codec.js";
 import { DigestStream } from "../core/digest.js";
 import { readVolumeTar } from "../core/docker/volumes.js";
@@ -34,7 +35,6 @@ import {
 import type { Journal } from "./journal.js";
 import type { PackageVolume } from "./package-format.js";
 import { HashingBatcher, type HashResult, hashGrowingFile, SharedHasher } from "./package-volume-hash.js";
-import type { PackageTarWriter } from "./package-writer.js";
 
 /** One volume to export: its name in the config, its Docker volume and its size (bytes). */
 export interface ExportVolume {

@@ -24,6 +24,7 @@ import { link, lstat, mkdir, readFile, readlink, unlink } from "node:fs/promises
 import { join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { withSignal } from "../core/abort.js";
+import { type MemberInfo, PackageTarWriter } from "../core/archive/file-writer.js";
 import { DigestStream } from "../core/digest.js";
 import { volumeExists, volumeSize } from "../core/docker/volumes.js";
 import { DockpackError } from "../core/errors.js";
@@ -54,7 +55,6 @@ import {
 } from "./package-format.js";
 import type { ServiceImage } from "./package-images.js";
 import type { ImagesMode } from "./package-images-option.js";
-import { type MemberInfo, PackageTarWriter } from "./package-writer.js";
 import { recoverDeadRuns, withEnvLock } from "./recover.js";
 import { STAGE_PREFIX } from "./recover-undo.js";
 import { excludeFolderFromGit } from "./settings.js";

@@ -17,6 +17,7 @@
 import { createReadStream } from "node:fs";
 import { stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { MemberInfo, PackageTarWriter } from "../core/archive/file-writer.js";
 import { composeCommand } from "../core/docker/compose.js";
 import { inspectImage } from "../core/docker/images.js";
 import { DockpackError, toDockpackError } from "../core/errors.js";
@@ -27,7 +28,6 @@ import { type LayerInventory, readInventoryIfAny } from "../delta/inventory.js";
 import { resolveComposeModel } from "./compose-model.js";
 import type { PackageImage } from "./package-format.js";
 import type { ImagesMode } from "./package-images-option.js";
-import type { MemberInfo, PackageTarWriter } from "./package-writer.js";
 
 export { type ImagesMode, parseImagesOption } from "./package-images-option.js";
 

@@ -10,11 +10,12 @@
  * like {@link TarContainer} does. Follows POSIX ustar/pax and GNU long names (via tar-stream).
  */
 import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
-import { lstat, readdir, readFile, readlink } from "node:fs/promises";
+import { lstat, open, readdir, readFile, readlink } from "node:fs/promises";
 import { join, posix } from "node:path";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
+import type { AppendedMember } from "../core/archive/file-writer.js";
 import { DigestStream } from "../core/digest.js";
 import { DockpackError } from "../core/errors.js";
 import { type BlobContainer, type MemberInfo, normalizeMemberPath } from "./container.js";
@@ -23,6 +24,8 @@ interface Entry {
   type: "file" | "link";
   /** For files: the extracted file; absent for a member the unpacker dropped (see {@link ExtractedContainer.adopt}). */
   file?: string;
+  /** For files: where the bytes start in `file` (a member written into another file; default 0). */
+  start?: number;
   size: number;
   /** For files: `sha256:<hex>` of the bytes. */
   digest?: string;
@@ -49,6 +52,12 @@ export interface PackedMember {
   size: number;
   /** `sha256:<hex>` and size in bytes of the compressed bytes as stored, when the unpacker hashed them. */
   stored?: { digest: string; size: number };
+  /**
+   * Set when the unpacker wrote the compressed bytes into a package under construction instead
+   * of a file in the directory (see save-unpack's `into`): `size` bytes at `start` of `file`,
+   * the member `member` of that package's writer.
+   */
+  inPackage?: { file: string; start: number; size: number; member: AppendedMember };
 }
 
 /** Options of {@link ExtractedContainer.extract}. */
@@ -147,7 +156,9 @@ export class ExtractedContainer implements BlobContainer {
    * in the tree never leads outside `dir`. `order` lists member paths in stream order (others
    * follow, sorted). `packed` lists the members the unpacker compressed, by path; `dropped` the
    * members it read but did not keep (path → size in bytes; the caller will not read them): they
-   * are listed with their size, and reading one throws `IMAGE_MEMBER_DROPPED`.
+   * are listed with their size, and reading one throws `IMAGE_MEMBER_DROPPED`. `links` adds
+   * symlink members the unpacker did not create on disk (path → target as stored, relative to
+   * the link's folder), resolved by name like the others.
    */
   static async adopt(
     dir: string,
@@ -155,9 +166,23 @@ export class ExtractedContainer implements BlobContainer {
     order: string[] = [],
     packed: ReadonlyMap<string, PackedMember> = new Map(),
     dropped: ReadonlyMap<string, number> = new Map(),
+    links: ReadonlyMap<string, string> = new Map(),
   ): Promise<ExtractedContainer> {
     const entries = new Map<string, Entry>();
+    const link = (path: string, l: string) =>
+      entries.set(path, {
+        type: "link",
+        size: 0,
+        target: normalizeMemberPath(l.startsWith("/") ? l : posix.join(posix.dirname(path), l)),
+      });
+    for (const [path, target] of links) link(normalizeMemberPath(path), target);
     for (const [path, size] of dropped) entries.set(normalizeMemberPath(path), { type: "file", size });
+    for (const [path, p] of packed) {
+      if (p.inPackage) {
+        const { file, start, size } = p.inPackage;
+        entries.set(normalizeMemberPath(path), { type: "file", file, start, size });
+      }
+    }
     const walk = async (rel: string): Promise<void> => {
       for (const name of (await readdir(join(dir, rel))).sort()) {
         const path = rel ? `${rel}/${name}` : name;
@@ -165,11 +190,7 @@ export class ExtractedContainer implements BlobContainer {
         const st = await lstat(file);
         if (st.isDirectory()) await walk(path);
         else if (st.isFile()) entries.set(path, { type: "file", file, size: st.size });
-        else if (st.isSymbolicLink()) {
-          const l = await readlink(file);
-          const target = l.startsWith("/") ? l : posix.join(posix.dirname(path), l);
-          entries.set(path, { type: "link", size: 0, target: normalizeMemberPath(target) });
-        }
+        else if (st.isSymbolicLink()) link(path, await readlink(file));
       }
     };
     await walk("");
@@ -183,7 +204,18 @@ export class ExtractedContainer implements BlobContainer {
 
   /** How the unpacker compressed member `path` (see {@link PackedMember}); undefined when stored as it came. */
   packed(path: string): PackedMember | undefined {
-    return this.packedMembers.get(normalizeMemberPath(path));
+    let p = normalizeMemberPath(path);
+    for (let depth = 0; depth <= 16; depth++) {
+      const e = this.entries.get(p);
+      if (e?.type !== "link") return this.packedMembers.get(p);
+      p = e.target as string;
+    }
+    return undefined;
+  }
+
+  /** The members the unpacker wrote into a package under construction (see {@link PackedMember.inPackage}). */
+  appended(): AppendedMember[] {
+    return [...this.packedMembers.values()].flatMap((p) => (p.inPackage ? [p.inPackage.member] : []));
   }
 
   /** True for a member the unpacker dropped (see {@link ExtractedContainer.adopt}). */
@@ -238,11 +270,14 @@ export class ExtractedContainer implements BlobContainer {
 
   async range(path: string): Promise<{ file: string; start: number; size: number }> {
     const e = this.need(path);
-    return { file: e.file as string, start: 0, size: e.size };
+    return { file: e.file as string, start: e.start ?? 0, size: e.size };
   }
 
   async open(path: string): Promise<Readable> {
-    return createReadStream(this.need(path).file as string);
+    const e = this.need(path);
+    if (e.start === undefined) return createReadStream(e.file as string);
+    if (e.size === 0) return Readable.from([]);
+    return createReadStream(e.file as string, { start: e.start, end: e.start + e.size - 1 });
   }
 
   async read(path: string, limit = 64 * 1024 * 1024): Promise<Buffer> {
@@ -253,7 +288,20 @@ export class ExtractedContainer implements BlobContainer {
         `${this.location}: '${path}' is ${e.size} bytes, more than expected.`,
       );
     }
-    return readFile(e.file as string);
+    if (e.start === undefined) return readFile(e.file as string);
+    const fh = await open(e.file as string, "r");
+    try {
+      const buf = Buffer.alloc(e.size);
+      let at = 0;
+      while (at < e.size) {
+        const { bytesRead } = await fh.read(buf, at, e.size - at, e.start + at);
+        if (bytesRead === 0) break;
+        at += bytesRead;
+      }
+      return buf.subarray(0, at);
+    } finally {
+      await fh.close();
+    }
   }
 
   async members(): Promise<MemberInfo[]> {

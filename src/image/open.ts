@@ -17,6 +17,7 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
+import type { PackageTarWriter } from "../core/archive/file-writer.js";
 import { decompressStream, detectFileCodec } from "../core/codec.js";
 import { inspectImage } from "../core/docker/images.js";
 import { DockpackError } from "../core/errors.js";
@@ -51,7 +52,13 @@ export interface OpenImagesOptions {
    * has codec zstd, its uncompressed `size` set, and {@link ExtractedContainer.packed} says how
    * it was compressed. For callers that ship whole compressed layers (delta create `-m layer`).
    */
-  packLayers?: Omit<PackOptions, "drop"> & {
+  packLayers?: Omit<PackOptions, "drop" | "into"> & {
+    /**
+     * For a one-image save that packs: called with the image's layer count just before the save
+     * starts; the package writer it resolves to receives the compressed layers (save-unpack's
+     * `into`), or undefined for files in the directory as usual.
+     */
+    into?: (layerCount: number) => Promise<PackageTarWriter | undefined>;
     /**
      * diff_ids the caller will not read (the target has them): such layers of a one-image save
      * are dropped while it streams (neither compressed nor written; their size is kept).
@@ -246,13 +253,19 @@ async function openDaemonImages(
     let container: ExtractedContainer;
     if (native) {
       // No hashing on the way: GNU tar unpacks the CLI's output, node never reads the bytes.
+      const into = pack?.into && refs.length === 1 ? await pack.into(layers.length) : undefined;
       container = await unpackSave(
         [...new Set(names)],
         dir,
         location,
         options.onMember,
         (n) => progress?.increment(n),
-        pack && { level: pack.level, longAbove: pack.longAbove, ...(drop ? { drop } : {}) },
+        pack && {
+          level: pack.level,
+          longAbove: pack.longAbove,
+          ...(drop ? { drop } : {}),
+          ...(into ? { into } : {}),
+        },
       );
     } else {
       const save = await startSave([...new Set(names)]);

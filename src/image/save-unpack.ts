@@ -24,15 +24,20 @@
  * as zstd finished it, while the save goes on. Tar then creates nothing
  * itself: a small sh script writes each member, refusing names other than plain relative paths
  * of `[A-Za-z0-9._/-]` without `..` (the engine's names are IDs), and reports each finished
- * member on file descriptor 3 (kind, size, name).
+ * member on file descriptor 3 (kind, size, name). Symlinks (the engine links a layer that
+ * repeats an earlier one to its first copy) reach no script: they are read from tar's `-vv`
+ * listing and resolved by name, never created on disk.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { lstat, mkdir, realpath, rm } from "node:fs/promises";
+import { constants, createReadStream } from "node:fs";
+import { lstat, mkdir, open, realpath, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { Readable, type Writable } from "node:stream";
 import { interrupted, onAbort } from "../core/abort.js";
+import type { AppendedMember, PackageTarWriter } from "../core/archive/file-writer.js";
 import { zstdLevelArgs } from "../core/codec.js";
-import { digestFile } from "../core/digest.js";
+import { digestFile, digestStream } from "../core/digest.js";
 import { dockerHost } from "../core/docker/client.js";
 import { DockpackError } from "../core/errors.js";
 import { findProgram } from "../core/exec.js";
@@ -80,6 +85,15 @@ export interface PackOptions {
    * uses {@link ExtractedContainer.packed} and checks that every dropped layer is one of these.
    */
   drop?: number[];
+  /**
+   * Write each compressed layer straight into this package under construction instead of a file
+   * in the directory: the script appends zstd's output through a descriptor of the package
+   * opened with O_APPEND, between {@link PackageTarWriter.beginAppended} and
+   * {@link PackageTarWriter.endAppended} (asked for on file descriptor 3, acknowledged on 5), so
+   * the member needs no copy afterwards. The caller names each member
+   * ({@link PackageTarWriter.nameAppended}); see {@link PackedMember.inPackage}.
+   */
+  into?: PackageTarWriter;
 }
 
 /**
@@ -100,7 +114,14 @@ case $n in */layer.tar)
 esac
 if [ $k = z ]; then
   l=; [ "$TAR_SIZE" -gt "$DOCKPACK_PACK_LONG_ABOVE" ] && l=--long=27
-  "$DOCKPACK_ZSTD" -q -c -T0 $DOCKPACK_PACK_LEVEL $l > "$f" || exit 4
+  if [ -n "$DOCKPACK_PACK_INTO" ]; then
+    printf 'b %s %s\n' "$TAR_SIZE" "$n" >&3
+    IFS= read -r ok <&5 && [ "$ok" = go ] || exit 4
+    "$DOCKPACK_ZSTD" -q -c -T0 $DOCKPACK_PACK_LEVEL $l >&4 || exit 4
+    k=p
+  else
+    "$DOCKPACK_ZSTD" -q -c -T0 $DOCKPACK_PACK_LEVEL $l > "$f" || exit 4
+  fi
 elif [ $k = d ]; then cat > /dev/null || exit 4
 else cat > "$f" || exit 4; fi
 case $n in */json)
@@ -152,15 +173,25 @@ export async function unpackSave(
   // The script's notes (each layer directory's position), removed before the directory is read.
   const state = join(dir, ".dockpack-pack");
   if (pack) await mkdir(state);
+  // The package the script appends compressed layers to (fd 4), and the acknowledgements (fd 5).
+  const into = pack?.into;
+  const appender = into ? await open(into.path, constants.O_WRONLY | constants.O_APPEND) : undefined;
   // tar first: node holds only the write end of its stdin, which the CLI gets as its stdout, so
   // node never reads a byte of the stream.
   const tar = spawn(
     tarPath,
     pack
-      ? [...common, "--to-command", PACK_SCRIPT]
+      ? [...common, "-v", "--to-command", PACK_SCRIPT]
       : [...common, "-C", dir, "-m", "--no-same-owner", "--no-same-permissions"],
     {
-      stdio: ["pipe", "pipe", "pipe", pack ? "pipe" : "ignore"],
+      stdio: [
+        "pipe",
+        "pipe",
+        "pipe",
+        pack ? "pipe" : "ignore",
+        appender ? appender.fd : "ignore",
+        into ? "pipe" : "ignore",
+      ],
       env: {
         ...process.env,
         LC_ALL: "C",
@@ -172,6 +203,7 @@ export async function unpackSave(
               DOCKPACK_PACK_LONG_ABOVE: String(pack.longAbove),
               DOCKPACK_PACK_SKIP: (pack.drop ?? []).join(" "),
               DOCKPACK_PACK_STATE: state,
+              ...(into ? { DOCKPACK_PACK_INTO: "1" } : {}),
             }
           : {}),
       },
@@ -195,9 +227,14 @@ export async function unpackSave(
   const cliExit = exitOf(cli);
   const tarExit = exitOf(tar);
   let killed = false;
+  // Node's end of the acknowledgements (`into`); closed on a kill, so that a script waiting for
+  // "go" reads end-of-file and exits instead of waiting for ever.
+  const ack = (tar.stdio as unknown[])[5] as Writable | null | undefined;
+  ack?.on("error", () => undefined); // tar gone: its exit code tells
   const kill = () => {
     killed = true;
     for (const c of [cli, tar]) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    ack?.destroy();
   };
   const off = onAbort(kill);
   const listed: string[] = [];
@@ -220,23 +257,68 @@ export async function unpackSave(
   };
   const lines = createInterface({ input: tar.stdout as NodeJS.ReadableStream, crlfDelay: Infinity });
   const packed = new Map<string, PackedMember>();
+  const links = new Map<string, string>();
   const dropped = new Map<string, number>();
   // Each compressed member is hashed as soon as zstd finished it, while the save goes on.
   const hashing: Promise<void>[] = [];
   // Closed once tar and every script it started have exited (they all hold fd 3).
   let scriptsDone: Promise<void> = Promise.resolve();
+  // The writes into the package (`into`), one at a time in the script's order; the first error.
+  let intoQueue: Promise<void> = Promise.resolve();
+  let intoError: unknown;
+  let begun: AppendedMember | undefined;
+  const inPackage = (job: () => Promise<void>) => {
+    intoQueue = intoQueue.then(job).catch((e: unknown) => {
+      intoError ??= e;
+      kill();
+    });
+  };
   if (pack) {
-    // The listing only keeps tar writing to node (it dies on a broken pipe once node is gone);
-    // the script reports each member once written, on fd 3.
-    lines.on("line", () => undefined);
+    // The script reports each member once written, on fd 3. The listing (`-vv`, so it keeps tar
+    // writing to node, which dies on a broken pipe once node is gone) gives the symlinks, which
+    // tar hands to no script: the engine links a layer that repeats an earlier one to it.
+    lines.on("line", (line) => {
+      const l = /^l\S* \S+ +\d+ \S+ \S+ ([A-Za-z0-9._/-]+) -> ([A-Za-z0-9._/-]+)$/.exec(line);
+      if (l) links.set(l[1], l[2]);
+    });
     const done = createInterface({ input: tar.stdio[3] as NodeJS.ReadableStream, crlfDelay: Infinity });
     done.on("line", (line) => {
-      const m = /^([zrd]) (\d+) (\S+)$/.exec(line);
-      if (!m) return;
+      const m = /^([zrdbp]) (\d+) (\S+)$/.exec(line);
+      if (!m || !(into || "zrd".includes(m[1]))) return;
       const size = Number(m[2]);
       const name = m[3];
+      if (m[1] === "b") {
+        // The script waits for "go" before zstd appends the member's bytes.
+        inPackage(async () => {
+          begun = await into?.beginAppended();
+          if (!killed) ack?.write("go\n");
+        });
+        return;
+      }
       listed.push(name);
-      if (m[1] === "z") {
+      if (m[1] === "p") {
+        const member: PackedMember = { codec: "zstd", level: pack.level, long: size > pack.longAbove, size };
+        packed.set(name, member);
+        onBytes?.(size);
+        inPackage(async () => {
+          if (!into || !begun) throw new Error(`${location}: ${name} ended before it began`);
+          const m = await into.endAppended(begun);
+          begun = undefined;
+          const stored = m.size as number;
+          member.inPackage = { file: into.path, start: m.start, size: stored, member: m };
+          // To disk while the save goes on: the commit's fsync then has little left.
+          into.syncSoFar();
+          const hashed = digestStream(
+            stored === 0
+              ? Readable.from([])
+              : createReadStream(into.path, { start: m.start, end: m.start + stored - 1 }),
+          ).then((d) => {
+            member.stored = d;
+          });
+          hashed.catch(() => undefined); // awaited below
+          hashing.push(hashed);
+        });
+      } else if (m[1] === "z") {
         const member: PackedMember = { codec: "zstd", level: pack.level, long: size > pack.longAbove, size };
         packed.set(name, member);
         onBytes?.(size);
@@ -262,6 +344,8 @@ export async function unpackSave(
   const linesDone = new Promise<void>((resolve) => lines.once("close", () => resolve()));
   try {
     const [cliCode, tarCode] = await Promise.all([cliExit, tarExit, linesDone]);
+    await intoQueue;
+    if (intoError) throw intoError;
     if (killed) throw interrupted();
     if (cliCode !== 0 || tarCode !== 0) {
       throw new DockpackError(
@@ -275,12 +359,14 @@ export async function unpackSave(
     await Promise.all(notified);
     await Promise.all(hashing);
     if (pack) await rm(state, { recursive: true, force: true });
-    return await ExtractedContainer.adopt(dir, location, listed, packed, dropped);
+    return await ExtractedContainer.adopt(dir, location, listed, packed, dropped, links);
   } catch (e) {
     kill();
-    await Promise.all([cliExit, tarExit, scriptsDone, ...hashing.map((h) => h.catch(() => undefined))]);
+    await Promise.all([cliExit, tarExit, scriptsDone, intoQueue]);
+    await Promise.all(hashing.map((h) => h.catch(() => undefined)));
     throw e;
   } finally {
     off();
+    await appender?.close();
   }
 }

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -17,6 +17,15 @@ import { needsEngine } from "../helpers/engine.js";
 import { makeImage, makeLayer, writeSynth } from "../image/synthetic.js";
 
 const SCRIPT = fileURLToPath(new URL("../../scripts/delta-fixtures.sh", import.meta.url));
+// The built CLI when present (scripts/setup.sh builds it), else the sources through tsx.
+const DIST = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
+const CLI = existsSync(DIST)
+  ? [DIST]
+  : [
+      "--import",
+      import.meta.resolve("tsx"),
+      fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url)),
+    ];
 const V1 = "dockpack-test/delta-small:1";
 const V2 = "dockpack-test/delta-small:2";
 const r = silentReporter();
@@ -92,6 +101,22 @@ test("daemon images: create against the old version, rebuild from engine bases, 
     );
     const out3 = join(dir, "layer.tar");
     assert.equal((await applyDelta({ package: pkg3, output: out3 }, r)).imageId, v2id);
+    // Assembled in place (package-in-place.ts): metadata first, then the layers as the save
+    // streamed them, then the config; the same bytes as the copying writer would have shipped.
+    const names3 = execFileSync("tar", ["-tf", pkg3]).toString().trim().split("\n");
+    assert.equal(names3[0], "dockpack-delta.json");
+    assert.equal(names3.at(-1), "config.json");
+    assert.equal(names3.length, 4);
+    // Into standard output the package is written by the copying writer: the same members.
+    const bytes = execFileSync(
+      process.execPath,
+      [...CLI, "delta", "create", "--base", V1, "-m", "layer", V2, "-"],
+      {
+        maxBuffer: 1 << 28,
+      },
+    );
+    const viaStdout = execFileSync("tar", ["-tf", "-"], { input: bytes }).toString().trim().split("\n");
+    assert.deepEqual([...viaStdout].sort(), [...names3].sort());
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -118,6 +143,48 @@ test("a 60-layer image with an empty and a repeated layer loads from a package w
     assert.equal(loaded.imageId, image.id);
     assert.equal(idOf(tag), image.id);
     assert.equal(JSON.parse(docker("image", "inspect", "-f", "{{json .RootFS.Layers}}", tag)).length, 60);
+    // -m layer from the engine assembles the package in place. The engine saves the repeated
+    // layer as a symlink to its first copy (read by name). Against a target that has the lower
+    // 30 layers, the layers the save streams before their parent cannot be dropped on the way,
+    // so they are compressed but not shipped, and the package is written again without them:
+    // every member is one the metadata names, and it rebuilds the image.
+    const inv = join(dir, "lower.json");
+    const diffIds = JSON.parse(docker("image", "inspect", "-f", "{{json .RootFS.Layers}}", tag)) as string[];
+    writeFileSync(
+      inv,
+      JSON.stringify({
+        format: "dockpack-layer-inventory",
+        formatVersion: 1,
+        created: new Date().toISOString(),
+        images: [
+          { ref: "lower", id: `sha256:${"1".repeat(64)}`, repoTags: [], diffIds: diffIds.slice(0, 30) },
+        ],
+      }),
+    );
+    const pkg2 = join(dir, "engine.dpd");
+    const said: string[] = [];
+    const res2 = await createDelta(
+      { image: tag, output: pkg2, method: "layer", bases: [inv] },
+      { ...r, debug: (m: string) => said.push(m) },
+    );
+    // the lower 30 and the repeat of layer 3
+    assert.equal(res2.metadata.layers.filter((l) => l.ship === "reused").length, 31);
+    assert.ok(
+      said.some((m) => m.includes("writing the package again")),
+      "some lower layers came before their parent in the save",
+    );
+    const names = execFileSync("tar", ["-tf", pkg2]).toString().trim().split("\n");
+    const named = res2.metadata.layers.flatMap((l) => (l.member ? [l.member] : []));
+    assert.deepEqual([...names].sort(), ["config.json", "dockpack-delta.json", ...named].sort());
+    assert.equal(names[0], "dockpack-delta.json");
+    // And with nothing on the target, in place (no layer is left out).
+    const pkg3 = join(dir, "engine-all.dpd");
+    const res3 = await createDelta({ image: tag, output: pkg3, method: "layer" }, r);
+    assert.equal(res3.metadata.layers.filter((l) => l.ship === "duplicate").length, 1);
+    assert.equal(execFileSync("tar", ["-tf", pkg3]).toString().trim().split("\n").at(-1), "config.json");
+    assert.equal((await applyDelta({ package: pkg3, output: join(dir, "all.tar") }, r)).imageId, image.id);
+    const two = { package: pkg2, baseArchives: [`docker-archive:${join(dir, "all.tar")}`], noEngine: true };
+    assert.equal((await applyDelta({ ...two, output: join(dir, "two.tar") }, r)).imageId, image.id);
   } finally {
     execFileSync("docker", ["rmi", tag], { stdio: "ignore" });
     rmSync(dir, { recursive: true, force: true });

@@ -13,6 +13,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { PackageTarWriter } from "../../src/core/archive/file-writer.js";
 import { createVolume, readVolumeTar } from "../../src/core/docker/volumes.js";
 import { silentReporter } from "../../src/core/output.js";
 import { ARCHIVE_READ_BYTES } from "../../src/env/export-archive.js";
@@ -23,7 +24,6 @@ import {
   WRITE_BATCH_BYTES,
 } from "../../src/env/export-volume.js";
 import type { Journal } from "../../src/env/journal.js";
-import { PackageTarWriter } from "../../src/env/package-writer.js";
 import { needsEngine } from "../helpers/engine.js";
 import { ensureFixture } from "../helpers/fixtures.js";
 import { docker, helpersFor, inVolume, volumeScope } from "../helpers/volumes.js";

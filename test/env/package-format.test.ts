@@ -53,7 +53,7 @@ test("a written package is a valid tar with metadata.json first and checksums.sh
 });
 
 test("long member names get pax headers and round-trip", async () => {
-  const { PackageTarWriter } = await import("../../src/env/package-writer.js");
+  const { PackageTarWriter } = await import("../../src/core/archive/file-writer.js");
   const p = join(dir, "long.tar");
   const w = await PackageTarWriter.open(p);
   const long = `code/${"d".repeat(80)}/${"f".repeat(80)}.txt`;

@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { createGzip } from "node:zlib";
 import tar from "tar-stream";
+import { PackageTarWriter } from "../../src/core/archive/file-writer.js";
 import {
   CHECKSUMS_MEMBER,
   METADATA_MEMBER,
@@ -14,7 +15,6 @@ import {
   type PackageMetadata,
   renderChecksums,
 } from "../../src/env/package-format.js";
-import { PackageTarWriter } from "../../src/env/package-writer.js";
 
 async function volumeTar(): Promise<Buffer> {
   const pack = tar.pack();

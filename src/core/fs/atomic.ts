@@ -85,8 +85,15 @@ export interface AtomicWrite {
   commit(): Promise<void>;
   /** Discards the temp file; the target is untouched. Safe to call more than once. */
   abort(): Promise<void>;
-  /** Bytes written so far. */
+  /** Bytes written so far through {@link stream}. */
   bytesWritten(): number;
+  /**
+   * For a regular file: the descriptor of the temp file (O_TMPFILE or named), open read-write,
+   * for a caller that writes with positional writes instead of {@link stream} (through
+   * `/proc/self/fd/<fd>`); it stays open until commit or abort. Undefined for standard output
+   * and devices.
+   */
+  fd?: number;
 }
 
 /**
@@ -378,7 +385,7 @@ export function createAtomicWriteStream(path: string, options: AtomicWriteOption
     }
   }
 
-  return { stream, commit, abort, bytesWritten: () => position };
+  return { stream, commit, abort, bytesWritten: () => position, fd };
 }
 
 /** fsyncs a directory so that a rename in it is durable. Best effort. */

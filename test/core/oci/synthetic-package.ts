@@ -8,6 +8,7 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import tar from "tar-stream";
+import { PackageTarWriter } from "../../../src/core/archive/file-writer.js";
 import {
   CHECKSUMS_MEMBER,
   METADATA_MEMBER,
@@ -15,7 +16,6 @@ import {
   type PackageMetadata,
   renderChecksums,
 } from "../../../src/env/package-format.js";
-import { PackageTarWriter } from "../../../src/env/package-writer.js";
 
 const sha = (b: Buffer | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 

@@ -1,8 +1,10 @@
 /**
- * A tar writer for environment packages that writes straight into a file with positional writes,
- * so that members of unknown size (a volume compressed on the fly) are streamed once: the header
- * is written with a placeholder size and rewritten when the member ends. It also reserves space
- * for metadata.json at the head of the file and fills it in last.
+ * A tar writer that writes straight into a file with positional writes, so that members of
+ * unknown size (a volume compressed on the fly, a layer another process compresses into the
+ * file) are streamed once: the header is written with a placeholder and rewritten when the
+ * member ends. It also reserves room for a metadata member at the head of the file and fills it
+ * in last. Used for environment packages (env/export.ts) and delta packages written in place
+ * (delta/package-in-place.ts).
  *
  * Output is POSIX ustar (pax `x` headers for names over 100 bytes; base-256 sizes over 8 GiB), as
  * read by GNU tar, bsdtar and tar-stream. Regular files, directories and symlinks only.
@@ -84,6 +86,19 @@ export interface MemberInfo {
   sha256: string;
 }
 
+/**
+ * A member whose content another process appends to the file (see
+ * {@link PackageTarWriter.beginAppended}): where its header slot and its content start.
+ */
+export interface AppendedMember {
+  /** File offset of the member's header block. */
+  headerAt: number;
+  /** File offset of the content. */
+  start: number;
+  /** Content bytes, known once {@link PackageTarWriter.endAppended} returned. */
+  size?: number;
+}
+
 /** Writes a tar file member by member; see the module docs. */
 export class PackageTarWriter {
   private pos = 0;
@@ -100,6 +115,20 @@ export class PackageTarWriter {
    */
   static async open(path: string, mtime = Math.floor(Date.now() / 1000)): Promise<PackageTarWriter> {
     return new PackageTarWriter(await open(path, "w", 0o600), mtime, path);
+  }
+
+  /**
+   * Writes into an empty file already open as `fh` (e.g. an atomic write's temp file re-opened
+   * through `/proc/self/fd/N`, which is then also `path`). The caller closes nothing: {@link
+   * finish} and {@link abort} close `fh`. Throws RangeError when the file is not empty.
+   */
+  static async attach(
+    fh: FileHandle,
+    path: string,
+    mtime = Math.floor(Date.now() / 1000),
+  ): Promise<PackageTarWriter> {
+    if ((await fh.stat()).size !== 0) throw new RangeError(`${path}: the file is not empty`);
+    return new PackageTarWriter(fh, mtime, path);
   }
 
   /** Bytes written so far. */
@@ -258,6 +287,53 @@ export class PackageTarWriter {
     return { name, size, sha256 };
   }
 
+  /**
+   * Starts a member whose content another process appends (through a descriptor of the file
+   * opened with O_APPEND) after this returns: writes a placeholder header block. Nothing else may
+   * write to the file until {@link endAppended}. The header gets its name and size from
+   * {@link nameAppended}. Throws RangeError when the file is not as long as this writer wrote.
+   */
+  async beginAppended(): Promise<AppendedMember> {
+    const headerAt = this.pos;
+    if ((await this.fh.stat()).size !== headerAt)
+      throw new RangeError(`${this.path}: the file is not ${headerAt} bytes long before a member`);
+    await this.write(Buffer.alloc(BLOCK));
+    return { headerAt, start: this.pos };
+  }
+
+  /**
+   * Ends a member begun with {@link beginAppended}: its size is what the file grew by; pads it
+   * to the block size. Returns `m` with `size` set (bytes). Throws RangeError if the file shrank.
+   */
+  async endAppended(m: AppendedMember): Promise<AppendedMember> {
+    const size = (await this.fh.stat()).size - m.start;
+    if (size < 0) throw new RangeError(`${this.path}: the file shrank while a member was appended`);
+    this.pos = m.start + size;
+    await this.write(Buffer.alloc(padding(size)));
+    m.size = size;
+    return m;
+  }
+
+  /**
+   * Writes the header of an ended appended member: regular file `name` (at most 100 bytes: the
+   * slot has room for one header block only), `mode`. Throws RangeError otherwise.
+   */
+  async nameAppended(m: AppendedMember, name: string, mode = 0o644): Promise<void> {
+    if (m.size === undefined) throw new RangeError(`${name}: the member has not ended`);
+    if (Buffer.byteLength(name) > 100) throw new RangeError(`${name}: longer than 100 bytes`);
+    await this.write(encodeHeader({ name, size: m.size, mode, type: "0", mtime: this.mtime }), m.headerAt);
+  }
+
+  /**
+   * Starts writing what the file holds so far to disk (fdatasync) without waiting, so that
+   * {@link finish}'s fsync has less left to do; {@link finish} and {@link abort} wait for it.
+   */
+  syncSoFar(): void {
+    const p = this.fh.datasync().catch(() => undefined);
+    this.syncing = Promise.all([this.syncing, p]).then(() => undefined);
+  }
+  private syncing: Promise<void> = Promise.resolve();
+
   /** Sets the file's permission bits (e.g. 0600 for a package holding env files). */
   async chmod(mode: number): Promise<void> {
     await this.fh.chmod(mode);
@@ -266,12 +342,14 @@ export class PackageTarWriter {
   /** Writes the end-of-archive blocks, fsyncs and closes the file. */
   async finish(): Promise<void> {
     await this.write(Buffer.alloc(BLOCK * 2));
+    await this.syncing;
     await this.fh.sync();
     await this.fh.close();
   }
 
   /** Closes the file without finishing it (the caller removes it). */
   async abort(): Promise<void> {
+    await this.syncing;
     await this.fh.close().catch(() => {});
   }
 }
