@@ -5,7 +5,7 @@
  */
 import { getDocker, requireEngine } from "../core/docker/client.js";
 import { inspectImage } from "../core/docker/images.js";
-import type { DeltaMetadata } from "./format.js";
+import { type DeltaMetadata, isValidRepoTag } from "./format.js";
 
 /**
  * Returns engine images (ID, and a name for messages) that together hold as many of `missing`
@@ -20,6 +20,8 @@ export async function findInEngine(
   const names = new Map<string, string>();
   const want = new Set(missing);
   const consider = async (ref: string) => {
+    // the package names its bases: only real tags and IDs are looked up (a forged one names nothing)
+    if (!isValidRepoTag(ref) && !/^sha256:[a-f0-9]{64}$/.test(ref)) return;
     try {
       const info = await inspectImage(ref);
       if (holders.has(info.Id)) return;

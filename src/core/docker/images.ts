@@ -26,8 +26,31 @@ function failed(what: string, ref: string, err: unknown): DockpackError {
   });
 }
 
+/**
+ * True when `ref` can be put in an Engine API path as it is: the characters of image names, tags,
+ * digests and IDs only ([A-Za-z0-9] first, then `._-/:@`), no `..`, no `//`, at most 1024
+ * characters. Anything else (a leading `/`, `..`, `?`, `%`, spaces) names no image and would change
+ * the request instead: the engine answers `/images//etc/passwd/json` with a redirect that the
+ * client followed to another host.
+ */
+export function isSafeImageRef(ref: string): boolean {
+  return ref.length <= 1024 && /^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/.test(ref) && !/\.\.|\/\//.test(ref);
+}
+
+function unsafe(ref: string): DockpackError {
+  return new DockpackError(
+    "IMAGE_NOT_FOUND",
+    `'${ref.slice(0, 200)}' is not an image name, tag, digest or ID.`,
+    {
+      hint: "Name an image as repository:tag, repository@sha256:… or by its ID.",
+      details: { image: ref.slice(0, 1024) },
+    },
+  );
+}
+
 /** True when `ref` (name:tag, id or digest reference) is a local image (GET /images/{ref}/json). */
 export async function imageExists(ref: string): Promise<boolean> {
+  if (!isSafeImageRef(ref)) return false;
   const docker = await requireEngine();
   try {
     await docker.getImage(ref).inspect();
@@ -41,9 +64,10 @@ export async function imageExists(ref: string): Promise<boolean> {
 /**
  * The engine's image inspect document (GET /images/{ref}/json): `Id` (`sha256:…` config digest),
  * `RepoTags`, `RootFS.Layers` (diff_ids), `Size` (bytes), `Config`, `Architecture`, `Os`, ….
- * Throws `IMAGE_NOT_FOUND`.
+ * Throws `IMAGE_NOT_FOUND` (also when `ref` is no image reference at all: {@link isSafeImageRef}).
  */
 export async function inspectImage(ref: string): Promise<Docker.ImageInspectInfo> {
+  if (!isSafeImageRef(ref)) throw unsafe(ref);
   const docker = await requireEngine();
   try {
     return await docker.getImage(ref).inspect();
@@ -59,6 +83,7 @@ export async function inspectImage(ref: string): Promise<Docker.ImageInspectInfo
  * `IMAGE_TAG_INVALID` (usage) for a malformed reference.
  */
 export async function tagImage(id: string, repoTag: string): Promise<void> {
+  if (!isSafeImageRef(id)) throw unsafe(id);
   const docker = await requireEngine();
   const m = /^(.+?)(?::([\w][\w.-]{0,127}))?$/.exec(repoTag);
   if (!m || m[1].includes("@") || /[A-Z\s]/.test(m[1])) {

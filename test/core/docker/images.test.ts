@@ -6,6 +6,7 @@ import { after, test } from "node:test";
 import {
   imageExists,
   inspectImage,
+  isSafeImageRef,
   loadImage,
   saveImage,
   tagImage,
@@ -71,4 +72,25 @@ test("missing images, bad tags and broken archives fail clearly", async (t) => {
       return true;
     },
   );
+});
+
+test("references that would change the Engine API path are refused without a request (no redirect to another host)", async (t) => {
+  if (!needsEngine(t)) return;
+  for (const ref of [
+    "/etc/passwd",
+    "//evil.example/x",
+    "a/../../containers/json",
+    "x?all=1",
+    "a b",
+    "%2e%2e",
+  ]) {
+    assert.equal(isSafeImageRef(ref), false, ref);
+    assert.equal(await imageExists(ref), false, ref);
+    await assert.rejects(
+      inspectImage(ref),
+      (e: any) => e.code === "IMAGE_NOT_FOUND" && e.message.includes("not an image"),
+    );
+  }
+  for (const ref of ["app:1", "localhost:5000/a/b:1", `a@sha256:${"a".repeat(64)}`, "9a684af0f9f6"])
+    assert.equal(isSafeImageRef(ref), true, ref);
 });
