@@ -122,13 +122,21 @@ export function isValidRepoTag(t: string): boolean {
 }
 
 /**
- * Checks what the schema cannot: member order (metadata first and only once, one config),
- * source.id = config digest, layer rows consistent (index = position, members for full and
- * delta rows, a `duplicate` row pointing at an earlier row with the same diff_id, a delta row's
- * base), and tags the engine accepts.
+ * Checks what the schema cannot: regular files only (no link, folder or device entry), member
+ * order (metadata first and only once, one config), source.id = config digest, layer rows
+ * consistent (index = position, members for full and delta rows, a `duplicate` row pointing at an
+ * earlier row with the same diff_id, a delta row's base), no member the metadata does not list,
+ * and tags the engine accepts.
  * @throws DockpackError `DELTA_PACKAGE_INVALID` naming the package and the inconsistency
  */
 async function checkConsistency(path: string, md: DeltaMetadata, container: TarContainer): Promise<void> {
+  const odd = container.nonFiles()[0];
+  if (odd)
+    throw new DockpackError(
+      "DELTA_PACKAGE_INVALID",
+      `${path}: the member ${JSON.stringify(odd.path)} is a ${odd.type === "other" ? "device, fifo or unknown entry" : odd.type}; a delta package holds regular files only.`,
+      { hint: "The package is corrupted or forged; create it again with 'dockpack delta create'." },
+    );
   checkDeltaConsistency(
     path,
     md,
@@ -181,6 +189,9 @@ export function checkDeltaConsistency(path: string, md: DeltaMetadata, memberNam
         );
     }
   });
+  for (const m of members)
+    if (m.path !== DELTA_METADATA_MEMBER && m.path !== DELTA_CONFIG_MEMBER && !shipped.has(m.path))
+      throw bad(`the member ${JSON.stringify(m.path)} is not listed in ${DELTA_METADATA_MEMBER}.`);
 }
 
 /** Bytes a tar member of `size` bytes takes (header + padded body). */

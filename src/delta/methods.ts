@@ -20,7 +20,7 @@ import { open } from "node:fs/promises";
 import { freemem } from "node:os";
 import { pipeline } from "node:stream/promises";
 import { capBytes } from "../core/codec.js";
-import { DockpackError } from "../core/errors.js";
+import { DockpackError, toDockpackError } from "../core/errors.js";
 import { requireProgram, run } from "../core/exec.js";
 
 /** Binary delta methods. */
@@ -264,8 +264,11 @@ async function runToFile(
     const tail = stderr.trim().split("\n").slice(-8).join("\n");
     throw new DockpackError(
       "COMMAND_FAILED",
-      `'${program} ${args.join(" ")}' failed with exit code ${code}${tail ? `:\n${tail}` : ""}`,
-      { details: { program, args, exitCode: code, stderr: tail } },
+      `${label}: '${program} ${args.join(" ")}' failed with exit code ${code}${tail ? `:\n${tail}` : ""}`,
+      {
+        hint: "The patch is corrupted or forged, or was made against other base bytes; copy the package again.",
+        details: { program, args, exitCode: code, stderr: tail },
+      },
     );
   }
 }
@@ -330,7 +333,15 @@ export async function decodeDelta(
         { hint: "The package is corrupted or forged; copy it again." },
       );
     }
-    await run("bspatch", [oldFile, outFile, patchFile]);
+    await run("bspatch", [oldFile, outFile, patchFile]).catch((e: unknown) => {
+      const err = toDockpackError(e);
+      if (err.code !== "COMMAND_FAILED") throw err;
+      throw new DockpackError(err.code, `${label}: ${err.message}`, {
+        hint: "The patch is corrupted or forged, or was made against other base bytes; copy the package again.",
+        cause: err,
+        details: err.details,
+      });
+    });
   } else {
     const w = params.windowLog;
     await runToFile(

@@ -107,24 +107,28 @@ test("A6: a forged xdelta3 window or zstd windowLog is refused", async () => {
   await expectFailure(z, "DELTA_PACKAGE_INVALID", /zstd windowLog 31/);
 });
 
-test("an empty or non-zstd member (digests forged to match) is a named error, not INTERNAL_ERROR", async () => {
+test("an empty member or a patch its program refuses (digests forged to match) is a named error, not INTERNAL_ERROR", async () => {
   for (const [name, body] of [
     ["empty", Buffer.alloc(0)],
     ["garbage", Buffer.from("garbage garbage garbage")],
   ] as const) {
-    for (const method of ["xdelta3", "bsdiff"] as const) {
+    for (const method of ["xdelta3", "bsdiff", "zstd"] as const) {
       const bad = join(dir, `${method}-${name}.dpd`);
       let member = "";
       await forgePackage(pkgs[method], bad, (p) => {
-        const l = p.md.layers.find((x: any) => x.member && (name === "garbage" ? x.codec === "zstd" : true));
+        const l = p.md.layers.find((x: any) => x.member && (name === "garbage" ? x.ship === "delta" : true));
         member = l.member;
-        p.members.find((m) => m.name === l.member)!.body = body;
+        // zstd-compressed members get garbage inside valid zstd: the patch program itself fails
+        const inner = name === "garbage" && l.codec === "zstd";
+        p.members.find((m) => m.name === l.member)!.body = inner
+          ? execFileSync("zstd", ["-q", "-c"], { input: body })
+          : body;
       });
       const out = join(dir, "out.tar");
       await assert.rejects(applyDelta({ package: bad, baseArchives: [v1File], output: out }, r), (e: any) => {
         assert.notEqual(e.code, "INTERNAL_ERROR", e.message);
         assert.ok(e.message.includes(bad), `${name}/${method}: ${e.message}`);
-        if (name === "garbage") assert.ok(e.message.includes(member), e.message);
+        assert.ok(e.message.includes(member) || e.message.includes("layer "), e.message);
         return true;
       });
       assert.equal(existsSync(out), false, "nothing written");

@@ -13,7 +13,7 @@ import { applyDelta, createDelta, deltaInfo, deltaList } from "../../src/delta/i
 import { indexTar, parseTarNumber } from "../../src/image/container.js";
 import { runCli } from "../helpers/cli.js";
 import { versionPair, writeSynth } from "../image/synthetic.js";
-import { setHeaderField } from "./tar-surgery.js";
+import { type Member, readMembers, setHeaderField, writeMembers } from "./tar-surgery.js";
 
 const dir = mkdtempSync(join(tmpdir(), "dockpack-delta-hostile-tar-"));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -99,4 +99,32 @@ test("A1: a huge pax header and a non-numeric pax size are refused", async () =>
   await assert.rejects(deltaInfo({ package: bad }), (e: any) =>
     /DELTA_PACKAGE_(TRUNCATED|INVALID)/.test(e.code),
   );
+});
+
+test("members the metadata does not list, and link/device entries, are refused by info, list and apply", async () => {
+  const members = await readMembers(pkg);
+  const cases: [string, Member[]][] = [
+    ["extra-file", [...members, { name: "../../escape.txt", body: Buffer.from("x") }]],
+    ["extra-layer", [...members, { name: "layers/999-unlisted.full.zst", body: Buffer.from("x") }]],
+    [
+      "symlink",
+      [...members, { name: "layers/link", body: Buffer.alloc(0), type: "symlink", linkname: "/etc/passwd" }],
+    ],
+    ["directory-first", [{ name: "layers/", body: Buffer.alloc(0), type: "directory" }, ...members]],
+  ];
+  for (const [name, list] of cases) {
+    const bad = join(dir, `${name}.dpd`);
+    await writeMembers(bad, list);
+    const check = (e: any) => {
+      assert.equal(e.code, "DELTA_PACKAGE_INVALID", `${name}: ${e.message}`);
+      assert.ok(e.message.includes(bad), e.message);
+      return true;
+    };
+    await assert.rejects(deltaInfo({ package: bad }), check);
+    await assert.rejects(deltaList({ package: bad }), check);
+    await assert.rejects(
+      applyDelta({ package: bad, baseArchives: [v1File], output: join(dir, "x.tar") }, r),
+      check,
+    );
+  }
 });
