@@ -8,8 +8,8 @@
  * long-name extension, which is what Go's archive/tar (Docker, skopeo) writes.
  */
 import { createReadStream } from "node:fs";
-import { open, readFile, stat } from "node:fs/promises";
-import { posix } from "node:path";
+import { open, readFile, realpath, stat } from "node:fs/promises";
+import { posix, sep } from "node:path";
 import { Readable } from "node:stream";
 import { DockpackError } from "../core/errors.js";
 
@@ -332,14 +332,50 @@ export class TarContainer implements BlobContainer {
   async members(): Promise<MemberInfo[]> {
     return this.order.filter((e) => e.type === "file").map((e) => ({ path: e.path, size: e.size }));
   }
+
+  /** Every entry that is not a regular file (symlinks, hard links, folders, devices, fifos), in archive order. */
+  nonFiles(): { path: string; type: "symlink" | "hardlink" | "dir" | "other" }[] {
+    return this.order.flatMap((e) => (e.type === "file" ? [] : [{ path: e.path, type: e.type }]));
+  }
 }
 
-/** A {@link BlobContainer} over a directory (an OCI image layout). */
+/**
+ * A {@link BlobContainer} over a directory (an OCI image layout). Members are regular files inside
+ * the directory: a symlink may point to another file of the layout, never outside it (a blob
+ * linked to /etc/shadow or /dev/zero), and fifos, devices and folders are refused
+ * (`IMAGE_MEMBER_INVALID`) before anything is read, so no read blocks or never ends.
+ */
 export class DirContainer implements BlobContainer {
+  private root: Promise<string> | undefined;
+
   constructor(readonly location: string) {}
 
   private full(path: string): string {
     return posix.join(this.location, normalizeMemberPath(path));
+  }
+
+  /** The member's real path (links resolved) and size; throws MISSING or INVALID (see the class docs). */
+  private async file(path: string): Promise<{ real: string; size: number }> {
+    let real: string;
+    let st: Awaited<ReturnType<typeof stat>>;
+    try {
+      real = await realpath(this.full(path));
+      st = await stat(real);
+    } catch {
+      throw missing(this.location, path);
+    }
+    this.root ??= realpath(this.location);
+    const root = await this.root;
+    const invalid = (why: string) =>
+      new DockpackError("IMAGE_MEMBER_INVALID", `${this.location}: '${path}' ${why}.`, {
+        hint: "An OCI layout holds its blobs as regular files; copy the image again (e.g. with skopeo).",
+      });
+    if (!real.startsWith(root + sep)) throw invalid(`is a link to ${real}, outside the layout`);
+    if (!st.isFile())
+      throw invalid(
+        `is ${st.isDirectory() ? "a folder" : st.isFIFO() ? "a fifo" : st.isSocket() ? "a socket" : "a device"}, not a regular file`,
+      );
+    return { real, size: st.size };
   }
 
   async has(path: string): Promise<boolean> {
@@ -351,31 +387,27 @@ export class DirContainer implements BlobContainer {
   }
 
   async size(path: string): Promise<number> {
-    try {
-      return (await stat(this.full(path))).size;
-    } catch {
-      throw missing(this.location, path);
-    }
+    return (await this.file(path)).size;
   }
 
   async range(path: string): Promise<{ file: string; start: number; size: number }> {
-    return { file: this.full(path), start: 0, size: await this.size(path) };
+    const { real, size } = await this.file(path);
+    return { file: real, start: 0, size };
   }
 
   async open(path: string): Promise<Readable> {
-    await this.size(path);
-    return createReadStream(this.full(path));
+    return createReadStream((await this.file(path)).real);
   }
 
   async read(path: string, limit = 64 * 1024 * 1024): Promise<Buffer> {
-    const size = await this.size(path);
+    const { real, size } = await this.file(path);
     if (size > limit) {
       throw new DockpackError(
         "IMAGE_MEMBER_TOO_LARGE",
         `${this.location}: '${path}' is ${size} bytes, more than expected.`,
       );
     }
-    return readFile(this.full(path));
+    return readFile(real);
   }
 
   async members(): Promise<MemberInfo[]> {

@@ -11,6 +11,20 @@ import { sha256Hex } from "../core/digest.js";
 import { DockpackError } from "../core/errors.js";
 import type { BlobContainer } from "./container.js";
 
+/**
+ * Makes `stream` pass its error to every stream it is `.pipe()`d into (destroying it), so a
+ * consumer that pipes a layer instead of using `pipeline` sees a corrupt layer as an error of its
+ * own stream instead of the process dying of an unhandled 'error' event.
+ */
+function errorsReachPipes<T extends Readable>(stream: T): T {
+  const pipe = stream.pipe.bind(stream);
+  stream.pipe = <D extends NodeJS.WritableStream>(dest: D, options?: { end?: boolean }): D => {
+    stream.once("error", (e) => (dest as unknown as { destroy?: (e: Error) => void }).destroy?.(e));
+    return pipe(dest, options);
+  };
+  return stream;
+}
+
 /** Where an image was read from (containers/image transport names). */
 export type ImageFormat = "docker-daemon" | "docker-archive" | "oci" | "oci-archive";
 
@@ -157,9 +171,9 @@ export async function assembleImage(args: {
       if (!layer) throw new DockpackError("IMAGE_LAYER_MISSING", `${ref}: there is no layer ${index}.`);
       const raw = await container.open(layer.blob);
       if (layer.codec === "none") return raw;
-      const dec = decompressStream(layer.codec);
+      const dec = decompressStream(layer.codec, { label: `${ref}: layer ${index} (${layer.diffId})` });
       raw.on("error", (e) => dec.destroy(e));
-      return raw.pipe(dec);
+      return errorsReachPipes(raw.pipe(dec));
     },
     async close() {
       if (closed) return;

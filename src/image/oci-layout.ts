@@ -23,11 +23,36 @@ export const REF_NAME = "org.opencontainers.image.ref.name";
 /** Annotation containerd/Docker ≥ 25 use for the full image name. */
 export const IMAGE_NAME = "io.containerd.image.name";
 
-/** Member path of a blob: `blobs/<alg>/<hex>`; throws `IMAGE_MANIFEST_INVALID` for a bad digest. */
-export function blobPath(digest: string): string {
-  const m = /^([a-z0-9]+):([a-f0-9]{32,})$/.exec(digest);
-  if (!m) throw new DockpackError("IMAGE_MANIFEST_INVALID", `Invalid blob digest '${digest}'.`);
+/**
+ * Member path of a blob: `blobs/<alg>/<hex>`; throws `IMAGE_MANIFEST_INVALID` for a bad digest,
+ * naming `where` (the layout and the document that holds the digest) when given.
+ */
+export function blobPath(digest: unknown, where?: string): string {
+  const m = typeof digest === "string" ? /^([a-z0-9]+):([a-f0-9]{32,256})$/.exec(digest) : null;
+  if (!m)
+    throw new DockpackError(
+      "IMAGE_MANIFEST_INVALID",
+      `${where ? `${where}: ` : ""}invalid blob digest ${JSON.stringify(digest)?.slice(0, 200)}.`,
+      { hint: "A digest is <algorithm>:<lower-case hex>, e.g. sha256:… (OCI image-spec descriptor.md)." },
+    );
   return `blobs/${m[1]}/${m[2]}`;
+}
+
+/** The entries of a `manifests` / `layers` array that are descriptors (objects), or a named error. */
+function descriptors(list: unknown, where: string): OciDescriptor[] {
+  if (!Array.isArray(list)) return [];
+  list.forEach((d, i) => {
+    if (typeof d !== "object" || d === null || Array.isArray(d))
+      throw new DockpackError("IMAGE_MANIFEST_INVALID", `${where}: entry ${i} is not a descriptor object.`);
+  });
+  return list as OciDescriptor[];
+}
+
+/** A string annotation of `d`, or undefined (non-string values are ignored). */
+function annotation(d: OciDescriptor, key: string): string | undefined {
+  const a: unknown = d.annotations;
+  const v = typeof a === "object" && a !== null ? (a as Record<string, unknown>)[key] : undefined;
+  return typeof v === "string" ? v : undefined;
 }
 
 /**
@@ -92,7 +117,8 @@ export async function readOciLayout(
     );
   }
   const index = await readJson(container, "index.json");
-  let manifests: OciDescriptor[] = Array.isArray(index?.manifests) ? index.manifests : [];
+  const where = `${container.location}: index.json`;
+  let manifests = descriptors(index?.manifests, `${where} manifests`);
   if (manifests.length === 0) {
     throw new DockpackError(
       "IMAGE_MANIFEST_INVALID",
@@ -101,10 +127,12 @@ export async function readOciLayout(
   }
   let chosen = manifests[0];
   if (select) {
-    const hit = manifests.find((m) => {
-      const a = m.annotations ?? {};
-      return a[REF_NAME] === select || a[IMAGE_NAME] === select || a[IMAGE_NAME] === `${select}:latest`;
-    });
+    const hit = manifests.find(
+      (m) =>
+        annotation(m, REF_NAME) === select ||
+        annotation(m, IMAGE_NAME) === select ||
+        annotation(m, IMAGE_NAME) === `${select}:latest`,
+    );
     if (!hit) {
       throw new DockpackError(
         "IMAGE_NOT_FOUND",
@@ -114,30 +142,33 @@ export async function readOciLayout(
     chosen = hit;
   }
   const tags: string[] = [];
-  const name = chosen.annotations?.[IMAGE_NAME] ?? chosen.annotations?.[REF_NAME];
+  const name = annotation(chosen, IMAGE_NAME) ?? annotation(chosen, REF_NAME);
   if (name?.includes(":") && !name.includes("@")) tags.push(name);
   for (let depth = 0; isIndex(chosen.mediaType) && depth < 4; depth++) {
-    const nested = await readJson(container, blobPath(chosen.digest), chosen.digest);
-    manifests = Array.isArray(nested?.manifests) ? nested.manifests : [];
+    const nested = await readJson(container, blobPath(chosen.digest, where), chosen.digest);
+    manifests = descriptors(nested?.manifests, `${container.location}: image index ${chosen.digest}`);
     chosen =
       manifests.find((m) => m.platform?.os === "linux" && m.platform?.architecture === "amd64") ??
       manifests[0];
     if (!chosen)
       throw new DockpackError("IMAGE_MANIFEST_INVALID", `${container.location}: an empty image index.`);
   }
-  const manifest = await readJson(container, blobPath(chosen.digest), chosen.digest);
+  const manifest = await readJson(container, blobPath(chosen.digest, where), chosen.digest);
   if (!manifest?.config?.digest || !Array.isArray(manifest.layers)) {
     throw new DockpackError(
       "IMAGE_MANIFEST_INVALID",
       `${container.location}: manifest ${chosen.digest} has no config or layers.`,
     );
   }
+  const inManifest = `${container.location}: manifest ${chosen.digest}`;
   return assembleImage({
     ref,
     format,
     container,
-    config: await readConfig(container, blobPath(manifest.config.digest), manifest.config.digest),
-    layerPaths: (manifest.layers as OciDescriptor[]).map((l) => blobPath(l.digest)),
+    config: await readConfig(container, blobPath(manifest.config.digest, inManifest), manifest.config.digest),
+    layerPaths: descriptors(manifest.layers, `${inManifest} layers`).map((l) =>
+      blobPath(l.digest, inManifest),
+    ),
     repoTags: tags,
     close,
   });
