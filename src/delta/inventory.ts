@@ -5,6 +5,7 @@
  * layer diff_ids; it has no layer bytes, so a changed layer can be shipped as a delta only
  * against a base given as an image (`--base IMAGE`); against an inventory alone it ships whole.
  */
+import { constants } from "node:fs";
 import { open, readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { z } from "zod";
@@ -14,6 +15,9 @@ import { DockpackError } from "../core/errors.js";
 import { atomicWriteFile } from "../core/fs.js";
 import { type Reporter, silentReporter } from "../core/output.js";
 import { openImage, parseImageRef } from "../image/open.js";
+
+/** Largest inventory file read (bytes): a few hundred bytes per image, 64 MiB is ~100 000 images. */
+export const INVENTORY_LIMIT = 64 * 1024 * 1024;
 
 /** The inventory format identifier. */
 export const INVENTORY_FORMAT = "dockpack-layer-inventory";
@@ -125,21 +129,33 @@ export async function createInventory(
  * archive), so `--base` accepts both. Throws `INVENTORY_INVALID` for a malformed inventory.
  */
 export async function readInventoryIfAny(path: string): Promise<LayerInventory | undefined> {
-  const first = Buffer.alloc(1);
+  let text: string;
   try {
-    const fh = await open(path, "r");
+    // non-blocking: a fifo given as --base is not waited on (it is no inventory)
+    const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
     try {
+      const st = await fh.stat();
+      if (!st.isFile()) return undefined;
+      const first = Buffer.alloc(1);
       await fh.read(first, 0, 1, 0);
+      if (first.toString() !== "{") return undefined;
+      if (st.size > INVENTORY_LIMIT)
+        throw new DockpackError(
+          "INVENTORY_INVALID",
+          `${path}: ${st.size} bytes; a layer inventory over ${INVENTORY_LIMIT} bytes is refused.`,
+          { hint: "Write one on the target with 'dockpack delta inventory -o FILE'." },
+        );
+      text = await fh.readFile("utf8");
     } finally {
       await fh.close();
     }
-  } catch {
+  } catch (e) {
+    if ((e as { code?: string }).code === "INVENTORY_INVALID") throw e;
     return undefined;
   }
-  if (first.toString() !== "{") return undefined;
   let raw: unknown;
   try {
-    raw = JSON.parse(await readFile(path, "utf8"));
+    raw = JSON.parse(text);
   } catch (e) {
     throw new DockpackError("INVENTORY_INVALID", `${path}: not valid JSON.`, { cause: e });
   }

@@ -4,13 +4,15 @@
  * 80 MiB metadata member each fail with a named error from info, list and apply alike.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { silentReporter } from "../../src/core/output.js";
 import { isValidRepoTag } from "../../src/delta/format.js";
 import { applyDelta, createDelta, deltaInfo, deltaList } from "../../src/delta/index.js";
+import { readInventoryIfAny } from "../../src/delta/inventory.js";
 import { runCli } from "../helpers/cli.js";
 import { sha, versionPair, writeSynth } from "../image/synthetic.js";
 import { forgePackage, readMembers, writeMembers } from "./tar-surgery.js";
@@ -124,4 +126,18 @@ test("A7: an 80 MiB metadata member is 'too large', not 'not valid JSON'", async
   const bad = join(dir, "huge-md.dpd");
   await forgePackage(pkg, bad, () => undefined, { rawMetadata: (t) => t + " ".repeat(80 * 1024 * 1024) });
   await rejectedEverywhere(bad, "DELTA_METADATA_TOO_LARGE", /dockpack-delta\.json is \d+ bytes, more than/);
+});
+
+test("an inventory over 64 MiB is refused unread; a fifo given as --base is never waited on", async () => {
+  const big = join(dir, "big-inventory.json");
+  writeFileSync(big, "{");
+  truncateSync(big, 200 * 1024 * 1024); // sparse
+  await assert.rejects(readInventoryIfAny(big), (e: any) => {
+    assert.equal(e.code, "INVENTORY_INVALID");
+    assert.ok(e.message.includes(big) && /209715200 bytes/.test(e.message), e.message);
+    return true;
+  });
+  const fifo = join(dir, "fifo-inventory");
+  execFileSync("mkfifo", [fifo]);
+  assert.equal(await readInventoryIfAny(fifo), undefined);
 });
