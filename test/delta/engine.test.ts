@@ -6,26 +6,18 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { silentReporter } from "../../src/core/output.js";
 import { applyDelta, createDelta, createInventory } from "../../src/delta/index.js";
+import { CLI_ARGS } from "../helpers/cli.js";
 import { needsEngine } from "../helpers/engine.js";
 import { makeImage, makeLayer, writeSynth } from "../image/synthetic.js";
 
 const SCRIPT = fileURLToPath(new URL("../../scripts/delta-fixtures.sh", import.meta.url));
-// The built CLI when present (scripts/setup.sh builds it), else the sources through tsx.
-const DIST = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
-const CLI = existsSync(DIST)
-  ? [DIST]
-  : [
-      "--import",
-      import.meta.resolve("tsx"),
-      fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url)),
-    ];
 const V1 = "dockpack-test/delta-small:1";
 const V2 = "dockpack-test/delta-small:2";
 const r = silentReporter();
@@ -110,7 +102,7 @@ test("daemon images: create against the old version, rebuild from engine bases, 
     // Into standard output the package is written by the copying writer: the same members.
     const bytes = execFileSync(
       process.execPath,
-      [...CLI, "delta", "create", "--base", V1, "-m", "layer", V2, "-"],
+      [...CLI_ARGS, "delta", "create", "--base", V1, "-m", "layer", V2, "-"],
       {
         maxBuffer: 1 << 28,
       },

@@ -14,6 +14,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { DeltaMetadata } from "../../src/delta/format.js";
 import { startInPlacePackage } from "../../src/delta/package-in-place.js";
+import { CLI_ARGS } from "../helpers/cli.js";
 import { needsEngine } from "../helpers/engine.js";
 
 const dir = mkdtempSync(join(tmpdir(), "dockpack-delta-inplace-"));
@@ -71,14 +72,6 @@ test("finish declines when the metadata outgrows its room or an appended member 
 const V1 = "dockpack-test/delta-small:1";
 const V2 = "dockpack-test/delta-small:2";
 const SCRIPT = fileURLToPath(new URL("../../scripts/delta-fixtures.sh", import.meta.url));
-const DIST = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
-const CLI = existsSync(DIST)
-  ? [DIST]
-  : [
-      "--import",
-      import.meta.resolve("tsx"),
-      fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url)),
-    ];
 
 test("delta create -m layer from the engine killed with SIGKILL leaves no package and no temp file", async (t) => {
   if (!needsEngine(t)) return;
@@ -88,10 +81,14 @@ test("delta create -m layer from the engine killed with SIGKILL leaves no packag
   const pkg = join(out, "p.dpd");
   // Kill points: when the save's temp folder appears, and at growing delays after it.
   for (const after of [0, 50, 150, 300, 600, 1000]) {
-    const child = spawn(process.execPath, [...CLI, "delta", "create", "--base", V1, "-m", "layer", V2, pkg], {
-      env: { ...process.env, TMPDIR: work },
-      stdio: "ignore",
-    });
+    const child = spawn(
+      process.execPath,
+      [...CLI_ARGS, "delta", "create", "--base", V1, "-m", "layer", V2, pkg],
+      {
+        env: { ...process.env, TMPDIR: work },
+        stdio: "ignore",
+      },
+    );
     const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
     let finished = false;
     void exited.then(() => {
@@ -116,10 +113,14 @@ test("delta create -m layer from the engine killed with SIGKILL leaves no packag
   // Ctrl-C (SIGINT) while the layers stream into the package: exit 130, and the run removes its
   // own temp folder.
   for (const after of [100, 400]) {
-    const child = spawn(process.execPath, [...CLI, "delta", "create", "--base", V1, "-m", "layer", V2, pkg], {
-      env: { ...process.env, TMPDIR: work },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      [...CLI_ARGS, "delta", "create", "--base", V1, "-m", "layer", V2, pkg],
+      {
+        env: { ...process.env, TMPDIR: work },
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => {
       stderr += d.toString();
@@ -144,7 +145,7 @@ test("delta create -m layer from the engine killed with SIGKILL leaves no packag
     );
   }
   // The next run sweeps the dead runs' temp folders and writes the package.
-  execFileSync(process.execPath, [...CLI, "delta", "create", "--base", V1, "-m", "layer", V2, pkg], {
+  execFileSync(process.execPath, [...CLI_ARGS, "delta", "create", "--base", V1, "-m", "layer", V2, pkg], {
     env: { ...process.env, TMPDIR: work },
     stdio: "ignore",
   });
