@@ -181,7 +181,8 @@ export async function unpackSave(
   const tar = spawn(
     tarPath,
     pack
-      ? [...common, "-v", "--to-command", PACK_SCRIPT]
+      ? // VERSION (one per layer) and repositories are never read: tar skips them without a script.
+        [...common, "-v", "--exclude=VERSION", "--exclude=repositories", "--to-command", PACK_SCRIPT]
       : [...common, "-C", dir, "-m", "--no-same-owner", "--no-same-permissions"],
     {
       stdio: [
