@@ -11,7 +11,8 @@
  * either removes the container or, when it does not exist (yet), creates a "tombstone" of that
  * name, so that a create landing later fails on the name, before the engine creates any volume.
  *
- * Format: a JSON header line `{v:1,pid,start,host}`, then `+<name> <volume>` and `-<name>` lines.
+ * Format: a JSON header line `{v:1,pid,start,host}`, then `+<name> <volume>` (recorded), `=<name>`
+ * (the engine answered the create: no request of it can land later) and `-<name>` (removed) lines.
  * Writes are synchronous appends (no fsync: a SIGKILL keeps what was written; a power loss also
  * ends the engine's in-flight requests, and the pid label sweep covers what it created).
  *
@@ -64,6 +65,16 @@ export async function recordHelper(name: string, volume: string): Promise<void> 
   await hold(name, volume);
 }
 
+/** Notes that the engine created helper `name` (no create request of it is in flight any more). */
+export function createdHelper(name: string): void {
+  if (!path || !outstanding.has(name)) return;
+  try {
+    appendFileSync(path, `=${name}\n`);
+  } catch {
+    // the state folder went away
+  }
+}
+
 /** Strikes helper `name` (removed, or its create refused); deletes the ledger when it is empty. */
 export function strikeHelper(name: string): void {
   if (!path || !outstanding.delete(name)) return;
@@ -78,10 +89,12 @@ export function strikeHelper(name: string): void {
   }
 }
 
-/** A parsed ledger: its owner and the names recorded and not struck. */
+/** A parsed ledger: its owner, the names recorded and not struck, and those of them created. */
 export interface Ledger {
   header: { v: 1; pid: number; start: number | null; host: string };
   names: string[];
+  /** Names whose create the engine answered: no request of theirs is in flight. */
+  created: Set<string>;
 }
 
 /** Parses a ledger's text (a torn last line is ignored); null when it has no valid header. */
@@ -95,13 +108,15 @@ export function parseLedger(text: string): Ledger | null {
   }
   if (header?.v !== 1 || typeof header.pid !== "number" || typeof header.host !== "string") return null;
   const names = new Set<string>();
+  const created = new Set<string>();
   for (const line of lines) {
     const name = line.slice(1).split(" ")[0] ?? "";
     if (!/^dockpack-helper-[0-9a-f]{12}$/.test(name)) continue;
     if (line.startsWith("+")) names.add(name);
+    else if (line.startsWith("=")) created.add(name);
     else if (line.startsWith("-")) names.delete(name);
   }
-  return { header, names: [...names] };
+  return { header, names: [...names], created };
 }
 
-setHelperHooks({ beforeCreate: recordHelper, removed: strikeHelper });
+setHelperHooks({ beforeCreate: recordHelper, created: createdHelper, removed: strikeHelper });

@@ -1,6 +1,7 @@
 /**
  * Recovery of the helper containers of dead dockpack processes, from their ledgers
- * (helper-ledger.ts). For every name a dead process recorded and never struck:
+ * (helper-ledger.ts). A name whose create the engine answered (`=` line) is simply removed. For
+ * every other name a dead process recorded and never struck (its create request may be in flight):
  *
  * - the container exists: it is removed;
  * - it does not exist: a *tombstone* is created in its place — a never-started container of that
@@ -72,6 +73,15 @@ export async function buryHelper(name: string): Promise<boolean> {
   }
 }
 
+/** Removes helper `name`, whose create the engine answered (no tombstone needed: none is in flight). */
+async function removeHelper(name: string): Promise<void> {
+  try {
+    await getDocker().getContainer(name).remove({ force: true, v: false });
+  } catch (err) {
+    if (statusCode(err) !== 404) throw err;
+  }
+}
+
 /**
  * When a tombstone record's time is up at `now` (seconds since the epoch): removes every tombstone
  * of this host older than {@link TOMBSTONE_SECONDS} — by the engine's label, so tombstones whose
@@ -107,7 +117,9 @@ async function recoverLedger(path: string, reporter: Reporter): Promise<void> {
     reporter.debug(
       `removing ${ledger.names.length} helper container(s) of dead process ${ledger.header.pid}`,
     );
-    for (const name of ledger.names) if (await buryHelper(name)) buried.push(name);
+    for (const name of ledger.names)
+      if (ledger.created.has(name)) await removeHelper(name);
+      else if (await buryHelper(name)) buried.push(name);
   }
   if (buried.length) {
     const until = Math.floor(Date.now() / 1000) + TOMBSTONE_SECONDS;

@@ -164,16 +164,20 @@ test("a helper of a dead process's ledger that landed before the recovery is rem
     encoding: "utf8",
   });
   const pid = Number(dead.stdout);
-  const name = `dockpack-helper-${Math.random().toString(16).slice(2, 14).padEnd(12, "0")}`;
+  const hex = () => Math.random().toString(16).slice(2, 14).padEnd(12, "0");
+  const name = `dockpack-helper-${hex()}`;
+  // created (the engine answered) and removed before the ledger could strike it: no tombstone
+  const gone = `dockpack-helper-${hex()}`;
   const volume = `${project}-landed`;
   mkdirSync(runs(), { recursive: true });
   writeFileSync(
     join(runs(), `helpers-${hostname()}-${pid}-0.txt`),
-    `${JSON.stringify({ v: 1, pid, start: null, host: hostname() })}\n+${name} ${volume}\n`,
+    `${JSON.stringify({ v: 1, pid, start: null, host: hostname() })}\n+${name} ${volume}\n+${gone} ${volume}\n=${gone}\n`,
   );
   sh("docker", ["create", "--name", name, "--mount", `type=volume,src=${volume},dst=/data`, HELPER_IMAGE]);
   await recoverHelperLedgers(silentReporter());
   assert.equal(containerExists(name), false, "the landed helper is removed");
+  assert.equal(containerExists(gone), false, "no tombstone for a helper whose create was answered");
   assert.deepEqual(readdirSync(runs()), [], "no ledger and no tombstone record left");
   sh("docker", ["volume", "rm", volume]);
 });

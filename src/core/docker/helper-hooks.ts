@@ -11,6 +11,8 @@
  */
 export interface HelperHooks {
   beforeCreate(name: string, volume: string): Promise<void> | void;
+  /** The engine answered the create request: the container exists. */
+  created(name: string): void;
   removed(name: string): void;
 }
 

@@ -165,6 +165,7 @@ async function helperContainer(docker: Docker, volume: string, readOnly: boolean
         NetworkMode: "none",
       },
     });
+    hooks()?.created(name);
     // An interrupted run (SIGINT/SIGTERM, process.exit) leaves no helper container behind.
     cleanups.set(
       container.id,
