@@ -7,7 +7,7 @@
  * byte range; nothing is held in memory. Follows POSIX ustar/pax (IEEE 1003.1-2001) and the GNU
  * long-name extension, which is what Go's archive/tar (Docker, skopeo) writes.
  */
-import { createReadStream } from "node:fs";
+import { constants, createReadStream } from "node:fs";
 import { open, readFile, realpath, stat } from "node:fs/promises";
 import { posix, sep } from "node:path";
 import { Readable } from "node:stream";
@@ -126,14 +126,22 @@ function parsePax(body: Buffer): Record<string, string> {
 
 /**
  * Indexes a tar file by reading its headers only. Throws `ARCHIVE_TRUNCATED` when a member runs
- * past the end of the file and `ARCHIVE_INVALID` when a header checksum is wrong.
+ * past the end of the file and `ARCHIVE_INVALID` when a header checksum is wrong or `file` is no
+ * regular file (opened non-blocking: a fifo is refused at once instead of waiting for a writer).
  * @param file path of an uncompressed tar file
  * @param range where the tar sits inside `file` (a layer inside an image archive); default: all of it
  */
 export async function indexTar(file: string, range?: { start: number; size: number }): Promise<TarEntry[]> {
-  const fh = await open(file, "r");
+  const fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
-    const fileSize = range ? range.start + range.size : (await fh.stat()).size;
+    const st = await fh.stat();
+    if (!st.isFile())
+      throw new DockpackError(
+        "ARCHIVE_INVALID",
+        `${file} is ${st.isDirectory() ? "a folder" : st.isFIFO() ? "a fifo" : st.isSocket() ? "a socket" : "a device"}, not a regular file.`,
+        { hint: "Give the archive file itself (random access is needed: not a pipe)." },
+      );
+    const fileSize = range ? range.start + range.size : st.size;
     const entries: TarEntry[] = [];
     const head = Buffer.alloc(512);
     let offset = range?.start ?? 0;

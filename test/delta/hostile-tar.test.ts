@@ -4,6 +4,7 @@
  * docker-archive reader. Now every reader fails at once with a named error.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -124,6 +125,23 @@ test("members the metadata does not list, and link/device entries, are refused b
     await assert.rejects(deltaList({ package: bad }), check);
     await assert.rejects(
       applyDelta({ package: bad, baseArchives: [v1File], output: join(dir, "x.tar") }, r),
+      check,
+    );
+  }
+});
+
+test("a fifo or device given as the package is refused at once (delta info used to wait forever for a writer)", async () => {
+  const fifo = join(dir, "fifo.dpd");
+  execFileSync("mkfifo", [fifo]);
+  for (const p of [fifo, "/dev/zero", dir]) {
+    const check = (e: any) => {
+      assert.equal(e.code, "DELTA_PACKAGE_INVALID", e.message);
+      assert.ok(e.message.includes(p) && /not a regular file/.test(e.message), e.message);
+      return true;
+    };
+    await assert.rejects(deltaInfo({ package: p }), check);
+    await assert.rejects(
+      applyDelta({ package: p, baseArchives: [v1File], output: join(dir, "x.tar") }, r),
       check,
     );
   }
