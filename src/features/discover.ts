@@ -6,7 +6,7 @@
  * features (the CLI's `src` folder). dockpack also accepts a repository root that holds `src/`.
  */
 import { constants } from "node:fs";
-import { lstat, open, readdir, readlink, stat } from "node:fs/promises";
+import { lstat, open, readdir, readlink, realpath, stat } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { DockpackError } from "../core/errors.js";
 import type { Reporter } from "../core/output.js";
@@ -42,11 +42,15 @@ export const FEATURE_FILE_LIMIT = 4 * 1024 * 1024;
 /**
  * Reads a feature's devcontainer-feature.json as UTF-8 without ever blocking or filling memory:
  * opened non-blocking (a fifo does not wait for a writer), it must be a regular file of at most
- * {@link FEATURE_FILE_LIMIT} bytes.
- * @throws Error whose message says what the file is instead (fifo, device, folder, too large)
+ * {@link FEATURE_FILE_LIMIT} bytes inside `folder` (a symlink to a file elsewhere, e.g. a
+ * credentials file, is never read: its content would be published as the feature's metadata).
+ * @throws Error whose message says what the file is instead (link out, fifo, device, folder, too large)
  */
-async function readFeatureFile(file: string): Promise<string> {
-  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+async function readFeatureFile(file: string, folder: string): Promise<string> {
+  const real = await realpath(file);
+  const root = await realpath(folder);
+  if (!real.startsWith(root + sep)) throw new Error(`it is a link to ${real}, outside the feature folder`);
+  const handle = await open(real, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const st = await handle.stat();
     if (!st.isFile())
@@ -115,7 +119,7 @@ async function readFeature(
     });
   let text: string;
   try {
-    text = await readFeatureFile(file);
+    text = await readFeatureFile(file, folder);
   } catch (e) {
     add({ file, message: `cannot read it: ${(e as Error).message}` });
     return undefined;

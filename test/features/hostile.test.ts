@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { rm, truncate, writeFile } from "node:fs/promises";
+import { rm, symlink, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { freeSpace } from "../../src/core/fs.js";
@@ -80,6 +80,32 @@ test("a devcontainer-feature.json that is a fifo or too large is a named problem
       return true;
     });
     assert.ok(!existsSync(join(dir, "out")), "nothing written");
+  } finally {
+    await cleanup();
+  }
+});
+
+test("a devcontainer-feature.json linking out of the feature folder is never read; a link inside is", async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const src = join(dir, "src");
+    await writeFeature(src, "out", {});
+    const secret = join(dir, "secret.json");
+    await writeFile(secret, JSON.stringify(metaFor("out", { description: "SECRET" })));
+    await rm(join(src, "out", "devcontainer-feature.json"));
+    await symlink(secret, join(src, "out", "devcontainer-feature.json"));
+    await assert.rejects(packageFeatures({ target: src, outputFolder: join(dir, "o") }, r), (e: any) => {
+      assert.equal(e.code, "FEATURES_INVALID");
+      assert.match(
+        e.message,
+        /devcontainer-feature\.json: cannot read it: it is a link to .*secret\.json, outside the feature folder/,
+      );
+      return true;
+    });
+    await rm(join(src, "out", "devcontainer-feature.json"));
+    await writeFile(join(src, "out", "real.json"), JSON.stringify(metaFor("out")));
+    await symlink("real.json", join(src, "out", "devcontainer-feature.json"));
+    assert.equal((await packageFeatures({ target: src, outputFolder: join(dir, "o2") }, r)).count, 1);
   } finally {
     await cleanup();
   }
