@@ -62,6 +62,11 @@ export type JournalEntry =
   | { op: "aside-branch"; root: string; branch: string; aside: string }
   /** A volume copied to `aside` and then removed (mark `copied` once the copy is complete). */
   | { op: "aside-volume"; volume: string; aside: string; project: string }
+  /**
+   * An `env remove` under way: its worktree, the branch (null: kept) and the volumes to remove.
+   * Undone by completing it (the user asked for it; a half-removed environment is of no use).
+   */
+  | { op: "removal"; root: string; path: string; branch: string | null; volumes: string[] }
   /** An image an import loads or tags (package-images-undo.ts). */
   | ImageJournalEntry;
 
@@ -72,7 +77,7 @@ export type RecordedEntry = JournalEntry & { seq: number; marks: string[] };
 export interface JournalHeader {
   v: 1;
   id: string;
-  kind: "export" | "import" | "create";
+  kind: "export" | "import" | "create" | "remove";
   pid: number;
   /** Process start time (clock ticks since boot, /proc/PID/stat field 22), or null off Linux. */
   start: number | null;
@@ -223,6 +228,8 @@ export function describeEntry(e: JournalEntry): string {
       return `${e.branch} → ${e.aside}`;
     case "aside-volume":
       return `${e.volume} → ${e.aside}`;
+    case "removal":
+      return `${e.path}${e.branch ? `, branch ${e.branch}` : ""}, ${e.volumes.length} volume(s)`;
     case "image":
       return `${e.id.slice(0, 19)} ${e.tags.map((t) => t.tag).join(" ")}`;
   }

@@ -154,6 +154,11 @@ export async function undoEntry(e: RecordedEntry, runId: string, reporter: Repor
       if (await branchExists(e.branch, e.root)) await deleteBranch(e.branch, e.root, true);
       await git(["branch", "-m", e.aside, e.branch], e.root);
       return;
+    case "removal":
+      reporter.info(`finishing the removal of ${e.path}`);
+      await removeWorktreeAndBranch(e.root, e.path, e.branch);
+      for (const v of e.volumes) if (await volumeExists(v)) await removeVolumeSoon(v);
+      return;
     case "image":
       return undoImageEntry(e, reporter);
     case "aside-volume": {

@@ -38,7 +38,7 @@ import { recoverRegistryImages } from "./registry-images-pending.js";
 /** What {@link recoverDeadRuns} did with one dead run. */
 export interface RecoveredRun {
   id: string;
-  kind: "export" | "import" | "create";
+  kind: "export" | "import" | "create" | "remove";
   /** `rolled-back` (undone), `finished` (committed run completed), `failed` (kept for a retry). */
   outcome: "rolled-back" | "finished" | "failed";
   repo: string | null;
@@ -78,12 +78,14 @@ async function recoverOne(j: JournalFile, reporter: Reporter): Promise<Recovered
     : await undoEntries(j.entries, header.id, reporter);
   // again: a create request in flight when the process was killed can land after the first sweep
   await removeHelpersOf(header.pid, header.host);
-  const outcome = failures.length ? "failed" : j.committed ? "finished" : "rolled-back";
+  // an env remove is completed, never undone
+  const forward = j.committed || header.kind === "remove";
+  const outcome = failures.length ? "failed" : forward ? "finished" : "rolled-back";
   if (failures.length)
     reporter.warn(`recovery of the ${what} is incomplete (kept for the next run): ${failures.join("; ")}`);
   else {
     await unlink(j.path).catch(() => {});
-    reporter.info(j.committed ? `finished the ${what}` : `rolled back the ${what}`);
+    reporter.info(forward ? `finished the ${what}` : `rolled back the ${what}`);
   }
   return {
     id: header.id,
@@ -92,8 +94,8 @@ async function recoverOne(j: JournalFile, reporter: Reporter): Promise<Recovered
     repo: header.repo,
     branch: header.branch,
     compose_project: header.compose_project,
-    path: j.entries.flatMap((e) => (e.op === "worktree" ? [e.path] : []))[0] ?? null,
-    volumes: j.entries.flatMap((e) => (e.op === "volume" ? [e.name] : [])),
+    path: j.entries.flatMap((e) => (e.op === "worktree" || e.op === "removal" ? [e.path] : []))[0] ?? null,
+    volumes: j.entries.flatMap((e) => (e.op === "volume" ? [e.name] : e.op === "removal" ? e.volumes : [])),
     failures,
   };
 }

@@ -22,6 +22,7 @@ import { branchExists, status, worktreeList } from "../core/git.js";
 import { type Reporter, silentReporter } from "../core/output.js";
 import { composeDown, removeVolumeSoon } from "./compose-run.js";
 import { type EnvRef, findEnvironment, repoContext } from "./environments.js";
+import { Journal } from "./journal.js";
 import { composeProjectName, volumeName } from "./naming.js";
 import { recoverDeadRuns, withEnvLock } from "./recover.js";
 import { removeWorktreeAndBranch } from "./recover-undo.js";
@@ -88,6 +89,22 @@ export async function removeEnvironment(
       env = await findEnvironment(ctx, options.branch);
     } catch (err) {
       if (toDockpackError(err).code !== "ENV_NOT_FOUND") throw err;
+      const finished = recovered.find(
+        (r) =>
+          r.kind === "remove" &&
+          r.outcome === "finished" &&
+          r.repo === ctx.root &&
+          r.branch === options.branch,
+      );
+      // a remove of it was killed and has just been completed by the recovery
+      if (finished)
+        return {
+          branch: options.branch,
+          path: finished.path ?? "",
+          removedVolumes: finished.volumes,
+          keptVolumes: [],
+          branchDeleted: !(await branchExists(options.branch, ctx.root)),
+        };
       const undone = recovered.find(
         (r) =>
           (r.kind === "import" || r.kind === "create") &&
@@ -152,11 +169,24 @@ export async function removeEnvironment(
           },
         );
     }
-    await removeWorktreeAndBranch(ctx.root, env.path, options.deleteBranch ? options.branch : null);
+    // journaled first: a remove killed from here on is completed by the next dockpack command
+    const journal = await Journal.open(
+      { kind: "remove", repo: ctx.root, branch: options.branch, composeProject },
+      reporter,
+    );
+    const branch = options.deleteBranch ? options.branch : null;
+    const seq = await journal.will({ op: "removal", root: ctx.root, path: env.path, branch, volumes });
     const removedVolumes: string[] = [];
-    for (const v of volumes) {
-      await removeVolumeSoon(v);
-      removedVolumes.push(v);
+    try {
+      await removeWorktreeAndBranch(ctx.root, env.path, branch);
+      for (const v of volumes) {
+        await removeVolumeSoon(v);
+        removedVolumes.push(v);
+      }
+    } finally {
+      // done or failed with an error to report: nothing for a recovery to complete
+      await journal.mark(seq, "done");
+      await journal.commit();
     }
     let branchDeleted = false;
     if (options.deleteBranch) branchDeleted = !(await branchExists(options.branch, ctx.root));

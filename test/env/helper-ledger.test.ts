@@ -4,7 +4,8 @@
  * recorded a helper and before it sent the create request, killed there, the next command recovers,
  * and then the test sends the dead process's create request itself — as the engine would receive
  * it late: it must fail on the tombstone's name, without re-creating the volume the recovery removed.
- * Also `env create --copy-data-from` killed mid-copy (held the same way): the next command undoes it.
+ * Also `env create --copy-data-from` killed mid-copy (held the same way): the next command undoes
+ * it; and an `env remove` killed after its journal entry: the next command completes it.
  * Event-driven: no sleeps, no timing thresholds.
  */
 import assert from "node:assert/strict";
@@ -156,6 +157,32 @@ test("env create --copy-data-from killed mid-copy: the next command removes work
     env: { DOCKPACK_STATE_DIR: repo.state },
   });
   assert.equal(again.code, 0, again.stderr);
+});
+
+test("env remove killed after recording the removal: the next command completes it (worktree, branch, volumes)", async (t) => {
+  if (!needsEngine(t)) return;
+  await createEnvironment({ cwd: repo.app, branch: "gone" });
+  const volumes = [`${project}-gone_db`, `${project}-gone_media`];
+  for (const v of volumes) sh("docker", ["volume", "create", v]);
+  const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], {
+    encoding: "utf8",
+  });
+  const pid = Number(dead.stdout);
+  const path = join(repo.app, "worktrees", "gone");
+  const header = { v: 1, id: "remove-test", kind: "remove", pid, start: null, host: hostname() };
+  const entry = { seq: 1, op: "removal", root: repo.app, path, branch: "gone", volumes };
+  mkdirSync(runs(), { recursive: true });
+  writeFileSync(join(runs(), "remove-test.jsonl"), `${JSON.stringify(header)}\n${JSON.stringify(entry)}\n`);
+  const { environments } = await listEnvironments({ cwd: repo.app });
+  assert.equal(
+    environments.find((e) => e.branch === "gone"),
+    undefined,
+    "the environment is gone",
+  );
+  assert.ok(!existsSync(path), "worktree removed");
+  assert.equal(sh("git", ["branch", "--list", "gone"], repo.app).trim(), "", "branch deleted");
+  assert.deepEqual(volumesWithPrefix(`${project}-gone_`), [], "volumes removed");
+  assert.deepEqual(readdirSync(runs()), [], "journal removed");
 });
 
 test("a helper of a dead process's ledger that landed before the recovery is removed, without a tombstone", async (t) => {
