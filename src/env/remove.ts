@@ -89,37 +89,22 @@ export async function removeEnvironment(
       env = await findEnvironment(ctx, options.branch);
     } catch (err) {
       if (toDockpackError(err).code !== "ENV_NOT_FOUND") throw err;
-      const finished = recovered.find(
+      // the recovery just completed a killed remove of it, or rolled back its killed import/create
+      const ran = recovered.find(
         (r) =>
-          r.kind === "remove" &&
-          r.outcome === "finished" &&
           r.repo === ctx.root &&
-          r.branch === options.branch,
+          r.branch === options.branch &&
+          ((r.kind === "remove" && r.outcome === "finished") ||
+            ((r.kind === "import" || r.kind === "create") && r.outcome === "rolled-back")),
       );
-      // a remove of it was killed and has just been completed by the recovery
-      if (finished)
+      if (ran)
         return {
           branch: options.branch,
-          path: finished.path ?? "",
-          removedVolumes: finished.volumes,
+          path: ran.path ?? "",
+          removedVolumes: ran.volumes,
           keptVolumes: [],
           branchDeleted: !(await branchExists(options.branch, ctx.root)),
-        };
-      const undone = recovered.find(
-        (r) =>
-          (r.kind === "import" || r.kind === "create") &&
-          r.outcome === "rolled-back" &&
-          r.repo === ctx.root &&
-          r.branch === options.branch,
-      );
-      if (undone)
-        return {
-          branch: options.branch,
-          path: undone.path ?? "",
-          removedVolumes: undone.volumes,
-          keptVolumes: [],
-          branchDeleted: true,
-          rolledBack: true,
+          ...(ran.kind === "remove" ? {} : { rolledBack: true }),
         };
       const half = (await worktreeList(ctx.root)).find((w) => w.branch === options.branch);
       if (!half || !options.force || (await readEnvSettings(half.path).catch(() => null))) throw err;
