@@ -79,10 +79,10 @@ export interface ImageRef {
 
 const PREFIXES: ImageFormat[] = ["docker-daemon", "docker-archive", "oci-archive", "oci"];
 
-async function kind(path: string): Promise<"file" | "dir" | undefined> {
+async function kind(path: string): Promise<"file" | "dir" | "other" | undefined> {
   try {
     const s = await stat(path);
-    return s.isDirectory() ? "dir" : s.isFile() ? "file" : undefined;
+    return s.isDirectory() ? "dir" : s.isFile() ? "file" : "other";
   } catch {
     return undefined;
   }
@@ -129,7 +129,7 @@ export async function parseImageRef(raw: string): Promise<ImageRef> {
   }
   const k = await kind(raw);
   if (k === "dir") return { transport: "oci", path: raw, raw };
-  if (k === "file") return { transport: "docker-archive", path: raw, raw };
+  if (k === "file" || k === "other") return { transport: "docker-archive", path: raw, raw };
   if (/\.(tar|tar\.gz|tgz|oci)$/.test(raw)) {
     throw new DockpackError("IMAGE_NOT_FOUND", `The image archive '${raw}' does not exist.`, {
       hint: "Check the path; for an image in the Docker Engine give its name:tag or ID.",
@@ -153,6 +153,13 @@ async function openFileContainer(
     });
   }
   if (ref.transport === "oci") return { container: new DirContainer(ref.path) };
+  if (k === "other" || k === "dir") {
+    throw new DockpackError(
+      "IMAGE_NOT_FOUND",
+      `The image archive '${ref.path}' is not a regular file (a ${k === "dir" ? "directory" : "fifo, device or socket"}).`,
+      { hint: "Give an archive file (docker save -o FILE), or oci:DIR for an OCI layout directory." },
+    );
+  }
   if (k !== "file") {
     throw new DockpackError("IMAGE_NOT_FOUND", `The image archive '${ref.path}' does not exist.`, {
       hint: "Check the path.",

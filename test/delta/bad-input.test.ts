@@ -1,5 +1,6 @@
 /** Delta bad input: each gets its own error and leaves nothing behind. No engine needed. */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import {
   closeSync,
   mkdtempSync,
@@ -138,6 +139,16 @@ test("an IMAGE that does not exist; an output that exists without -f", async () 
     createDelta({ image: join(dir, "nope.tar"), output: join(dir, "x.dpd") }, r),
     (e: any) => e.code === "IMAGE_NOT_FOUND",
   );
+  // A fifo or a directory given as an archive is named as such, never waited on.
+  const fifo = join(dir, "fifo.tar");
+  execFileSync("mkfifo", [fifo]);
+  for (const image of [`docker-archive:${fifo}`, fifo, `docker-archive:${dir}`]) {
+    await assert.rejects(
+      createDelta({ image, output: join(dir, "x.dpd") }, r),
+      (e: any) => e.code === "IMAGE_NOT_FOUND" && /is not a regular file/.test(e.message),
+    );
+  }
+  rmSync(fifo);
   const before = readFileSync(pkg);
   const res = runCli(["--json", "delta", "create", "--base", v1File, v2File, pkg], { env: DEAD });
   assert.equal(res.code, 1);
