@@ -17,7 +17,7 @@ import { type Reporter, silentReporter } from "../core/output.js";
 import type { UpOptions } from "./compose-run.js";
 import type { EnvConfig } from "./config.js";
 import { CONFIG_FILE, DOCKPACK_DIR, loadEnvConfig } from "./config-file.js";
-import { runsDir } from "./journal.js";
+import { runsDir, stateDir } from "./journal.js";
 import { checkBranchName, composeProjectName, worktreeFolder } from "./naming.js";
 import type { RecoveredRun } from "./recover.js";
 import type { EnvSettings } from "./settings.js";
@@ -31,12 +31,15 @@ const dockerVolumes = () => import("./helper-ledger.js").then(() => import("../c
 const composeRun = () => import("./compose-run.js");
 
 /**
- * recover.ts's `recoverDeadRuns`, imported only when the runs folder holds anything (a journal or
- * a pending-images record, the only things it acts on): with none there it would do nothing.
+ * recover.ts's `recoverDeadRuns`, imported only when the runs or locks folder holds anything (a
+ * journal, ledger, pending-images record or lock, the only things it acts on): with none there it
+ * would do nothing.
  */
 async function recoverDeadRuns(reporter?: Reporter): Promise<RecoveredRun[]> {
   const names = await readdir(runsDir()).catch(() => [] as string[]);
-  if (names.length === 0) return [];
+  // a lock file a process killed before its journal existed is removed there too
+  if (names.length === 0 && (await readdir(join(stateDir(), "locks")).catch(() => [])).length === 0)
+    return [];
   return (await import("./recover.js")).recoverDeadRuns(reporter);
 }
 
