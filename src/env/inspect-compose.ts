@@ -138,7 +138,11 @@ export function composeWarnings(c: InspectedCompose): string[] {
     if (s.privileged) out.push(`${where} runs privileged`);
     for (const n of s.host_namespaces) out.push(`${where} uses ${n}`);
     for (const b of s.bind_mounts_outside)
-      out.push(`${where} bind-mounts '${b}', outside the project folder`);
+      out.push(
+        b.includes("$")
+          ? `${where} bind-mounts '${b}', from a variable: not interpolated here, its value may point outside the project folder`
+          : `${where} bind-mounts '${b}', outside the project folder`,
+      );
     for (const p of s.host_ports)
       out.push(`${where} publishes host port ${p} (as written in the compose file)`);
     if (s.cap_add.length) out.push(`${where} adds capabilities ${s.cap_add.join(", ")}`);

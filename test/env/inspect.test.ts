@@ -115,7 +115,8 @@ test("inspect lists services, volumes with sizes and every setting that reaches 
     "network_mode: host",
     "pid: host",
     "'/'",
-    "../../etc",
+    "'../../etc', outside the project folder",
+    "'${HOME}/.ssh', from a variable: not interpolated here, its value may point outside the project folder",
     "external volume 'shared'",
   ])
     assert.ok(
